@@ -1,0 +1,34 @@
+"""efs-automount: the Chalice app's wiring. Each handler hands its event to chalicelib."""
+
+import os
+
+from chalice import Chalice
+
+from chalicelib import entrypoints
+from chalicelib.events import command_status_pattern, container_instance_pattern, launch_pattern
+from chalicelib.observability import lambda_handler
+from chalicelib.settings import DEFAULT_HOOK_NAME, DEFAULT_MOUNT_DOCUMENT
+
+app = Chalice(app_name="efs-automount", configure_logs=False)
+
+# Decorator arguments are the one place settings are read at import: they shape the EventBridge rules.
+HOOK_NAME = os.environ.get("HOOK_NAME") or DEFAULT_HOOK_NAME
+MOUNT_DOCUMENT = os.environ.get("MOUNT_DOCUMENT") or DEFAULT_MOUNT_DOCUMENT
+
+
+@app.on_cw_event(launch_pattern(HOOK_NAME), name="on_launch")
+@lambda_handler
+def on_launch(event, context):
+    return entrypoints.handle_launch(event)
+
+
+@app.on_cw_event(command_status_pattern(MOUNT_DOCUMENT), name="on_command_status")
+@lambda_handler
+def on_command_status(event, context):
+    return entrypoints.handle_command_status(event)
+
+
+@app.on_cw_event(container_instance_pattern(), name="on_container_instance")
+@lambda_handler
+def on_container_instance(event, context):
+    return entrypoints.handle_container_instance_change(event)

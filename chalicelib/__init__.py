@@ -1,0 +1,1 @@
+"""efs-automount: mount Amazon EFS on ECS hosts and in task definitions, automatically."""

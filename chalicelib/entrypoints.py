@@ -1,0 +1,100 @@
+"""From a raw event to a flow: parse it, check its account, and drop what must be dropped, loudly.
+
+A malformed event or an untrusted account is logged and counted, never raised: retrying
+would not change it. Anything else that goes wrong is raised so that Lambda retries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+from typing import Any, TypeVar
+
+from chalicelib.accounts import AssumeRoleFailed, AwsAccess, UntrustedAccount, aws_accounts
+from chalicelib.events import (
+    EventOrigin,
+    MalformedEvent,
+    parse_command_status,
+    parse_container_instance_change,
+    parse_launch_action,
+)
+from chalicelib.host_record import ContainerInstanceFlow
+from chalicelib.lifecycle import LifecycleFlow, launch_skip_reason
+from chalicelib.observability import count, logger
+from chalicelib.settings import load_settings
+
+Item = TypeVar("Item")
+
+
+@cache
+def lifecycle_flow() -> LifecycleFlow:
+    return LifecycleFlow(load_settings())
+
+
+@cache
+def container_instance_flow() -> ContainerInstanceFlow:
+    return ContainerInstanceFlow()
+
+
+def _handle(
+    event: Any,
+    parse: Callable[[Any], Item],
+    keys: Callable[[Item], dict[str, Any]],
+    skip: Callable[[Item], str | None],
+    act: Callable[[Item, AwsAccess], str],
+) -> dict[str, str]:
+    try:
+        item = parse(event)
+    except MalformedEvent as exc:
+        logger.warning("malformed event dropped", reason=str(exc))
+        count("EventsRejected", Reason="malformed")
+        return {"outcome": f"rejected: {exc}"}
+    origin: EventOrigin = item.origin  # type: ignore[attr-defined]
+    logger.append_keys(account=origin.account, region=origin.region, **keys(item))
+    reason = skip(item)
+    if reason is not None:
+        logger.debug("event ignored", reason=reason)
+        return {"outcome": f"ignored: {reason}"}
+    try:
+        aws = aws_accounts().for_origin(origin)
+    except UntrustedAccount as exc:
+        logger.warning("event from an untrusted account dropped", reason=str(exc))
+        count("EventsRejected", Reason="untrusted-account")
+        return {"outcome": f"rejected: {exc}"}
+    except AssumeRoleFailed as exc:
+        # Raised on purpose: a role that is being set up or a throttled STS may work on Lambda's retry.
+        logger.error("cannot act in a trusted account", reason=str(exc))
+        count("AssumeRoleFailures")
+        raise
+    return {"outcome": act(item, aws)}
+
+
+def handle_launch(event: Any) -> dict[str, str]:
+    settings = load_settings()
+    return _handle(
+        event,
+        parse_launch_action,
+        lambda a: {"instance_id": a.instance_id, "group": a.group_name},
+        lambda a: launch_skip_reason(a, settings),
+        lifecycle_flow().on_launch,
+    )
+
+
+def handle_command_status(event: Any) -> dict[str, str]:
+    return _handle(
+        event,
+        parse_command_status,
+        lambda s: {"instance_id": s.instance_id, "command_id": s.command_id},
+        lambda s: None,
+        lifecycle_flow().on_command_status,
+    )
+
+
+def handle_container_instance_change(event: Any) -> dict[str, str]:
+    return _handle(
+        event,
+        parse_container_instance_change,
+        lambda c: {"instance_id": c.instance_id, "container_instance": c.container_instance_arn},
+        lambda c: None,
+        container_instance_flow().on_change,
+    )

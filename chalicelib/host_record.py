@@ -1,0 +1,135 @@
+"""What efs-automount records on a host (EC2 tags) and the ECS attribute that follows from it.
+
+A confirmed mount is tagged on the instance; the host's container instance, once
+known, is tagged too. Whichever of the two comes second sets the attribute
+`efs-automount.<file-system-id>`. Each side writes its own tag before it reads the
+other's, so that in any interleaving at least one of them sees both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from chalicelib.accounts import AwsAccess
+from chalicelib.events import CLUSTER_ARN, CONTAINER_INSTANCE_ARN, ContainerInstanceChange
+from chalicelib.groups import GroupTagCache
+from chalicelib.mount_spec import FILE_SYSTEM_ID, FILE_SYSTEM_TAG, MountSpec
+from chalicelib.observability import logger
+
+MOUNTED_TAG_PREFIX = "efs-automount:mounted:"
+CLUSTER_TAG = "efs-automount:ecs-cluster"
+CONTAINER_INSTANCE_TAG = "efs-automount:container-instance"
+GROUP_NAME_TAG = "aws:autoscaling:groupName"
+ATTRIBUTE_PREFIX = "efs-automount."
+
+
+def attribute_name(file_system_id: str) -> str:
+    return f"{ATTRIBUTE_PREFIX}{file_system_id}"
+
+
+@dataclass(frozen=True)
+class HostRecord:
+    """What the instance's tags say: its group, confirmed mounts, and its container instance."""
+
+    group_name: str | None = None
+    mounts: dict[str, str] = field(default_factory=dict)
+    cluster_arn: str | None = None
+    container_instance_arn: str | None = None
+
+
+def host_record_from_tags(tags: dict[str, str]) -> HostRecord:
+    mounts = {
+        key.removeprefix(MOUNTED_TAG_PREFIX): value
+        for key, value in tags.items()
+        if key.startswith(MOUNTED_TAG_PREFIX) and FILE_SYSTEM_ID.match(key.removeprefix(MOUNTED_TAG_PREFIX))
+    }
+    cluster = tags.get(CLUSTER_TAG)
+    container_instance = tags.get(CONTAINER_INSTANCE_TAG)
+    known = bool(cluster and CLUSTER_ARN.match(cluster) and container_instance)
+    return HostRecord(
+        group_name=tags.get(GROUP_NAME_TAG),
+        mounts=mounts,
+        cluster_arn=cluster if known else None,
+        container_instance_arn=container_instance if known and CONTAINER_INSTANCE_ARN.match(container_instance) else None,
+    )
+
+
+def read_host_record(ec2: Any, instance_id: str) -> HostRecord:
+    tags: dict[str, str] = {}
+    for page in ec2.get_paginator("describe_tags").paginate(
+        Filters=[{"Name": "resource-id", "Values": [instance_id]}]
+    ):
+        tags.update({tag["Key"]: tag["Value"] for tag in page["Tags"]})
+    return host_record_from_tags(tags)
+
+
+def record_mount(ec2: Any, instance_id: str, spec: MountSpec) -> None:
+    ec2.create_tags(
+        Resources=[instance_id], Tags=[{"Key": f"{MOUNTED_TAG_PREFIX}{spec.file_system_id}", "Value": spec.mount_path}]
+    )
+
+
+def set_mount_attributes(ecs: Any, cluster_arn: str, container_instance_arn: str, mounts: dict[str, str]) -> None:
+    # With a full ARN as targetId, ECS needs no targetType.
+    ecs.put_attributes(
+        cluster=cluster_arn,
+        attributes=[
+            {"name": attribute_name(fs), "value": path, "targetId": container_instance_arn}
+            for fs, path in sorted(mounts.items())
+        ],
+    )
+
+
+class ContainerInstanceFlow:
+    """Sets the mount attribute on container instances of mounted hosts when they register."""
+
+    # Bounds the memory of a long-lived container; forgetting only costs a lookup.
+    MAX_REMEMBERED = 10_000
+
+    def __init__(self, group_tags: GroupTagCache | None = None) -> None:
+        self._group_tags = group_tags or GroupTagCache()
+        # Container instances needing nothing more from this flow: the status flow takes it from there.
+        self._settled: set[str] = set()
+
+    def on_change(self, change: ContainerInstanceChange, aws: AwsAccess) -> str:
+        if change.instance_id is None:
+            return "ignored: not an EC2 instance"
+        if any(name.startswith(ATTRIBUTE_PREFIX) for name in change.attributes):
+            return "ignored: attribute already set"
+        if change.container_instance_arn in self._settled:
+            return "ignored: already recorded"
+        ec2 = aws.client("ec2")
+        record = read_host_record(ec2, change.instance_id)
+        if not record.mounts and record.container_instance_arn != change.container_instance_arn:
+            if not self._group_wants_efs(record, aws):
+                self._settle(change.container_instance_arn)
+                return "ignored: host is not in a group tagged for EFS"
+            ec2.create_tags(
+                Resources=[change.instance_id],
+                Tags=[
+                    {"Key": CLUSTER_TAG, "Value": change.cluster_arn},
+                    {"Key": CONTAINER_INSTANCE_TAG, "Value": change.container_instance_arn},
+                ],
+            )
+            # The mount may have been confirmed since the first read: read again after writing.
+            record = read_host_record(ec2, change.instance_id)
+        if record.mounts:
+            set_mount_attributes(aws.client("ecs"), change.cluster_arn, change.container_instance_arn, record.mounts)
+            logger.info("mount attribute set on registration", mounts=record.mounts, cluster=change.cluster_arn)
+            return "attribute set"
+        self._settle(change.container_instance_arn)
+        logger.info("container instance recorded; the attribute follows the mount", cluster=change.cluster_arn)
+        return "recorded, waiting for the mount"
+
+    def _group_wants_efs(self, record: HostRecord, aws: AwsAccess) -> bool:
+        if record.group_name is None:
+            return False
+        key = (aws.account, aws.region, record.group_name)
+        tags = self._group_tags.get(key, aws.client("autoscaling"), record.group_name)
+        return bool(tags and FILE_SYSTEM_TAG in tags)
+
+    def _settle(self, container_instance_arn: str) -> None:
+        if len(self._settled) >= self.MAX_REMEMBERED:
+            self._settled.clear()
+        self._settled.add(container_instance_arn)

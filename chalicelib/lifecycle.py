@@ -1,0 +1,234 @@
+"""The launch lifecycle flow: a new host waits in Pending:Wait until its EFS mount is confirmed.
+
+Launch event -> group tags -> SSM agent online -> mount command sent.
+Command status event -> status confirmed with SSM -> host recorded, attribute set -> action completed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib.accounts import AwsAccess
+from chalicelib.events import LAUNCH_TRANSITION, CommandStatus, LaunchAction
+from chalicelib.groups import group_tags
+from chalicelib.host_record import read_host_record, record_mount, set_mount_attributes
+from chalicelib.lifecycle_result import LifecycleResult
+from chalicelib.mount_spec import (
+    FILE_SYSTEM_TAG,
+    MOUNT_PATH_TAG,
+    MountConfigError,
+    MountSpec,
+    failure_result_from_tags,
+    mount_command_parameters,
+    mount_spec_from_tags,
+)
+from chalicelib.observability import count, logger
+from chalicelib.settings import Settings
+
+ALREADY_DECIDED = "No active Lifecycle Action found"
+
+
+class AgentNotReady(Exception):
+    """The host's SSM agent is not online yet; the launch event must be tried again later."""
+
+
+def lifecycle_result_for(command_status: str, failure_result: LifecycleResult) -> LifecycleResult:
+    """The result a final command status decides: only a successful mount lets the host in."""
+    return LifecycleResult.CONTINUE if command_status == "Success" else failure_result
+
+
+def launch_skip_reason(action: LaunchAction, settings: Settings) -> str | None:
+    """Why a launch event is none of our business, decided without any AWS call."""
+    if action.hook_name != settings.hook_name:
+        return f"hook {action.hook_name} is not ours ({settings.hook_name})"
+    if action.transition != LAUNCH_TRANSITION:
+        return f"transition {action.transition} is not a launch"
+    return None
+
+
+def complete_lifecycle_action(
+    autoscaling: Any, hook_name: str, group_name: str, instance_id: str, result: LifecycleResult
+) -> bool:
+    """Complete our hook's action for the instance; False when it was already decided."""
+    try:
+        autoscaling.complete_lifecycle_action(
+            LifecycleHookName=hook_name,
+            AutoScalingGroupName=group_name,
+            InstanceId=instance_id,
+            LifecycleActionResult=result.value,
+        )
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        if error.get("Code") == "ValidationError" and ALREADY_DECIDED in error.get("Message", ""):
+            logger.info("lifecycle action was already decided", result=result.value)
+            return False
+        raise
+    logger.info("lifecycle action completed", result=result.value, group=group_name)
+    count("HooksCompleted", Result=result.value)
+    return True
+
+
+class LifecycleFlow:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    def _complete(self, aws: AwsAccess, group_name: str, instance_id: str, result: LifecycleResult) -> str:
+        completed = complete_lifecycle_action(
+            aws.client("autoscaling"), self._settings.hook_name, group_name, instance_id, result
+        )
+        return f"completed {result.value}" if completed else "already decided"
+
+    def on_launch(self, action: LaunchAction, aws: AwsAccess) -> str:
+        if action.into_warm_pool:
+            # A warm-pool host is stopped before use; it mounts on the launch event that takes it out.
+            return self._complete(aws, action.group_name, action.instance_id, LifecycleResult.CONTINUE)
+        tags = group_tags(aws.client("autoscaling"), action.group_name)
+        if tags is None:
+            logger.warning("group no longer exists; nothing to decide", group=action.group_name)
+            return "ignored: group gone"
+        try:
+            failure_result = failure_result_from_tags(tags, self._settings.on_failure)
+            spec = mount_spec_from_tags(tags)
+        except MountConfigError as exc:
+            logger.error(
+                "group tag is invalid; no mount command sent",
+                tag=exc.tag,
+                reason=exc.reason,
+                group=action.group_name,
+            )
+            count("MountsFailed", Reason="invalid-tag")
+            result = _safe_failure_result(tags, self._settings.on_failure)
+            return self._complete(aws, action.group_name, action.instance_id, result)
+        if spec is None:
+            logger.error(
+                f"group has no {FILE_SYSTEM_TAG} tag but uses the {self._settings.hook_name} hook; letting the host in",
+                group=action.group_name,
+            )
+            return self._complete(aws, action.group_name, action.instance_id, LifecycleResult.CONTINUE)
+        return self._send_mount_command(action, aws, spec, failure_result)
+
+    def _send_mount_command(
+        self, action: LaunchAction, aws: AwsAccess, spec: MountSpec, failure_result: LifecycleResult
+    ) -> str:
+        ssm = aws.client("ssm")
+        if not _agent_online(ssm, action.instance_id):
+            logger.warning("SSM agent not online yet; the launch event will be retried")
+            raise AgentNotReady(f"SSM agent on {action.instance_id} is not online yet")
+        try:
+            command = ssm.send_command(
+                DocumentName=self._settings.mount_document,
+                InstanceIds=[action.instance_id],
+                Parameters=mount_command_parameters(spec, aws.region),
+                TimeoutSeconds=self._settings.command_timeout_seconds,
+                Comment=f"efs-automount: mount {spec.file_system_id} at launch"[:100],
+            )["Command"]
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code == "InvalidInstanceId":
+                raise AgentNotReady(f"SSM does not accept {action.instance_id} yet") from exc
+            if code in ("InvalidDocument", "InvalidParameters", "InvalidDocumentVersion"):
+                logger.error(
+                    "mount document refused the command; deploy the document (README: Deploy)",
+                    document=self._settings.mount_document,
+                    error=str(exc),
+                )
+                count("MountsFailed", Reason="document")
+                return self._complete(aws, action.group_name, action.instance_id, failure_result)
+            raise
+        logger.info(
+            "mount command sent",
+            command_id=command["CommandId"],
+            file_system_id=spec.file_system_id,
+            mount_path=spec.mount_path,
+        )
+        count("MountCommandsSent")
+        return f"mount command sent: {command['CommandId']}"
+
+    def on_command_status(self, status: CommandStatus, aws: AwsAccess) -> str:
+        if status.document_name != self._settings.mount_document:
+            return f"ignored: document {status.document_name} is not ours"
+        ssm = aws.client("ssm")
+        commands = ssm.list_commands(CommandId=status.command_id)["Commands"]
+        # Act on what SSM says, not on the event: confirm the document, the host and the status.
+        if not commands or commands[0]["DocumentName"] != self._settings.mount_document:
+            logger.warning("command not found in SSM or not ours; ignored", command_id=status.command_id)
+            return "ignored: command not confirmed"
+        command = commands[0]
+        if status.instance_id not in command.get("InstanceIds", []):
+            logger.warning("command did not target this instance; ignored", command_id=status.command_id)
+            return "ignored: command not confirmed"
+        confirmed = _confirmed_status(ssm, command, status.instance_id)
+        if confirmed != status.status:
+            logger.warning(
+                "SSM reports another status than the event; waiting for its own event",
+                event_status=status.status,
+                ssm_status=confirmed,
+            )
+            return f"ignored: SSM says {confirmed}"
+        if confirmed != "Success":
+            return self._on_mount_failed(aws, status, confirmed)
+        spec = _spec_from_parameters(command.get("Parameters", {}))
+        if spec is None:
+            logger.error("command parameters are not a valid mount; ignored", command_id=status.command_id)
+            return "ignored: parameters not a mount"
+        return self._on_mounted(aws, status, spec)
+
+    def _on_mounted(self, aws: AwsAccess, status: CommandStatus, spec: MountSpec) -> str:
+        ec2 = aws.client("ec2")
+        # Write the mount before reading the container instance: see host_record.
+        record_mount(ec2, status.instance_id, spec)
+        record = read_host_record(ec2, status.instance_id)
+        count("MountsSucceeded")
+        logger.info("mount confirmed", file_system_id=spec.file_system_id, mount_path=spec.mount_path)
+        if record.cluster_arn and record.container_instance_arn:
+            set_mount_attributes(
+                aws.client("ecs"),
+                record.cluster_arn,
+                record.container_instance_arn,
+                {spec.file_system_id: spec.mount_path},
+            )
+            logger.info("mount attribute set", cluster=record.cluster_arn)
+        if record.group_name is None:
+            return "mounted; host is not in an Auto Scaling group"
+        return self._complete(aws, record.group_name, status.instance_id, LifecycleResult.CONTINUE)
+
+    def _on_mount_failed(self, aws: AwsAccess, status: CommandStatus, confirmed: str) -> str:
+        count("MountsFailed", Reason=confirmed)
+        record = read_host_record(aws.client("ec2"), status.instance_id)
+        if record.group_name is None:
+            logger.error("mount failed on a host outside any Auto Scaling group", status=confirmed)
+            return f"mount {confirmed}; host is not in an Auto Scaling group"
+        tags = group_tags(aws.client("autoscaling"), record.group_name) or {}
+        result = lifecycle_result_for(confirmed, _safe_failure_result(tags, self._settings.on_failure))
+        logger.error("mount failed", status=confirmed, result=result.value, group=record.group_name)
+        return self._complete(aws, record.group_name, status.instance_id, result)
+
+
+def _safe_failure_result(tags: dict[str, str], default: LifecycleResult) -> LifecycleResult:
+    try:
+        return failure_result_from_tags(tags, default)
+    except MountConfigError:
+        return default
+
+
+def _agent_online(ssm: Any, instance_id: str) -> bool:
+    info = ssm.describe_instance_information(Filters=[{"Key": "InstanceIds", "Values": [instance_id]}])
+    return any(item.get("PingStatus") == "Online" for item in info.get("InstanceInformationList", []))
+
+
+def _confirmed_status(ssm: Any, command: dict[str, Any], instance_id: str) -> str:
+    # A one-host command's status is its invocation's; only a wider command needs the invocation read.
+    if command.get("InstanceIds") == [instance_id]:
+        return command["Status"]
+    return ssm.get_command_invocation(CommandId=command["CommandId"], InstanceId=instance_id)["Status"]
+
+
+def _spec_from_parameters(parameters: dict[str, list[str]]) -> MountSpec | None:
+    """The mount a command asked for, read back from its parameters (None if they are not ours)."""
+    try:
+        tags = {FILE_SYSTEM_TAG: parameters["FileSystemId"][0], MOUNT_PATH_TAG: parameters["MountPath"][0]}
+        return mount_spec_from_tags(tags)
+    except (KeyError, IndexError, TypeError, MountConfigError):
+        return None

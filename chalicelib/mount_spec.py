@@ -1,0 +1,104 @@
+"""What to mount on a group's hosts: the group's tags, validated, and the SSM parameters they become.
+
+Pure functions over plain data. The patterns here are the only gate between a tag
+value and a root shell on the host, and the mount document repeats them as its
+parameters' allowedPattern (tools/build_mount_document.py).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from chalicelib.lifecycle_result import LifecycleResult
+
+TAG_PREFIX = "efs-automount:"
+FILE_SYSTEM_TAG = "efs-automount:file-system-id"
+MOUNT_PATH_TAG = "efs-automount:mount-path"
+ACCESS_POINT_TAG = "efs-automount:access-point-id"
+ON_FAILURE_TAG = "efs-automount:on-failure"
+
+FILE_SYSTEM_ID = re.compile(r"^fs-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
+ACCESS_POINT_ID = re.compile(r"^fsap-[0-9a-f]{17}$")
+# 128 at most: the path is also the value of the ECS attribute, which allows no more.
+MOUNT_PATH = re.compile(r"^/[A-Za-z0-9._/-]{1,127}$")
+REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$")
+# Mounting over any of these would break the host, so no tag may ask for it.
+SYSTEM_PATHS = frozenset(
+    "/ /bin /boot /dev /etc /home /lib /lib64 /opt /proc /root /run /sbin /sys /tmp /usr /var "
+    "/var/lib /var/lib/docker /var/lib/ecs /var/log /var/run /var/cache /var/lib/containerd".split()
+)
+
+
+class MountConfigError(ValueError):
+    """A group tag has a value efs-automount refuses; the message names the tag and why."""
+
+    def __init__(self, tag: str, reason: str) -> None:
+        super().__init__(f"tag {tag}: {reason}")
+        self.tag = tag
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class MountSpec:
+    file_system_id: str
+    mount_path: str
+    access_point_id: str | None = None
+
+
+def default_mount_path(file_system_id: str) -> str:
+    return f"/mnt/efs/{file_system_id}"
+
+
+def validate_mount_path(path: str, tag: str) -> str:
+    if not MOUNT_PATH.match(path):
+        raise MountConfigError(tag, f"{path[:80]!r} is not an absolute path of [A-Za-z0-9._/-] up to 128 characters")
+    if ".." in path:
+        raise MountConfigError(tag, f"{path!r} contains '..'")
+    normalised = re.sub(r"/+", "/", path).rstrip("/") or "/"
+    if normalised != path:
+        raise MountConfigError(tag, f"{path!r} is not in normal form; write {normalised!r}")
+    if any(part in ("", ".") for part in path.split("/")[1:]):
+        raise MountConfigError(tag, f"{path!r} has an empty or '.' component")
+    if path in SYSTEM_PATHS:
+        raise MountConfigError(tag, f"{path!r} is a system directory; mounting over it would break the host")
+    return path
+
+
+def mount_spec_from_tags(tags: Mapping[str, str]) -> MountSpec | None:
+    """The mount a group asks for, None when it has no file system tag; raises MountConfigError."""
+    if FILE_SYSTEM_TAG not in tags:
+        return None
+    file_system_id = tags[FILE_SYSTEM_TAG]
+    if not FILE_SYSTEM_ID.match(file_system_id):
+        raise MountConfigError(FILE_SYSTEM_TAG, f"{file_system_id[:80]!r} is not fs- followed by 8 or 17 hex digits")
+    mount_path = tags.get(MOUNT_PATH_TAG) or default_mount_path(file_system_id)
+    validate_mount_path(mount_path, MOUNT_PATH_TAG)
+    access_point_id = tags.get(ACCESS_POINT_TAG) or None
+    if access_point_id is not None and not ACCESS_POINT_ID.match(access_point_id):
+        raise MountConfigError(ACCESS_POINT_TAG, f"{access_point_id[:80]!r} is not fsap- followed by 17 hex digits")
+    return MountSpec(file_system_id=file_system_id, mount_path=mount_path, access_point_id=access_point_id)
+
+
+def failure_result_from_tags(tags: Mapping[str, str], default: LifecycleResult) -> LifecycleResult:
+    """The result for a host whose mount failed for good; raises MountConfigError for a bad tag."""
+    value = tags.get(ON_FAILURE_TAG)
+    if value is None:
+        return default
+    try:
+        return LifecycleResult(value)
+    except ValueError:
+        raise MountConfigError(ON_FAILURE_TAG, f"{value[:80]!r} is neither ABANDON nor CONTINUE") from None
+
+
+def mount_command_parameters(spec: MountSpec, region: str) -> dict[str, list[str]]:
+    """The SendCommand parameters for the mount document: exactly what reaches the host."""
+    if not REGION.match(region):
+        raise ValueError(f"region {region[:40]!r} is not an AWS region name")
+    return {
+        "FileSystemId": [spec.file_system_id],
+        "MountPath": [spec.mount_path],
+        "Region": [region],
+        "AccessPointId": [spec.access_point_id or ""],
+    }

@@ -1,0 +1,81 @@
+"""The app's settings: Lambda environment variables parsed once into a frozen value."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+
+from chalicelib.lifecycle_result import LifecycleResult
+
+DEFAULT_HOOK_NAME = "efs-automount"
+DEFAULT_MEMBER_ROLE_NAME = "efs-automount-member"
+DEFAULT_MOUNT_DOCUMENT = "efs-automount-mount"
+
+ACCOUNT_ID = re.compile(r"^\d{12}$")
+# IAM role names and SSM document / lifecycle hook names, as the service APIs define them.
+ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
+HOOK_NAME = re.compile(r"^[A-Za-z0-9\-_/]{1,255}$")
+DOCUMENT_NAME = re.compile(r"^[a-zA-Z0-9_\-.]{3,128}$")
+EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
+
+
+class SettingsError(ValueError):
+    """A Lambda environment variable has a value the app cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    hook_name: str = DEFAULT_HOOK_NAME
+    trusted_accounts: frozenset[str] = frozenset()
+    member_role_name: str = DEFAULT_MEMBER_ROLE_NAME
+    external_id: str | None = None
+    on_failure: LifecycleResult = LifecycleResult.ABANDON
+    mount_document: str = DEFAULT_MOUNT_DOCUMENT
+    # Seconds SSM may take to deliver the command and the script may run.
+    command_timeout_seconds: int = 600
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Settings:
+        def text(name: str, default: str, pattern: re.Pattern[str]) -> str:
+            value = environ.get(name, "").strip() or default
+            if not pattern.match(value):
+                raise SettingsError(f"{name}={value!r} is not valid: expected {pattern.pattern}")
+            return value
+
+        accounts = [a.strip() for a in environ.get("TRUSTED_ACCOUNTS", "").split(",") if a.strip()]
+        bad = [a for a in accounts if not ACCOUNT_ID.match(a)]
+        if bad:
+            raise SettingsError(f"TRUSTED_ACCOUNTS has entries that are not 12-digit account ids: {bad}")
+
+        external_id = environ.get("EXTERNAL_ID", "").strip() or None
+        if external_id is not None and not EXTERNAL_ID.match(external_id):
+            raise SettingsError("EXTERNAL_ID is not valid: expected 2 to 1224 of [\\w+=,.@:/-]")
+
+        on_failure = environ.get("ON_FAILURE", "").strip() or LifecycleResult.ABANDON.value
+        try:
+            failure_result = LifecycleResult(on_failure)
+        except ValueError:
+            raise SettingsError(f"ON_FAILURE={on_failure!r} is not valid: expected ABANDON or CONTINUE") from None
+
+        timeout = environ.get("COMMAND_TIMEOUT_SECONDS", "").strip() or "600"
+        if not timeout.isdigit() or not 30 <= int(timeout) <= 2880:
+            raise SettingsError(f"COMMAND_TIMEOUT_SECONDS={timeout!r} is not valid: expected 30 to 2880")
+
+        return cls(
+            hook_name=text("HOOK_NAME", DEFAULT_HOOK_NAME, HOOK_NAME),
+            trusted_accounts=frozenset(accounts),
+            member_role_name=text("MEMBER_ROLE_NAME", DEFAULT_MEMBER_ROLE_NAME, ROLE_NAME),
+            external_id=external_id,
+            on_failure=failure_result,
+            mount_document=text("MOUNT_DOCUMENT", DEFAULT_MOUNT_DOCUMENT, DOCUMENT_NAME),
+            command_timeout_seconds=int(timeout),
+        )
+
+
+@cache
+def load_settings() -> Settings:
+    """The settings of this Lambda container, parsed on first use."""
+    return Settings.from_environ(os.environ)

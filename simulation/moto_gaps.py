@@ -1,0 +1,386 @@
+"""What moto lacks for efs-automount, filled in as AWS documents it. Test and simulation code only.
+
+`install()` extends moto in this process, so the in-process `mock_aws` of the tests and
+the ThreadedMotoServer of the demo behave alike:
+
+- Auto Scaling: a host launched into a group with a launch lifecycle hook waits in
+  Pending:Wait and an `EC2 Instance-launch Lifecycle Action` event is emitted per hook;
+  CompleteLifecycleAction (CONTINUE puts it in service, ABANDON terminates it; an action
+  already decided raises ValidationError "No active Lifecycle Action found ...") and
+  RecordLifecycleActionHeartbeat exist.
+- SSM: SSM agents register per host (`register_agent`); DescribeInstanceInformation
+  reports them; SendCommand checks the document, its parameters' allowedPattern and that
+  every host is a managed instance (InvalidInstanceId), and leaves the command InProgress
+  until `finish_invocation` answers as the host's agent would, which emits the
+  `EC2 Command Invocation Status-change Notification`; ListCommandInvocations exists.
+- ECS: RegisterContainerInstance emits an `ECS Container Instance State Change` event.
+
+Events AWS would put on the default event bus are appended to `WORLD.outbox`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from moto.autoscaling import models as asg_models
+from moto.autoscaling.exceptions import ValidationError as AsgValidationError
+from moto.autoscaling.responses import AutoScalingResponse
+from moto.core.exceptions import ServiceException
+from moto.core.responses import ActionResult, EmptyResult
+from moto.ecs import models as ecs_models
+from moto.ssm import models as ssm_models
+from moto.ssm.responses import SimpleSystemManagerResponse
+
+LAUNCHING = "autoscaling:EC2_INSTANCE_LAUNCHING"
+FINAL_STATUSES = ("Success", "Failed", "TimedOut", "Cancelled")
+
+
+class SsmError(ServiceException):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(code, message)
+
+
+@dataclass
+class PendingAction:
+    token: str
+    hook_name: str
+    group_name: str
+    instance_id: str
+    heartbeats: int = 0
+
+
+@dataclass
+class World:
+    """The state moto does not keep, per (account, region, instance id)."""
+
+    actions: dict[tuple[str, str, str], PendingAction] = field(default_factory=dict)
+    decided: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    agents: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def reset(self) -> None:
+        with self.lock:
+            self.actions.clear()
+            self.decided.clear()
+            self.agents.clear()
+            self.outbox.clear()
+
+    def emit(self, account: str, region: str, source: str, detail_type: str, detail: dict[str, Any], resources: list[str]) -> None:
+        with self.lock:
+            self.outbox.append(
+                {
+                    "version": "0",
+                    "id": str(uuid.uuid4()),
+                    "detail-type": detail_type,
+                    "source": source,
+                    "account": account,
+                    "time": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "region": region,
+                    "resources": resources,
+                    "detail": detail,
+                }
+            )
+
+    def drain(self) -> list[dict[str, Any]]:
+        with self.lock:
+            events, self.outbox[:] = list(self.outbox), []
+            return events
+
+
+WORLD = World()
+_installed = False
+
+
+def register_agent(account: str, region: str, instance_id: str, ping_status: str = "Online") -> None:
+    """The host's SSM agent has registered (or changed its ping status)."""
+    with WORLD.lock:
+        WORLD.agents[(account, region, instance_id)] = ping_status
+
+
+def pending_action(account: str, region: str, instance_id: str) -> PendingAction | None:
+    return WORLD.actions.get((account, region, instance_id))
+
+
+def decided_result(account: str, region: str, instance_id: str) -> str | None:
+    return WORLD.decided.get((account, region, instance_id))
+
+
+# --- Auto Scaling -------------------------------------------------------------------------
+
+
+def _launch_hooks(group: Any) -> list[Any]:
+    backend = group.autoscaling_backend
+    return [
+        hook
+        for hook in backend.lifecycle_hooks.values()
+        if hook.auto_scaling_group_name == group.name and hook.lifecycle_transition == LAUNCHING
+    ]
+
+
+def _replace_instances(original: Any) -> Any:
+    def replace_autoscaling_group_instances(self: Any, count_needed: int, propagated_tags: dict[str, str]) -> None:
+        before = {state.instance.id for state in self.instance_states}
+        original(self, count_needed, propagated_tags)
+        hooks = _launch_hooks(self)
+        if not hooks:
+            return
+        backend = self.autoscaling_backend
+        for state in self.instance_states:
+            if state.instance.id in before:
+                continue
+            state.lifecycle_state = "Pending:Wait"
+            for hook in hooks:
+                action = PendingAction(str(uuid.uuid4()), hook.name, self.name, state.instance.id)
+                with WORLD.lock:
+                    WORLD.actions[(backend.account_id, backend.region_name, state.instance.id)] = action
+                WORLD.emit(
+                    backend.account_id,
+                    backend.region_name,
+                    "aws.autoscaling",
+                    "EC2 Instance-launch Lifecycle Action",
+                    {
+                        "Origin": "EC2",
+                        "Destination": "AutoScalingGroup",
+                        "LifecycleActionToken": action.token,
+                        "AutoScalingGroupName": self.name,
+                        "LifecycleHookName": hook.name,
+                        "EC2InstanceId": state.instance.id,
+                        "LifecycleTransition": LAUNCHING,
+                    },
+                    [self.arn],
+                )
+
+    return replace_autoscaling_group_instances
+
+
+def _active_instances(self: Any) -> list[Any]:
+    # Hosts waiting on a hook count toward the desired capacity, as in AWS.
+    return [x for x in self.instance_states if x.lifecycle_state in ("InService", "Pending", "Pending:Wait")]
+
+
+def _find_action(backend: Any, params: dict[str, Any], operation: str) -> PendingAction:
+    instance_id = params.get("InstanceId")
+    token = params.get("LifecycleActionToken")
+    with WORLD.lock:
+        candidates = [
+            (key, action)
+            for key, action in WORLD.actions.items()
+            if key[:2] == (backend.account_id, backend.region_name)
+            and (instance_id is None or action.instance_id == instance_id)
+            and (token is None or action.token == token)
+            and action.hook_name == params.get("LifecycleHookName")
+            and action.group_name == params.get("AutoScalingGroupName")
+        ]
+    if not instance_id and not token:
+        raise AsgValidationError("InstanceId or LifecycleActionToken is required")
+    if not candidates:
+        what = f"instance ID {instance_id}" if instance_id else f"token {token}"
+        raise AsgValidationError(f"No active Lifecycle Action found with {what}")
+    return candidates[0][1]
+
+
+def complete_lifecycle_action(self: AutoScalingResponse) -> EmptyResult:
+    params = self._get_params()
+    backend = self.autoscaling_backend
+    result = params.get("LifecycleActionResult")
+    if result not in ("CONTINUE", "ABANDON"):
+        raise AsgValidationError("LifecycleActionResult must be CONTINUE or ABANDON")
+    action = _find_action(backend, params, "CompleteLifecycleAction")
+    key = (backend.account_id, backend.region_name, action.instance_id)
+    with WORLD.lock:
+        del WORLD.actions[key]
+        WORLD.decided[key] = result
+    group = backend.autoscaling_groups[action.group_name]
+    state = next(s for s in group.instance_states if s.instance.id == action.instance_id)
+    if result == "CONTINUE":
+        state.lifecycle_state = "InService"
+    else:
+        group.instance_states.remove(state)
+        backend.ec2_backend.terminate_instances([action.instance_id])
+    return EmptyResult()
+
+
+def record_lifecycle_action_heartbeat(self: AutoScalingResponse) -> EmptyResult:
+    action = _find_action(self.autoscaling_backend, self._get_params(), "RecordLifecycleActionHeartbeat")
+    action.heartbeats += 1
+    return EmptyResult()
+
+
+# --- SSM ------------------------------------------------------------------------------------
+
+
+def describe_instance_information(self: SimpleSystemManagerResponse) -> ActionResult:
+    params = self._get_params()
+    wanted: set[str] | None = None
+    for item in params.get("Filters", []) + params.get("InstanceInformationFilterList", []):
+        if item.get("Key") in ("InstanceIds", "InstanceId"):
+            wanted = set(item.get("Values") or item.get("valueSet") or [])
+    backend = self.ssm_backend
+    with WORLD.lock:
+        agents = [
+            (key[2], status)
+            for key, status in WORLD.agents.items()
+            if key[:2] == (backend.account_id, backend.region_name) and (wanted is None or key[2] in wanted)
+        ]
+    info = [
+        {
+            "InstanceId": instance_id,
+            "PingStatus": status,
+            "PlatformType": "Linux",
+            "PlatformName": "Amazon Linux",
+            "AgentVersion": "3.3.2746.0",
+            "ResourceType": "EC2Instance",
+        }
+        for instance_id, status in sorted(agents)
+    ]
+    return ActionResult({"InstanceInformationList": info})
+
+
+def _check_parameters(document: Any, parameters: dict[str, list[str]]) -> None:
+    declared = json.loads(document.content).get("parameters", {}) if document.document_format == "JSON" else {}
+    for name in parameters:
+        if name not in declared:
+            raise SsmError("InvalidParameters", f"Parameter {name} is not declared by document {document.name}")
+    for name, spec in declared.items():
+        values = parameters.get(name)
+        if values is None:
+            if "default" not in spec:
+                raise SsmError("InvalidParameters", f"Parameter {name} is required by document {document.name}")
+            continue
+        pattern = spec.get("allowedPattern")
+        for value in values:
+            if pattern is not None and not re.search(pattern, value):
+                raise SsmError("InvalidParameters", f"Parameter {name} value fails allowedPattern {pattern}")
+
+
+def _send_command(original: Any) -> Any:
+    def send_command(self: Any, **kwargs: Any) -> Any:
+        document_name = kwargs.get("document_name")
+        documents = self._documents.get(document_name)
+        if documents is None:
+            raise SsmError("InvalidDocument", f"Document {document_name} does not exist in this account and region")
+        _check_parameters(documents.get_default_version(), kwargs.get("parameters") or {})
+        with WORLD.lock:
+            for instance_id in kwargs.get("instance_ids") or []:
+                if (self.account_id, self.region_name, instance_id) not in WORLD.agents:
+                    raise SsmError("InvalidInstanceId", f"Instances [[{instance_id}]] not in a valid state for account")
+        command = original(self, **kwargs)
+        command.status = "InProgress"
+        command.status_details = "InProgress"
+        command.completed_count = 0
+        for invocation in command.invocations:
+            invocation.update(Status="InProgress", StatusDetails="InProgress", ResponseCode=-1, PluginName="mountEfs")
+        return command
+
+    return send_command
+
+
+def finish_invocation(
+    account: str,
+    region: str,
+    command_id: str,
+    instance_id: str,
+    status: str,
+    response_code: int = 0,
+    output: str = "",
+    emit: bool = True,
+) -> None:
+    """Answer a command as the host's SSM agent would: the invocation ends, and SSM emits its event."""
+    assert status in FINAL_STATUSES, status
+    backend = ssm_models.ssm_backends[account][region]
+    command = backend.get_command_by_id(command_id)
+    invocation = command.get_invocation(instance_id, None)
+    invocation.update(Status=status, StatusDetails=status, ResponseCode=response_code, StandardOutputContent=output)
+    if all(i["Status"] in FINAL_STATUSES for i in command.invocations):
+        statuses = {i["Status"] for i in command.invocations}
+        command.status = "Success" if statuses == {"Success"} else next(iter(statuses - {"Success"}))
+        command.status_details = command.status
+        command.completed_count = len(command.invocations)
+        command.error_count = sum(1 for i in command.invocations if i["Status"] != "Success")
+    if emit:
+        WORLD.emit(
+            account,
+            region,
+            "aws.ssm",
+            "EC2 Command Invocation Status-change Notification",
+            {
+                "command-id": command_id,
+                "document-name": command.document_name,
+                "instance-id": instance_id,
+                "requested-date-time": command.requested_date_time.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                "status": status,
+                "status-details": status,
+            },
+            [f"arn:aws:ec2:{region}:{account}:instance/{instance_id}"],
+        )
+
+
+def list_command_invocations(self: SimpleSystemManagerResponse) -> ActionResult:
+    params = self._get_params()
+    command_id, instance_id = params.get("CommandId"), params.get("InstanceId")
+    commands = self.ssm_backend.list_commands(command_id, None)
+    invocations = [
+        dict(invocation)
+        for command in commands
+        for invocation in command.invocations
+        if instance_id is None or invocation["InstanceId"] == instance_id
+    ]
+    return ActionResult({"CommandInvocations": invocations})
+
+
+# --- ECS ------------------------------------------------------------------------------------
+
+
+def _register_container_instance(original: Any) -> Any:
+    def register_container_instance(self: Any, cluster_name: str, ec2_instance_id: str) -> Any:
+        container_instance = original(self, cluster_name, ec2_instance_id)
+        cluster = self.clusters[cluster_name.split("/")[-1]]
+        WORLD.emit(
+            self.account_id,
+            self.region_name,
+            "aws.ecs",
+            "ECS Container Instance State Change",
+            {
+                "agentConnected": True,
+                "attributes": [{"name": k, "value": v} for k, v in container_instance.attributes.items()],
+                "clusterArn": cluster.arn,
+                "containerInstanceArn": container_instance.container_instance_arn,
+                "ec2InstanceId": ec2_instance_id,
+                "registeredResources": [],
+                "remainingResources": [],
+                "status": "ACTIVE",
+                "version": 1,
+                "versionInfo": {},
+                "updatedAt": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            },
+            [container_instance.container_instance_arn],
+        )
+        return container_instance
+
+    return register_container_instance
+
+
+def install() -> None:
+    """Extend moto in this process; safe to call more than once."""
+    global _installed
+    if _installed:
+        return
+    group = asg_models.FakeAutoScalingGroup
+    group.replace_autoscaling_group_instances = _replace_instances(group.replace_autoscaling_group_instances)
+    group.active_instances = _active_instances
+    AutoScalingResponse.complete_lifecycle_action = complete_lifecycle_action
+    AutoScalingResponse.record_lifecycle_action_heartbeat = record_lifecycle_action_heartbeat
+    SimpleSystemManagerResponse.describe_instance_information = describe_instance_information
+    SimpleSystemManagerResponse.list_command_invocations = list_command_invocations
+    ssm_backend = ssm_models.SimpleSystemManagerBackend
+    ssm_backend.send_command = _send_command(ssm_backend.send_command)
+    ecs_backend = ecs_models.EC2ContainerServiceBackend
+    ecs_backend.register_container_instance = _register_container_instance(ecs_backend.register_container_instance)
+    _installed = True

@@ -1,0 +1,142 @@
+"""Writes deploy/: the mount document, the templates that create it, and the member account template.
+
+Run `make deploy-files` after changing host/mount-efs.sh, the tag patterns in
+chalicelib/mount_spec.py or .chalice/policy.json; a test fails while deploy/ is stale.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from chalicelib.mount_spec import ACCESS_POINT_ID, FILE_SYSTEM_ID, MOUNT_PATH, REGION  # noqa: E402
+from chalicelib.settings import DEFAULT_MEMBER_ROLE_NAME, DEFAULT_MOUNT_DOCUMENT  # noqa: E402
+
+SCRIPT = ROOT / "host" / "mount-efs.sh"
+POLICY = ROOT / ".chalice" / "policy.json"
+DEPLOY = ROOT / "deploy"
+# Statements the member role does not need: the Lambda's own logs, and assuming member roles.
+APP_ONLY_STATEMENTS = {"LambdaLogs", "AssumeMemberRoleInTrustedAccounts"}
+
+PARAMETERS: dict[str, tuple[str, str, str | None]] = {
+    "FileSystemId": ("The EFS file system id.", FILE_SYSTEM_ID.pattern, None),
+    "MountPath": ("Absolute host path to mount it at.", MOUNT_PATH.pattern, None),
+    "Region": ("The file system's region.", REGION.pattern, None),
+    "AccessPointId": ("An EFS access point id, or empty.", f"^$|{ACCESS_POINT_ID.pattern}", ""),
+}
+
+
+def mount_document() -> dict[str, Any]:
+    parameters: dict[str, Any] = {}
+    # Agents older than 3.3.2746.0 do not set SSM_* variables: fall back to SSM's own
+    # substitution, which allowedPattern keeps to characters that cannot leave the quotes.
+    # SSM runs the commands with sh, which is dash on some distributions: re-run under bash.
+    prelude = ['if [ -z "${BASH_VERSION-}" ]; then exec bash "$0" "$@"; fi']
+    for name, (description, pattern, default) in PARAMETERS.items():
+        parameters[name] = {
+            "type": "String",
+            "description": description,
+            "allowedPattern": pattern,
+            "interpolationType": "ENV_VAR",
+        }
+        if default is not None:
+            parameters[name]["default"] = default
+        prelude.append(f"if [ -z \"${{SSM_{name}+x}}\" ]; then export SSM_{name}='{{{{ {name} }}}}'; fi")
+    script = SCRIPT.read_text().splitlines()
+    return {
+        "schemaVersion": "2.2",
+        "description": "efs-automount: mount an Amazon EFS file system on this host (idempotent, fstab, verified).",
+        "parameters": parameters,
+        "mainSteps": [
+            {
+                "action": "aws:runShellScript",
+                "name": "mountEfs",
+                "precondition": {"StringEquals": ["platformType", "Linux"]},
+                "inputs": {"timeoutSeconds": "300", "runCommand": prelude + script},
+            }
+        ],
+    }
+
+
+def document_resource() -> dict[str, Any]:
+    return {
+        "Type": "AWS::SSM::Document",
+        "Properties": {
+            "Name": DEFAULT_MOUNT_DOCUMENT,
+            "DocumentType": "Command",
+            "DocumentFormat": "JSON",
+            "UpdateMethod": "NewVersion",
+            "Content": mount_document(),
+        },
+    }
+
+
+def member_policy() -> dict[str, Any]:
+    policy = json.loads(POLICY.read_text())
+    kept = [copy.deepcopy(s) for s in policy["Statement"] if s["Sid"] not in APP_ONLY_STATEMENTS]
+    return {"Version": policy["Version"], "Statement": kept}
+
+
+def member_template() -> dict[str, Any]:
+    trust_condition = {
+        "Fn::If": ["HasExternalId", {"StringEquals": {"sts:ExternalId": {"Ref": "ExternalId"}}}, {"Ref": "AWS::NoValue"}]
+    }
+    return {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": "efs-automount member account: the role the app assumes here, and the mount document.",
+        "Parameters": {
+            "AppAccountId": {"Type": "String", "AllowedPattern": "^\\d{12}$", "Description": "Account running efs-automount."},
+            "ExternalId": {"Type": "String", "Default": "", "Description": "The app's EXTERNAL_ID setting, if set."},
+        },
+        "Conditions": {"HasExternalId": {"Fn::Not": [{"Fn::Equals": [{"Ref": "ExternalId"}, ""]}]}},
+        "Resources": {
+            "MemberRole": {
+                "Type": "AWS::IAM::Role",
+                "Properties": {
+                    "RoleName": DEFAULT_MEMBER_ROLE_NAME,
+                    "AssumeRolePolicyDocument": {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AppAccountId}:root"}},
+                                "Action": "sts:AssumeRole",
+                                "Condition": trust_condition,
+                            }
+                        ],
+                    },
+                    "Policies": [{"PolicyName": "efs-automount-member", "PolicyDocument": member_policy()}],
+                },
+            },
+            "MountDocument": document_resource(),
+        },
+    }
+
+
+def outputs() -> dict[Path, dict[str, Any]]:
+    return {
+        DEPLOY / "mount-document.json": mount_document(),
+        DEPLOY / "app-resources.json": {"Resources": {"MountDocument": document_resource()}},
+        DEPLOY / "member-account.json": member_template(),
+    }
+
+
+def render(content: dict[str, Any]) -> str:
+    return json.dumps(content, indent=2) + "\n"
+
+
+def main() -> None:
+    DEPLOY.mkdir(exist_ok=True)
+    for path, content in outputs().items():
+        path.write_text(render(content))
+        print(f"wrote {path.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
