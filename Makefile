@@ -1,0 +1,34 @@
+# The two set-up commands: `make demo` and `make test` install what they need first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+HOSTS ?= 3
+
+.PHONY: install test demo lint deploy-files package clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+test: install
+	$(PY) -m pytest
+
+demo: install
+	$(PY) -m simulation.demo --hosts $(HOSTS)
+
+# Regenerate deploy/ after changing host/mount-efs.sh, the tag patterns or .chalice/policy.json.
+deploy-files: install
+	$(PY) tools/build_deploy.py
+
+# A CloudFormation/SAM package of the app with the mount document merged in.
+package: install
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/chalice package --stage $${STAGE:-prod} \
+		--merge-template deploy/app-resources.json build/package
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .hypothesis

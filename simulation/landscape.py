@@ -1,0 +1,153 @@
+"""Builds the AWS a platform team would have, on moto: network, EFS, an ECS cluster, a tagged group.
+
+Shared by the tests and the demo; never shipped.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from simulation import moto_gaps
+
+ROOT = Path(__file__).resolve().parent.parent
+MOUNT_DOCUMENT = ROOT / "deploy" / "mount-document.json"
+AMI_ID = "ami-12c6146b"  # one of moto's built-in images
+
+
+@dataclass
+class Landscape:
+    """One account and region's worth of efs-automount's world."""
+
+    session: boto3.Session
+    account: str
+    region: str
+    cluster_name: str = "apps"
+    group_name: str = "ecs-hosts"
+    hook_name: str = "efs-automount"
+    file_system_id: str = ""
+    cluster_arn: str = ""
+    subnet_ids: list[str] = field(default_factory=list)
+
+    def client(self, service: str) -> Any:
+        return self.session.client(service, region_name=self.region)
+
+
+def create_mount_document(ssm: Any, name: str = "efs-automount-mount") -> None:
+    ssm.create_document(
+        Name=name, Content=MOUNT_DOCUMENT.read_text(), DocumentType="Command", DocumentFormat="JSON"
+    )
+
+
+def build_landscape(
+    session: boto3.Session,
+    region: str = "us-east-1",
+    *,
+    group_tags: dict[str, str] | None = None,
+    hook_name: str = "efs-automount",
+    group_name: str = "ecs-hosts",
+    with_file_system: bool = True,
+    with_document: bool = True,
+) -> Landscape:
+    """A VPC with a subnet per AZ, EFS with a mount target in each, an ECS cluster and a group with the hook.
+
+    `group_tags` default to the file system tag; pass {} for a group without it.
+    """
+    account = session.client("sts", region_name=region).get_caller_identity()["Account"]
+    land = Landscape(session=session, account=account, region=region, hook_name=hook_name, group_name=group_name)
+    ec2 = land.client("ec2")
+    vpc_id = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    zones = [z["ZoneName"] for z in ec2.describe_availability_zones()["AvailabilityZones"]][:2]
+    for index, zone in enumerate(zones):
+        subnet = ec2.create_subnet(VpcId=vpc_id, CidrBlock=f"10.0.{index}.0/24", AvailabilityZone=zone)
+        land.subnet_ids.append(subnet["Subnet"]["SubnetId"])
+    if with_file_system:
+        efs = land.client("efs")
+        land.file_system_id = efs.create_file_system(CreationToken="shared-data", Encrypted=True)["FileSystemId"]
+        for subnet_id in land.subnet_ids:
+            efs.create_mount_target(FileSystemId=land.file_system_id, SubnetId=subnet_id)
+    if with_document:
+        create_mount_document(land.client("ssm"))
+    ecs = land.client("ecs")
+    land.cluster_arn = ecs.create_cluster(clusterName=land.cluster_name)["cluster"]["clusterArn"]
+    autoscaling = land.client("autoscaling")
+    user_data = f"#!/bin/bash\necho ECS_CLUSTER={land.cluster_name} >> /etc/ecs/ecs.config\n"
+    template_id = ec2.create_launch_template(
+        LaunchTemplateName=f"{group_name}-template",
+        LaunchTemplateData={
+            "ImageId": AMI_ID,
+            "InstanceType": "t3.medium",
+            "UserData": base64.b64encode(user_data.encode()).decode(),
+        },
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    tags = {"efs-automount:file-system-id": land.file_system_id} if group_tags is None else group_tags
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName=group_name,
+        LaunchTemplate={"LaunchTemplateId": template_id, "Version": "$Latest"},
+        MinSize=0,
+        MaxSize=1000,
+        DesiredCapacity=0,
+        VPCZoneIdentifier=",".join(land.subnet_ids),
+        Tags=[
+            {"Key": k, "Value": v, "PropagateAtLaunch": False, "ResourceId": group_name, "ResourceType": "auto-scaling-group"}
+            for k, v in tags.items()
+        ],
+    )
+    autoscaling.put_lifecycle_hook(
+        LifecycleHookName=hook_name,
+        AutoScalingGroupName=group_name,
+        LifecycleTransition=moto_gaps.LAUNCHING,
+        HeartbeatTimeout=900,
+        DefaultResult="ABANDON",
+    )
+    return land
+
+
+def scale_out(land: Landscape, count: int) -> list[str]:
+    """Launch `count` more hosts; returns their instance ids (each now in Pending:Wait)."""
+    autoscaling = land.client("autoscaling")
+    group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[land.group_name])["AutoScalingGroups"][0]
+    before = {i["InstanceId"] for i in group["Instances"]}
+    autoscaling.set_desired_capacity(AutoScalingGroupName=land.group_name, DesiredCapacity=len(before) + count)
+    group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[land.group_name])["AutoScalingGroups"][0]
+    return sorted(i["InstanceId"] for i in group["Instances"] if i["InstanceId"] not in before)
+
+
+def lifecycle_state(land: Landscape, instance_id: str) -> str:
+    """The host's state in its group, or 'Terminated' once it left it."""
+    found = land.client("autoscaling").describe_auto_scaling_instances(InstanceIds=[instance_id])
+    states = found["AutoScalingInstances"]
+    return states[0]["LifecycleState"] if states else "Terminated"
+
+
+def register_container_instance(land: Landscape, instance_id: str) -> str:
+    """The host's ECS agent registers it in the cluster; returns the container instance ARN."""
+    ec2 = land.client("ec2")
+    instance = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+    document = {
+        "instanceId": instance_id,
+        "region": land.region,
+        "availabilityZone": instance["Placement"]["AvailabilityZone"],
+        "accountId": land.account,
+    }
+    response = land.client("ecs").register_container_instance(
+        cluster=land.cluster_name, instanceIdentityDocument=json.dumps(document)
+    )
+    return response["containerInstance"]["containerInstanceArn"]
+
+
+def mount_attribute(land: Landscape, container_instance_arn: str) -> str | None:
+    """The value of the host's `efs-automount.<fs>` attribute in ECS, if set."""
+    described = land.client("ecs").describe_container_instances(
+        cluster=land.cluster_name, containerInstances=[container_instance_arn]
+    )["containerInstances"]
+    name = f"efs-automount.{land.file_system_id}"
+    for attribute in described[0].get("attributes", []) if described else []:
+        if attribute["name"] == name:
+            return attribute.get("value")
+    return None

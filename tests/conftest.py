@@ -1,0 +1,139 @@
+"""Fixtures: moto with its gaps filled, fake credentials, the app behind chalice's test client,
+and a record of every AWS operation the app's own code makes."""
+
+from __future__ import annotations
+
+import contextvars
+import copy
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.client import BaseClient
+
+# Fake credentials before anything makes a client: no test may reach real AWS.
+for _name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+    os.environ.pop(_name, None)
+os.environ.update(
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_DEFAULT_REGION="us-east-1",
+    AWS_REGION="us-east-1",
+    POWERTOOLS_METRICS_NAMESPACE="EfsAutomount",
+    POWERTOOLS_DEV="false",
+)
+
+from chalice.test import Client  # noqa: E402
+from moto import mock_aws  # noqa: E402
+
+from app import app  # noqa: E402
+from chalicelib import accounts, entrypoints, settings  # noqa: E402
+from simulation import moto_gaps  # noqa: E402
+from simulation.eventbus import EventBus  # noqa: E402
+from simulation.landscape import Landscape, build_landscape  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS = ROOT / "events"
+OWN_ACCOUNT = "123456789012"
+
+# Every (IAM service prefix, operation) the app's code called while a handler ran, suite-wide.
+RECORDED_OPERATIONS: set[tuple[str, str]] = set()
+_calls: contextvars.ContextVar[list[tuple[str, str]] | None] = contextvars.ContextVar("calls", default=None)
+_original_make_api_call = BaseClient._make_api_call
+
+
+def _recording_make_api_call(self: BaseClient, operation_name: str, api_params: dict[str, Any]) -> Any:
+    calls = _calls.get()
+    if calls is not None:
+        prefix = self.meta.service_model.signing_name
+        calls.append((prefix, operation_name))
+        RECORDED_OPERATIONS.add((prefix, operation_name))
+    return _original_make_api_call(self, operation_name, api_params)
+
+
+BaseClient._make_api_call = _recording_make_api_call  # type: ignore[method-assign]
+
+
+def load_event(name: str, **detail: Any) -> dict[str, Any]:
+    """A sample event from events/, with detail fields replaced."""
+    event = json.loads((EVENTS / f"{name}.json").read_text())
+    event["detail"].update(detail)
+    return event
+
+
+def reset_app_caches() -> None:
+    settings.load_settings.cache_clear()
+    accounts.aws_accounts.cache_clear()
+    entrypoints.lifecycle_flow.cache_clear()
+    entrypoints.container_instance_flow.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def aws() -> Iterator[None]:
+    with mock_aws():
+        moto_gaps.install()
+        moto_gaps.WORLD.reset()
+        reset_app_caches()
+        yield
+    reset_app_caches()
+
+
+@dataclass
+class Lambda:
+    """The app as Lambda runs it (chalice's test client), with the stage's settings overridden."""
+
+    client: Client
+    calls: list[tuple[str, str]] = field(default_factory=list)
+
+    def invoke(self, name: str, event: dict[str, Any]) -> Any:
+        token = _calls.set(self.calls)
+        try:
+            return self.client.lambda_.invoke(name, copy.deepcopy(event)).payload
+        finally:
+            _calls.reset(token)
+
+    def operations(self) -> list[str]:
+        return [f"{prefix}:{operation}" for prefix, operation in self.calls]
+
+
+def make_lambda(tmp_path: Path, **env: str) -> Lambda:
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    config["stages"]["dev"]["environment_variables"].update(env)
+    project = tmp_path / "project"
+    (project / ".chalice").mkdir(parents=True, exist_ok=True)
+    (project / ".chalice" / "config.json").write_text(json.dumps(config))
+    reset_app_caches()
+    return Lambda(Client(app, stage_name="dev", project_dir=str(project)))
+
+
+@pytest.fixture
+def lambda_(tmp_path: Path) -> Lambda:
+    return make_lambda(tmp_path)
+
+
+@pytest.fixture
+def land() -> Landscape:
+    return build_landscape(boto3.Session(region_name="us-east-1"))
+
+
+@pytest.fixture
+def bus(lambda_: Lambda) -> EventBus:
+    return EventBus(app, lambda_.invoke)
+
+
+def deliver_outbox(bus: EventBus) -> list[tuple[str, Any]]:
+    """Deliver everything AWS has emitted so far, and what that emits in turn."""
+    results: list[tuple[str, Any]] = []
+    while events := moto_gaps.WORLD.drain():
+        for event in events:
+            results.extend(bus.deliver(event))
+    return results
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.get_closest_marker("last") is not None)
