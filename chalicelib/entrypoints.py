@@ -14,6 +14,7 @@ from chalicelib.accounts import AssumeRoleFailed, AwsAccess, UntrustedAccount, a
 from chalicelib.events import (
     EventOrigin,
     MalformedEvent,
+    NotOurEvent,
     parse_command_status,
     parse_container_instance_change,
     parse_launch_action,
@@ -49,6 +50,9 @@ def _handle(
         logger.warning("malformed event dropped", reason=str(exc))
         count("EventsRejected", Reason="malformed")
         return {"outcome": f"rejected: {exc}"}
+    except NotOurEvent as exc:
+        logger.debug("event ignored", reason=str(exc))
+        return {"outcome": f"ignored: {exc}"}
     origin: EventOrigin = item.origin  # type: ignore[attr-defined]
     logger.append_keys(account=origin.account, region=origin.region, **keys(item))
     reason = skip(item)

@@ -12,6 +12,7 @@ from typing import Any
 
 LAUNCH_DETAIL_TYPE = "EC2 Instance-launch Lifecycle Action"
 LAUNCH_TRANSITION = "autoscaling:EC2_INSTANCE_LAUNCHING"
+TEST_NOTIFICATION = "autoscaling:TEST_NOTIFICATION"
 COMMAND_STATUS_DETAIL_TYPE = "EC2 Command Invocation Status-change Notification"
 CONTAINER_INSTANCE_DETAIL_TYPE = "ECS Container Instance State Change"
 # The statuses after which SSM does nothing more with an invocation.
@@ -60,6 +61,10 @@ def container_instance_pattern() -> dict[str, Any]:
 
 class MalformedEvent(ValueError):
     """An event lacks a field the app needs, or a field has a value AWS would never send."""
+
+
+class NotOurEvent(Exception):
+    """A well-formed event that asks nothing of the app (a test notification, say)."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,8 @@ def event_origin(event: Any) -> EventOrigin:
 
 def parse_launch_action(event: Any) -> LaunchAction:
     detail = _detail(event)
+    if TEST_NOTIFICATION in (detail.get("LifecycleTransition"), detail.get("Event")):
+        raise NotOurEvent("Auto Scaling test notification")
     destination = detail.get("Destination", "AutoScalingGroup")
     if destination not in ("AutoScalingGroup", "WarmPool"):
         raise MalformedEvent(f"detail.Destination={str(destination)[:40]!r} is neither AutoScalingGroup nor WarmPool")

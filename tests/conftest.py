@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextvars
 import copy
+import io
 import json
 import os
 from collections.abc import Iterator
@@ -137,3 +138,39 @@ def deliver_outbox(bus: EventBus) -> list[tuple[str, Any]]:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("last") is not None)
+
+
+def log_lines(captured: str) -> list[dict[str, Any]]:
+    """The app's JSON log lines (Powertools Logger) among what a test printed."""
+    lines = []
+    for line in captured.splitlines():
+        if line.startswith("{") and '"level"' in line:
+            lines.append(json.loads(line))
+    return lines
+
+
+@pytest.fixture
+def app_logs() -> Iterator[Any]:
+    """The app's log lines so far, as dicts: app_logs() or app_logs("ERROR")."""
+    from chalicelib.observability import logger
+
+    handler = logger.registered_handler
+    buffer = io.StringIO()
+    previous = handler.setStream(buffer)
+
+    def lines(level: str | None = None) -> list[dict[str, Any]]:
+        return [line for line in log_lines(buffer.getvalue()) if level is None or line["level"] == level]
+
+    yield lines
+    handler.setStream(previous)
+
+
+def metric_names(captured: str) -> list[str]:
+    """Names of the EMF metrics the app printed."""
+    names = []
+    for line in captured.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            blob = json.loads(line)
+            for directive in blob["_aws"]["CloudWatchMetrics"]:
+                names += [m["Name"] for m in directive["Metrics"]]
+    return names
