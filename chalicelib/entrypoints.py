@@ -20,7 +20,7 @@ from chalicelib.events import (
     parse_launch_action,
 )
 from chalicelib.host_record import ContainerInstanceFlow
-from chalicelib.lifecycle import LifecycleFlow, launch_skip_reason
+from chalicelib.lifecycle import LifecycleFlow, command_skip_reason, launch_skip_reason
 from chalicelib.observability import count, logger
 from chalicelib.settings import load_settings
 
@@ -85,11 +85,12 @@ def handle_launch(event: Any) -> dict[str, str]:
 
 
 def handle_command_status(event: Any) -> dict[str, str]:
+    settings = load_settings()
     return _handle(
         event,
         parse_command_status,
         lambda s: {"instance_id": s.instance_id, "command_id": s.command_id},
-        lambda s: None,
+        lambda s: command_skip_reason(s, settings),
         lifecycle_flow().on_command_status,
     )
 
@@ -99,6 +100,6 @@ def handle_container_instance_change(event: Any) -> dict[str, str]:
         event,
         parse_container_instance_change,
         lambda c: {"instance_id": c.instance_id, "container_instance": c.container_instance_arn},
-        lambda c: None,
+        container_instance_flow().skip_reason,
         container_instance_flow().on_change,
     )

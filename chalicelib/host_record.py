@@ -92,13 +92,18 @@ class ContainerInstanceFlow:
         # Container instances needing nothing more from this flow: the status flow takes it from there.
         self._settled: set[str] = set()
 
-    def on_change(self, change: ContainerInstanceChange, aws: AwsAccess) -> str:
+    def skip_reason(self, change: ContainerInstanceChange) -> str | None:
+        """Why a state change needs nothing from us, decided without any AWS call."""
         if change.instance_id is None:
-            return "ignored: not an EC2 instance"
+            return "not an EC2 instance"
         if any(name.startswith(ATTRIBUTE_PREFIX) for name in change.attributes):
-            return "ignored: attribute already set"
+            return "attribute already set"
         if change.container_instance_arn in self._settled:
-            return "ignored: already recorded"
+            return "already recorded"
+        return None
+
+    def on_change(self, change: ContainerInstanceChange, aws: AwsAccess) -> str:
+        assert change.instance_id is not None, "skip_reason lets no instance-less change through"
         ec2 = aws.client("ec2")
         record = read_host_record(ec2, change.instance_id)
         if not record.mounts and record.container_instance_arn != change.container_instance_arn:

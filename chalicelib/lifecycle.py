@@ -48,6 +48,13 @@ def launch_skip_reason(action: LaunchAction, settings: Settings) -> str | None:
     return None
 
 
+def command_skip_reason(status: CommandStatus, settings: Settings) -> str | None:
+    """Why a command status event is none of our business: the document marks a command as ours."""
+    if status.document_name != settings.mount_document:
+        return f"document {status.document_name} is not ours"
+    return None
+
+
 def complete_lifecycle_action(
     autoscaling: Any, hook_name: str, group_name: str, instance_id: str, result: LifecycleResult
 ) -> bool:
@@ -147,13 +154,19 @@ class LifecycleFlow:
         return f"mount command sent: {command['CommandId']}"
 
     def on_command_status(self, status: CommandStatus, aws: AwsAccess) -> str:
-        if status.document_name != self._settings.mount_document:
-            return f"ignored: document {status.document_name} is not ours"
         ssm = aws.client("ssm")
-        commands = ssm.list_commands(CommandId=status.command_id)["Commands"]
+        try:
+            commands = ssm.list_commands(CommandId=status.command_id)["Commands"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "InvalidCommandId":
+                raise
+            commands = []
+        if not commands:
+            logger.warning("command not found in SSM; ignored", command_id=status.command_id)
+            return "ignored: command not found"
         # Act on what SSM says, not on the event: confirm the document, the host and the status.
-        if not commands or commands[0]["DocumentName"] != self._settings.mount_document:
-            logger.warning("command not found in SSM or not ours; ignored", command_id=status.command_id)
+        if commands[0]["DocumentName"] != self._settings.mount_document:
+            logger.warning("command is not of our document in SSM; ignored", command_id=status.command_id)
             return "ignored: command not confirmed"
         command = commands[0]
         if status.instance_id not in command.get("InstanceIds", []):

@@ -38,6 +38,40 @@ class Landscape:
         return self.session.client(service, region_name=self.region)
 
 
+def session_in_account(account: str, region: str = "us-east-1") -> boto3.Session:
+    """A session whose calls moto serves in `account` (as an administrator of that account would make them)."""
+    session = boto3.Session(region_name=region)
+
+    def add_account_header(request: Any, **_: Any) -> None:
+        request.headers["x-moto-account-id"] = account
+
+    session.events.register("before-sign.*.*", add_account_header)
+    return session
+
+
+def create_member_role(session: boto3.Session, app_account: str, external_id: str = "") -> str:
+    """The member role of deploy/member-account.json, trusting the app's account."""
+    template = json.loads((ROOT / "deploy" / "member-account.json").read_text())
+    properties = template["Resources"]["MemberRole"]["Properties"]
+    statement = dict(properties["AssumeRolePolicyDocument"]["Statement"][0])
+    statement["Principal"] = {"AWS": f"arn:aws:iam::{app_account}:root"}
+    statement.pop("Condition")
+    if external_id:
+        statement["Condition"] = {"StringEquals": {"sts:ExternalId": external_id}}
+    iam = session.client("iam")
+    role = iam.create_role(
+        RoleName=properties["RoleName"],
+        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [statement]}),
+    )
+    for policy in properties["Policies"]:
+        iam.put_role_policy(
+            RoleName=properties["RoleName"],
+            PolicyName=policy["PolicyName"],
+            PolicyDocument=json.dumps(policy["PolicyDocument"]),
+        )
+    return role["Role"]["Arn"]
+
+
 def create_mount_document(ssm: Any, name: str = "efs-automount-mount") -> None:
     ssm.create_document(
         Name=name, Content=MOUNT_DOCUMENT.read_text(), DocumentType="Command", DocumentFormat="JSON"

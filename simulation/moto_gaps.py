@@ -13,6 +13,7 @@ the ThreadedMotoServer of the demo behave alike:
   every host is a managed instance (InvalidInstanceId), and leaves the command InProgress
   until `finish_invocation` answers as the host's agent would, which emits the
   `EC2 Command Invocation Status-change Notification`; ListCommandInvocations exists.
+- STS: AssumeRole needs the role to exist and its trust policy's sts:ExternalId to match.
 - ECS: RegisterContainerInstance emits an `ECS Container Instance State Change` event.
 
 Events AWS would put on the default event bus are appended to `WORLD.outbox`.
@@ -24,6 +25,7 @@ import datetime
 import json
 import re
 import threading
+import urllib.parse
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +38,8 @@ from moto.core.responses import ActionResult, EmptyResult
 from moto.ecs import models as ecs_models
 from moto.ssm import models as ssm_models
 from moto.ssm.responses import SimpleSystemManagerResponse
+from moto.iam.models import iam_backends
+from moto.sts import models as sts_models
 
 LAUNCHING = "autoscaling:EC2_INSTANCE_LAUNCHING"
 FINAL_STATUSES = ("Success", "Failed", "TimedOut", "Cancelled")
@@ -335,6 +339,42 @@ def list_command_invocations(self: SimpleSystemManagerResponse) -> ActionResult:
     return ActionResult({"CommandInvocations": invocations})
 
 
+# --- STS ------------------------------------------------------------------------------------
+
+
+class AccessDenied(ServiceException):
+    code = "AccessDenied"
+
+
+def _required_external_ids(trust_policy: dict[str, Any]) -> set[str] | None:
+    required: set[str] = set()
+    for statement in trust_policy.get("Statement", []):
+        values = statement.get("Condition", {}).get("StringEquals", {}).get("sts:ExternalId")
+        if values is not None:
+            required |= {values} if isinstance(values, str) else set(values)
+    return required or None
+
+
+def _assume_role(original: Any) -> Any:
+    # moto lets anyone assume any role, existing or not; AWS needs the role and its trust conditions.
+    def assume_role(self: Any, **kwargs: Any) -> Any:
+        role_arn = kwargs["role_arn"]
+        account, name = role_arn.split(":")[4], role_arn.split("/")[-1]
+        denied = AccessDenied(f"User is not authorized to perform: sts:AssumeRole on resource: {role_arn}")
+        try:
+            role = iam_backends[account]["aws"].get_role(name)
+        except Exception:
+            raise denied from None
+        document = role.assume_role_policy_document
+        trust = json.loads(document if document.lstrip().startswith("{") else urllib.parse.unquote(document))
+        required = _required_external_ids(trust)
+        if required is not None and kwargs.get("external_id") not in required:
+            raise denied
+        return original(self, **kwargs)
+
+    return assume_role
+
+
 # --- ECS ------------------------------------------------------------------------------------
 
 
@@ -383,4 +423,6 @@ def install() -> None:
     ssm_backend.send_command = _send_command(ssm_backend.send_command)
     ecs_backend = ecs_models.EC2ContainerServiceBackend
     ecs_backend.register_container_instance = _register_container_instance(ecs_backend.register_container_instance)
+    sts_backend = sts_models.STSBackend
+    sts_backend.assume_role = _assume_role(sts_backend.assume_role)
     _installed = True

@@ -1,0 +1,87 @@
+"""Command status events: only ours, only once confirmed with SSM, decided once."""
+
+from __future__ import annotations
+
+from simulation import hosts, moto_gaps
+from simulation.landscape import lifecycle_state, scale_out
+from tests.conftest import deliver_outbox, load_event
+
+
+def _mount_running(land, bus):
+    (instance_id,) = scale_out(land, 1)
+    hosts.boot_agents(land, [instance_id])
+    deliver_outbox(bus)
+    (invocation,) = hosts.running_invocations(land)
+    return instance_id, invocation["CommandId"]
+
+
+def test_foreign_command_is_ignored_without_any_aws_call(lambda_):
+    result = lambda_.invoke("on_command_status", load_event("command-status-foreign-document"))
+
+    assert result == {"outcome": "ignored: document AWS-RunShellScript is not ours"}
+    assert lambda_.operations() == []
+
+
+def test_status_not_confirmed_by_ssm_decides_nothing(land, bus, lambda_):
+    # Given a mount still running, when an event claims it succeeded
+    instance_id, command_id = _mount_running(land, bus)
+    event = load_event("command-status-success", **{"command-id": command_id, "instance-id": instance_id})
+
+    result = lambda_.invoke("on_command_status", event)
+
+    # Then SSM's own word wins: nothing is decided
+    assert result == {"outcome": "ignored: SSM says InProgress"}
+    assert lifecycle_state(land, instance_id) == "Pending:Wait"
+
+
+def test_unknown_command_is_ignored(land, lambda_):
+    event = load_event("command-status-success", **{"command-id": "00000000-0000-4000-8000-000000000000"})
+
+    assert lambda_.invoke("on_command_status", event) == {"outcome": "ignored: command not found"}
+
+
+def test_event_naming_another_host_than_the_command_is_ignored(land, bus, lambda_):
+    instance_id, command_id = _mount_running(land, bus)
+    hosts.answer(land, "Success", emit=False)
+    event = load_event("command-status-success", **{"command-id": command_id, "instance-id": "i-0aaaaaaaaaaaaaaaa"})
+
+    assert lambda_.invoke("on_command_status", event) == {"outcome": "ignored: command not confirmed"}
+    assert lifecycle_state(land, instance_id) == "Pending:Wait"
+
+
+def test_repeated_success_event_completes_once(land, bus, lambda_):
+    instance_id, command_id = _mount_running(land, bus)
+    hosts.answer(land, "Success", emit=False)
+    event = load_event("command-status-success", **{"command-id": command_id, "instance-id": instance_id})
+
+    first = lambda_.invoke("on_command_status", event)
+    second = lambda_.invoke("on_command_status", event)
+
+    assert first == {"outcome": "completed CONTINUE"}
+    assert second == {"outcome": "already decided"}
+    assert moto_gaps.decided_result(land.account, land.region, instance_id) == "CONTINUE"
+
+
+def test_host_terminated_mid_flight_ends_quietly(land, bus, lambda_):
+    instance_id, command_id = _mount_running(land, bus)
+    hosts.answer(land, "Success", emit=False)
+    land.client("autoscaling").complete_lifecycle_action(
+        LifecycleHookName=land.hook_name,
+        AutoScalingGroupName=land.group_name,
+        InstanceId=instance_id,
+        LifecycleActionResult="ABANDON",
+    )
+    event = load_event("command-status-success", **{"command-id": command_id, "instance-id": instance_id})
+
+    assert lambda_.invoke("on_command_status", event) == {"outcome": "already decided"}
+
+
+def test_mount_confirmed_is_recorded_on_the_host(land, bus):
+    instance_id, _ = _mount_running(land, bus)
+    hosts.answer(land, "Success")
+    deliver_outbox(bus)
+
+    tags = land.client("ec2").describe_tags(Filters=[{"Name": "resource-id", "Values": [instance_id]}])["Tags"]
+    assert {t["Key"]: t["Value"] for t in tags}[f"efs-automount:mounted:{land.file_system_id}"] == (
+        f"/mnt/efs/{land.file_system_id}"
+    )

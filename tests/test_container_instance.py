@@ -1,0 +1,69 @@
+"""Container instance registrations: the attribute follows a confirmed mount, whatever comes first."""
+
+from __future__ import annotations
+
+import boto3
+
+from simulation import hosts, moto_gaps
+from simulation.landscape import build_landscape, mount_attribute, register_container_instance, scale_out
+from tests.conftest import deliver_outbox, load_event
+
+
+def test_host_of_an_untagged_group_is_left_untouched(bus, lambda_):
+    land = build_landscape(boto3.Session(region_name="us-east-1"), group_tags={})
+    (instance_id,) = scale_out(land, 1)
+    hosts.boot_agents(land, [instance_id])
+    deliver_outbox(bus)
+    lambda_.calls.clear()
+
+    register_container_instance(land, instance_id)
+    assert deliver_outbox(bus) == [("on_container_instance", {"outcome": "ignored: host is not in a group tagged for EFS"})]
+
+    assert "ec2:CreateTags" not in lambda_.operations()
+
+
+def test_event_already_carrying_the_attribute_costs_no_aws_call(lambda_):
+    event = load_event("container-instance-registered")
+    event["detail"]["attributes"].append({"name": "efs-automount.fs-0123456789abcdef0", "value": "/mnt/efs/x"})
+
+    assert lambda_.invoke("on_container_instance", event) == {"outcome": "ignored: attribute already set"}
+    assert lambda_.operations() == []
+
+
+def test_repeated_state_changes_of_a_recorded_host_cost_no_further_calls(land, bus, lambda_):
+    (instance_id,) = scale_out(land, 1)
+    hosts.boot_agents(land, [instance_id])
+    deliver_outbox(bus)
+    register_container_instance(land, instance_id)
+    (registration,) = moto_gaps.WORLD.drain()
+    lambda_.invoke("on_container_instance", registration)
+    lambda_.calls.clear()
+
+    # A task starts: ECS sends another state change for the same container instance
+    assert lambda_.invoke("on_container_instance", registration) == {"outcome": "ignored: already recorded"}
+    assert lambda_.operations() == []
+
+
+def test_host_that_is_not_an_ec2_instance_is_ignored(lambda_):
+    event = load_event("container-instance-registered")
+    del event["detail"]["ec2InstanceId"]
+
+    assert lambda_.invoke("on_container_instance", event) == {"outcome": "ignored: not an EC2 instance"}
+
+
+def test_reregistered_host_gets_the_attribute_again(land, bus):
+    (instance_id,) = scale_out(land, 1)
+    hosts.boot_agents(land, [instance_id])
+    deliver_outbox(bus)
+    first = register_container_instance(land, instance_id)
+    deliver_outbox(bus)
+    hosts.answer(land, "Success")
+    deliver_outbox(bus)
+    assert mount_attribute(land, first) is not None
+
+    # The host is deregistered and registers again: a new container instance without attributes
+    land.client("ecs").deregister_container_instance(cluster=land.cluster_name, containerInstance=first, force=True)
+    second = register_container_instance(land, instance_id)
+    deliver_outbox(bus)
+
+    assert mount_attribute(land, second) == f"/mnt/efs/{land.file_system_id}"
