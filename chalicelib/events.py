@@ -113,7 +113,7 @@ def _field(data: Any, key: str, pattern: re.Pattern[str], where: str) -> str:
     value = data.get(key) if isinstance(data, dict) else None
     if not isinstance(value, str):
         raise MalformedEvent(f"{where}{key} is missing or not a string")
-    if not pattern.match(value):
+    if not pattern.fullmatch(value):
         raise MalformedEvent(f"{where}{key}={value[:80]!r} does not match {pattern.pattern}")
     return value
 

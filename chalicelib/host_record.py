@@ -42,16 +42,16 @@ def host_record_from_tags(tags: dict[str, str]) -> HostRecord:
     mounts = {
         key.removeprefix(MOUNTED_TAG_PREFIX): value
         for key, value in tags.items()
-        if key.startswith(MOUNTED_TAG_PREFIX) and FILE_SYSTEM_ID.match(key.removeprefix(MOUNTED_TAG_PREFIX))
+        if key.startswith(MOUNTED_TAG_PREFIX) and FILE_SYSTEM_ID.fullmatch(key.removeprefix(MOUNTED_TAG_PREFIX))
     }
     cluster = tags.get(CLUSTER_TAG)
     container_instance = tags.get(CONTAINER_INSTANCE_TAG)
-    known = bool(cluster and CLUSTER_ARN.match(cluster) and container_instance)
+    known = bool(cluster and CLUSTER_ARN.fullmatch(cluster) and container_instance)
     return HostRecord(
         group_name=tags.get(GROUP_NAME_TAG),
         mounts=mounts,
         cluster_arn=cluster if known else None,
-        container_instance_arn=container_instance if known and CONTAINER_INSTANCE_ARN.match(container_instance) else None,
+        container_instance_arn=container_instance if known and CONTAINER_INSTANCE_ARN.fullmatch(container_instance) else None,
     )
 
 

@@ -52,7 +52,7 @@ def default_mount_path(file_system_id: str) -> str:
 
 
 def validate_mount_path(path: str, tag: str) -> str:
-    if not MOUNT_PATH.match(path):
+    if not MOUNT_PATH.fullmatch(path):
         raise MountConfigError(tag, f"{path[:80]!r} is not an absolute path of [A-Za-z0-9._/-] up to 128 characters")
     if ".." in path:
         raise MountConfigError(tag, f"{path!r} contains '..'")
@@ -71,12 +71,12 @@ def mount_spec_from_tags(tags: Mapping[str, str]) -> MountSpec | None:
     if FILE_SYSTEM_TAG not in tags:
         return None
     file_system_id = tags[FILE_SYSTEM_TAG]
-    if not FILE_SYSTEM_ID.match(file_system_id):
+    if not FILE_SYSTEM_ID.fullmatch(file_system_id):
         raise MountConfigError(FILE_SYSTEM_TAG, f"{file_system_id[:80]!r} is not fs- followed by 8 or 17 hex digits")
     mount_path = tags.get(MOUNT_PATH_TAG) or default_mount_path(file_system_id)
     validate_mount_path(mount_path, MOUNT_PATH_TAG)
     access_point_id = tags.get(ACCESS_POINT_TAG) or None
-    if access_point_id is not None and not ACCESS_POINT_ID.match(access_point_id):
+    if access_point_id is not None and not ACCESS_POINT_ID.fullmatch(access_point_id):
         raise MountConfigError(ACCESS_POINT_TAG, f"{access_point_id[:80]!r} is not fsap- followed by 17 hex digits")
     return MountSpec(file_system_id=file_system_id, mount_path=mount_path, access_point_id=access_point_id)
 
@@ -94,7 +94,7 @@ def failure_result_from_tags(tags: Mapping[str, str], default: LifecycleResult) 
 
 def mount_command_parameters(spec: MountSpec, region: str) -> dict[str, list[str]]:
     """The SendCommand parameters for the mount document: exactly what reaches the host."""
-    if not REGION.match(region):
+    if not REGION.fullmatch(region):
         raise ValueError(f"region {region[:40]!r} is not an AWS region name")
     return {
         "FileSystemId": [spec.file_system_id],

@@ -41,17 +41,17 @@ class Settings:
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
         def text(name: str, default: str, pattern: re.Pattern[str]) -> str:
             value = environ.get(name, "").strip() or default
-            if not pattern.match(value):
+            if not pattern.fullmatch(value):
                 raise SettingsError(f"{name}={value!r} is not valid: expected {pattern.pattern}")
             return value
 
         accounts = [a.strip() for a in environ.get("TRUSTED_ACCOUNTS", "").split(",") if a.strip()]
-        bad = [a for a in accounts if not ACCOUNT_ID.match(a)]
+        bad = [a for a in accounts if not ACCOUNT_ID.fullmatch(a)]
         if bad:
             raise SettingsError(f"TRUSTED_ACCOUNTS has entries that are not 12-digit account ids: {bad}")
 
         external_id = environ.get("EXTERNAL_ID", "").strip() or None
-        if external_id is not None and not EXTERNAL_ID.match(external_id):
+        if external_id is not None and not EXTERNAL_ID.fullmatch(external_id):
             raise SettingsError("EXTERNAL_ID is not valid: expected 2 to 1224 of [\\w+=,.@:/-]")
 
         on_failure = environ.get("ON_FAILURE", "").strip() or LifecycleResult.ABANDON.value

@@ -30,6 +30,7 @@ os.environ.update(
 )
 
 from chalice.test import Client  # noqa: E402
+from hypothesis import HealthCheck, settings as hypothesis_settings  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 from app import app  # noqa: E402
@@ -37,6 +38,10 @@ from chalicelib import accounts, entrypoints, settings  # noqa: E402
 from simulation import moto_gaps  # noqa: E402
 from simulation.eventbus import EventBus  # noqa: E402
 from simulation.landscape import Landscape, build_landscape  # noqa: E402
+
+# Shared machines are noisy: judge hypothesis examples by outcome, never by time.
+hypothesis_settings.register_profile("suite", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.load_profile("suite")
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"

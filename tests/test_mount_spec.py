@@ -1,0 +1,103 @@
+"""Pure: group tags -> what to mount -> the SSM parameters sent. No AWS."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chalicelib.lifecycle_result import LifecycleResult
+from chalicelib.mount_spec import (
+    SYSTEM_PATHS,
+    MountConfigError,
+    MountSpec,
+    failure_result_from_tags,
+    mount_command_parameters,
+    mount_spec_from_tags,
+)
+
+FS = "fs-0123456789abcdef0"
+SHELL_SPECIALS = set("'\"`$;&|<>(){}[]*?!~#\\ \t\n\r=%^,:@")
+
+
+def test_defaults_mount_the_file_system_under_mnt_efs():
+    assert mount_spec_from_tags({"efs-automount:file-system-id": FS}) == MountSpec(FS, f"/mnt/efs/{FS}")
+
+
+def test_group_without_the_tag_asks_for_nothing():
+    assert mount_spec_from_tags({"Name": "ecs-hosts"}) is None
+
+
+def test_all_tags_are_read():
+    spec = mount_spec_from_tags(
+        {
+            "efs-automount:file-system-id": "fs-12345678",
+            "efs-automount:mount-path": "/data/shared_files-1.0",
+            "efs-automount:access-point-id": "fsap-0123456789abcdef0",
+        }
+    )
+    assert spec == MountSpec("fs-12345678", "/data/shared_files-1.0", "fsap-0123456789abcdef0")
+
+
+@pytest.mark.parametrize(
+    ("tags", "tag", "reason"),
+    [
+        ({"efs-automount:file-system-id": "fs-123"}, "efs-automount:file-system-id", "8 or 17 hex"),
+        ({"efs-automount:file-system-id": "FS-12345678"}, "efs-automount:file-system-id", "8 or 17 hex"),
+        ({"efs-automount:file-system-id": f"{FS}\n"}, "efs-automount:file-system-id", "8 or 17 hex"),
+        ({"efs-automount:mount-path": "relative/path"}, "efs-automount:mount-path", "absolute"),
+        ({"efs-automount:mount-path": "/a b"}, "efs-automount:mount-path", "absolute"),
+        ({"efs-automount:mount-path": "/data/../etc"}, "efs-automount:mount-path", ".."),
+        ({"efs-automount:mount-path": "/data//x"}, "efs-automount:mount-path", "normal form"),
+        ({"efs-automount:mount-path": "/data/"}, "efs-automount:mount-path", "normal form"),
+        ({"efs-automount:mount-path": "/data/./x"}, "efs-automount:mount-path", "'.' component"),
+        ({"efs-automount:mount-path": "/var/lib/docker"}, "efs-automount:mount-path", "system directory"),
+        ({"efs-automount:mount-path": "/" + "a" * 128}, "efs-automount:mount-path", "128"),
+        ({"efs-automount:access-point-id": "fsap-123"}, "efs-automount:access-point-id", "17 hex"),
+    ],
+)
+def test_invalid_tag_is_named_with_the_reason(tags, tag, reason):
+    with pytest.raises(MountConfigError) as raised:
+        mount_spec_from_tags({"efs-automount:file-system-id": FS} | tags)
+    assert raised.value.tag == tag
+    assert reason in str(raised.value)
+
+
+def test_failure_result_comes_from_the_tag_or_the_setting():
+    assert failure_result_from_tags({}, LifecycleResult.ABANDON) is LifecycleResult.ABANDON
+    tags = {"efs-automount:on-failure": "CONTINUE"}
+    assert failure_result_from_tags(tags, LifecycleResult.ABANDON) is LifecycleResult.CONTINUE
+    with pytest.raises(MountConfigError, match="efs-automount:on-failure"):
+        failure_result_from_tags({"efs-automount:on-failure": "continue"}, LifecycleResult.ABANDON)
+
+
+def test_parameters_carry_the_file_system_and_path_verbatim():
+    parameters = mount_command_parameters(MountSpec(FS, "/data/shared"), "eu-west-1")
+    assert parameters == {
+        "FileSystemId": [FS],
+        "MountPath": ["/data/shared"],
+        "Region": ["eu-west-1"],
+        "AccessPointId": [""],
+    }
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            ["efs-automount:file-system-id", "efs-automount:mount-path", "efs-automount:access-point-id", "other"]
+        ),
+        st.text(max_size=140) | st.sampled_from([FS, "/mnt/efs/x", "fsap-0123456789abcdef0", "/data/$(id)"]),
+    )
+)
+def test_no_tag_value_reaches_the_host_with_a_shell_special_character(tags):
+    # Given any tag values at all, either the group is refused, or what is sent is inert text
+    try:
+        spec = mount_spec_from_tags(tags)
+    except MountConfigError:
+        return
+    if spec is None:
+        return
+    for values in mount_command_parameters(spec, "us-east-1").values():
+        assert not SHELL_SPECIALS & set(values[0])
+    assert spec.mount_path not in SYSTEM_PATHS
+    assert ".." not in spec.mount_path
