@@ -85,3 +85,25 @@ def test_mount_confirmed_is_recorded_on_the_host(land, bus):
     assert {t["Key"]: t["Value"] for t in tags}[f"efs-automount:mounted:{land.file_system_id}"] == (
         f"/mnt/efs/{land.file_system_id}"
     )
+
+
+def test_command_sent_to_several_hosts_is_confirmed_per_host(land, bus, lambda_):
+    # Given an operator ran the mount document on two waiting hosts at once
+    first, second = scale_out(land, 2)
+    moto_gaps.WORLD.drain()
+    hosts.boot_agents(land, [first, second])
+    command_id = land.client("ssm").send_command(
+        DocumentName="efs-automount-mount",
+        InstanceIds=[first, second],
+        Parameters={"FileSystemId": [land.file_system_id], "MountPath": ["/mnt/shared"], "Region": ["us-east-1"]},
+    )["Command"]["CommandId"]
+
+    # When only the first host has finished
+    hosts.answer(land, "Success", instance_ids=[first])
+
+    # Then the first is let in on its own invocation's word, and the second still waits
+    assert deliver_outbox(bus) == [("on_command_status", {"outcome": "completed CONTINUE"})]
+    assert "ssm:GetCommandInvocation" in lambda_.operations()
+    assert lifecycle_state(land, first) == "InService"
+    assert lifecycle_state(land, second) == "Pending:Wait"
+    assert command_id

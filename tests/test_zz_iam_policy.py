@@ -1,0 +1,67 @@
+"""The hand-kept IAM policy allows every AWS operation the suite saw the app make, and nothing more."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+
+import pytest
+
+from tests.conftest import RECORDED_OPERATIONS, ROOT
+
+POLICY = json.loads((ROOT / ".chalice" / "policy.json").read_text())
+# Operations AWS allows every principal: they need no statement.
+NEEDS_NO_PERMISSION = {"sts:GetCallerIdentity"}
+# Lambda's runtime writes the logs; the app's code never calls CloudWatch Logs itself.
+RUNTIME_ONLY = {"LambdaLogs"}
+
+
+def _allowed_actions() -> list[str]:
+    actions = []
+    for statement in POLICY["Statement"]:
+        assert statement["Effect"] == "Allow"
+        if statement["Sid"] not in RUNTIME_ONLY:
+            actions += statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+    return actions
+
+
+def _recorded() -> set[str]:
+    if not RECORDED_OPERATIONS:
+        pytest.skip("no handler ran in this session: the policy check needs the whole suite (`make test`)")
+    return {f"{prefix}:{operation}" for prefix, operation in RECORDED_OPERATIONS}
+
+
+@pytest.mark.last
+def test_policy_allows_every_operation_the_app_made():
+    allowed = _allowed_actions()
+    missing = sorted(
+        op
+        for op in _recorded() - NEEDS_NO_PERMISSION
+        if not any(fnmatch.fnmatchcase(op, pattern) for pattern in allowed)
+    )
+    assert missing == [], f"add to .chalice/policy.json: {missing}"
+
+
+@pytest.mark.last
+def test_policy_allows_nothing_the_app_never_made():
+    recorded = _recorded()
+    unused = sorted(
+        pattern for pattern in _allowed_actions() if not any(fnmatch.fnmatchcase(op, pattern) for op in recorded)
+    )
+    assert unused == [], f"no test saw the app call these; remove them or test the path: {unused}"
+
+
+def test_policy_has_no_wildcard_actions():
+    assert not [a for a in _allowed_actions() if "*" in a]
+
+
+def test_mount_commands_are_limited_to_the_mount_document():
+    (statement,) = [s for s in POLICY["Statement"] if "ssm:SendCommand" in s["Action"]]
+    assert statement["Resource"] == ["arn:*:ssm:*:*:document/efs-automount-mount", "arn:*:ec2:*:*:instance/*"]
+
+
+def test_member_role_policy_is_the_app_policy_without_logs_and_assume_role():
+    template = json.loads((ROOT / "deploy" / "member-account.json").read_text())
+    (policy,) = template["Resources"]["MemberRole"]["Properties"]["Policies"]
+    member_actions = {a for s in policy["PolicyDocument"]["Statement"] for a in s["Action"]}
+    assert member_actions == set(_allowed_actions()) - {"sts:AssumeRole"}
