@@ -228,7 +228,10 @@ def _safe_failure_result(tags: dict[str, str], default: LifecycleResult) -> Life
 
 def _agent_online(ssm: Any, instance_id: str) -> bool:
     info = ssm.describe_instance_information(Filters=[{"Key": "InstanceIds", "Values": [instance_id]}])
-    return any(item.get("PingStatus") == "Online" for item in info.get("InstanceInformationList", []))
+    return any(
+        item.get("InstanceId") == instance_id and item.get("PingStatus") == "Online"
+        for item in info.get("InstanceInformationList", [])
+    )
 
 
 def _confirmed_status(ssm: Any, command: dict[str, Any], instance_id: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,9 @@ NAMESPACE = "EfsAutomount"
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+
+# Many events rightly end with no metric (ignored, already decided): that is not worth a warning each.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 # botocore logs every retry and credential lookup at INFO/DEBUG; our own lines say what matters.
 for noisy in ("botocore", "boto3", "urllib3"):

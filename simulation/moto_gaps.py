@@ -221,9 +221,9 @@ def record_lifecycle_action_heartbeat(self: AutoScalingResponse) -> EmptyResult:
 
 
 def describe_instance_information(self: SimpleSystemManagerResponse) -> ActionResult:
-    params = self._get_params()
     wanted: set[str] | None = None
-    for item in params.get("Filters", []) + params.get("InstanceInformationFilterList", []):
+    filters = (self._get_param("Filters") or []) + (self._get_param("InstanceInformationFilterList") or [])
+    for item in filters:
         if item.get("Key") in ("InstanceIds", "InstanceId"):
             wanted = set(item.get("Values") or item.get("valueSet") or [])
     backend = self.ssm_backend
@@ -275,7 +275,13 @@ def _send_command(original: Any) -> Any:
             for instance_id in kwargs.get("instance_ids") or []:
                 if (self.account_id, self.region_name, instance_id) not in WORLD.agents:
                     raise SsmError("InvalidInstanceId", f"Instances [[{instance_id}]] not in a valid state for account")
+        requested = list(dict.fromkeys(kwargs.get("instance_ids") or []))
         command = original(self, **kwargs)
+        if requested:
+            # moto adds every instance in the region when Targets is empty; AWS runs on InstanceIds only.
+            command.instance_ids = requested
+            command.invocations = [command.invocation_response(i, "mountEfs") for i in command.instance_ids]
+            command.target_count = len(command.instance_ids)
         command.status = "InProgress"
         command.status_details = "InProgress"
         command.completed_count = 0
@@ -327,8 +333,7 @@ def finish_invocation(
 
 
 def list_command_invocations(self: SimpleSystemManagerResponse) -> ActionResult:
-    params = self._get_params()
-    command_id, instance_id = params.get("CommandId"), params.get("InstanceId")
+    command_id, instance_id = self._get_param("CommandId"), self._get_param("InstanceId")
     commands = self.ssm_backend.list_commands(command_id, None)
     invocations = [
         dict(invocation)

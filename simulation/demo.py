@@ -1,0 +1,216 @@
+"""`make demo`: efs-automount's main job on an embedded local AWS.
+
+A moto server on 127.0.0.1 (with simulation/moto_gaps.py filling what moto lacks) stands
+in for AWS; the app's handlers run in this process as Lambda would run them, their boto3
+clients pointed at the server; events are routed by the app's own EventBridge patterns;
+the hosts' SSM and ECS agents are simulated. One host's SSM agent comes online late, so
+its first launch event fails and Lambda's retry mounts it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import logging
+import os
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+LOG_FILE = ROOT / "build" / "demo-logs.jsonl"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def local_aws() -> Iterator[str]:
+    """A moto server on 127.0.0.1 for the length of the demo; every boto3 client in this process uses it."""
+    from moto.server import ThreadedMotoServer
+
+    from simulation import moto_gaps
+
+    moto_gaps.install()
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    saved = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    os.environ.update(
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_ACCESS_KEY_ID="demo",
+        AWS_SECRET_ACCESS_KEY="demo",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_REGION="us-east-1",
+    )
+    os.environ.pop("AWS_PROFILE", None)
+    try:
+        yield endpoint
+    finally:
+        server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+class Timeline:
+    def __init__(self, out: Callable[[str], None]) -> None:
+        self._out = out
+        self._start = time.monotonic()
+
+    def __call__(self, actor: str, message: str) -> None:
+        self._out(f"  {time.monotonic() - self._start:6.2f}s  {actor:<22} {message}")
+
+
+def run(hosts_count: int, failures: int, out: Callable[[str], None] = print) -> list[dict[str, str]]:
+    import boto3
+    from chalice.test import Client
+
+    from app import app
+    from chalicelib.lifecycle import AgentNotReady
+    from chalicelib.observability import logger
+    from simulation import hosts, moto_gaps
+    from simulation.eventbus import EventBus
+    from simulation.landscape import (
+        build_landscape,
+        lifecycle_state,
+        mount_attribute,
+        register_container_instance,
+        scale_out,
+    )
+
+    LOG_FILE.parent.mkdir(exist_ok=True)
+    log = LOG_FILE.open("w")
+    logger.registered_handler.setStream(log)
+    lambda_client = Client(app, stage_name="dev", project_dir=str(ROOT))
+    timeline = Timeline(out)
+
+    def invoke(name: str, event: dict[str, Any]) -> Any:
+        # EMF metrics print to stdout, as in Lambda; the demo files them with the logs.
+        with contextlib.redirect_stdout(io.StringIO()) as emf:
+            try:
+                return lambda_client.lambda_.invoke(name, event).payload
+            finally:
+                log.write(emf.getvalue())
+
+    bus = EventBus(app, invoke)
+    land = build_landscape(boto3.Session(region_name="us-east-1"))
+    timeline("platform team", f"group {land.group_name} tagged efs-automount:file-system-id={land.file_system_id}")
+    timeline("platform team", f"hook {land.hook_name} (DefaultResult ABANDON), cluster {land.cluster_name}")
+
+    instance_ids = scale_out(land, hosts_count)
+    timeline("Auto Scaling", f"scale out by {hosts_count}: {', '.join(instance_ids)} wait in Pending:Wait")
+    late = instance_ids[-1] if hosts_count > 1 else None
+    hosts.boot_agents(land, [i for i in instance_ids if i != late])
+    timeline("hosts", f"SSM agents online on {len(instance_ids) - (1 if late else 0)} host(s)" + (f"; {late} is late" if late else ""))
+
+    retry: list[dict[str, Any]] = []
+    commands: dict[str, str] = {}
+
+    def deliver(events: list[dict[str, Any]]) -> None:
+        for event in events:
+            for name in bus.targets(event):
+                instance = event["detail"].get("EC2InstanceId") or event["detail"].get("instance-id") or event["detail"].get("ec2InstanceId")
+                try:
+                    outcome = invoke(name, event)["outcome"]
+                except AgentNotReady as exc:
+                    retry.append(event)
+                    outcome = f"raised {type(exc).__name__}: Lambda will retry the event"
+                if outcome.startswith("mount command sent: "):
+                    commands[instance] = outcome.removeprefix("mount command sent: ")
+                timeline(f"Lambda {name}", f"{instance}: {outcome}")
+
+    deliver(moto_gaps.WORLD.drain())
+
+    registered: dict[str, str] = {}
+    for instance_id in instance_ids[: (hosts_count + 1) // 2]:
+        registered[instance_id] = register_container_instance(land, instance_id)
+        timeline("ECS agent", f"{instance_id} registered in {land.cluster_name} before its mount is confirmed")
+    deliver(moto_gaps.WORLD.drain())
+
+    if late:
+        hosts.boot_agents(land, [late])
+        timeline("hosts", f"SSM agent online on {late}")
+        events, retry[:] = list(retry), []
+        for _ in events:
+            timeline("Lambda", "async retry of the launch event")
+        deliver(events)
+
+    failing = set(instance_ids[:failures])
+    for instance_id in instance_ids:
+        status = "Failed" if instance_id in failing else "Success"
+        hosts.answer(land, status, instance_ids=[instance_id])
+        timeline("SSM agent", f"{instance_id}: mount script finished: {status}")
+        deliver(moto_gaps.WORLD.drain())
+
+    for instance_id in instance_ids:
+        if instance_id not in registered and lifecycle_state(land, instance_id) == "InService":
+            registered[instance_id] = register_container_instance(land, instance_id)
+            timeline("ECS agent", f"{instance_id} registered in {land.cluster_name} after its mount")
+    deliver(moto_gaps.WORLD.drain())
+    log.close()
+
+    rows = []
+    for instance_id in instance_ids:
+        container_instance = registered.get(instance_id)
+        rows.append(
+            {
+                "host": instance_id,
+                "command": commands.get(instance_id, "-")[:8],
+                "status": land.client("ssm").list_command_invocations(CommandId=commands[instance_id])["CommandInvocations"][0]["Status"]
+                if instance_id in commands
+                else "-",
+                "attribute": (mount_attribute(land, container_instance) or "-") if container_instance else "(not registered)",
+                "lifecycle result": moto_gaps.decided_result(land.account, land.region, instance_id) or "undecided",
+                "state": lifecycle_state(land, instance_id),
+            }
+        )
+    return rows
+
+
+def print_table(rows: list[dict[str, str]], out: Callable[[str], None] = print) -> None:
+    headers = list(rows[0])
+    widths = {h: max(len(h), *(len(r[h]) for r in rows)) for h in headers}
+    out("  " + "  ".join(h.ljust(widths[h]) for h in headers))
+    out("  " + "  ".join("-" * widths[h] for h in headers))
+    for row in rows:
+        out("  " + "  ".join(row[h].ljust(widths[h]) for h in headers))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, default=3, help="hosts to scale out by (default 3)")
+    parser.add_argument("--fail", type=int, default=0, help="how many hosts' mounts fail (default 0)")
+    args = parser.parse_args(argv)
+    if args.hosts < 1 or not 0 <= args.fail <= args.hosts:
+        parser.error("--hosts must be at least 1 and --fail between 0 and --hosts")
+    sys.path.insert(0, str(ROOT))
+    with local_aws() as endpoint:
+        print(f"efs-automount demo: local AWS at {endpoint}\n")
+        print("Timeline")
+        rows = run(args.hosts, args.fail)
+    print("\nResult")
+    print_table(rows)
+    print(f"\nThe app's JSON logs and EMF metrics: {LOG_FILE.relative_to(ROOT)}")
+    undecided = [r["host"] for r in rows if r["lifecycle result"] == "undecided"]
+    expected = {r["host"]: "ABANDON" for r in rows[: args.fail]}
+    wrong = [r["host"] for r in rows if r["lifecycle result"] != expected.get(r["host"], "CONTINUE")]
+    if undecided or wrong:
+        print(f"demo FAILED: undecided {undecided}, wrong result {wrong}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
