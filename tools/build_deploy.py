@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from chalicelib.mount_spec import ACCESS_POINT_ID, FILE_SYSTEM_ID, MOUNT_PATH, REGION  # noqa: E402
-from chalicelib.settings import DEFAULT_MEMBER_ROLE_NAME, DEFAULT_MOUNT_DOCUMENT  # noqa: E402
+from chalicelib.events import command_status_pattern, container_instance_pattern, launch_pattern  # noqa: E402
+from chalicelib.settings import DEFAULT_HOOK_NAME, DEFAULT_MEMBER_ROLE_NAME, DEFAULT_MOUNT_DOCUMENT  # noqa: E402
 
 SCRIPT = ROOT / "host" / "mount-efs.sh"
 POLICY = ROOT / ".chalice" / "policy.json"
@@ -89,7 +90,7 @@ def member_template() -> dict[str, Any]:
     }
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
-        "Description": "efs-automount member account: the role the app assumes here, and the mount document.",
+        "Description": "efs-automount member account: the role the app assumes here, the mount document, and the rules forwarding events to the app.",
         "Parameters": {
             "AppAccountId": {"Type": "String", "AllowedPattern": "^\\d{12}$", "Description": "Account running efs-automount."},
             "ExternalId": {"Type": "String", "Default": "", "Description": "The app's EXTERNAL_ID setting, if set."},
@@ -115,7 +116,33 @@ def member_template() -> dict[str, Any]:
                 },
             },
             "MountDocument": document_resource(),
+            **forward_rules(),
         },
+    }
+
+
+def forward_rules() -> dict[str, Any]:
+    """Rules sending this account's events to the app's default bus, with the app's own patterns."""
+    patterns = {
+        "ForwardLaunchActions": launch_pattern(DEFAULT_HOOK_NAME),
+        "ForwardMountCommandStatus": command_status_pattern(DEFAULT_MOUNT_DOCUMENT),
+        "ForwardContainerInstances": container_instance_pattern(),
+    }
+    return {
+        name: {
+            "Type": "AWS::Events::Rule",
+            "Properties": {
+                "Description": "efs-automount: forward to the app's account",
+                "EventPattern": pattern,
+                "Targets": [
+                    {
+                        "Id": "efs-automount",
+                        "Arn": {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AppAccountId}:event-bus/default"},
+                    }
+                ],
+            },
+        }
+        for name, pattern in patterns.items()
     }
 
 
