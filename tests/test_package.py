@@ -1,0 +1,41 @@
+"""`chalice package` builds a deployable template: every handler's rule, the settings, the mount document."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from app import app
+from chalice.app import CloudWatchEventConfig
+from tests.conftest import ROOT
+
+
+def test_package_has_every_rule_with_the_app_pattern_and_the_mount_document(tmp_path: Path):
+    chalice = Path(sys.executable).parent / "chalice"
+    env = dict(os.environ, AWS_DEFAULT_REGION="us-east-1")
+    subprocess.run(
+        [str(chalice), "package", "--stage", "prod", "--merge-template", "deploy/app-resources.json", str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    resources = json.loads((tmp_path / "sam.json").read_text())["Resources"]
+
+    patterns = {
+        event["Properties"]["Pattern"]["detail-type"][0]
+        for resource in resources.values()
+        if resource["Type"] == "AWS::Serverless::Function"
+        for event in resource["Properties"]["Events"].values()
+    }
+    expected = {
+        source.event_pattern["detail-type"][0] for source in app.event_sources if isinstance(source, CloudWatchEventConfig)
+    }
+    assert patterns == expected
+    assert resources["MountDocument"]["Properties"]["Name"] == "efs-automount-mount"
+    variables = resources["OnLaunch"]["Properties"]["Environment"]["Variables"]
+    assert variables["HOOK_NAME"] == "efs-automount" and variables["ON_FAILURE"] == "ABANDON"
