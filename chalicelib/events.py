@@ -10,6 +10,17 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib.aws_names import (
+    ACCOUNT_ID,
+    CLUSTER_ARN,
+    CONTAINER_INSTANCE_ARN,
+    GROUP_NAME,
+    HOOK_NAME,
+    INSTANCE_ID,
+    REGION,
+    UUID,
+)
+
 LAUNCH_DETAIL_TYPE = "EC2 Instance-launch Lifecycle Action"
 LAUNCH_TRANSITION = "autoscaling:EC2_INSTANCE_LAUNCHING"
 TEST_NOTIFICATION = "autoscaling:TEST_NOTIFICATION"
@@ -17,19 +28,6 @@ COMMAND_STATUS_DETAIL_TYPE = "EC2 Command Invocation Status-change Notification"
 CONTAINER_INSTANCE_DETAIL_TYPE = "ECS Container Instance State Change"
 # The statuses after which SSM does nothing more with an invocation.
 FINAL_COMMAND_STATUSES = ("Success", "Failed", "TimedOut", "Cancelled")
-
-ACCOUNT = re.compile(r"^\d{12}$")
-REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
-INSTANCE_ID = re.compile(r"^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
-UUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
-# Auto Scaling group names: 1 to 255 characters, none of them control characters.
-GROUP_NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,255}$")
-HOOK_NAME = re.compile(r"^[A-Za-z0-9\-_/]{1,255}$")
-PARTITION_ARN = r"arn:aws(?:-[a-z]+)*"
-CLUSTER_ARN = re.compile(rf"^{PARTITION_ARN}:ecs:[a-z0-9-]+:\d{{12}}:cluster/[A-Za-z0-9_-]{{1,255}}$")
-CONTAINER_INSTANCE_ARN = re.compile(
-    rf"^{PARTITION_ARN}:ecs:[a-z0-9-]+:\d{{12}}:container-instance/(?:[A-Za-z0-9_-]{{1,255}}/)?[0-9a-f-]{{32,36}}$"
-)
 
 
 def launch_pattern(hook_name: str) -> dict[str, Any]:
@@ -130,7 +128,7 @@ def _detail(event: Any) -> dict[str, Any]:
 def event_origin(event: Any) -> EventOrigin:
     if not isinstance(event, dict):
         raise MalformedEvent("the event is not a JSON object")
-    return EventOrigin(account=_field(event, "account", ACCOUNT, ""), region=_field(event, "region", REGION, ""))
+    return EventOrigin(account=_field(event, "account", ACCOUNT_ID, ""), region=_field(event, "region", REGION, ""))
 
 
 def parse_launch_action(event: Any) -> LaunchAction:

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.accounts import AwsAccess
-from chalicelib.events import CLUSTER_ARN, CONTAINER_INSTANCE_ARN, ContainerInstanceChange
+from chalicelib.aws_names import CLUSTER_ARN, CONTAINER_INSTANCE_ARN
+from chalicelib.events import ContainerInstanceChange
 from chalicelib.groups import GroupTagCache
 from chalicelib.mount_spec import FILE_SYSTEM_ID, FILE_SYSTEM_TAG, MountSpec
 from chalicelib.observability import logger
@@ -51,15 +52,15 @@ def host_record_from_tags(tags: dict[str, str]) -> HostRecord:
         group_name=tags.get(GROUP_NAME_TAG),
         mounts=mounts,
         cluster_arn=cluster if known else None,
-        container_instance_arn=container_instance if known and CONTAINER_INSTANCE_ARN.fullmatch(container_instance) else None,
+        container_instance_arn=container_instance
+        if known and CONTAINER_INSTANCE_ARN.fullmatch(container_instance)
+        else None,
     )
 
 
 def read_host_record(ec2: Any, instance_id: str) -> HostRecord:
     tags: dict[str, str] = {}
-    for page in ec2.get_paginator("describe_tags").paginate(
-        Filters=[{"Name": "resource-id", "Values": [instance_id]}]
-    ):
+    for page in ec2.get_paginator("describe_tags").paginate(Filters=[{"Name": "resource-id", "Values": [instance_id]}]):
         tags.update({tag["Key"]: tag["Value"] for tag in page["Tags"]})
     return host_record_from_tags(tags)
 

@@ -1,8 +1,8 @@
 """The two results a lifecycle action can be completed with."""
 
-from enum import Enum
+from enum import StrEnum
 
 
-class LifecycleResult(str, Enum):
+class LifecycleResult(StrEnum):
     CONTINUE = "CONTINUE"
     ABANDON = "ABANDON"

@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from chalicelib.aws_names import REGION
 from chalicelib.lifecycle_result import LifecycleResult
 
 TAG_PREFIX = "efs-automount:"
@@ -23,7 +24,6 @@ FILE_SYSTEM_ID = re.compile(r"^fs-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
 ACCESS_POINT_ID = re.compile(r"^fsap-[0-9a-f]{17}$")
 # 128 at most: the path is also the value of the ECS attribute, which allows no more.
 MOUNT_PATH = re.compile(r"^/[A-Za-z0-9._/-]{1,127}$")
-REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$")
 # Mounting over any of these would break the host, so no tag may ask for it.
 SYSTEM_PATHS = frozenset(
     "/ /bin /boot /dev /etc /home /lib /lib64 /opt /proc /root /run /sbin /sys /tmp /usr /var "

@@ -8,18 +8,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 
+from chalicelib.aws_names import ACCOUNT_ID, DOCUMENT_NAME, EXTERNAL_ID, HOOK_NAME, ROLE_NAME
 from chalicelib.lifecycle_result import LifecycleResult
 
 DEFAULT_HOOK_NAME = "efs-automount"
 DEFAULT_MEMBER_ROLE_NAME = "efs-automount-member"
 DEFAULT_MOUNT_DOCUMENT = "efs-automount-mount"
-
-ACCOUNT_ID = re.compile(r"^\d{12}$")
-# IAM role names and SSM document / lifecycle hook names, as the service APIs define them.
-ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
-HOOK_NAME = re.compile(r"^[A-Za-z0-9\-_/]{1,255}$")
-DOCUMENT_NAME = re.compile(r"^[a-zA-Z0-9_\-.]{3,128}$")
-EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
 
 
 class SettingsError(ValueError):

@@ -113,7 +113,11 @@ def run(hosts_count: int, failures: int, out: Callable[[str], None] = print) -> 
     timeline("Auto Scaling", f"scale out by {hosts_count}: {', '.join(instance_ids)} wait in Pending:Wait")
     late = instance_ids[-1] if hosts_count > 1 else None
     hosts.boot_agents(land, [i for i in instance_ids if i != late])
-    timeline("hosts", f"SSM agents online on {len(instance_ids) - (1 if late else 0)} host(s)" + (f"; {late} is late" if late else ""))
+    timeline(
+        "hosts",
+        f"SSM agents online on {len(instance_ids) - (1 if late else 0)} host(s)"
+        + (f"; {late} is late" if late else ""),
+    )
 
     retry: list[dict[str, Any]] = []
     commands: dict[str, str] = {}
@@ -121,7 +125,11 @@ def run(hosts_count: int, failures: int, out: Callable[[str], None] = print) -> 
     def deliver(events: list[dict[str, Any]]) -> None:
         for event in events:
             for name in bus.targets(event):
-                instance = event["detail"].get("EC2InstanceId") or event["detail"].get("instance-id") or event["detail"].get("ec2InstanceId")
+                instance = (
+                    event["detail"].get("EC2InstanceId")
+                    or event["detail"].get("instance-id")
+                    or event["detail"].get("ec2InstanceId")
+                )
                 try:
                     outcome = invoke(name, event)["outcome"]
                 except AgentNotReady as exc:
@@ -168,10 +176,14 @@ def run(hosts_count: int, failures: int, out: Callable[[str], None] = print) -> 
             {
                 "host": instance_id,
                 "command": commands.get(instance_id, "-")[:8],
-                "status": land.client("ssm").list_command_invocations(CommandId=commands[instance_id])["CommandInvocations"][0]["Status"]
+                "status": land.client("ssm").list_command_invocations(CommandId=commands[instance_id])[
+                    "CommandInvocations"
+                ][0]["Status"]
                 if instance_id in commands
                 else "-",
-                "attribute": (mount_attribute(land, container_instance) or "-") if container_instance else "(not registered)",
+                "attribute": (mount_attribute(land, container_instance) or "-")
+                if container_instance
+                else "(not registered)",
                 "lifecycle result": moto_gaps.decided_result(land.account, land.region, instance_id) or "undecided",
                 "state": lifecycle_state(land, instance_id),
             }

@@ -73,9 +73,7 @@ def create_member_role(session: boto3.Session, app_account: str, external_id: st
 
 
 def create_mount_document(ssm: Any, name: str = "efs-automount-mount") -> None:
-    ssm.create_document(
-        Name=name, Content=MOUNT_DOCUMENT.read_text(), DocumentType="Command", DocumentFormat="JSON"
-    )
+    ssm.create_document(Name=name, Content=MOUNT_DOCUMENT.read_text(), DocumentType="Command", DocumentFormat="JSON")
 
 
 def build_landscape(
@@ -128,7 +126,13 @@ def build_landscape(
         DesiredCapacity=0,
         VPCZoneIdentifier=",".join(land.subnet_ids),
         Tags=[
-            {"Key": k, "Value": v, "PropagateAtLaunch": False, "ResourceId": group_name, "ResourceType": "auto-scaling-group"}
+            {
+                "Key": k,
+                "Value": v,
+                "PropagateAtLaunch": False,
+                "ResourceId": group_name,
+                "ResourceType": "auto-scaling-group",
+            }
             for k, v in tags.items()
         ],
     )

@@ -36,9 +36,9 @@ from moto.autoscaling.responses import AutoScalingResponse
 from moto.core.exceptions import ServiceException
 from moto.core.responses import ActionResult, EmptyResult
 from moto.ecs import models as ecs_models
+from moto.iam.models import iam_backends
 from moto.ssm import models as ssm_models
 from moto.ssm.responses import SimpleSystemManagerResponse
-from moto.iam.models import iam_backends
 from moto.sts import models as sts_models
 
 LAUNCHING = "autoscaling:EC2_INSTANCE_LAUNCHING"
@@ -76,7 +76,9 @@ class World:
             self.agents.clear()
             self.outbox.clear()
 
-    def emit(self, account: str, region: str, source: str, detail_type: str, detail: dict[str, Any], resources: list[str]) -> None:
+    def emit(
+        self, account: str, region: str, source: str, detail_type: str, detail: dict[str, Any], resources: list[str]
+    ) -> None:
         with self.lock:
             self.outbox.append(
                 {
@@ -85,7 +87,7 @@ class World:
                     "detail-type": detail_type,
                     "source": source,
                     "account": account,
-                    "time": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "time": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                     "region": region,
                     "resources": resources,
                     "detail": detail,
@@ -403,7 +405,7 @@ def _register_container_instance(original: Any) -> Any:
                 "status": "ACTIVE",
                 "version": 1,
                 "versionInfo": {},
-                "updatedAt": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+                "updatedAt": datetime.datetime.now(datetime.UTC).isoformat(),
             },
             [container_instance.container_instance_arn],
         )

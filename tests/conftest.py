@@ -30,7 +30,8 @@ os.environ.update(
 )
 
 from chalice.test import Client  # noqa: E402
-from hypothesis import HealthCheck, settings as hypothesis_settings  # noqa: E402
+from hypothesis import HealthCheck  # noqa: E402
+from hypothesis import settings as hypothesis_settings  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 from app import app  # noqa: E402

@@ -17,7 +17,9 @@ def test_host_of_an_untagged_group_is_left_untouched(bus, lambda_):
     lambda_.calls.clear()
 
     register_container_instance(land, instance_id)
-    assert deliver_outbox(bus) == [("on_container_instance", {"outcome": "ignored: host is not in a group tagged for EFS"})]
+    assert deliver_outbox(bus) == [
+        ("on_container_instance", {"outcome": "ignored: host is not in a group tagged for EFS"})
+    ]
 
     assert "ec2:CreateTags" not in lambda_.operations()
 

@@ -17,7 +17,11 @@ from tests.conftest import load_event
 def test_launch_action_is_read_from_the_documented_shape():
     action = parse_launch_action(load_event("launch-lifecycle-action"))
     assert (action.origin.account, action.origin.region) == ("123456789012", "us-east-1")
-    assert (action.group_name, action.hook_name, action.instance_id) == ("ecs-hosts", "efs-automount", "i-1234567890abcdef0")
+    assert (action.group_name, action.hook_name, action.instance_id) == (
+        "ecs-hosts",
+        "efs-automount",
+        "i-1234567890abcdef0",
+    )
     assert not action.into_warm_pool
     assert parse_launch_action(load_event("warm-pool-launch")).into_warm_pool
 

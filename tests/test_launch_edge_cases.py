@@ -54,9 +54,7 @@ def test_invalid_tag_sends_nothing_and_completes_with_the_failure_result(bus, ap
 
 
 def test_invalid_tag_uses_a_valid_on_failure_tag(bus):
-    land = _land_with_tags(
-        {"efs-automount:file-system-id": "fs-bad", "efs-automount:on-failure": "CONTINUE"}
-    )
+    land = _land_with_tags({"efs-automount:file-system-id": "fs-bad", "efs-automount:on-failure": "CONTINUE"})
     (instance_id,) = scale_out(land, 1)
     hosts.boot_agents(land, [instance_id])
 
@@ -80,7 +78,10 @@ def test_warm_pool_launch_continues_without_a_command(land, lambda_):
     moto_gaps.WORLD.drain()
     action = moto_gaps.pending_action(land.account, land.region, instance_id)
     event = load_event(
-        "warm-pool-launch", EC2InstanceId=instance_id, AutoScalingGroupName=land.group_name, LifecycleActionToken=action.token
+        "warm-pool-launch",
+        EC2InstanceId=instance_id,
+        AutoScalingGroupName=land.group_name,
+        LifecycleActionToken=action.token,
     )
 
     assert lambda_.invoke("on_launch", event) == {"outcome": "completed CONTINUE"}

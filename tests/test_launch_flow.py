@@ -12,7 +12,7 @@ from simulation.landscape import (
     register_container_instance,
     scale_out,
 )
-from tests.conftest import deliver_outbox, load_event, make_lambda
+from tests.conftest import deliver_outbox, make_lambda
 
 
 def test_scaled_out_host_mounts_efs_and_goes_in_service(land, bus):
@@ -83,7 +83,13 @@ def test_group_on_failure_tag_continue_lets_a_failed_host_in(bus):
     file_system_id = land.file_system_id or "fs-0123456789abcdef0"
     autoscaling.create_or_update_tags(
         Tags=[
-            {"ResourceId": land.group_name, "ResourceType": "auto-scaling-group", "Key": k, "Value": v, "PropagateAtLaunch": False}
+            {
+                "ResourceId": land.group_name,
+                "ResourceType": "auto-scaling-group",
+                "Key": k,
+                "Value": v,
+                "PropagateAtLaunch": False,
+            }
             for k, v in {"efs-automount:file-system-id": file_system_id, "efs-automount:on-failure": "CONTINUE"}.items()
         ]
     )

@@ -11,8 +11,8 @@ import subprocess
 import pytest
 
 from chalicelib.mount_spec import SYSTEM_PATHS
-from tools import build_deploy
 from tests.conftest import ROOT
+from tools import build_deploy
 
 SCRIPT = ROOT / "host" / "mount-efs.sh"
 GOOD = {

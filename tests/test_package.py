@@ -8,8 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from app import app
 from chalice.app import CloudWatchEventConfig
+
+from app import app
 from tests.conftest import ROOT
 
 
@@ -33,7 +34,9 @@ def test_package_has_every_rule_with_the_app_pattern_and_the_mount_document(tmp_
         for event in resource["Properties"]["Events"].values()
     }
     expected = {
-        source.event_pattern["detail-type"][0] for source in app.event_sources if isinstance(source, CloudWatchEventConfig)
+        source.event_pattern["detail-type"][0]
+        for source in app.event_sources
+        if isinstance(source, CloudWatchEventConfig)
     }
     assert patterns == expected
     assert resources["MountDocument"]["Properties"]["Name"] == "efs-automount-mount"

@@ -15,8 +15,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from chalicelib.mount_spec import ACCESS_POINT_ID, FILE_SYSTEM_ID, MOUNT_PATH, REGION  # noqa: E402
+from chalicelib.aws_names import REGION  # noqa: E402
 from chalicelib.events import command_status_pattern, container_instance_pattern, launch_pattern  # noqa: E402
+from chalicelib.mount_spec import ACCESS_POINT_ID, FILE_SYSTEM_ID, MOUNT_PATH  # noqa: E402
 from chalicelib.settings import DEFAULT_HOOK_NAME, DEFAULT_MEMBER_ROLE_NAME, DEFAULT_MOUNT_DOCUMENT  # noqa: E402
 
 SCRIPT = ROOT / "host" / "mount-efs.sh"
@@ -86,13 +87,24 @@ def member_policy() -> dict[str, Any]:
 
 def member_template() -> dict[str, Any]:
     trust_condition = {
-        "Fn::If": ["HasExternalId", {"StringEquals": {"sts:ExternalId": {"Ref": "ExternalId"}}}, {"Ref": "AWS::NoValue"}]
+        "Fn::If": [
+            "HasExternalId",
+            {"StringEquals": {"sts:ExternalId": {"Ref": "ExternalId"}}},
+            {"Ref": "AWS::NoValue"},
+        ]
     }
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
-        "Description": "efs-automount member account: the role the app assumes here, the mount document, and the rules forwarding events to the app.",
+        "Description": (
+            "efs-automount member account: the role the app assumes here, the mount document, "
+            "and the rules forwarding events to the app."
+        ),
         "Parameters": {
-            "AppAccountId": {"Type": "String", "AllowedPattern": "^\\d{12}$", "Description": "Account running efs-automount."},
+            "AppAccountId": {
+                "Type": "String",
+                "AllowedPattern": "^\\d{12}$",
+                "Description": "Account running efs-automount.",
+            },
             "ExternalId": {"Type": "String", "Default": "", "Description": "The app's EXTERNAL_ID setting, if set."},
         },
         "Conditions": {"HasExternalId": {"Fn::Not": [{"Fn::Equals": [{"Ref": "ExternalId"}, ""]}]}},
@@ -137,7 +149,9 @@ def forward_rules() -> dict[str, Any]:
                 "Targets": [
                     {
                         "Id": "efs-automount",
-                        "Arn": {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AppAccountId}:event-bus/default"},
+                        "Arn": {
+                            "Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AppAccountId}:event-bus/default"
+                        },
                     }
                 ],
             },
