@@ -34,6 +34,10 @@ class AgentNotReady(Exception):
     """The host's SSM agent is not online yet; the launch event must be tried again later."""
 
 
+def error_code(exc: ClientError) -> str:
+    return exc.response.get("Error", {}).get("Code", "")
+
+
 def lifecycle_result_for(command_status: str, failure_result: LifecycleResult) -> LifecycleResult:
     """The result a final command status decides: only a successful mount lets the host in."""
     return LifecycleResult.CONTINUE if command_status == "Success" else failure_result
@@ -67,8 +71,7 @@ def complete_lifecycle_action(
             LifecycleActionResult=result.value,
         )
     except ClientError as exc:
-        error = exc.response.get("Error", {})
-        if error.get("Code") == "ValidationError" and ALREADY_DECIDED in error.get("Message", ""):
+        if error_code(exc) == "ValidationError" and ALREADY_DECIDED in exc.response["Error"].get("Message", ""):
             logger.info("lifecycle action was already decided", result=result.value)
             return False
         raise
@@ -132,7 +135,7 @@ class LifecycleFlow:
                 Comment=f"efs-automount: mount {spec.file_system_id} at launch"[:100],
             )["Command"]
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code")
+            code = error_code(exc)
             if code == "InvalidInstanceId":
                 raise AgentNotReady(f"SSM does not accept {action.instance_id} yet") from exc
             if code in ("InvalidDocument", "InvalidParameters", "InvalidDocumentVersion"):
@@ -158,7 +161,7 @@ class LifecycleFlow:
         try:
             commands = ssm.list_commands(CommandId=status.command_id)["Commands"]
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "InvalidCommandId":
+            if error_code(exc) != "InvalidCommandId":
                 raise
             commands = []
         if not commands:
