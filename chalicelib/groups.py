@@ -1,35 +1,26 @@
-"""Auto Scaling group lookups: a group's tags, read fresh or from a short-lived cache."""
+"""Auto Scaling group lookups: a group's tags and the zones of its instances, in one call."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-# Container instance events come often; a group's tags rarely change.
-TAG_CACHE_SECONDS = 300
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    tags: dict[str, str] = field(default_factory=dict)
+    # Instance id -> Availability Zone, for the instances the group has now (Pending:Wait included).
+    instance_zones: dict[str, str] = field(default_factory=dict)
 
 
-def group_tags(autoscaling: Any, group_name: str) -> dict[str, str] | None:
-    """The group's tags, or None when the group no longer exists."""
+def describe_group(autoscaling: Any, group_name: str) -> Group | None:
+    """The group as it is now, or None when it no longer exists."""
     groups = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group_name])["AutoScalingGroups"]
     if not groups:
         return None
-    return {tag["Key"]: tag["Value"] for tag in groups[0].get("Tags", [])}
-
-
-class GroupTagCache:
-    """group_tags, remembered per (account, region, group) for TAG_CACHE_SECONDS."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._entries: dict[tuple[str, ...], tuple[float, dict[str, str] | None]] = {}
-
-    def get(self, key: tuple[str, ...], autoscaling: Any, group_name: str) -> dict[str, str] | None:
-        now = self._clock()
-        cached = self._entries.get(key)
-        if cached is not None and now - cached[0] < TAG_CACHE_SECONDS:
-            return cached[1]
-        tags = group_tags(autoscaling, group_name)
-        self._entries[key] = (now, tags)
-        return tags
+    return Group(
+        name=group_name,
+        tags={tag["Key"]: tag["Value"] for tag in groups[0].get("Tags", [])},
+        instance_zones={i["InstanceId"]: i["AvailabilityZone"] for i in groups[0].get("Instances", [])},
+    )

@@ -14,15 +14,18 @@ from typing import Any
 from chalicelib.accounts import AwsAccess
 from chalicelib.aws_names import CLUSTER_ARN, CONTAINER_INSTANCE_ARN
 from chalicelib.events import ContainerInstanceChange
-from chalicelib.groups import GroupTagCache
+from chalicelib.groups import Group, describe_group
 from chalicelib.mount_spec import FILE_SYSTEM_ID, FILE_SYSTEM_TAG, MountSpec
 from chalicelib.observability import logger
+from chalicelib.ttl_cache import TtlCache
 
 MOUNTED_TAG_PREFIX = "efs-automount:mounted:"
 CLUSTER_TAG = "efs-automount:ecs-cluster"
 CONTAINER_INSTANCE_TAG = "efs-automount:container-instance"
 GROUP_NAME_TAG = "aws:autoscaling:groupName"
 ATTRIBUTE_PREFIX = "efs-automount."
+# Container instance events come often; whether a group is tagged for EFS rarely changes.
+GROUP_CACHE_SECONDS = 300
 
 
 def attribute_name(file_system_id: str) -> str:
@@ -88,8 +91,8 @@ class ContainerInstanceFlow:
     # Bounds the memory of a long-lived container; forgetting only costs a lookup.
     MAX_REMEMBERED = 10_000
 
-    def __init__(self, group_tags: GroupTagCache | None = None) -> None:
-        self._group_tags = group_tags or GroupTagCache()
+    def __init__(self) -> None:
+        self._groups: TtlCache[Group | None] = TtlCache(GROUP_CACHE_SECONDS)
         # Container instances needing nothing more from this flow: the status flow takes it from there.
         self._settled: set[str] = set()
 
@@ -131,9 +134,10 @@ class ContainerInstanceFlow:
     def _group_wants_efs(self, record: HostRecord, aws: AwsAccess) -> bool:
         if record.group_name is None:
             return False
-        key = (aws.account, aws.region, record.group_name)
-        tags = self._group_tags.get(key, aws.client("autoscaling"), record.group_name)
-        return bool(tags and FILE_SYSTEM_TAG in tags)
+        name = record.group_name
+        key = (aws.account, aws.region, name)
+        group = self._groups.get(key, lambda: describe_group(aws.client("autoscaling"), name))
+        return group is not None and FILE_SYSTEM_TAG in group.tags
 
     def _settle(self, container_instance_arn: str) -> None:
         if len(self._settled) >= self.MAX_REMEMBERED:

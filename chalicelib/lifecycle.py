@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.accounts import AwsAccess
 from chalicelib.events import LAUNCH_TRANSITION, CommandStatus, LaunchAction
-from chalicelib.groups import group_tags
+from chalicelib.groups import describe_group
 from chalicelib.host_record import read_host_record, record_mount, set_mount_attributes
 from chalicelib.lifecycle_result import LifecycleResult
 from chalicelib.mount_spec import (
@@ -24,10 +24,15 @@ from chalicelib.mount_spec import (
     mount_command_parameters,
     mount_spec_from_tags,
 )
+from chalicelib.mount_targets import NoMountTarget, describe_mount_targets, select_mount_target_ip
 from chalicelib.observability import count, logger
+from chalicelib.script_result import ScriptResult, script_result_from_invocation
 from chalicelib.settings import Settings
+from chalicelib.ttl_cache import TtlCache
 
 ALREADY_DECIDED = "No active Lifecycle Action found"
+# Mount targets change rarely; a scale-out burst asks for the same file system many times.
+MOUNT_TARGET_CACHE_SECONDS = 60
 
 
 class AgentNotReady(Exception):
@@ -83,6 +88,7 @@ def complete_lifecycle_action(
 class LifecycleFlow:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+        self._mount_targets: TtlCache[list[dict[str, Any]]] = TtlCache(MOUNT_TARGET_CACHE_SECONDS)
 
     def _complete(self, aws: AwsAccess, group_name: str, instance_id: str, result: LifecycleResult) -> str:
         completed = complete_lifecycle_action(
@@ -94,10 +100,11 @@ class LifecycleFlow:
         if action.into_warm_pool:
             # A warm-pool host is stopped before use; it mounts on the launch event that takes it out.
             return self._complete(aws, action.group_name, action.instance_id, LifecycleResult.CONTINUE)
-        tags = group_tags(aws.client("autoscaling"), action.group_name)
-        if tags is None:
+        group = describe_group(aws.client("autoscaling"), action.group_name)
+        if group is None:
             logger.warning("group no longer exists; nothing to decide", group=action.group_name)
             return "ignored: group gone"
+        tags = group.tags
         try:
             failure_result = failure_result_from_tags(tags, self._settings.on_failure)
             spec = mount_spec_from_tags(tags)
@@ -117,10 +124,32 @@ class LifecycleFlow:
                 group=action.group_name,
             )
             return self._complete(aws, action.group_name, action.instance_id, LifecycleResult.CONTINUE)
-        return self._send_mount_command(action, aws, spec, failure_result)
+        zone = group.instance_zones.get(action.instance_id)
+        if zone is None:
+            logger.warning("host is no longer in its group; nothing to decide", group=action.group_name)
+            return "ignored: host left the group"
+        try:
+            mount_target_ip = self._mount_target_ip(aws, spec.file_system_id, zone)
+        except NoMountTarget as exc:
+            logger.error("cannot mount from the host's zone; no mount command sent", reason=str(exc), zone=zone)
+            count("MountsFailed", Reason="no-mount-target")
+            return self._complete(aws, action.group_name, action.instance_id, failure_result)
+        return self._send_mount_command(action, aws, spec, mount_target_ip, failure_result)
+
+    def _mount_target_ip(self, aws: AwsAccess, file_system_id: str, zone: str) -> str:
+        targets = self._mount_targets.get(
+            (aws.account, aws.region, file_system_id),
+            lambda: describe_mount_targets(aws.client("efs"), file_system_id),
+        )
+        return select_mount_target_ip(targets, file_system_id, zone)
 
     def _send_mount_command(
-        self, action: LaunchAction, aws: AwsAccess, spec: MountSpec, failure_result: LifecycleResult
+        self,
+        action: LaunchAction,
+        aws: AwsAccess,
+        spec: MountSpec,
+        mount_target_ip: str,
+        failure_result: LifecycleResult,
     ) -> str:
         ssm = aws.client("ssm")
         if not _agent_online(ssm, action.instance_id):
@@ -130,7 +159,7 @@ class LifecycleFlow:
             command = ssm.send_command(
                 DocumentName=self._settings.mount_document,
                 InstanceIds=[action.instance_id],
-                Parameters=mount_command_parameters(spec, aws.region),
+                Parameters=mount_command_parameters(spec, aws.region, mount_target_ip),
                 TimeoutSeconds=self._settings.command_timeout_seconds,
                 Comment=f"efs-automount: mount {spec.file_system_id} at launch"[:100],
             )["Command"]
@@ -152,6 +181,7 @@ class LifecycleFlow:
             command_id=command["CommandId"],
             file_system_id=spec.file_system_id,
             mount_path=spec.mount_path,
+            mount_target_ip=mount_target_ip,
         )
         count("MountCommandsSent")
         return f"mount command sent: {command['CommandId']}"
@@ -175,7 +205,8 @@ class LifecycleFlow:
         if status.instance_id not in command.get("InstanceIds", []):
             logger.warning("command did not target this instance; ignored", command_id=status.command_id)
             return "ignored: command not confirmed"
-        confirmed = _confirmed_status(ssm, command, status.instance_id)
+        invocation = _invocation(ssm, command, status.instance_id)
+        confirmed = invocation["Status"]
         if confirmed != status.status:
             logger.warning(
                 "SSM reports another status than the event; waiting for its own event",
@@ -184,7 +215,7 @@ class LifecycleFlow:
             )
             return f"ignored: SSM says {confirmed}"
         if confirmed != "Success":
-            return self._on_mount_failed(aws, status, confirmed)
+            return self._on_mount_failed(aws, status, script_result_from_invocation(invocation))
         spec = _spec_from_parameters(command.get("Parameters", {}))
         if spec is None:
             logger.error("command parameters are not a valid mount; ignored", command_id=status.command_id)
@@ -210,16 +241,19 @@ class LifecycleFlow:
             return "mounted; host is not in an Auto Scaling group"
         return self._complete(aws, record.group_name, status.instance_id, LifecycleResult.CONTINUE)
 
-    def _on_mount_failed(self, aws: AwsAccess, status: CommandStatus, confirmed: str) -> str:
-        count("MountsFailed", Reason=confirmed)
+    def _on_mount_failed(self, aws: AwsAccess, status: CommandStatus, result: ScriptResult) -> str:
+        kind = "permanent" if result.permanent else "transient"
+        count("MountsFailed", Reason=kind)
+        failure = {"status": result.status, "exit_code": result.exit_code, "failure": kind, "detail": result.message}
         record = read_host_record(aws.client("ec2"), status.instance_id)
         if record.group_name is None:
-            logger.error("mount failed on a host outside any Auto Scaling group", status=confirmed)
-            return f"mount {confirmed}; host is not in an Auto Scaling group"
-        tags = group_tags(aws.client("autoscaling"), record.group_name) or {}
-        result = lifecycle_result_for(confirmed, _safe_failure_result(tags, self._settings.on_failure))
-        logger.error("mount failed", status=confirmed, result=result.value, group=record.group_name)
-        return self._complete(aws, record.group_name, status.instance_id, result)
+            logger.error("mount failed on a host outside any Auto Scaling group", **failure)
+            return f"mount {result.status} ({kind}); host is not in an Auto Scaling group"
+        group = describe_group(aws.client("autoscaling"), record.group_name)
+        failure_result = _safe_failure_result(group.tags if group else {}, self._settings.on_failure)
+        decision = lifecycle_result_for(result.status, failure_result)
+        logger.error("mount failed", result=decision.value, group=record.group_name, **failure)
+        return self._complete(aws, record.group_name, status.instance_id, decision)
 
 
 def _safe_failure_result(tags: dict[str, str], default: LifecycleResult) -> LifecycleResult:
@@ -237,11 +271,12 @@ def _agent_online(ssm: Any, instance_id: str) -> bool:
     )
 
 
-def _confirmed_status(ssm: Any, command: dict[str, Any], instance_id: str) -> str:
-    # A one-host command's status is its invocation's; only a wider command needs the invocation read.
-    if command.get("InstanceIds") == [instance_id]:
-        return command["Status"]
-    return ssm.get_command_invocation(CommandId=command["CommandId"], InstanceId=instance_id)["Status"]
+def _invocation(ssm: Any, command: dict[str, Any], instance_id: str) -> dict[str, Any]:
+    """The host's invocation as SSM reports it. A one-host command that succeeded says all we need;
+    a failure is read in full for the script's exit code and summary."""
+    if command.get("InstanceIds") == [instance_id] and command["Status"] == "Success":
+        return {"Status": "Success"}
+    return ssm.get_command_invocation(CommandId=command["CommandId"], InstanceId=instance_id)
 
 
 def _spec_from_parameters(parameters: dict[str, list[str]]) -> MountSpec | None:

@@ -22,6 +22,7 @@ ON_FAILURE_TAG = "efs-automount:on-failure"
 
 FILE_SYSTEM_ID = re.compile(r"^fs-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
 ACCESS_POINT_ID = re.compile(r"^fsap-[0-9a-f]{17}$")
+IPV4_ADDRESS = re.compile(r"^(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)$")
 # 128 at most: the path is also the value of the ECS attribute, which allows no more.
 MOUNT_PATH = re.compile(r"^/[A-Za-z0-9._/-]{1,127}$")
 # Mounting over any of these would break the host, so no tag may ask for it.
@@ -92,13 +93,17 @@ def failure_result_from_tags(tags: Mapping[str, str], default: LifecycleResult) 
         raise MountConfigError(ON_FAILURE_TAG, f"{value[:80]!r} is neither ABANDON nor CONTINUE") from None
 
 
-def mount_command_parameters(spec: MountSpec, region: str) -> dict[str, list[str]]:
+def mount_command_parameters(spec: MountSpec, region: str, mount_target_ip: str) -> dict[str, list[str]]:
     """The SendCommand parameters for the mount document: exactly what reaches the host."""
     if not REGION.fullmatch(region):
         raise ValueError(f"region {region[:40]!r} is not an AWS region name")
+    if not IPV4_ADDRESS.fullmatch(mount_target_ip):
+        raise ValueError(f"mount target IP {mount_target_ip[:40]!r} is not an IPv4 address")
     return {
         "FileSystemId": [spec.file_system_id],
         "MountPath": [spec.mount_path],
         "Region": [region],
         "AccessPointId": [spec.access_point_id or ""],
+        "MountTargetIp": [mount_target_ip],
+        "ReadOnly": ["false"],
     }

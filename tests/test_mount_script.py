@@ -9,6 +9,8 @@ import shutil
 import subprocess
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chalicelib.mount_spec import SYSTEM_PATHS
 from tests.conftest import ROOT
@@ -46,8 +48,8 @@ def test_document_parameters_use_the_lambda_patterns():
 
 
 def test_script_refuses_the_same_system_paths_as_the_lambda():
-    case_line = next(line for line in SCRIPT.read_text().splitlines() if line.strip().startswith("/bin|"))
-    script_paths = set(case_line.strip().rstrip(")").split("|"))
+    (line,) = [line for line in SCRIPT.read_text().splitlines() if line.startswith("readonly SYSTEM_PATHS=")]
+    script_paths = set(line.split("=", 1)[1].strip('"').split("|"))
     assert script_paths == SYSTEM_PATHS - {"/"}
 
 
@@ -72,3 +74,27 @@ def test_script_refuses_hostile_values_before_touching_anything(tmp_path, variab
     summary = json.loads(result.stdout.strip().splitlines()[-1].removeprefix("efs-automount: "))
     assert summary["status"] == "failed" and summary["exit_code"] == 2
     assert not re.search(r"[`$;' ]", summary["file_system_id"] + summary["mount_path"])
+
+
+DOCUMENT = json.loads((ROOT / "deploy" / "mount-document.json").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(DOCUMENT["parameters"]))
+def test_old_agents_textual_substitution_cannot_break_out_of_the_quotes(name):
+    # Agents before 3.3.2746.0 paste {{ Name }} into the script; allowedPattern is all that guards it.
+    pattern = DOCUMENT["parameters"][name]["allowedPattern"]
+    (prelude,) = [line for line in DOCUMENT["mainSteps"][0]["inputs"]["runCommand"] if f"SSM_{name}+x" in line]
+
+    @settings(max_examples=25)
+    @given(st.from_regex(pattern, fullmatch=True))
+    def check(value):
+        line = prelude.replace(f"{{{{ {name} }}}}", value)
+        result = subprocess.run(
+            ["bash", "-c", f'{line}\nprintf %s "$SSM_{name}"'],
+            capture_output=True,
+            text=True,
+            env={"PATH": "/bin:/usr/bin"},
+        )
+        assert result.stdout == value and result.returncode == 0
+
+    check()

@@ -72,13 +72,23 @@ def test_failure_result_comes_from_the_tag_or_the_setting():
 
 
 def test_parameters_carry_the_file_system_and_path_verbatim():
-    parameters = mount_command_parameters(MountSpec(FS, "/data/shared"), "eu-west-1")
+    parameters = mount_command_parameters(MountSpec(FS, "/data/shared"), "eu-west-1", "10.0.1.25")
     assert parameters == {
         "FileSystemId": [FS],
         "MountPath": ["/data/shared"],
         "Region": ["eu-west-1"],
         "AccessPointId": [""],
+        "MountTargetIp": ["10.0.1.25"],
+        "ReadOnly": ["false"],
     }
+
+
+@pytest.mark.parametrize(
+    ("region", "ip"), [("eu-west-1\n", "10.0.0.1"), ("eu-west-1", "10.0.0.1; id"), ("x", "1.2.3.4")]
+)
+def test_parameters_refuse_a_bad_region_or_ip(region, ip):
+    with pytest.raises(ValueError):
+        mount_command_parameters(MountSpec(FS, "/data"), region, ip)
 
 
 @given(
@@ -97,7 +107,7 @@ def test_no_tag_value_reaches_the_host_with_a_shell_special_character(tags):
         return
     if spec is None:
         return
-    for values in mount_command_parameters(spec, "us-east-1").values():
+    for values in mount_command_parameters(spec, "us-east-1", "10.0.0.17").values():
         assert not SHELL_SPECIALS & set(values[0])
     assert spec.mount_path not in SYSTEM_PATHS
     assert ".." not in spec.mount_path

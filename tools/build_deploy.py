@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT))
 
 from chalicelib.aws_names import REGION  # noqa: E402
 from chalicelib.events import command_status_pattern, container_instance_pattern, launch_pattern  # noqa: E402
-from chalicelib.mount_spec import ACCESS_POINT_ID, FILE_SYSTEM_ID, MOUNT_PATH  # noqa: E402
+from chalicelib.mount_spec import ACCESS_POINT_ID, FILE_SYSTEM_ID, IPV4_ADDRESS, MOUNT_PATH  # noqa: E402
 from chalicelib.settings import DEFAULT_HOOK_NAME, DEFAULT_MEMBER_ROLE_NAME, DEFAULT_MOUNT_DOCUMENT  # noqa: E402
 
 SCRIPT = ROOT / "host" / "mount-efs.sh"
@@ -31,6 +31,13 @@ PARAMETERS: dict[str, tuple[str, str, str | None]] = {
     "MountPath": ("Absolute host path to mount it at.", MOUNT_PATH.pattern, None),
     "Region": ("The file system's region.", REGION.pattern, None),
     "AccessPointId": ("An EFS access point id, or empty.", f"^$|{ACCESS_POINT_ID.pattern}", ""),
+    "MountTargetIp": (
+        "IP of the mount target in the host's AZ, used when the DNS name does not resolve yet; or empty.",
+        f"^$|{IPV4_ADDRESS.pattern}",
+        "",
+    ),
+    "ReadOnly": ("true to mount read-only.", "^(true|false)$", "false"),
+    "DnsWaitSeconds": ("How long to wait for the file system's DNS name before using the IP.", "^[0-9]{1,3}$", "30"),
 }
 
 
@@ -60,7 +67,7 @@ def mount_document() -> dict[str, Any]:
                 "action": "aws:runShellScript",
                 "name": "mountEfs",
                 "precondition": {"StringEquals": ["platformType", "Linux"]},
-                "inputs": {"timeoutSeconds": "300", "runCommand": prelude + script},
+                "inputs": {"timeoutSeconds": "600", "runCommand": prelude + script},
             }
         ],
     }
