@@ -6,6 +6,7 @@ Command status event -> status confirmed with SSM -> host recorded, attribute se
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -24,15 +25,28 @@ from chalicelib.mount_spec import (
     mount_command_parameters,
     mount_spec_from_tags,
 )
-from chalicelib.mount_targets import NoMountTarget, describe_mount_targets, select_mount_target_ip
+from chalicelib.mount_targets import (
+    NoMountTarget,
+    describe_mount_targets,
+    file_system_requires_tls,
+    select_mount_target_ip,
+)
 from chalicelib.observability import count, logger
 from chalicelib.script_result import ScriptResult, script_result_from_invocation
 from chalicelib.settings import Settings
 from chalicelib.ttl_cache import TtlCache
 
 ALREADY_DECIDED = "No active Lifecycle Action found"
-# Mount targets change rarely; a scale-out burst asks for the same file system many times.
-MOUNT_TARGET_CACHE_SECONDS = 60
+# Mount targets and policies change rarely; a scale-out burst asks about the same file system many times.
+FILE_SYSTEM_CACHE_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class FileSystemAccess:
+    """How hosts reach a file system: its mount targets, and whether its policy demands TLS."""
+
+    mount_targets: list[dict[str, Any]]
+    requires_tls: bool
 
 
 class AgentNotReady(Exception):
@@ -88,7 +102,7 @@ def complete_lifecycle_action(
 class LifecycleFlow:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._mount_targets: TtlCache[list[dict[str, Any]]] = TtlCache(MOUNT_TARGET_CACHE_SECONDS)
+        self._file_systems: TtlCache[FileSystemAccess] = TtlCache(FILE_SYSTEM_CACHE_SECONDS)
 
     def _complete(self, aws: AwsAccess, group_name: str, instance_id: str, result: LifecycleResult) -> str:
         completed = complete_lifecycle_action(
@@ -129,26 +143,33 @@ class LifecycleFlow:
             logger.warning("host is no longer in its group; nothing to decide", group=action.group_name)
             return "ignored: host left the group"
         try:
-            mount_target_ip = self._mount_target_ip(aws, spec.file_system_id, zone)
+            file_system = self._file_system(aws, spec.file_system_id)
+            parameters = mount_command_parameters(
+                spec,
+                aws.region,
+                select_mount_target_ip(file_system.mount_targets, spec.file_system_id, zone),
+                file_system.requires_tls,
+            )
         except NoMountTarget as exc:
             logger.error("cannot mount from the host's zone; no mount command sent", reason=str(exc), zone=zone)
             count("MountsFailed", Reason="no-mount-target")
             return self._complete(aws, action.group_name, action.instance_id, failure_result)
-        return self._send_mount_command(action, aws, spec, mount_target_ip, failure_result)
+        return self._send_mount_command(action, aws, spec, parameters, failure_result)
 
-    def _mount_target_ip(self, aws: AwsAccess, file_system_id: str, zone: str) -> str:
-        targets = self._mount_targets.get(
-            (aws.account, aws.region, file_system_id),
-            lambda: describe_mount_targets(aws.client("efs"), file_system_id),
-        )
-        return select_mount_target_ip(targets, file_system_id, zone)
+    def _file_system(self, aws: AwsAccess, file_system_id: str) -> FileSystemAccess:
+        def load() -> FileSystemAccess:
+            efs = aws.client("efs")
+            targets = describe_mount_targets(efs, file_system_id)
+            return FileSystemAccess(targets, file_system_requires_tls(efs, file_system_id))
+
+        return self._file_systems.get((aws.account, aws.region, file_system_id), load)
 
     def _send_mount_command(
         self,
         action: LaunchAction,
         aws: AwsAccess,
         spec: MountSpec,
-        mount_target_ip: str,
+        parameters: dict[str, list[str]],
         failure_result: LifecycleResult,
     ) -> str:
         ssm = aws.client("ssm")
@@ -159,7 +180,7 @@ class LifecycleFlow:
             command = ssm.send_command(
                 DocumentName=self._settings.mount_document,
                 InstanceIds=[action.instance_id],
-                Parameters=mount_command_parameters(spec, aws.region, mount_target_ip),
+                Parameters=parameters,
                 TimeoutSeconds=self._settings.command_timeout_seconds,
                 Comment=f"efs-automount: mount {spec.file_system_id} at launch"[:100],
             )["Command"]
@@ -181,7 +202,8 @@ class LifecycleFlow:
             command_id=command["CommandId"],
             file_system_id=spec.file_system_id,
             mount_path=spec.mount_path,
-            mount_target_ip=mount_target_ip,
+            mount_target_ip=parameters["MountTargetIp"][0],
+            require_tls=parameters["RequireTls"][0],
         )
         count("MountCommandsSent")
         return f"mount command sent: {command['CommandId']}"

@@ -93,7 +93,9 @@ def failure_result_from_tags(tags: Mapping[str, str], default: LifecycleResult) 
         raise MountConfigError(ON_FAILURE_TAG, f"{value[:80]!r} is neither ABANDON nor CONTINUE") from None
 
 
-def mount_command_parameters(spec: MountSpec, region: str, mount_target_ip: str) -> dict[str, list[str]]:
+def mount_command_parameters(
+    spec: MountSpec, region: str, mount_target_ip: str, require_tls: bool = False
+) -> dict[str, list[str]]:
     """The SendCommand parameters for the mount document: exactly what reaches the host."""
     if not REGION.fullmatch(region):
         raise ValueError(f"region {region[:40]!r} is not an AWS region name")
@@ -106,4 +108,6 @@ def mount_command_parameters(spec: MountSpec, region: str, mount_target_ip: str)
         "AccessPointId": [spec.access_point_id or ""],
         "MountTargetIp": [mount_target_ip],
         "ReadOnly": ["false"],
+        # An access point is always mounted with TLS and IAM; a policy may demand TLS of every client.
+        "RequireTls": ["true" if require_tls or spec.access_point_id else "false"],
     }

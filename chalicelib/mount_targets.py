@@ -1,4 +1,5 @@
-"""Which EFS mount target a host uses: the one in its Availability Zone, found before anything is sent.
+"""What a host needs to know about its file system before anything is sent: the mount target in its
+Availability Zone, and whether the file system's policy demands TLS.
 
 A file system is reachable only through a mount target in the host's own zone (without
 one, its DNS name does not resolve there), and a new mount target takes time to resolve;
@@ -7,6 +8,7 @@ so the Lambda finds it and passes its IP to the host script as a fallback.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -44,3 +46,25 @@ def describe_mount_targets(efs: Any, file_system_id: str) -> list[dict[str, Any]
         if exc.response.get("Error", {}).get("Code") == "FileSystemNotFound":
             raise NoMountTarget(f"file system {file_system_id} does not exist in this account and region") from exc
         raise
+
+
+def policy_requires_tls(policy: dict[str, Any]) -> bool:
+    """True when a file system policy denies requests made without TLS (aws:SecureTransport false)."""
+    for statement in policy.get("Statement", []):
+        if not isinstance(statement, dict) or statement.get("Effect") != "Deny":
+            continue
+        condition = statement.get("Condition", {})
+        secure = condition.get("Bool", {}).get("aws:SecureTransport") if isinstance(condition, dict) else None
+        if secure in ("false", False, ["false"]):
+            return True
+    return False
+
+
+def file_system_requires_tls(efs: Any, file_system_id: str) -> bool:
+    try:
+        policy = efs.describe_file_system_policy(FileSystemId=file_system_id)["Policy"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "PolicyNotFound":
+            return False
+        raise
+    return policy_requires_tls(json.loads(policy))

@@ -3,13 +3,13 @@
 #
 # SSM Run Command runs it from the efs-automount-mount document, which passes its
 # parameters as environment variables: SSM_FileSystemId, SSM_MountPath, SSM_Region,
-# SSM_AccessPointId, SSM_MountTargetIp, SSM_ReadOnly, SSM_DnsWaitSeconds. Every value is
+# SSM_AccessPointId, SSM_MountTargetIp, SSM_ReadOnly, SSM_RequireTls, SSM_DnsWaitSeconds. Every value is
 # checked again here and always quoted.
 #
 # Mount helper: amazon-efs-utils (`mount -t efs`, with tls; iam and accesspoint= for an
 # access point) when installed, or installable with dnf/yum/apt-get; otherwise the kernel
-# NFS client with EFS's recommended options. An access point needs efs-utils (TLS and IAM):
-# there is no plain NFS fallback for it.
+# NFS client with EFS's recommended options. An access point needs efs-utils (TLS and IAM),
+# and so does RequireTls: there is no plain NFS fallback for either.
 #
 # Exit codes (README: "The mount script"):
 #   0  mounted, or already mounted
@@ -37,6 +37,7 @@ region="${SSM_Region-}"
 access_point="${SSM_AccessPointId-}"
 mount_target_ip="${SSM_MountTargetIp-}"
 read_only="${SSM_ReadOnly:-false}"
+require_tls="${SSM_RequireTls:-false}"
 dns_wait="${SSM_DnsWaitSeconds:-30}"
 helper=none
 resolved_name=""
@@ -74,6 +75,7 @@ validate() {
   [[ -z $mount_target_ip || $mount_target_ip =~ ^([0-9]{1,3}\.){3}[0-9]{1,3}$ ]] ||
     fail "$EXIT_INVALID" "MountTargetIp is not an IPv4 address"
   [[ $read_only == true || $read_only == false ]] || fail "$EXIT_INVALID" "ReadOnly is neither true nor false"
+  [[ $require_tls == true || $require_tls == false ]] || fail "$EXIT_INVALID" "RequireTls is neither true nor false"
   [[ $dns_wait =~ ^[0-9]{1,3}$ ]] || fail "$EXIT_INVALID" "DnsWaitSeconds is not a number of seconds"
 }
 
@@ -102,6 +104,8 @@ choose_helper() {
     helper=efs-utils
   elif [[ -n $access_point ]]; then
     fail "$EXIT_NO_HELPER" "an access point needs amazon-efs-utils (TLS and IAM), which is not installable here"
+  elif [[ $require_tls == true ]]; then
+    fail "$EXIT_NO_HELPER" "TLS is required and needs amazon-efs-utils, which is not installable here"
   elif have_nfs_client; then
     helper=nfs
   else

@@ -227,6 +227,7 @@ def parameters(**overrides: str) -> dict[str, str]:
         "SSM_AccessPointId": "",
         "SSM_MountTargetIp": "",
         "SSM_ReadOnly": "false",
+        "SSM_RequireTls": "false",
         "SSM_DnsWaitSeconds": "0",
     }
     env.update(overrides)

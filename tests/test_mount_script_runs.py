@@ -201,3 +201,22 @@ def test_second_run_over_a_tls_mount_recognises_it_by_the_efs_utils_state(tmp_pa
     assert (first.code, second.code) == (0, 0), second.stderr
     assert second.summary["changed"] is False
     assert len(host.mount_calls) == 1
+
+
+def test_required_tls_never_falls_back_to_plain_nfs(tmp_path):
+    host = NamespaceHost(tmp_path)
+
+    (run,) = host.run(parameters(SSM_RequireTls="true"))
+
+    assert run.code == 4
+    assert "TLS is required" in run.summary["message"]
+    assert host.mount_calls == []
+
+
+def test_required_tls_with_efs_utils_mounts_with_tls(tmp_path):
+    host = NamespaceHost(tmp_path, efs_utils=True)
+
+    (run,) = host.run(parameters(SSM_RequireTls="true"))
+
+    assert run.code == 0, run.stderr
+    assert host.mount_calls == [f"-t efs -o _netdev,tls -- {FS}:/ /mnt/efs/data"]

@@ -80,7 +80,14 @@ def test_parameters_carry_the_file_system_and_path_verbatim():
         "AccessPointId": [""],
         "MountTargetIp": ["10.0.1.25"],
         "ReadOnly": ["false"],
+        "RequireTls": ["false"],
     }
+
+
+def test_an_access_point_or_a_tls_policy_requires_tls():
+    with_access_point = MountSpec(FS, "/data", "fsap-0123456789abcdef0")
+    assert mount_command_parameters(with_access_point, "us-east-1", "10.0.0.1")["RequireTls"] == ["true"]
+    assert mount_command_parameters(MountSpec(FS, "/data"), "us-east-1", "10.0.0.1", True)["RequireTls"] == ["true"]
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.mount_targets import MountTargetNotReady, NoMountTarget, select_mount_target_ip
+from chalicelib.mount_targets import MountTargetNotReady, NoMountTarget, policy_requires_tls, select_mount_target_ip
 from chalicelib.script_result import parse_summary, script_result_from_invocation
 from simulation import hosts, moto_gaps
 from simulation.landscape import lifecycle_state, scale_out
@@ -101,3 +101,36 @@ def test_failed_mount_logs_the_scripts_exit_code_and_kind(land, bus, app_logs, c
     assert (error["exit_code"], error["failure"]) == (code, kind)
     assert lifecycle_state(land, instance_id) == "Terminated"
     assert moto_gaps.decided_result(land.account, land.region, instance_id) == "ABANDON"
+
+
+SECURE_TRANSPORT_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Deny",
+            "Principal": {"AWS": "*"},
+            "Action": "*",
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        }
+    ],
+}
+
+
+def test_a_policy_denying_insecure_transport_requires_tls():
+    assert policy_requires_tls(SECURE_TRANSPORT_POLICY)
+    assert not policy_requires_tls({"Statement": [{"Effect": "Allow", "Action": "*"}]})
+
+
+def test_file_system_policy_demanding_tls_is_passed_to_the_host(land, bus):
+    import json
+
+    land.client("efs").put_file_system_policy(
+        FileSystemId=land.file_system_id, Policy=json.dumps(SECURE_TRANSPORT_POLICY)
+    )
+    (instance_id,) = scale_out(land, 1)
+    hosts.boot_agents(land, [instance_id])
+
+    deliver_outbox(bus)
+
+    (invocation,) = hosts.running_invocations(land)
+    assert invocation["Parameters"]["RequireTls"] == ["true"]

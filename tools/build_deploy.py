@@ -37,6 +37,7 @@ PARAMETERS: dict[str, tuple[str, str, str | None]] = {
         "",
     ),
     "ReadOnly": ("true to mount read-only.", "^(true|false)$", "false"),
+    "RequireTls": ("true when the mount must use TLS (never plain NFS).", "^(true|false)$", "false"),
     "DnsWaitSeconds": ("How long to wait for the file system's DNS name before using the IP.", "^[0-9]{1,3}$", "30"),
 }
 
