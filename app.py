@@ -5,7 +5,12 @@ import os
 from chalice import Chalice
 
 from chalicelib import entrypoints
-from chalicelib.events import command_status_pattern, container_instance_pattern, launch_pattern
+from chalicelib.events import (
+    command_status_pattern,
+    container_instance_pattern,
+    launch_pattern,
+    task_definition_registered_pattern,
+)
 from chalicelib.observability import lambda_handler
 from chalicelib.settings import DEFAULT_HOOK_NAME, DEFAULT_MOUNT_DOCUMENT
 
@@ -32,3 +37,9 @@ def on_command_status(event, context):
 @lambda_handler
 def on_container_instance(event, context):
     return entrypoints.handle_container_instance_change(event)
+
+
+@app.on_cw_event(task_definition_registered_pattern(), name="on_task_definition")
+@lambda_handler
+def on_task_definition(event, context):
+    return entrypoints.handle_task_definition_registered(event, context)

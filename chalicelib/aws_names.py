@@ -14,6 +14,7 @@ GROUP_NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,255}$")
 HOOK_NAME = re.compile(r"^[A-Za-z0-9\-_/]{1,255}$")
 ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
 EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
+TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 DOCUMENT_NAME = re.compile(r"^[a-zA-Z0-9_\-.]{3,128}$")
 _ARN = r"arn:aws(?:-[a-z]+)*"
 CLUSTER_ARN = re.compile(rf"^{_ARN}:ecs:[a-z0-9-]+:\d{{12}}:cluster/[A-Za-z0-9_-]{{1,255}}$")
@@ -21,3 +22,5 @@ CLUSTER_ARN = re.compile(rf"^{_ARN}:ecs:[a-z0-9-]+:\d{{12}}:cluster/[A-Za-z0-9_-
 CONTAINER_INSTANCE_ARN = re.compile(
     rf"^{_ARN}:ecs:[a-z0-9-]+:\d{{12}}:container-instance/(?:[A-Za-z0-9_-]{{1,255}}/)?[0-9a-f-]{{32,36}}$"
 )
+TASK_DEFINITION_ARN = re.compile(rf"^{_ARN}:ecs:[a-z0-9-]+:\d{{12}}:task-definition/[A-Za-z0-9_-]{{1,255}}:\d{{1,9}}$")
+TASK_DEFINITION_FAMILY = re.compile(r"^[A-Za-z0-9_-]{1,255}$")

@@ -18,11 +18,13 @@ from chalicelib.events import (
     parse_command_status,
     parse_container_instance_change,
     parse_launch_action,
+    parse_task_definition_registered,
 )
 from chalicelib.host_record import ContainerInstanceFlow
 from chalicelib.lifecycle import LifecycleFlow, command_skip_reason, launch_skip_reason
 from chalicelib.observability import count, logger
 from chalicelib.settings import load_settings
+from chalicelib.task_definition_flow import TaskDefinitionFlow
 
 Item = TypeVar("Item")
 
@@ -35,6 +37,11 @@ def lifecycle_flow() -> LifecycleFlow:
 @cache
 def container_instance_flow() -> ContainerInstanceFlow:
     return ContainerInstanceFlow()
+
+
+@cache
+def task_definition_flow() -> TaskDefinitionFlow:
+    return TaskDefinitionFlow(load_settings())
 
 
 def _handle(
@@ -102,4 +109,15 @@ def handle_container_instance_change(event: Any) -> dict[str, str]:
         lambda c: {"instance_id": c.instance_id, "container_instance": c.container_instance_arn},
         container_instance_flow().skip_reason,
         container_instance_flow().on_change,
+    )
+
+
+def handle_task_definition_registered(event: Any, context: Any = None) -> dict[str, str]:
+    flow = task_definition_flow()
+    return _handle(
+        event,
+        parse_task_definition_registered,
+        lambda r: {"task_definition": r.reference},
+        lambda r: None,
+        lambda r, aws: flow.on_registered(r, aws, context),
     )

@@ -18,6 +18,8 @@ from chalicelib.aws_names import (
     HOOK_NAME,
     INSTANCE_ID,
     REGION,
+    TASK_DEFINITION_ARN,
+    TASK_DEFINITION_FAMILY,
     UUID,
 )
 
@@ -26,6 +28,7 @@ LAUNCH_TRANSITION = "autoscaling:EC2_INSTANCE_LAUNCHING"
 TEST_NOTIFICATION = "autoscaling:TEST_NOTIFICATION"
 COMMAND_STATUS_DETAIL_TYPE = "EC2 Command Invocation Status-change Notification"
 CONTAINER_INSTANCE_DETAIL_TYPE = "ECS Container Instance State Change"
+CLOUDTRAIL_DETAIL_TYPE = "AWS API Call via CloudTrail"
 # The statuses after which SSM does nothing more with an invocation.
 FINAL_COMMAND_STATUSES = ("Success", "Failed", "TimedOut", "Cancelled")
 
@@ -54,6 +57,20 @@ def container_instance_pattern() -> dict[str, Any]:
         "source": ["aws.ecs"],
         "detail-type": [CONTAINER_INSTANCE_DETAIL_TYPE],
         "detail": {"status": ["ACTIVE"]},
+    }
+
+
+def task_definition_registered_pattern() -> dict[str, Any]:
+    """Successful RegisterTaskDefinition calls recorded by CloudTrail. Tags are read from ECS, not matched
+    here: CloudTrail may truncate or omit requestParameters."""
+    return {
+        "source": ["aws.ecs"],
+        "detail-type": [CLOUDTRAIL_DETAIL_TYPE],
+        "detail": {
+            "eventSource": ["ecs.amazonaws.com"],
+            "eventName": ["RegisterTaskDefinition"],
+            "errorCode": [{"exists": False}],
+        },
     }
 
 
@@ -105,6 +122,13 @@ class ContainerInstanceChange:
     # None for hosts that are not EC2 instances (ECS Anywhere): never ours to mount.
     instance_id: str | None
     attributes: dict[str, str | None]
+
+
+@dataclass(frozen=True)
+class TaskDefinitionRegistered:
+    origin: EventOrigin
+    # The registered revision's ARN, or its family when CloudTrail left the response out.
+    reference: str
 
 
 def _field(data: Any, key: str, pattern: re.Pattern[str], where: str) -> str:
@@ -186,3 +210,20 @@ def parse_container_instance_change(event: Any) -> ContainerInstanceChange:
         instance_id=_field(detail, "ec2InstanceId", INSTANCE_ID, "detail.") if detail.get("ec2InstanceId") else None,
         attributes=attributes,
     )
+
+
+def parse_task_definition_registered(event: Any) -> TaskDefinitionRegistered:
+    detail = _detail(event)
+    if detail.get("eventName") != "RegisterTaskDefinition" or detail.get("errorCode"):
+        raise NotOurEvent("not a successful RegisterTaskDefinition call")
+    origin = event_origin(event)
+    response = detail.get("responseElements")
+    definition = response.get("taskDefinition") if isinstance(response, dict) else None
+    if isinstance(definition, dict) and definition.get("taskDefinitionArn") is not None:
+        arn = _field(definition, "taskDefinitionArn", TASK_DEFINITION_ARN, "detail.responseElements.taskDefinition.")
+        return TaskDefinitionRegistered(origin, arn)
+    request = detail.get("requestParameters")
+    family = _field(
+        request if isinstance(request, dict) else {}, "family", TASK_DEFINITION_FAMILY, "detail.requestParameters."
+    )
+    return TaskDefinitionRegistered(origin, family)

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 
-from chalicelib.aws_names import ACCOUNT_ID, DOCUMENT_NAME, EXTERNAL_ID, HOOK_NAME, ROLE_NAME
+from chalicelib.aws_names import ACCOUNT_ID, DOCUMENT_NAME, EXTERNAL_ID, HOOK_NAME, ROLE_NAME, TABLE_NAME
 from chalicelib.lifecycle_result import LifecycleResult
 
 DEFAULT_HOOK_NAME = "efs-automount"
@@ -30,6 +30,11 @@ class Settings:
     mount_document: str = DEFAULT_MOUNT_DOCUMENT
     # Seconds SSM may take to deliver the command and the script may run.
     command_timeout_seconds: int = 600
+    # Optional: a DynamoDB table for Powertools idempotency of task definition rewrites.
+    idempotency_table: str | None = None
+    # Opt-in follow-ups of a task definition rewrite (README: "Task definitions").
+    update_services: bool = False
+    deregister_source: bool = False
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
@@ -58,6 +63,16 @@ class Settings:
         if not timeout.isdigit() or not 30 <= int(timeout) <= 2880:
             raise SettingsError(f"COMMAND_TIMEOUT_SECONDS={timeout!r} is not valid: expected 30 to 2880")
 
+        table = environ.get("IDEMPOTENCY_TABLE", "").strip() or None
+        if table is not None and not TABLE_NAME.fullmatch(table):
+            raise SettingsError(f"IDEMPOTENCY_TABLE={table!r} is not a DynamoDB table name")
+
+        def flag(name: str) -> bool:
+            value = environ.get(name, "").strip().lower() or "false"
+            if value not in ("true", "false"):
+                raise SettingsError(f"{name}={value!r} is not valid: expected true or false")
+            return value == "true"
+
         return cls(
             hook_name=text("HOOK_NAME", DEFAULT_HOOK_NAME, HOOK_NAME),
             trusted_accounts=frozenset(accounts),
@@ -66,6 +81,9 @@ class Settings:
             on_failure=failure_result,
             mount_document=text("MOUNT_DOCUMENT", DEFAULT_MOUNT_DOCUMENT, DOCUMENT_NAME),
             command_timeout_seconds=int(timeout),
+            idempotency_table=table,
+            update_services=flag("UPDATE_SERVICES"),
+            deregister_source=flag("DEREGISTER_SOURCE"),
         )
 
 

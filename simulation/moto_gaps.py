@@ -14,7 +14,8 @@ the ThreadedMotoServer of the demo behave alike:
   until `finish_invocation` answers as the host's agent would, which emits the
   `EC2 Command Invocation Status-change Notification`; ListCommandInvocations exists.
 - STS: AssumeRole needs the role to exist and its trust policy's sts:ExternalId to match.
-- ECS: RegisterContainerInstance emits an `ECS Container Instance State Change` event.
+- ECS: RegisterContainerInstance emits an `ECS Container Instance State Change` event, and
+  RegisterTaskDefinition the `AWS API Call via CloudTrail` event a trail would.
 
 Events AWS would put on the default event bus are appended to `WORLD.outbox`.
 """
@@ -414,6 +415,45 @@ def _register_container_instance(original: Any) -> Any:
     return register_container_instance
 
 
+def _register_task_definition(original: Any) -> Any:
+    # As with a CloudTrail trail recording management events: every registration reaches EventBridge.
+    def register_task_definition(self: Any, family: str, container_definitions: list[dict[str, Any]], **kwargs: Any):
+        definition = original(self, family, container_definitions, **kwargs)
+        WORLD.emit(
+            self.account_id,
+            self.region_name,
+            "aws.ecs",
+            "AWS API Call via CloudTrail",
+            {
+                "eventVersion": "1.08",
+                "userIdentity": {"type": "AssumedRole", "accountId": self.account_id},
+                "eventTime": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "eventSource": "ecs.amazonaws.com",
+                "eventName": "RegisterTaskDefinition",
+                "awsRegion": self.region_name,
+                "requestParameters": {"family": family, "tags": kwargs.get("tags") or []},
+                "responseElements": {
+                    "taskDefinition": {
+                        "taskDefinitionArn": definition.arn,
+                        "family": family,
+                        "revision": definition.revision,
+                    }
+                },
+                "requestID": str(uuid.uuid4()),
+                "eventID": str(uuid.uuid4()),
+                "readOnly": False,
+                "eventType": "AwsApiCall",
+                "managementEvent": True,
+                "recipientAccountId": self.account_id,
+                "eventCategory": "Management",
+            },
+            [],
+        )
+        return definition
+
+    return register_task_definition
+
+
 def install() -> None:
     """Extend moto in this process; safe to call more than once."""
     global _installed
@@ -430,6 +470,7 @@ def install() -> None:
     ssm_backend.send_command = _send_command(ssm_backend.send_command)
     ecs_backend = ecs_models.EC2ContainerServiceBackend
     ecs_backend.register_container_instance = _register_container_instance(ecs_backend.register_container_instance)
+    ecs_backend.register_task_definition = _register_task_definition(ecs_backend.register_task_definition)
     sts_backend = sts_models.STSBackend
     sts_backend.assume_role = _assume_role(sts_backend.assume_role)
     _installed = True

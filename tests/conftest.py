@@ -78,6 +78,7 @@ def reset_app_caches() -> None:
     accounts.aws_accounts.cache_clear()
     entrypoints.lifecycle_flow.cache_clear()
     entrypoints.container_instance_flow.cache_clear()
+    entrypoints.task_definition_flow.cache_clear()
 
 
 @pytest.fixture(autouse=True)

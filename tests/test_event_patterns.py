@@ -23,6 +23,9 @@ EXPECTED = {
     "command-status-foreign-document": [],
     "container-instance-registered": ["on_container_instance"],
     "container-instance-draining": [],
+    "task-definition-registered": ["on_task_definition"],
+    "task-definition-registered-truncated": ["on_task_definition"],
+    "task-definition-registration-failed": [],
 }
 
 
@@ -43,4 +46,5 @@ def test_every_handler_has_a_rule():
         "on_command_status",
         "on_container_instance",
         "on_launch",
+        "on_task_definition",
     ]

@@ -14,6 +14,11 @@ POLICY = json.loads((ROOT / ".chalice" / "policy.json").read_text())
 NEEDS_NO_PERMISSION = {"sts:GetCallerIdentity"}
 # Lambda's runtime writes the logs; the app's code never calls CloudWatch Logs itself.
 RUNTIME_ONLY = {"LambdaLogs"}
+# Permissions AWS checks inside another operation: used whenever that operation is.
+IMPLIED_BY = {
+    "ecs:TagResource": "ecs:RegisterTaskDefinition",  # registering with tags
+    "iam:PassRole": "ecs:RegisterTaskDefinition",  # registering with a task or execution role
+}
 
 
 def _allowed_actions() -> list[str]:
@@ -28,7 +33,8 @@ def _allowed_actions() -> list[str]:
 def _recorded() -> set[str]:
     if not RECORDED_OPERATIONS:
         pytest.skip("no handler ran in this session: the policy check needs the whole suite (`make test`)")
-    return {f"{prefix}:{operation}" for prefix, operation in RECORDED_OPERATIONS}
+    recorded = {f"{prefix}:{operation}" for prefix, operation in RECORDED_OPERATIONS}
+    return recorded | {implied for implied, by in IMPLIED_BY.items() if by in recorded}
 
 
 @pytest.mark.last
@@ -60,8 +66,14 @@ def test_mount_commands_are_limited_to_the_mount_document():
     assert statement["Resource"] == ["arn:*:ssm:*:*:document/efs-automount-mount", "arn:*:ec2:*:*:instance/*"]
 
 
-def test_member_role_policy_is_the_app_policy_without_logs_and_assume_role():
+def test_member_role_policy_is_the_app_policy_without_logs_assume_role_and_the_table():
     template = json.loads((ROOT / "deploy" / "member-account.json").read_text())
     (policy,) = template["Resources"]["MemberRole"]["Properties"]["Policies"]
     member_actions = {a for s in policy["PolicyDocument"]["Statement"] for a in s["Action"]}
-    assert member_actions == set(_allowed_actions()) - {"sts:AssumeRole"}
+    app_only = {"sts:AssumeRole", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+    assert member_actions == set(_allowed_actions()) - app_only
+
+
+def test_passing_roles_is_limited_to_ecs_tasks():
+    (statement,) = [s for s in POLICY["Statement"] if "iam:PassRole" in s["Action"]]
+    assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}

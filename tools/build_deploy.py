@@ -23,8 +23,9 @@ from chalicelib.settings import DEFAULT_HOOK_NAME, DEFAULT_MEMBER_ROLE_NAME, DEF
 SCRIPT = ROOT / "host" / "mount-efs.sh"
 POLICY = ROOT / ".chalice" / "policy.json"
 DEPLOY = ROOT / "deploy"
-# Statements the member role does not need: the Lambda's own logs, and assuming member roles.
-APP_ONLY_STATEMENTS = {"LambdaLogs", "AssumeMemberRoleInTrustedAccounts"}
+# Statements the member role does not need: the Lambda's own logs, assuming member roles, and the
+# idempotency table, which lives in the app's account.
+APP_ONLY_STATEMENTS = {"LambdaLogs", "AssumeMemberRoleInTrustedAccounts", "IdempotencyTable"}
 
 PARAMETERS: dict[str, tuple[str, str, str | None]] = {
     "FileSystemId": ("The EFS file system id.", FILE_SYSTEM_ID.pattern, None),

@@ -1,0 +1,189 @@
+"""How a task definition tagged for EFS changes: its tags read into a TaskMount, and the next revision built.
+
+Pure functions over plain data (the DescribeTaskDefinition response shape), so the rewrite
+is testable without AWS. The input fields come from botocore's model of
+RegisterTaskDefinition, so output-only fields are dropped and fields AWS adds later are
+carried over without a code change.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.mount_spec import (
+    ACCESS_POINT_ID,
+    FILE_SYSTEM_ID,
+    FILE_SYSTEM_TAG,
+    MountConfigError,
+    default_mount_path,
+    validate_mount_path,
+)
+
+CONTAINER_PATH_TAG = "efs-automount:container-path"
+CONTAINERS_TAG = "efs-automount:containers"
+READ_ONLY_TAG = "efs-automount:read-only"
+MODE_TAG = "efs-automount:mode"
+HOST_PATH_TAG = "efs-automount:host-path"
+ACCESS_POINT_TAG = "efs-automount:access-point-id"
+SOURCE_TAG = "efs-automount:source"
+DEFAULT_CONTAINER_PATH = "/mnt/efs"
+# ECS limits: placement constraints per task definition, tags per resource.
+MAX_PLACEMENT_CONSTRAINTS = 10
+MAX_TAGS = 50
+CONTAINER_PATH = re.compile(r"^/[A-Za-z0-9._/-]{0,255}$")
+CONTAINER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+
+
+class TaskDefinitionClash(ValueError):
+    """The revision cannot take the EFS additions without clobbering something; nothing is registered."""
+
+
+@dataclass(frozen=True)
+class TaskMount:
+    """What a task definition's tags ask for."""
+
+    file_system_id: str
+    container_path: str = DEFAULT_CONTAINER_PATH
+    containers: tuple[str, ...] | None = None  # None: every container
+    read_only: bool = False
+    mode: str = "host"
+    host_path: str = ""
+    access_point_id: str | None = None
+
+    @property
+    def volume_name(self) -> str:
+        return f"efs-{self.file_system_id}"
+
+    @property
+    def placement_constraint(self) -> dict[str, str]:
+        return {"type": "memberOf", "expression": f"attribute:efs-automount.{self.file_system_id} exists"}
+
+
+def tags_as_dict(tags: Iterable[Mapping[str, str]]) -> dict[str, str]:
+    return {tag["key"]: tag["value"] for tag in tags}
+
+
+def default_mode(definition: Mapping[str, Any]) -> str:
+    """native for Fargate or revisions EC2 cannot run; host otherwise (contract)."""
+    requires = definition.get("requiresCompatibilities") or []
+    compatibilities = definition.get("compatibilities")
+    if "FARGATE" in requires or (compatibilities is not None and "EC2" not in compatibilities):
+        return "native"
+    return "host"
+
+
+def task_mount_from_tags(tags: Mapping[str, str], definition: Mapping[str, Any]) -> TaskMount | None:
+    """The mount a revision's tags ask for, None without the file system tag; raises MountConfigError."""
+    if FILE_SYSTEM_TAG not in tags:
+        return None
+    file_system_id = tags[FILE_SYSTEM_TAG]
+    if not FILE_SYSTEM_ID.fullmatch(file_system_id):
+        raise MountConfigError(FILE_SYSTEM_TAG, f"{file_system_id[:80]!r} is not fs- followed by 8 or 17 hex digits")
+    container_path = tags.get(CONTAINER_PATH_TAG) or DEFAULT_CONTAINER_PATH
+    if not CONTAINER_PATH.fullmatch(container_path) or ".." in container_path:
+        raise MountConfigError(CONTAINER_PATH_TAG, f"{container_path[:80]!r} is not an absolute path without '..'")
+    containers = None
+    if tags.get(CONTAINERS_TAG, "").strip():
+        containers = tuple(name.strip() for name in tags[CONTAINERS_TAG].split(",") if name.strip())
+        bad = [name for name in containers if not CONTAINER_NAME.fullmatch(name)]
+        if bad or not containers:
+            raise MountConfigError(CONTAINERS_TAG, f"{bad[:3]!r} are not container names")
+    read_only_text = tags.get(READ_ONLY_TAG, "false")
+    if read_only_text not in ("true", "false"):
+        raise MountConfigError(READ_ONLY_TAG, f"{read_only_text[:20]!r} is neither true nor false")
+    mode = tags.get(MODE_TAG) or default_mode(definition)
+    if mode not in ("host", "native"):
+        raise MountConfigError(MODE_TAG, f"{mode[:20]!r} is neither host nor native")
+    host_path = tags.get(HOST_PATH_TAG) or default_mount_path(file_system_id)
+    validate_mount_path(host_path, HOST_PATH_TAG)
+    access_point_id = tags.get(ACCESS_POINT_TAG) or None
+    if access_point_id is not None and not ACCESS_POINT_ID.fullmatch(access_point_id):
+        raise MountConfigError(ACCESS_POINT_TAG, f"{access_point_id[:80]!r} is not fsap- followed by 17 hex digits")
+    return TaskMount(
+        file_system_id=file_system_id,
+        container_path=container_path,
+        containers=containers,
+        read_only=read_only_text == "true",
+        mode=mode,
+        host_path=host_path,
+        access_point_id=access_point_id,
+    )
+
+
+def _volume(mount: TaskMount) -> dict[str, Any]:
+    if mount.mode == "host":
+        return {"name": mount.volume_name, "host": {"sourcePath": mount.host_path}}
+    configuration: dict[str, Any] = {"fileSystemId": mount.file_system_id, "transitEncryption": "ENABLED"}
+    if mount.access_point_id:
+        configuration["authorizationConfig"] = {"accessPointId": mount.access_point_id, "iam": "ENABLED"}
+    return {"name": mount.volume_name, "efsVolumeConfiguration": configuration}
+
+
+def mounts_file_system(definition: Mapping[str, Any], mount: TaskMount) -> bool:
+    """True when the revision already has a volume for the file system: such a revision is never rewritten."""
+    for volume in definition.get("volumes") or []:
+        efs = volume.get("efsVolumeConfiguration") or {}
+        host = volume.get("host") or {}
+        if efs.get("fileSystemId") == mount.file_system_id or (
+            host.get("sourcePath") and host["sourcePath"] == mount.host_path
+        ):
+            return True
+    return False
+
+
+def rewrite_task_definition(
+    definition: Mapping[str, Any],
+    tags: list[dict[str, str]],
+    mount: TaskMount,
+    input_fields: Iterable[str],
+) -> dict[str, Any]:
+    """The RegisterTaskDefinition request for the next revision: the original plus the EFS additions.
+
+    Raises TaskDefinitionClash when the additions would clobber something in the original.
+    """
+    request = {key: copy.deepcopy(definition[key]) for key in input_fields if key in definition and key != "tags"}
+    volumes = list(request.get("volumes") or [])
+    if any(volume.get("name") == mount.volume_name for volume in volumes):
+        raise TaskDefinitionClash(f"a volume named {mount.volume_name} already exists for something else")
+    request["volumes"] = [*volumes, _volume(mount)]
+
+    containers = list(request.get("containerDefinitions") or [])
+    names = [container.get("name") for container in containers]
+    selected = set(mount.containers) if mount.containers is not None else set(names)
+    unknown = sorted(selected - set(names))
+    if unknown:
+        raise TaskDefinitionClash(f"{CONTAINERS_TAG} names containers the task definition lacks: {unknown}")
+    for container in containers:
+        if container.get("name") not in selected:
+            continue
+        points = list(container.get("mountPoints") or [])
+        taken = [p for p in points if p.get("containerPath") == mount.container_path]
+        if taken:
+            name, volume = container.get("name"), taken[0].get("sourceVolume")
+            raise TaskDefinitionClash(f"container {name} already mounts {volume} at {mount.container_path}")
+        container["mountPoints"] = [
+            *points,
+            {"sourceVolume": mount.volume_name, "containerPath": mount.container_path, "readOnly": mount.read_only},
+        ]
+    request["containerDefinitions"] = containers
+
+    if mount.mode == "host":
+        constraints = list(request.get("placementConstraints") or [])
+        if mount.placement_constraint not in constraints:
+            if len(constraints) >= MAX_PLACEMENT_CONSTRAINTS:
+                raise TaskDefinitionClash(
+                    f"the task definition already has {len(constraints)} placement constraints, ECS's limit"
+                )
+            constraints.append(mount.placement_constraint)
+        request["placementConstraints"] = constraints
+
+    source_arn = definition["taskDefinitionArn"]
+    new_tags = [dict(tag) for tag in tags if tag["key"] != SOURCE_TAG] + [{"key": SOURCE_TAG, "value": source_arn}]
+    if len(new_tags) > MAX_TAGS:
+        raise TaskDefinitionClash(f"adding {SOURCE_TAG} would exceed ECS's {MAX_TAGS} tags per task definition")
+    request["tags"] = new_tags
+    return request

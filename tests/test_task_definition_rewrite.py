@@ -1,0 +1,228 @@
+"""Pure: the task definition rewrite, property-tested over generated task definitions. No AWS."""
+
+from __future__ import annotations
+
+import datetime
+
+import botocore.session
+import pytest
+from botocore.validate import ParamValidator
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chalicelib.mount_spec import MountConfigError
+from chalicelib.task_definition import (
+    SOURCE_TAG,
+    TaskDefinitionClash,
+    TaskMount,
+    default_mode,
+    mounts_file_system,
+    rewrite_task_definition,
+    task_mount_from_tags,
+)
+from chalicelib.task_definition_flow import register_input_fields
+
+FS = "fs-0123456789abcdef0"
+INPUT = register_input_fields()
+SHAPE = botocore.session.get_session().get_service_model("ecs").operation_model("RegisterTaskDefinition").input_shape
+OUTPUT_ONLY = {"taskDefinitionArn", "revision", "status", "requiresAttributes", "compatibilities", "registeredAt"}
+EFS_FIELDS = {"volumes", "containerDefinitions", "placementConstraints", "tags"}
+
+names = st.from_regex(r"[a-z][a-z0-9-]{0,11}", fullmatch=True)
+paths = st.from_regex(r"/(data|var/app|srv)/[a-z]{1,8}", fullmatch=True)
+
+
+@st.composite
+def task_definitions(draw):
+    family = draw(names)
+    volume_names = draw(st.lists(names.filter(lambda n: not n.startswith("efs-")), unique=True, max_size=3))
+    volumes = [
+        {"name": name, "host": {"sourcePath": f"/srv/{name}"}}
+        if draw(st.booleans())
+        else {"name": name, "dockerVolumeConfiguration": {"scope": "task", "driver": "local"}}
+        for name in volume_names
+    ]
+    containers = []
+    for name in draw(st.lists(names, unique=True, min_size=1, max_size=4)):
+        container = {"name": name, "image": f"public.ecr.aws/app/{name}:1", "memory": draw(st.integers(64, 4096))}
+        if draw(st.booleans()):
+            container["essential"] = draw(st.booleans())
+        if volume_names and draw(st.booleans()):
+            container["mountPoints"] = [{"sourceVolume": volume_names[0], "containerPath": draw(paths)}]
+        if draw(st.booleans()):
+            container["environment"] = [{"name": "MODE", "value": draw(names)}]
+        containers.append(container)
+    requires = draw(st.sampled_from([None, ["EC2"], ["EC2", "FARGATE"], ["FARGATE"]]))
+    definition = {
+        "taskDefinitionArn": f"arn:aws:ecs:us-east-1:123456789012:task-definition/{family}:3",
+        "family": family,
+        "revision": 3,
+        "status": "ACTIVE",
+        "containerDefinitions": containers,
+        "volumes": volumes,
+        "placementConstraints": [
+            {"type": "memberOf", "expression": f"attribute:zone-{i} exists"} for i in range(draw(st.integers(0, 9)))
+        ],
+        "compatibilities": ["EC2", "FARGATE"] if requires and "FARGATE" in requires else ["EC2"],
+        "requiresAttributes": [{"name": "com.amazonaws.ecs.capability.docker-remote-api.1.18"}],
+        "registeredAt": datetime.datetime(2026, 11, 21, tzinfo=datetime.UTC),
+        "registeredBy": "arn:aws:sts::123456789012:assumed-role/deployer/ci",
+    }
+    if requires:
+        definition["requiresCompatibilities"] = requires
+        if "FARGATE" in requires:
+            definition.update(networkMode="awsvpc", cpu="256", memory="512")
+    tags = [{"key": "efs-automount:file-system-id", "value": FS}] + [
+        {"key": f"team-{i}", "value": draw(names)} for i in range(draw(st.integers(0, 3)))
+    ]
+    return definition, tags
+
+
+def _mount(definition, tags):
+    return task_mount_from_tags({t["key"]: t["value"] for t in tags}, definition)
+
+
+@given(task_definitions())
+def test_rewrite_adds_only_the_efs_volume_mount_points_constraint_and_source_tag(generated):
+    definition, tags = generated
+    mount = _mount(definition, tags)
+
+    request = rewrite_task_definition(definition, tags, mount, INPUT)
+
+    for key in set(request) - EFS_FIELDS:
+        assert request[key] == definition[key], key
+    assert not OUTPUT_ONLY & set(request)
+    assert request["volumes"][:-1] == definition["volumes"]
+    assert request["volumes"][-1]["name"] == f"efs-{FS}"
+    for before, after in zip(definition["containerDefinitions"], request["containerDefinitions"], strict=True):
+        assert {k: v for k, v in after.items() if k != "mountPoints"} == {
+            k: v for k, v in before.items() if k != "mountPoints"
+        }
+        assert after["mountPoints"] == [
+            *before.get("mountPoints", []),
+            {"sourceVolume": f"efs-{FS}", "containerPath": "/mnt/efs", "readOnly": False},
+        ]
+    if mount.mode == "host":
+        assert request["placementConstraints"] == [*definition["placementConstraints"], mount.placement_constraint]
+    else:
+        assert request["placementConstraints"] == definition["placementConstraints"]
+        assert request["volumes"][-1]["efsVolumeConfiguration"]["transitEncryption"] == "ENABLED"
+    assert request["tags"] == [*tags, {"key": SOURCE_TAG, "value": definition["taskDefinitionArn"]}]
+
+
+@given(task_definitions())
+def test_rewritten_revision_is_never_rewritten_again(generated):
+    definition, tags = generated
+    mount = _mount(definition, tags)
+    request = rewrite_task_definition(definition, tags, mount, INPUT)
+    registered = request | {"taskDefinitionArn": definition["taskDefinitionArn"][:-1] + "4", "revision": 4}
+
+    assert not mounts_file_system(definition, mount)
+    assert mounts_file_system(registered, mount)
+    with pytest.raises(TaskDefinitionClash):
+        rewrite_task_definition(registered, request["tags"], mount, INPUT)
+
+
+@given(task_definitions())
+def test_rewrite_passes_botocore_validation_for_register_task_definition(generated):
+    definition, tags = generated
+
+    request = rewrite_task_definition(definition, tags, _mount(definition, tags), INPUT)
+
+    report = ParamValidator().validate(request, SHAPE)
+    assert not report.has_errors(), report.generate_report()
+
+
+def _definition(**fields):
+    base = {
+        "taskDefinitionArn": "arn:aws:ecs:us-east-1:123456789012:task-definition/web:1",
+        "family": "web",
+        "containerDefinitions": [{"name": "web", "image": "nginx"}, {"name": "sidecar", "image": "envoy"}],
+    }
+    return base | fields
+
+
+TAGS = [{"key": "efs-automount:file-system-id", "value": FS}]
+TAKEN = "/mnt/efs"
+
+
+def test_only_the_named_containers_get_the_mount_point():
+    mount = TaskMount(FS, containers=("web",), host_path=f"/mnt/efs/{FS}", read_only=True)
+    request = rewrite_task_definition(_definition(), TAGS, mount, INPUT)
+    web, sidecar = request["containerDefinitions"]
+    assert web["mountPoints"] == [{"sourceVolume": f"efs-{FS}", "containerPath": "/mnt/efs", "readOnly": True}]
+    assert "mountPoints" not in sidecar
+
+
+@pytest.mark.parametrize(
+    ("fields", "mount", "message"),
+    [
+        ({}, TaskMount(FS, containers=("db",)), "lacks: ['db']"),
+        ({"volumes": [{"name": f"efs-{FS}", "host": {"sourcePath": "/elsewhere"}}]}, TaskMount(FS), "already exists"),
+        (
+            {
+                "containerDefinitions": [
+                    {"name": "web", "mountPoints": [{"sourceVolume": "v", "containerPath": "/mnt/efs"}]}
+                ]
+            },
+            TaskMount(FS),
+            "already mounts v at /mnt/efs",
+        ),
+        (
+            {"placementConstraints": [{"type": "memberOf", "expression": f"attribute:a{i} exists"} for i in range(10)]},
+            TaskMount(FS),
+            "10 placement constraints",
+        ),
+    ],
+)
+def test_a_clash_is_named_and_nothing_is_built(fields, mount, message):
+    with pytest.raises(TaskDefinitionClash, match=message.replace("[", r"\[").replace("]", r"\]")):
+        rewrite_task_definition(_definition(**fields), TAGS, mount, INPUT)
+
+
+def test_too_many_tags_is_a_clash():
+    tags = TAGS + [{"key": f"k{i}", "value": "v"} for i in range(49)]
+    with pytest.raises(TaskDefinitionClash, match="50 tags"):
+        rewrite_task_definition(_definition(), tags, TaskMount(FS), INPUT)
+
+
+def test_native_mode_with_an_access_point_uses_iam_and_tls():
+    mount = TaskMount(FS, mode="native", access_point_id="fsap-0123456789abcdef0")
+    volume = rewrite_task_definition(_definition(), TAGS, mount, INPUT)["volumes"][-1]
+    assert volume["efsVolumeConfiguration"] == {
+        "fileSystemId": FS,
+        "transitEncryption": "ENABLED",
+        "authorizationConfig": {"accessPointId": "fsap-0123456789abcdef0", "iam": "ENABLED"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("definition", "mode"),
+    [
+        ({}, "host"),
+        ({"requiresCompatibilities": ["EC2"]}, "host"),
+        ({"requiresCompatibilities": ["FARGATE"]}, "native"),
+        ({"compatibilities": ["FARGATE"]}, "native"),
+        ({"compatibilities": ["EC2", "FARGATE"]}, "host"),
+    ],
+)
+def test_mode_defaults_follow_the_contract(definition, mode):
+    assert default_mode(definition) == mode
+
+
+@pytest.mark.parametrize(
+    ("tag", "value"),
+    [
+        ("efs-automount:container-path", "relative"),
+        ("efs-automount:container-path", "/a/../b"),
+        ("efs-automount:containers", "web;rm"),
+        ("efs-automount:read-only", "yes"),
+        ("efs-automount:mode", "bind"),
+        ("efs-automount:host-path", "/etc"),
+        ("efs-automount:access-point-id", "fsap-1"),
+    ],
+)
+def test_invalid_task_definition_tags_are_named(tag, value):
+    with pytest.raises(MountConfigError) as raised:
+        task_mount_from_tags({"efs-automount:file-system-id": FS, tag: value}, {})
+    assert raised.value.tag == tag
