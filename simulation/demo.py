@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import logging
 import os
 import socket
@@ -73,7 +74,7 @@ class Timeline:
         self._out(f"  {time.monotonic() - self._start:6.2f}s  {actor:<22} {message}")
 
 
-def run(hosts_count: int, failures: int, out: Callable[[str], None] = print) -> list[dict[str, str]]:
+def run(hosts_count: int, failures: int, out: Callable[[str], None] = print) -> tuple[list[dict[str, str]], list[str]]:
     import boto3
     from chalice.test import Client
 
@@ -125,10 +126,13 @@ def run(hosts_count: int, failures: int, out: Callable[[str], None] = print) -> 
     def deliver(events: list[dict[str, Any]]) -> None:
         for event in events:
             for name in bus.targets(event):
+                detail = event["detail"]
+                registered = (detail.get("responseElements") or {}).get("taskDefinition") or {}
                 instance = (
-                    event["detail"].get("EC2InstanceId")
-                    or event["detail"].get("instance-id")
-                    or event["detail"].get("ec2InstanceId")
+                    detail.get("EC2InstanceId")
+                    or detail.get("instance-id")
+                    or detail.get("ec2InstanceId")
+                    or registered.get("taskDefinitionArn", "").rsplit("/", 1)[-1]
                 )
                 try:
                     outcome = invoke(name, event)["outcome"]
@@ -167,6 +171,7 @@ def run(hosts_count: int, failures: int, out: Callable[[str], None] = print) -> 
             registered[instance_id] = register_container_instance(land, instance_id)
             timeline("ECS agent", f"{instance_id} registered in {land.cluster_name} after its mount")
     deliver(moto_gaps.WORLD.drain())
+    task_definition_lines = demo_task_definition(land, deliver, timeline)
     log.close()
 
     rows = []
@@ -188,7 +193,44 @@ def run(hosts_count: int, failures: int, out: Callable[[str], None] = print) -> 
                 "state": lifecycle_state(land, instance_id),
             }
         )
-    return rows
+    return rows, task_definition_lines
+
+
+def demo_task_definition(land: Any, deliver: Callable[[list[dict[str, Any]]], None], timeline: Timeline) -> list[str]:
+    """Register a task definition tagged for EFS; return what the app's revision changed."""
+    from simulation import moto_gaps
+
+    ecs = land.client("ecs")
+    source = ecs.register_task_definition(
+        family="uploads",
+        containerDefinitions=[
+            {"name": "web", "image": "public.ecr.aws/nginx/nginx:1.27", "memory": 256},
+            {"name": "thumbnailer", "image": "public.ecr.aws/app/thumbnailer:2", "memory": 512},
+        ],
+        tags=[
+            {"key": "efs-automount:file-system-id", "value": land.file_system_id},
+            {"key": "efs-automount:container-path", "value": "/srv/uploads"},
+            {"key": "team", "value": "media"},
+        ],
+    )["taskDefinition"]
+    timeline("platform team", "registered task definition uploads:1 tagged efs-automount:file-system-id")
+    (registration,) = moto_gaps.WORLD.drain()
+    deliver([registration])
+    # The app's own registration comes back through CloudTrail, and EventBridge may deliver twice.
+    deliver(moto_gaps.WORLD.drain() + [registration])
+    arns = ecs.list_task_definitions(familyPrefix="uploads")["taskDefinitionArns"]
+    latest = max(arns, key=lambda arn: int(arn.rsplit(":", 1)[1]))
+    new = ecs.describe_task_definition(taskDefinition=latest, include=["TAGS"])
+    after = new["taskDefinition"]
+    before_name, after_name = f"{source['family']}:{source['revision']}", f"{after['family']}:{after['revision']}"
+    lines = [f"  {before_name} -> {after_name} ({len(arns)} revisions)"]
+    lines += [f"  + volume      {json.dumps(v)}" for v in after.get("volumes", [])]
+    for container in after["containerDefinitions"]:
+        lines += [f"  + mount point {container['name']}: {json.dumps(p)}" for p in container.get("mountPoints", [])]
+    lines += [f"  + placement   {json.dumps(c)}" for c in after.get("placementConstraints", [])]
+    source_tags = [t for t in new.get("tags", []) if t["key"] == "efs-automount:source"]
+    lines += [f"  + tag         {t['key']}={t['value']}" for t in source_tags]
+    return lines
 
 
 def print_table(rows: list[dict[str, str]], out: Callable[[str], None] = print) -> None:
@@ -211,10 +253,15 @@ def main(argv: list[str] | None = None) -> int:
     with local_aws() as endpoint:
         print(f"efs-automount demo: local AWS at {endpoint}\n")
         print("Timeline")
-        rows = run(args.hosts, args.fail)
+        rows, task_definition_lines = run(args.hosts, args.fail)
     print("\nResult")
     print_table(rows)
+    print("\nTask definition")
+    print("\n".join(task_definition_lines))
     print(f"\nThe app's JSON logs and EMF metrics: {LOG_FILE.relative_to(ROOT)}")
+    if "(2 revisions)" not in task_definition_lines[0]:
+        print("demo FAILED: the tagged task definition did not get exactly one new revision")
+        return 1
     undecided = [r["host"] for r in rows if r["lifecycle result"] == "undecided"]
     expected = {r["host"]: "ABANDON" for r in rows[: args.fail]}
     wrong = [r["host"] for r in rows if r["lifecycle result"] != expected.get(r["host"], "CONTINUE")]

@@ -21,9 +21,13 @@ def test_demo_mounts_every_host_and_abandons_the_failed_one():
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
-    table = result.stdout.split("\nResult\n")[1]
+    table = result.stdout.split("\nResult\n")[1].split("\nTask definition\n")[0]
     rows = [line.split() for line in table.splitlines() if line.strip().startswith("i-")]
     assert [row[4] for row in rows] == ["ABANDON", "CONTINUE", "CONTINUE"]
     assert [row[2] for row in rows] == ["Failed", "Success", "Success"]
     assert all(row[3].startswith("/mnt/efs/fs-") for row in rows[1:])
     assert "raised AgentNotReady: Lambda will retry the event" in result.stdout
+    task_definition = result.stdout.split("\nTask definition\n")[1]
+    assert "uploads:1 -> uploads:2 (2 revisions)" in task_definition
+    assert "attribute:efs-automount.fs-" in task_definition
+    assert "ignored: already rewritten as" in result.stdout

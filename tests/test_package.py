@@ -42,3 +42,7 @@ def test_package_has_every_rule_with_the_app_pattern_and_the_mount_document(tmp_
     assert resources["MountDocument"]["Properties"]["Name"] == "efs-automount-mount"
     variables = resources["OnLaunch"]["Properties"]["Environment"]["Variables"]
     assert variables["HOOK_NAME"] == "efs-automount" and variables["ON_FAILURE"] == "ABANDON"
+    rewrite_variables = resources["OnTaskDefinition"]["Properties"]["Environment"]["Variables"]
+    assert rewrite_variables["IDEMPOTENCY_TABLE"] == {"Ref": "IdempotencyTable"}
+    assert rewrite_variables["HOOK_NAME"] == "efs-automount"
+    assert resources["IdempotencyTable"]["Type"] == "AWS::DynamoDB::Table"

@@ -88,6 +88,29 @@ def document_resource() -> dict[str, Any]:
     }
 
 
+def app_resources() -> dict[str, Any]:
+    """Merged into `chalice package`: the mount document, and the idempotency table wired to its function."""
+    return {
+        "Resources": {
+            "MountDocument": document_resource(),
+            "IdempotencyTable": {
+                "Type": "AWS::DynamoDB::Table",
+                "Properties": {
+                    # The policy allows tables named efs-automount-* only.
+                    "TableName": {"Fn::Sub": "efs-automount-idempotency-${AWS::StackName}"},
+                    "BillingMode": "PAY_PER_REQUEST",
+                    "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
+                    "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+                    "TimeToLiveSpecification": {"AttributeName": "expiration", "Enabled": True},
+                },
+            },
+            "OnTaskDefinition": {
+                "Properties": {"Environment": {"Variables": {"IDEMPOTENCY_TABLE": {"Ref": "IdempotencyTable"}}}}
+            },
+        }
+    }
+
+
 def member_policy() -> dict[str, Any]:
     policy = json.loads(POLICY.read_text())
     kept = [copy.deepcopy(s) for s in policy["Statement"] if s["Sid"] not in APP_ONLY_STATEMENTS]
@@ -172,7 +195,7 @@ def forward_rules() -> dict[str, Any]:
 def outputs() -> dict[Path, dict[str, Any]]:
     return {
         DEPLOY / "mount-document.json": mount_document(),
-        DEPLOY / "app-resources.json": {"Resources": {"MountDocument": document_resource()}},
+        DEPLOY / "app-resources.json": app_resources(),
         DEPLOY / "member-account.json": member_template(),
     }
 
