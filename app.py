@@ -2,7 +2,7 @@
 
 import os
 
-from chalice import Chalice
+from chalice import Chalice, Rate
 
 from chalicelib import entrypoints
 from chalicelib.events import (
@@ -16,9 +16,11 @@ from chalicelib.settings import DEFAULT_HOOK_NAME, DEFAULT_MOUNT_DOCUMENT
 
 app = Chalice(app_name="efs-automount", configure_logs=False)
 
-# Decorator arguments are the one place settings are read at import: they shape the EventBridge rules.
+# Decorator arguments are the one place settings are read at import: they shape the EventBridge rules
+# and the queue subscription. Chalice applies the stage's environment_variables when it builds them.
 HOOK_NAME = os.environ.get("HOOK_NAME") or DEFAULT_HOOK_NAME
 MOUNT_DOCUMENT = os.environ.get("MOUNT_DOCUMENT") or DEFAULT_MOUNT_DOCUMENT
+RETRY_QUEUE_URL = os.environ.get("RETRY_QUEUE_URL", "")
 
 
 @app.on_cw_event(launch_pattern(HOOK_NAME), name="on_launch")
@@ -43,3 +45,21 @@ def on_container_instance(event, context):
 @lambda_handler
 def on_task_definition(event, context):
     return entrypoints.handle_task_definition_registered(event, context)
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES), name="sweeper")
+@lambda_handler
+def sweeper(event, context):
+    return entrypoints.handle_sweep(event)
+
+
+# Without a queue there is nothing to subscribe to: the sweeper carries retries then.
+if RETRY_QUEUE_URL:
+
+    @app.on_sqs_message(queue=RETRY_QUEUE_URL.rsplit("/", 1)[-1], batch_size=10, name="on_retry")
+    @lambda_handler
+    def on_retry(event, context):
+        return entrypoints.handle_retries(event, context)
+
+
+entrypoints.tolerate_malformed_envelopes(app)

@@ -88,6 +88,7 @@ class AwsAccounts:
         self._own_account: str | None = None
         self._own_partition = "aws"
         self._access: dict[tuple[str, str], AwsAccess] = {}
+        self._own_clients: dict[str, Any] = {}
 
     def own_account(self) -> str:
         if self._own_account is None:
@@ -96,6 +97,13 @@ class AwsAccounts:
             self._own_account = identity["Account"]
             self._own_partition = identity["Arn"].split(":")[1]
         return self._own_account
+
+    def own_client(self, service: str) -> Any:
+        """A client in the app's own account and the function's region (the retry queue, say)."""
+        client = self._own_clients.get(service)
+        if client is None:
+            client = self._own_clients[service] = self._base.client(service, config=CLIENT_CONFIG)
+        return client
 
     def is_trusted(self, account: str) -> bool:
         return account in self._settings.trusted_accounts or account == self.own_account()

@@ -14,6 +14,8 @@ GROUP_NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,255}$")
 HOOK_NAME = re.compile(r"^[A-Za-z0-9\-_/]{1,255}$")
 ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
 EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
+# https://sqs.<region>.amazonaws.com/<account>/<name> (any https or local endpoint, for tests and demos).
+QUEUE_URL = re.compile(r"^https?://[A-Za-z0-9.:-]+/\d{12}/[A-Za-z0-9_-]{1,80}(?:\.fifo)?$")
 TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 DOCUMENT_NAME = re.compile(r"^[a-zA-Z0-9_\-.]{3,128}$")
 _ARN = r"arn:aws(?:-[a-z]+)*"

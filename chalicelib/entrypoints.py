@@ -10,6 +10,8 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any, TypeVar
 
+from chalice.app import CloudWatchEvent, EventSourceHandler
+
 from chalicelib.accounts import AssumeRoleFailed, AwsAccess, UntrustedAccount, aws_accounts
 from chalicelib.events import (
     EventOrigin,
@@ -23,15 +25,43 @@ from chalicelib.events import (
 from chalicelib.host_record import ContainerInstanceFlow
 from chalicelib.lifecycle import LifecycleFlow, command_skip_reason, launch_skip_reason
 from chalicelib.observability import count, logger
+from chalicelib.retry_queue import RetryMessage, RetryQueue
 from chalicelib.settings import load_settings
+from chalicelib.sweeper import Sweeper
 from chalicelib.task_definition_flow import TaskDefinitionFlow
 
 Item = TypeVar("Item")
 
 
+class TolerantCloudWatchEvent(CloudWatchEvent):
+    """Chalice's CloudWatchEvent raises KeyError before our code runs when the envelope lacks a field;
+    this one keeps whatever came, so the parser can reject it by name, log it and count it."""
+
+    def _extract_attributes(self, event_dict: Any) -> None:
+        fields = event_dict if isinstance(event_dict, dict) else {}
+        self.version = fields.get("version")
+        self.account = fields.get("account")
+        self.region = fields.get("region")
+        self.detail = fields.get("detail")
+        self.detail_type = fields.get("detail-type")
+        self.source = fields.get("source")
+        self.time = fields.get("time")
+        self.event_id = fields.get("id")
+        self.resources = fields.get("resources")
+
+
+def tolerate_malformed_envelopes(app: Any) -> None:
+    """Give every EventBridge-driven handler of the app the tolerant event class."""
+    for handler in app.handler_map.values():
+        if isinstance(handler, EventSourceHandler) and handler.event_class is CloudWatchEvent:
+            handler.event_class = TolerantCloudWatchEvent
+
+
 @cache
 def lifecycle_flow() -> LifecycleFlow:
-    return LifecycleFlow(load_settings())
+    settings = load_settings()
+    queue = RetryQueue(settings.retry_queue_url, lambda: aws_accounts().own_client("sqs"))
+    return LifecycleFlow(settings, queue)
 
 
 @cache
@@ -121,3 +151,30 @@ def handle_task_definition_registered(event: Any, context: Any = None) -> dict[s
         lambda r: None,
         lambda r, aws: flow.on_registered(r, aws, context),
     )
+
+
+def handle_retries(event: Any, context: Any = None) -> dict[str, Any]:
+    """The retry queue's batch: each message is one host's next step. A message that fails is reported
+    back (partial batch response) so SQS delivers it again, and to the dead-letter queue in the end."""
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
+    flow = lifecycle_flow()
+
+    def one(record: Any) -> str:
+        return _handle(
+            record.body,
+            RetryMessage.from_json,
+            lambda m: {"instance_id": m.instance_id, "group": m.group_name, "attempt": m.attempt},
+            lambda m: None,
+            flow.on_retry,
+        )["outcome"]
+
+    return process_partial_response(
+        event=event, record_handler=one, processor=BatchProcessor(EventType.SQS), context=context
+    )
+
+
+def handle_sweep(event: Any = None) -> dict[str, Any]:
+    report = Sweeper(load_settings(), aws_accounts(), lifecycle_flow()).run()
+    logger.info("sweep done", hosts=len(report["hosts"]), errors=len(report["errors"]), truncated=report["truncated"])
+    return report

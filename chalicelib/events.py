@@ -6,6 +6,7 @@ calls AWS with data straight out of an event.
 
 from __future__ import annotations
 
+import datetime
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -99,6 +100,8 @@ class LaunchAction:
     token: str
     transition: str
     destination: str
+    # When the event happened (epoch seconds), as near to the launch as the app can know it.
+    time: float | None = None
 
     @property
     def into_warm_pool(self) -> bool:
@@ -149,6 +152,16 @@ def _detail(event: Any) -> dict[str, Any]:
     return detail
 
 
+def _event_time(event: dict[str, Any]) -> float | None:
+    value = event.get("time")
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
 def event_origin(event: Any) -> EventOrigin:
     if not isinstance(event, dict):
         raise MalformedEvent("the event is not a JSON object")
@@ -173,6 +186,7 @@ def parse_launch_action(event: Any) -> LaunchAction:
         token=_field(detail, "LifecycleActionToken", UUID, "detail."),
         transition=transition,
         destination=destination,
+        time=_event_time(event),
     )
 
 

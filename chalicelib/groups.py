@@ -1,26 +1,64 @@
-"""Auto Scaling group lookups: a group's tags and the zones of its instances, in one call."""
+"""Auto Scaling group lookups: a group's tags, its instances (zone and lifecycle state), our hook's timing."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from botocore.exceptions import ClientError
 
 
 @dataclass(frozen=True)
 class Group:
     name: str
     tags: dict[str, str] = field(default_factory=dict)
-    # Instance id -> Availability Zone, for the instances the group has now (Pending:Wait included).
+    # Instance id -> Availability Zone and -> lifecycle state, for the instances the group has now.
     instance_zones: dict[str, str] = field(default_factory=dict)
+    instance_states: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Hook:
+    """Our launch hook's timing on a group: an action not heartbeated for heartbeat_timeout seconds, or
+    older than global_timeout, ends with the hook's default result."""
+
+    heartbeat_timeout: int
+    global_timeout: int
+
+
+def _group(raw: dict[str, Any]) -> Group:
+    instances = raw.get("Instances", [])
+    return Group(
+        name=raw["AutoScalingGroupName"],
+        tags={tag["Key"]: tag["Value"] for tag in raw.get("Tags", [])},
+        instance_zones={i["InstanceId"]: i["AvailabilityZone"] for i in instances},
+        instance_states={i["InstanceId"]: i["LifecycleState"] for i in instances},
+    )
 
 
 def describe_group(autoscaling: Any, group_name: str) -> Group | None:
     """The group as it is now, or None when it no longer exists."""
     groups = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group_name])["AutoScalingGroups"]
-    if not groups:
-        return None
-    return Group(
-        name=group_name,
-        tags={tag["Key"]: tag["Value"] for tag in groups[0].get("Tags", [])},
-        instance_zones={i["InstanceId"]: i["AvailabilityZone"] for i in groups[0].get("Instances", [])},
-    )
+    return _group(groups[0]) if groups else None
+
+
+def all_groups(autoscaling: Any) -> Iterator[Group]:
+    for page in autoscaling.get_paginator("describe_auto_scaling_groups").paginate(PaginationConfig={"PageSize": 100}):
+        yield from (_group(raw) for raw in page["AutoScalingGroups"])
+
+
+def describe_hook(autoscaling: Any, group_name: str, hook_name: str) -> Hook | None:
+    """Our hook on the group, or None when the group does not have it."""
+    try:
+        hooks = autoscaling.describe_lifecycle_hooks(AutoScalingGroupName=group_name, LifecycleHookNames=[hook_name])
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ValidationError":
+            return None
+        raise
+    for hook in hooks.get("LifecycleHooks", []):
+        if hook.get("LifecycleHookName") == hook_name:
+            heartbeat = int(hook.get("HeartbeatTimeout", 3600))
+            # AWS's global timeout: the lesser of 48 hours and 100 heartbeat timeouts.
+            return Hook(heartbeat, int(hook.get("GlobalTimeout", min(172800, 100 * heartbeat))))
+    return None

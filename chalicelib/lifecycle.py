@@ -1,19 +1,24 @@
 """The launch lifecycle flow: a new host waits in Pending:Wait until its EFS mount is confirmed.
 
-Launch event -> group tags -> SSM agent online -> mount command sent.
-Command status event -> status confirmed with SSM -> host recorded, attribute set -> action completed.
+Every entry point (launch event, command status event, retry message, sweeper) ends in
+`drive`, one step that reads where the host stands from AWS itself (its lifecycle state, our
+mount commands and their results) and moves it on: send the command, wait, retry, or decide.
+Nothing is remembered between steps but what AWS holds, so any step may run late, twice, out
+of order, or after a crash, and the host is still decided once, correctly.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from chalicelib.accounts import AwsAccess
 from chalicelib.events import LAUNCH_TRANSITION, CommandStatus, LaunchAction
-from chalicelib.groups import describe_group
+from chalicelib.groups import Group, Hook, describe_group, describe_hook
 from chalicelib.host_record import read_host_record, record_mount, set_mount_attributes
 from chalicelib.lifecycle_result import LifecycleResult
 from chalicelib.mount_spec import (
@@ -26,12 +31,14 @@ from chalicelib.mount_spec import (
     mount_spec_from_tags,
 )
 from chalicelib.mount_targets import (
+    MountTargetNotReady,
     NoMountTarget,
     describe_mount_targets,
     file_system_requires_tls,
     select_mount_target_ip,
 )
 from chalicelib.observability import count, logger
+from chalicelib.retry_queue import RetryMessage, RetryQueue, retry_delay
 from chalicelib.script_result import ScriptResult, script_result_from_invocation
 from chalicelib.settings import Settings
 from chalicelib.ttl_cache import TtlCache
@@ -39,6 +46,10 @@ from chalicelib.ttl_cache import TtlCache
 ALREADY_DECIDED = "No active Lifecycle Action found"
 # Mount targets and policies change rarely; a scale-out burst asks about the same file system many times.
 FILE_SYSTEM_CACHE_SECONDS = 60
+HOOK_CACHE_SECONDS = 300
+RUNNING_STATUSES = frozenset({"Pending", "InProgress", "Delayed", "Cancelling"})
+# Give up this long before AWS's global timeout would decide with the hook's default result.
+GLOBAL_TIMEOUT_MARGIN_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -49,8 +60,18 @@ class FileSystemAccess:
     requires_tls: bool
 
 
-class AgentNotReady(Exception):
-    """The host's SSM agent is not online yet; the launch event must be tried again later."""
+@dataclass(frozen=True)
+class Waiting:
+    """How long a host has waited (epoch seconds) and how often it was tried; carried by retry messages."""
+
+    started_at: float
+    heartbeat_at: float
+    attempt: int = 0
+
+
+def now() -> float:
+    """The time the flow goes by (epoch seconds); one seam for tests that let hours pass."""
+    return time.time()
 
 
 def error_code(exc: ClientError) -> str:
@@ -60,6 +81,21 @@ def error_code(exc: ClientError) -> str:
 def lifecycle_result_for(command_status: str, failure_result: LifecycleResult) -> LifecycleResult:
     """The result a final command status decides: only a successful mount lets the host in."""
     return LifecycleResult.CONTINUE if command_status == "Success" else failure_result
+
+
+def heartbeat_due(now: float, last_heartbeat_at: float, hook: Hook) -> bool:
+    """Heartbeat at half the hook's heartbeat timeout, so a late Lambda still beats the deadline."""
+    return now - last_heartbeat_at >= hook.heartbeat_timeout / 2
+
+
+def wait_budget(hook: Hook, max_wait_seconds: int) -> float:
+    """How long a host may wait in all: our setting, but always short of the hook's global timeout."""
+    return min(max_wait_seconds, hook.global_timeout - GLOBAL_TIMEOUT_MARGIN_SECONDS)
+
+
+def retry_after_failure(result: ScriptResult, failed_attempts: int, max_attempts: int) -> bool:
+    """Whether a failed mount is worth another attempt: transient, and attempts left."""
+    return not result.permanent and failed_attempts < max_attempts
 
 
 def launch_skip_reason(action: LaunchAction, settings: Settings) -> str | None:
@@ -100,9 +136,216 @@ def complete_lifecycle_action(
 
 
 class LifecycleFlow:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, retry_queue: RetryQueue, clock: Callable[[], float] | None = None) -> None:
         self._settings = settings
+        self._retry_queue = retry_queue
+        self.clock = clock or (lambda: now())
         self._file_systems: TtlCache[FileSystemAccess] = TtlCache(FILE_SYSTEM_CACHE_SECONDS)
+        self._hooks: TtlCache[Hook | None] = TtlCache(HOOK_CACHE_SECONDS)
+        self._warned_no_queue = False
+
+    # --- entry points -------------------------------------------------------------------------
+
+    def on_launch(self, action: LaunchAction, aws: AwsAccess) -> str:
+        if action.into_warm_pool:
+            # A warm-pool host is stopped before use; it mounts on the launch event that takes it out.
+            return self._complete(aws, action.group_name, action.instance_id, LifecycleResult.CONTINUE)
+        current = self.clock()
+        started = min(action.time or current, current)
+        return self.drive(aws, action.group_name, action.instance_id, Waiting(started, started))
+
+    def on_retry(self, message: RetryMessage, aws: AwsAccess) -> str:
+        waiting = Waiting(message.started_at, message.heartbeat_at, message.attempt)
+        return self.drive(aws, message.group_name, message.instance_id, waiting)
+
+    def on_command_status(self, status: CommandStatus, aws: AwsAccess) -> str:
+        ssm = aws.client("ssm")
+        command = _our_command(ssm, status.command_id, self._settings.mount_document)
+        # Act on what SSM says, not on the event: confirm the document, the host and the status.
+        if command is None:
+            logger.warning("command not found in SSM, or not of our document; ignored", command_id=status.command_id)
+            return "ignored: command not found"
+        if status.instance_id not in command.get("InstanceIds", []):
+            logger.warning("command did not target this instance; ignored", command_id=status.command_id)
+            return "ignored: command not confirmed"
+        confirmed = _invocation(ssm, command, status.instance_id)["Status"]
+        if confirmed != status.status:
+            logger.warning(
+                "SSM reports another status than the event; waiting for its own event",
+                event_status=status.status,
+                ssm_status=confirmed,
+            )
+            return f"ignored: SSM says {confirmed}"
+        record = read_host_record(aws.client("ec2"), status.instance_id)
+        if confirmed == "Success":
+            spec = _spec_from_parameters(command.get("Parameters", {}))
+            if spec is None:
+                logger.error("command parameters are not a valid mount; ignored", command_id=status.command_id)
+                return "ignored: parameters not a mount"
+            self._mounted(aws, status.instance_id, spec)
+            if record.group_name is None:
+                return "mounted; host is not in an Auto Scaling group"
+            return self._complete(aws, record.group_name, status.instance_id, LifecycleResult.CONTINUE)
+        if record.group_name is None:
+            logger.error("mount failed on a host outside any Auto Scaling group", status=confirmed)
+            return f"mount {confirmed}; host is not in an Auto Scaling group"
+        return self.drive(aws, record.group_name, status.instance_id, None)
+
+    # --- the step -----------------------------------------------------------------------------
+
+    def drive(
+        self,
+        aws: AwsAccess,
+        group_name: str,
+        instance_id: str,
+        waiting: Waiting | None,
+        group: Group | None = None,
+    ) -> str:
+        """Move a host in Pending:Wait on: send the mount, wait, retry, or decide. Safe to repeat."""
+        autoscaling = aws.client("autoscaling")
+        group = group or describe_group(autoscaling, group_name)
+        state = group.instance_states.get(instance_id) if group else None
+        if group is None or state is None:
+            logger.info("host is no longer in its group; its flow ends here", group=group_name)
+            return "done: host gone"
+        if state != "Pending:Wait":
+            return f"done: host is {state}"
+        hook = self._hook(aws, group_name)
+        if hook is None:
+            return f"ignored: group has no {self._settings.hook_name} hook"
+        try:
+            failure_result = failure_result_from_tags(group.tags, self._settings.on_failure)
+            spec = mount_spec_from_tags(group.tags)
+        except MountConfigError as exc:
+            logger.error("group tag is invalid; no mount command sent", tag=exc.tag, reason=exc.reason)
+            count("MountsFailed", Reason="invalid-tag")
+            return self._complete(aws, group_name, instance_id, _safe_failure_result(group.tags, self._settings))
+        if spec is None:
+            logger.error(
+                f"group has no {FILE_SYSTEM_TAG} tag but uses the {self._settings.hook_name} hook; letting the host in",
+                group=group_name,
+            )
+            return self._complete(aws, group_name, instance_id, LifecycleResult.CONTINUE)
+
+        ssm = aws.client("ssm")
+        commands = _commands_for(ssm, instance_id, self._settings.mount_document)
+        latest = commands[-1] if commands else None
+        if latest is not None and latest["Status"] == "Success":
+            # The status event was lost or is late: the command's own record decides.
+            self._mounted(aws, instance_id, _spec_from_parameters(latest.get("Parameters", {})) or spec)
+            return self._complete(aws, group_name, instance_id, LifecycleResult.CONTINUE)
+        current = self.clock()
+        waiting = waiting or self.waiting_since_launch(aws, instance_id)
+        waiting = self._keep_alive(aws, group_name, instance_id, hook, waiting, current)
+        if latest is not None and latest["Status"] in RUNNING_STATUSES:
+            return "waiting: mount command running"
+
+        if latest is not None:
+            result = script_result_from_invocation(_invocation(ssm, latest, instance_id))
+            failed = sum(1 for c in commands if c["Status"] not in RUNNING_STATUSES | {"Success"})
+            kind = "permanent" if result.permanent else "transient"
+            if not retry_after_failure(result, failed, self._settings.mount_attempts):
+                logger.error(
+                    "mount failed for good",
+                    status=result.status,
+                    exit_code=result.exit_code,
+                    failure=kind,
+                    detail=result.message,
+                    attempts=failed,
+                    result=failure_result.value,
+                )
+                count("MountsFailed", Reason=kind)
+                return self._complete(aws, group_name, instance_id, failure_result)
+            retry_at = latest["RequestedDateTime"].timestamp() + retry_delay(failed)
+            if current < retry_at:
+                logger.warning("mount failed transiently; retrying", exit_code=result.exit_code, attempts=failed)
+                return self._later(aws, group_name, instance_id, waiting, int(retry_at - current) + 1, "mount retry")
+
+        if current - waiting.started_at > wait_budget(hook, self._settings.max_wait_seconds):
+            logger.error(
+                "host waited longer than its budget; deciding with the failure result",
+                waited_seconds=int(current - waiting.started_at),
+                result=failure_result.value,
+            )
+            count("MountsFailed", Reason="timeout")
+            return self._complete(aws, group_name, instance_id, failure_result)
+        zone = group.instance_zones.get(instance_id, "")
+        try:
+            file_system = self._file_system(aws, spec.file_system_id)
+            ip = select_mount_target_ip(file_system.mount_targets, spec.file_system_id, zone)
+        except NoMountTarget as exc:
+            logger.error("cannot mount from the host's zone; no mount command sent", reason=str(exc), zone=zone)
+            count("MountsFailed", Reason="no-mount-target")
+            return self._complete(aws, group_name, instance_id, failure_result)
+        except MountTargetNotReady as exc:
+            logger.warning("mount target not ready; waiting", reason=str(exc))
+            return self._later(aws, group_name, instance_id, waiting, retry_delay(waiting.attempt + 1), "mount target")
+        if not _agent_online(ssm, instance_id):
+            logger.info("SSM agent not online yet; waiting", attempt=waiting.attempt + 1)
+            return self._later(aws, group_name, instance_id, waiting, retry_delay(waiting.attempt + 1), "agent")
+        parameters = mount_command_parameters(spec, aws.region, ip, file_system.requires_tls)
+        return self._send(aws, group_name, instance_id, spec, parameters, failure_result, waiting)
+
+    # --- pieces -------------------------------------------------------------------------------
+
+    def _send(
+        self,
+        aws: AwsAccess,
+        group_name: str,
+        instance_id: str,
+        spec: MountSpec,
+        parameters: dict[str, list[str]],
+        failure_result: LifecycleResult,
+        waiting: Waiting,
+    ) -> str:
+        try:
+            command = (
+                aws.client("ssm")
+                .send_command(
+                    DocumentName=self._settings.mount_document,
+                    InstanceIds=[instance_id],
+                    Parameters=parameters,
+                    TimeoutSeconds=self._settings.command_timeout_seconds,
+                    Comment=f"efs-automount: mount {spec.file_system_id} at launch"[:100],
+                )
+                .get("Command", {})
+            )
+        except ClientError as exc:
+            code = error_code(exc)
+            if code == "InvalidInstanceId":
+                logger.info("SSM does not accept the host yet; waiting")
+                return self._later(aws, group_name, instance_id, waiting, retry_delay(waiting.attempt + 1), "agent")
+            if code in ("InvalidDocument", "InvalidParameters", "InvalidDocumentVersion"):
+                logger.error(
+                    "mount document refused the command; deploy the document (README: Deploy)",
+                    document=self._settings.mount_document,
+                    error=str(exc),
+                )
+                count("MountsFailed", Reason="document")
+                return self._complete(aws, group_name, instance_id, failure_result)
+            raise
+        logger.info(
+            "mount command sent",
+            command_id=command.get("CommandId"),
+            file_system_id=spec.file_system_id,
+            mount_path=spec.mount_path,
+            mount_target_ip=parameters["MountTargetIp"][0],
+            require_tls=parameters["RequireTls"][0],
+        )
+        count("MountCommandsSent")
+        return f"mount command sent: {command.get('CommandId')}"
+
+    def _mounted(self, aws: AwsAccess, instance_id: str, spec: MountSpec) -> None:
+        ec2 = aws.client("ec2")
+        # Write the mount before reading the container instance: see host_record.
+        record_mount(ec2, instance_id, spec)
+        record = read_host_record(ec2, instance_id)
+        count("MountsSucceeded")
+        logger.info("mount confirmed", file_system_id=spec.file_system_id, mount_path=spec.mount_path)
+        if record.cluster_arn and record.container_instance_arn:
+            mounts = {spec.file_system_id: spec.mount_path}
+            set_mount_attributes(aws.client("ecs"), record.cluster_arn, record.container_instance_arn, mounts)
+            logger.info("mount attribute set", cluster=record.cluster_arn)
 
     def _complete(self, aws: AwsAccess, group_name: str, instance_id: str, result: LifecycleResult) -> str:
         completed = complete_lifecycle_action(
@@ -110,51 +353,56 @@ class LifecycleFlow:
         )
         return f"completed {result.value}" if completed else "already decided"
 
-    def on_launch(self, action: LaunchAction, aws: AwsAccess) -> str:
-        if action.into_warm_pool:
-            # A warm-pool host is stopped before use; it mounts on the launch event that takes it out.
-            return self._complete(aws, action.group_name, action.instance_id, LifecycleResult.CONTINUE)
-        group = describe_group(aws.client("autoscaling"), action.group_name)
-        if group is None:
-            logger.warning("group no longer exists; nothing to decide", group=action.group_name)
-            return "ignored: group gone"
-        tags = group.tags
+    def _keep_alive(
+        self, aws: AwsAccess, group_name: str, instance_id: str, hook: Hook, waiting: Waiting, current: float
+    ) -> Waiting:
+        if not heartbeat_due(current, waiting.heartbeat_at, hook):
+            return waiting
         try:
-            failure_result = failure_result_from_tags(tags, self._settings.on_failure)
-            spec = mount_spec_from_tags(tags)
-        except MountConfigError as exc:
-            logger.error(
-                "group tag is invalid; no mount command sent",
-                tag=exc.tag,
-                reason=exc.reason,
-                group=action.group_name,
+            aws.client("autoscaling").record_lifecycle_action_heartbeat(
+                LifecycleHookName=self._settings.hook_name, AutoScalingGroupName=group_name, InstanceId=instance_id
             )
-            count("MountsFailed", Reason="invalid-tag")
-            result = _safe_failure_result(tags, self._settings.on_failure)
-            return self._complete(aws, action.group_name, action.instance_id, result)
-        if spec is None:
-            logger.error(
-                f"group has no {FILE_SYSTEM_TAG} tag but uses the {self._settings.hook_name} hook; letting the host in",
-                group=action.group_name,
-            )
-            return self._complete(aws, action.group_name, action.instance_id, LifecycleResult.CONTINUE)
-        zone = group.instance_zones.get(action.instance_id)
-        if zone is None:
-            logger.warning("host is no longer in its group; nothing to decide", group=action.group_name)
-            return "ignored: host left the group"
-        try:
-            file_system = self._file_system(aws, spec.file_system_id)
-            parameters = mount_command_parameters(
-                spec,
-                aws.region,
-                select_mount_target_ip(file_system.mount_targets, spec.file_system_id, zone),
-                file_system.requires_tls,
-            )
-        except NoMountTarget as exc:
-            logger.error("cannot mount from the host's zone; no mount command sent", reason=str(exc), zone=zone)
-            count("MountsFailed", Reason="no-mount-target")
-            return self._complete(aws, action.group_name, action.instance_id, failure_result)
-        return self._send_mount_command(action, aws, spec, parameters, failure_result)
+        except ClientError as exc:
+            if error_code(exc) != "ValidationError":
+                raise
+            return waiting  # decided meanwhile; the next step sees it
+        logger.info("lifecycle action heartbeat recorded", waited_seconds=int(current - waiting.started_at))
+        count("HeartbeatsRecorded")
+        return replace(waiting, heartbeat_at=current)
+
+    def _later(
+        self, aws: AwsAccess, group_name: str, instance_id: str, waiting: Waiting, delay: int, reason: str
+    ) -> str:
+        message = RetryMessage(
+            account=aws.account,
+            region=aws.region,
+            group_name=group_name,
+            instance_id=instance_id,
+            attempt=waiting.attempt + 1,
+            started_at=waiting.started_at,
+            heartbeat_at=waiting.heartbeat_at,
+        )
+        if self._retry_queue.later(message, delay):
+            count("RetriesQueued", Reason=reason)
+            return f"waiting: {reason}, retry in {delay}s"
+        if not self._warned_no_queue:
+            logger.warning("RETRY_QUEUE_URL is not set: the sweeper carries retries (every minute)")
+            self._warned_no_queue = True
+        return f"waiting: {reason}, the sweeper retries"
+
+    def waiting_since_launch(self, aws: AwsAccess, instance_id: str) -> Waiting:
+        """For a host met without a retry message: it has waited since its launch."""
+        current = self.clock()
+        reservations = aws.client("ec2").describe_instances(InstanceIds=[instance_id])["Reservations"]
+        launched = [i["LaunchTime"].timestamp() for r in reservations for i in r["Instances"] if "LaunchTime" in i]
+        started = min(launched[0], current) if launched else current
+        return Waiting(started, started)
+
+    def _hook(self, aws: AwsAccess, group_name: str) -> Hook | None:
+        return self._hooks.get(
+            (aws.account, aws.region, group_name),
+            lambda: describe_hook(aws.client("autoscaling"), group_name, self._settings.hook_name),
+        )
 
     def _file_system(self, aws: AwsAccess, file_system_id: str) -> FileSystemAccess:
         def load() -> FileSystemAccess:
@@ -164,125 +412,30 @@ class LifecycleFlow:
 
         return self._file_systems.get((aws.account, aws.region, file_system_id), load)
 
-    def _send_mount_command(
-        self,
-        action: LaunchAction,
-        aws: AwsAccess,
-        spec: MountSpec,
-        parameters: dict[str, list[str]],
-        failure_result: LifecycleResult,
-    ) -> str:
-        ssm = aws.client("ssm")
-        if not _agent_online(ssm, action.instance_id):
-            logger.warning("SSM agent not online yet; the launch event will be retried")
-            raise AgentNotReady(f"SSM agent on {action.instance_id} is not online yet")
-        try:
-            command = ssm.send_command(
-                DocumentName=self._settings.mount_document,
-                InstanceIds=[action.instance_id],
-                Parameters=parameters,
-                TimeoutSeconds=self._settings.command_timeout_seconds,
-                Comment=f"efs-automount: mount {spec.file_system_id} at launch"[:100],
-            )["Command"]
-        except ClientError as exc:
-            code = error_code(exc)
-            if code == "InvalidInstanceId":
-                raise AgentNotReady(f"SSM does not accept {action.instance_id} yet") from exc
-            if code in ("InvalidDocument", "InvalidParameters", "InvalidDocumentVersion"):
-                logger.error(
-                    "mount document refused the command; deploy the document (README: Deploy)",
-                    document=self._settings.mount_document,
-                    error=str(exc),
-                )
-                count("MountsFailed", Reason="document")
-                return self._complete(aws, action.group_name, action.instance_id, failure_result)
-            raise
-        logger.info(
-            "mount command sent",
-            command_id=command["CommandId"],
-            file_system_id=spec.file_system_id,
-            mount_path=spec.mount_path,
-            mount_target_ip=parameters["MountTargetIp"][0],
-            require_tls=parameters["RequireTls"][0],
-        )
-        count("MountCommandsSent")
-        return f"mount command sent: {command['CommandId']}"
 
-    def on_command_status(self, status: CommandStatus, aws: AwsAccess) -> str:
-        ssm = aws.client("ssm")
-        try:
-            commands = ssm.list_commands(CommandId=status.command_id)["Commands"]
-        except ClientError as exc:
-            if error_code(exc) != "InvalidCommandId":
-                raise
-            commands = []
-        if not commands:
-            logger.warning("command not found in SSM; ignored", command_id=status.command_id)
-            return "ignored: command not found"
-        # Act on what SSM says, not on the event: confirm the document, the host and the status.
-        if commands[0]["DocumentName"] != self._settings.mount_document:
-            logger.warning("command is not of our document in SSM; ignored", command_id=status.command_id)
-            return "ignored: command not confirmed"
-        command = commands[0]
-        if status.instance_id not in command.get("InstanceIds", []):
-            logger.warning("command did not target this instance; ignored", command_id=status.command_id)
-            return "ignored: command not confirmed"
-        invocation = _invocation(ssm, command, status.instance_id)
-        confirmed = invocation["Status"]
-        if confirmed != status.status:
-            logger.warning(
-                "SSM reports another status than the event; waiting for its own event",
-                event_status=status.status,
-                ssm_status=confirmed,
-            )
-            return f"ignored: SSM says {confirmed}"
-        if confirmed != "Success":
-            return self._on_mount_failed(aws, status, script_result_from_invocation(invocation))
-        spec = _spec_from_parameters(command.get("Parameters", {}))
-        if spec is None:
-            logger.error("command parameters are not a valid mount; ignored", command_id=status.command_id)
-            return "ignored: parameters not a mount"
-        return self._on_mounted(aws, status, spec)
-
-    def _on_mounted(self, aws: AwsAccess, status: CommandStatus, spec: MountSpec) -> str:
-        ec2 = aws.client("ec2")
-        # Write the mount before reading the container instance: see host_record.
-        record_mount(ec2, status.instance_id, spec)
-        record = read_host_record(ec2, status.instance_id)
-        count("MountsSucceeded")
-        logger.info("mount confirmed", file_system_id=spec.file_system_id, mount_path=spec.mount_path)
-        if record.cluster_arn and record.container_instance_arn:
-            set_mount_attributes(
-                aws.client("ecs"),
-                record.cluster_arn,
-                record.container_instance_arn,
-                {spec.file_system_id: spec.mount_path},
-            )
-            logger.info("mount attribute set", cluster=record.cluster_arn)
-        if record.group_name is None:
-            return "mounted; host is not in an Auto Scaling group"
-        return self._complete(aws, record.group_name, status.instance_id, LifecycleResult.CONTINUE)
-
-    def _on_mount_failed(self, aws: AwsAccess, status: CommandStatus, result: ScriptResult) -> str:
-        kind = "permanent" if result.permanent else "transient"
-        count("MountsFailed", Reason=kind)
-        failure = {"status": result.status, "exit_code": result.exit_code, "failure": kind, "detail": result.message}
-        record = read_host_record(aws.client("ec2"), status.instance_id)
-        if record.group_name is None:
-            logger.error("mount failed on a host outside any Auto Scaling group", **failure)
-            return f"mount {result.status} ({kind}); host is not in an Auto Scaling group"
-        group = describe_group(aws.client("autoscaling"), record.group_name)
-        failure_result = _safe_failure_result(group.tags if group else {}, self._settings.on_failure)
-        decision = lifecycle_result_for(result.status, failure_result)
-        logger.error("mount failed", result=decision.value, group=record.group_name, **failure)
-        return self._complete(aws, record.group_name, status.instance_id, decision)
-
-
-def _safe_failure_result(tags: dict[str, str], default: LifecycleResult) -> LifecycleResult:
+def _safe_failure_result(tags: dict[str, str], settings: Settings) -> LifecycleResult:
     try:
-        return failure_result_from_tags(tags, default)
+        return failure_result_from_tags(tags, settings.on_failure)
     except MountConfigError:
-        return default
+        return settings.on_failure
+
+
+def _our_command(ssm: Any, command_id: str, document: str) -> dict[str, Any] | None:
+    try:
+        commands = ssm.list_commands(CommandId=command_id)["Commands"]
+    except ClientError as exc:
+        if error_code(exc) != "InvalidCommandId":
+            raise
+        return None
+    return commands[0] if commands and commands[0].get("DocumentName") == document else None
+
+
+def _commands_for(ssm: Any, instance_id: str, document: str) -> list[dict[str, Any]]:
+    """Our mount commands sent to the host, oldest first."""
+    commands = []
+    for page in ssm.get_paginator("list_commands").paginate(InstanceId=instance_id):
+        commands += [c for c in page["Commands"] if c.get("DocumentName") == document]
+    return sorted(commands, key=lambda c: c["RequestedDateTime"])
 
 
 def _agent_online(ssm: Any, instance_id: str) -> bool:

@@ -8,7 +8,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 
-from chalicelib.aws_names import ACCOUNT_ID, DOCUMENT_NAME, EXTERNAL_ID, HOOK_NAME, ROLE_NAME, TABLE_NAME
+from chalicelib.aws_names import (
+    ACCOUNT_ID,
+    DOCUMENT_NAME,
+    EXTERNAL_ID,
+    HOOK_NAME,
+    QUEUE_URL,
+    REGION,
+    ROLE_NAME,
+    TABLE_NAME,
+)
 from chalicelib.lifecycle_result import LifecycleResult
 
 DEFAULT_HOOK_NAME = "efs-automount"
@@ -35,6 +44,14 @@ class Settings:
     # Opt-in follow-ups of a task definition rewrite (README: "Task definitions").
     update_services: bool = False
     deregister_source: bool = False
+    # Optional: the SQS queue for retries of waiting hosts (README: "Retries").
+    retry_queue_url: str | None = None
+    # Mount attempts per host (transient failures are retried), and how long a host may wait in all.
+    mount_attempts: int = 3
+    max_wait_seconds: int = 1800
+    # Where the sweeper looks (besides the function's own region), and how many hosts one run drives.
+    sweep_regions: tuple[str, ...] = ()
+    sweep_max_hosts: int = 50
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
@@ -73,6 +90,23 @@ class Settings:
                 raise SettingsError(f"{name}={value!r} is not valid: expected true or false")
             return value == "true"
 
+        def number(name: str, default: int, low: int, high: int) -> int:
+            value = environ.get(name, "").strip() or str(default)
+            if not value.isdigit() or not low <= int(value) <= high:
+                raise SettingsError(f"{name}={value!r} is not valid: expected {low} to {high}")
+            return int(value)
+
+        queue_url = environ.get("RETRY_QUEUE_URL", "").strip() or None
+        if queue_url is not None and not QUEUE_URL.fullmatch(queue_url):
+            raise SettingsError(f"RETRY_QUEUE_URL={queue_url!r} is not an SQS queue URL")
+        regions = [r.strip() for r in environ.get("SWEEP_REGIONS", "").split(",") if r.strip()]
+        own_region = environ.get("AWS_REGION", "").strip()
+        if own_region and own_region not in regions:
+            regions.insert(0, own_region)
+        bad_regions = [r for r in regions if not REGION.fullmatch(r)]
+        if bad_regions:
+            raise SettingsError(f"SWEEP_REGIONS has entries that are not region names: {bad_regions}")
+
         return cls(
             hook_name=text("HOOK_NAME", DEFAULT_HOOK_NAME, HOOK_NAME),
             trusted_accounts=frozenset(accounts),
@@ -84,6 +118,11 @@ class Settings:
             idempotency_table=table,
             update_services=flag("UPDATE_SERVICES"),
             deregister_source=flag("DEREGISTER_SOURCE"),
+            retry_queue_url=queue_url,
+            mount_attempts=number("MOUNT_ATTEMPTS", 3, 1, 10),
+            max_wait_seconds=number("MAX_WAIT_SECONDS", 1800, 120, 172800),
+            sweep_regions=tuple(regions),
+            sweep_max_hosts=number("SWEEP_MAX_HOSTS", 50, 1, 1000),
         )
 
 

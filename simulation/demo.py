@@ -4,7 +4,7 @@ A moto server on 127.0.0.1 (with simulation/moto_gaps.py filling what moto lacks
 in for AWS; the app's handlers run in this process as Lambda would run them, their boto3
 clients pointed at the server; events are routed by the app's own EventBridge patterns;
 the hosts' SSM and ECS agents are simulated. One host's SSM agent comes online late, so
-its first launch event fails and Lambda's retry mounts it.
+its launch waits on the retry queue (SQS, with a delay) until the agent is online.
 """
 
 from __future__ import annotations
@@ -78,8 +78,6 @@ def run(hosts_count: int, failures: int, out: Callable[[str], None] = print) -> 
     import boto3
     from chalice.test import Client
 
-    from app import app
-    from chalicelib.lifecycle import AgentNotReady
     from chalicelib.observability import logger
     from simulation import hosts, moto_gaps
     from simulation.eventbus import EventBus
@@ -90,6 +88,13 @@ def run(hosts_count: int, failures: int, out: Callable[[str], None] = print) -> 
         register_container_instance,
         scale_out,
     )
+    from simulation.queues import create_retry_queue, sqs_event, take_messages
+
+    land = build_landscape(boto3.Session(region_name="us-east-1"))
+    queue_url = create_retry_queue(land)
+    # As deployed with a retry queue: the app subscribes to it when it is imported.
+    os.environ["RETRY_QUEUE_URL"] = queue_url
+    from app import app
 
     LOG_FILE.parent.mkdir(exist_ok=True)
     log = LOG_FILE.open("w")
@@ -106,7 +111,6 @@ def run(hosts_count: int, failures: int, out: Callable[[str], None] = print) -> 
                 log.write(emf.getvalue())
 
     bus = EventBus(app, invoke)
-    land = build_landscape(boto3.Session(region_name="us-east-1"))
     timeline("platform team", f"group {land.group_name} tagged efs-automount:file-system-id={land.file_system_id}")
     timeline("platform team", f"hook {land.hook_name} (DefaultResult ABANDON), cluster {land.cluster_name}")
 
@@ -120,7 +124,6 @@ def run(hosts_count: int, failures: int, out: Callable[[str], None] = print) -> 
         + (f"; {late} is late" if late else ""),
     )
 
-    retry: list[dict[str, Any]] = []
     commands: dict[str, str] = {}
 
     def deliver(events: list[dict[str, Any]]) -> None:
@@ -134,11 +137,7 @@ def run(hosts_count: int, failures: int, out: Callable[[str], None] = print) -> 
                     or detail.get("ec2InstanceId")
                     or registered.get("taskDefinitionArn", "").rsplit("/", 1)[-1]
                 )
-                try:
-                    outcome = invoke(name, event)["outcome"]
-                except AgentNotReady as exc:
-                    retry.append(event)
-                    outcome = f"raised {type(exc).__name__}: Lambda will retry the event"
+                outcome = invoke(name, event)["outcome"]
                 if outcome.startswith("mount command sent: "):
                     commands[instance] = outcome.removeprefix("mount command sent: ")
                 timeline(f"Lambda {name}", f"{instance}: {outcome}")
@@ -154,15 +153,20 @@ def run(hosts_count: int, failures: int, out: Callable[[str], None] = print) -> 
     if late:
         hosts.boot_agents(land, [late])
         timeline("hosts", f"SSM agent online on {late}")
-        events, retry[:] = list(retry), []
-        for _ in events:
-            timeline("Lambda", "async retry of the launch event")
-        deliver(events)
+        taken = take_messages(land, queue_url)
+        for delay, _ in taken:
+            timeline("SQS", f"retry message for {late} delivered after its {delay}s delay")
+        response = invoke("on_retry", sqs_event([record for _, record in taken]))
+        timeline("Lambda on_retry", f"{len(taken)} message(s), {len(response['batchItemFailures'])} failed")
+        for command in land.client("ssm").list_commands(InstanceId=late)["Commands"]:
+            commands[late] = command["CommandId"]
+            timeline("Lambda on_retry", f"{late}: mount command sent: {command['CommandId']}")
 
     failing = set(instance_ids[:failures])
     for instance_id in instance_ids:
         status = "Failed" if instance_id in failing else "Success"
-        hosts.answer(land, status, instance_ids=[instance_id])
+        # A failing host's script finds another file system at the path: exit 3, permanent.
+        hosts.answer(land, status, response_code=3 if instance_id in failing else 0, instance_ids=[instance_id])
         timeline("SSM agent", f"{instance_id}: mount script finished: {status}")
         deliver(moto_gaps.WORLD.drain())
 

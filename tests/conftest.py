@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import contextvars
 import copy
+import datetime
 import io
 import json
 import os
+import random
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +18,10 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSResponse
 from botocore.client import BaseClient
+from botocore.endpoint import Endpoint
+from botocore.retries.standard import ExponentialBackoff
 
 # Fake credentials before anything makes a client: no test may reach real AWS.
 for _name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
@@ -34,7 +40,12 @@ from hypothesis import HealthCheck  # noqa: E402
 from hypothesis import settings as hypothesis_settings  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
+# Import the app as deployed with a retry queue, so on_retry exists; each test's own settings say
+# whether a queue is used.
+os.environ["RETRY_QUEUE_URL"] = "https://sqs.us-east-1.amazonaws.com/123456789012/efs-automount-retries"
 from app import app  # noqa: E402
+
+del os.environ["RETRY_QUEUE_URL"]
 from chalicelib import accounts, entrypoints, settings  # noqa: E402
 from simulation import moto_gaps  # noqa: E402
 from simulation.eventbus import EventBus  # noqa: E402
@@ -67,8 +78,9 @@ BaseClient._make_api_call = _recording_make_api_call  # type: ignore[method-assi
 
 
 def load_event(name: str, **detail: Any) -> dict[str, Any]:
-    """A sample event from events/, with detail fields replaced."""
+    """A sample event from events/, happening now, with detail fields replaced."""
     event = json.loads((EVENTS / f"{name}.json").read_text())
+    event["time"] = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     event["detail"].update(detail)
     return event
 
@@ -181,3 +193,79 @@ def metric_names(captured: str) -> list[str]:
             for directive in blob["_aws"]["CloudWatchMetrics"]:
                 names += [m["Name"] for m in directive["Metrics"]]
     return names
+
+
+class Clock:
+    """The flow's clock: real time plus however long a test lets pass."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake = Clock()
+    monkeypatch.setattr("chalicelib.lifecycle.now", fake)
+    return fake
+
+
+SCHEDULED_EVENT = {
+    "version": "0",
+    "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+    "detail-type": "Scheduled Event",
+    "source": "aws.events",
+    "account": OWN_ACCOUNT,
+    "time": "2026-11-21T10:00:00Z",
+    "region": "us-east-1",
+    "resources": ["arn:aws:events:us-east-1:123456789012:rule/efs-automount-dev-sweeper"],
+    "detail": {},
+}
+
+
+class _EmptyBody:
+    def stream(self, **_: Any) -> list[bytes]:
+        return [b""]
+
+
+class Throttler:
+    """Answers a share of the app's AWS requests with ThrottlingException, as a busy account would;
+    never more than twice in a row, so botocore's retries (six attempts) always get through."""
+
+    def __init__(self, share: float, seed: int = 7) -> None:
+        self.share = share
+        self.random = random.Random(seed)
+        self.throttled = 0
+        self.in_a_row = 0
+
+    def __call__(self, original: Any) -> Any:
+        throttler = self
+
+        def do_get_response(endpoint: Any, request: Any, operation_model: Any, context: Any) -> Any:
+            if _calls.get() is not None and throttler.in_a_row < 2 and throttler.random.random() < throttler.share:
+                throttler.throttled += 1
+                throttler.in_a_row += 1
+                http = AWSResponse(request.url, 400, {}, _EmptyBody())
+                parsed = {
+                    "Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"},
+                    "ResponseMetadata": {"HTTPStatusCode": 400, "HTTPHeaders": {}},
+                }
+                return (http, parsed), None
+            throttler.in_a_row = 0
+            return original(endpoint, request, operation_model, context)
+
+        return do_get_response
+
+
+@pytest.fixture
+def throttled(monkeypatch: pytest.MonkeyPatch) -> Throttler:
+    """30% of the app's AWS calls throttled; botocore's backoff made instant so the test stays quick."""
+    throttler = Throttler(0.3)
+    monkeypatch.setattr(Endpoint, "_do_get_response", throttler(Endpoint._do_get_response))
+    monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0)
+    return throttler

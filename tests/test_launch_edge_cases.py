@@ -5,7 +5,6 @@ from __future__ import annotations
 import boto3
 import pytest
 
-from chalicelib.lifecycle import AgentNotReady
 from simulation import hosts, moto_gaps
 from simulation.landscape import build_landscape, lifecycle_state, scale_out
 from tests.conftest import deliver_outbox, load_event
@@ -106,25 +105,23 @@ def test_test_notification_is_ignored(lambda_):
     assert lambda_.operations() == []
 
 
-def test_agent_not_online_sends_nothing_and_raises_for_a_retry(land, bus):
+def test_agent_not_online_sends_nothing_and_waits(land, bus):
     (instance_id,) = scale_out(land, 1)
     hosts.boot_agents(land, [instance_id], ping_status="ConnectionLost")
 
-    with pytest.raises(AgentNotReady):
-        deliver_outbox(bus)
+    assert deliver_outbox(bus) == [("on_launch", {"outcome": "waiting: agent, the sweeper retries"})]
 
     assert land.client("ssm").list_commands()["Commands"] == []
     assert lifecycle_state(land, instance_id) == "Pending:Wait"
 
 
-def test_agent_not_registered_sends_nothing_and_raises_for_a_retry(land, lambda_):
+def test_agent_not_registered_sends_nothing_until_it_is(land, lambda_):
     (instance_id,) = scale_out(land, 1)
     (event,) = moto_gaps.WORLD.drain()
 
-    with pytest.raises(AgentNotReady):
-        lambda_.invoke("on_launch", event)
+    assert lambda_.invoke("on_launch", event)["outcome"].startswith("waiting: agent")
 
-    # Lambda's retry, once the agent is online, sends the command.
+    # A repeated delivery, once the agent is online, sends the command.
     hosts.boot_agents(land, [instance_id])
     assert lambda_.invoke("on_launch", event)["outcome"].startswith("mount command sent")
 
@@ -144,4 +141,4 @@ def test_group_deleted_before_the_event_is_handled_quietly(land, lambda_):
     (event,) = moto_gaps.WORLD.drain()
     land.client("autoscaling").delete_auto_scaling_group(AutoScalingGroupName=land.group_name, ForceDelete=True)
 
-    assert lambda_.invoke("on_launch", event) == {"outcome": "ignored: group gone"}
+    assert lambda_.invoke("on_launch", event) == {"outcome": "done: host gone"}

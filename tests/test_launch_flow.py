@@ -97,7 +97,7 @@ def test_group_on_failure_tag_continue_lets_a_failed_host_in(bus):
     hosts.boot_agents(land, [instance_id])
     deliver_outbox(bus)
 
-    hosts.answer(land, "TimedOut")
+    hosts.answer(land, "Failed", response_code=3)
 
     assert deliver_outbox(bus) == [("on_command_status", {"outcome": "completed CONTINUE"})]
     assert lifecycle_state(land, instance_id) == "InService"
@@ -113,6 +113,6 @@ def test_on_failure_setting_continue_applies_without_a_tag(tmp_path, land):
     hosts.boot_agents(land, [instance_id])
     deliver_outbox(bus)
 
-    hosts.answer(land, "Cancelled")
+    hosts.answer(land, "Failed", response_code=4)
 
     assert deliver_outbox(bus) == [("on_command_status", {"outcome": "completed CONTINUE"})]

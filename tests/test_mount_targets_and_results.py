@@ -88,17 +88,16 @@ def test_no_mount_target_in_the_hosts_zone_sends_nothing_and_fails_naming_the_zo
     assert f"no mount target in {zone}" in error["reason"]
 
 
-@pytest.mark.parametrize(("code", "kind"), [(3, "permanent"), (75, "transient")])
-def test_failed_mount_logs_the_scripts_exit_code_and_kind(land, bus, app_logs, code, kind):
+def test_permanent_mount_failure_logs_the_scripts_exit_code_and_decides_at_once(land, bus, app_logs):
     (instance_id,) = scale_out(land, 1)
     hosts.boot_agents(land, [instance_id])
     deliver_outbox(bus)
 
-    hosts.answer(land, "Failed", response_code=code)
+    hosts.answer(land, "Failed", response_code=3)
 
     assert deliver_outbox(bus) == [("on_command_status", {"outcome": "completed ABANDON"})]
-    (error,) = [line for line in app_logs("ERROR") if line["message"] == "mount failed"]
-    assert (error["exit_code"], error["failure"]) == (code, kind)
+    (error,) = [line for line in app_logs("ERROR") if line["message"] == "mount failed for good"]
+    assert (error["exit_code"], error["failure"], error["attempts"]) == (3, "permanent", 1)
     assert lifecycle_state(land, instance_id) == "Terminated"
     assert moto_gaps.decided_result(land.account, land.region, instance_id) == "ABANDON"
 

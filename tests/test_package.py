@@ -32,6 +32,7 @@ def test_package_has_every_rule_with_the_app_pattern_and_the_mount_document(tmp_
         for resource in resources.values()
         if resource["Type"] == "AWS::Serverless::Function"
         for event in resource["Properties"]["Events"].values()
+        if event["Type"] == "CloudWatchEvent"
     }
     expected = {
         source.event_pattern["detail-type"][0]
@@ -40,6 +41,8 @@ def test_package_has_every_rule_with_the_app_pattern_and_the_mount_document(tmp_
     }
     assert patterns == expected
     assert resources["MountDocument"]["Properties"]["Name"] == "efs-automount-mount"
+    (schedule,) = resources["Sweeper"]["Properties"]["Events"].values()
+    assert schedule["Properties"]["Schedule"] == "rate(1 minute)"
     variables = resources["OnLaunch"]["Properties"]["Environment"]["Variables"]
     assert variables["HOOK_NAME"] == "efs-automount" and variables["ON_FAILURE"] == "ABANDON"
     rewrite_variables = resources["OnTaskDefinition"]["Properties"]["Environment"]["Variables"]

@@ -12,8 +12,8 @@ from tests.conftest import RECORDED_OPERATIONS, ROOT
 POLICY = json.loads((ROOT / ".chalice" / "policy.json").read_text())
 # Operations AWS allows every principal: they need no statement.
 NEEDS_NO_PERMISSION = {"sts:GetCallerIdentity"}
-# Lambda's runtime writes the logs; the app's code never calls CloudWatch Logs itself.
-RUNTIME_ONLY = {"LambdaLogs"}
+# Lambda's runtime writes the logs and polls the retry queue; the app's code calls neither itself.
+RUNTIME_ONLY = {"LambdaLogs", "RetryQueueSubscription"}
 # Permissions AWS checks inside another operation: used whenever that operation is.
 IMPLIED_BY = {
     "ecs:TagResource": "ecs:RegisterTaskDefinition",  # registering with tags
@@ -70,7 +70,7 @@ def test_member_role_policy_is_the_app_policy_without_logs_assume_role_and_the_t
     template = json.loads((ROOT / "deploy" / "member-account.json").read_text())
     (policy,) = template["Resources"]["MemberRole"]["Properties"]["Policies"]
     member_actions = {a for s in policy["PolicyDocument"]["Statement"] for a in s["Action"]}
-    app_only = {"sts:AssumeRole", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+    app_only = {"sts:AssumeRole", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "sqs:SendMessage"}
     assert member_actions == set(_allowed_actions()) - app_only
 
 

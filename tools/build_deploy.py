@@ -24,8 +24,14 @@ SCRIPT = ROOT / "host" / "mount-efs.sh"
 POLICY = ROOT / ".chalice" / "policy.json"
 DEPLOY = ROOT / "deploy"
 # Statements the member role does not need: the Lambda's own logs, assuming member roles, and the
-# idempotency table, which lives in the app's account.
-APP_ONLY_STATEMENTS = {"LambdaLogs", "AssumeMemberRoleInTrustedAccounts", "IdempotencyTable"}
+# idempotency table and retry queue, which live in the app's account.
+APP_ONLY_STATEMENTS = {
+    "LambdaLogs",
+    "AssumeMemberRoleInTrustedAccounts",
+    "IdempotencyTable",
+    "RetryQueue",
+    "RetryQueueSubscription",
+}
 
 PARAMETERS: dict[str, tuple[str, str, str | None]] = {
     "FileSystemId": ("The EFS file system id.", FILE_SYSTEM_ID.pattern, None),
