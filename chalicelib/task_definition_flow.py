@@ -12,6 +12,8 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from chalicelib.accounts import AwsAccess
 from chalicelib.aws_names import TASK_DEFINITION_ARN
 from chalicelib.events import TaskDefinitionRegistered
@@ -54,7 +56,14 @@ class TaskDefinitionFlow:
 
     def on_registered(self, registered: TaskDefinitionRegistered, aws: AwsAccess, lambda_context: Any = None) -> str:
         ecs = aws.client("ecs")
-        described = ecs.describe_task_definition(taskDefinition=registered.reference, include=["TAGS"])
+        try:
+            described = ecs.describe_task_definition(taskDefinition=registered.reference, include=["TAGS"])
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ClientException":
+                raise
+            # Deregistered (or never there) by the time the event arrived: nothing to rewrite.
+            logger.warning("task definition not found; ignored", reference=registered.reference, error=str(exc))
+            return "ignored: task definition not found"
         definition, tags = described["taskDefinition"], described.get("tags") or []
         source_arn = definition["taskDefinitionArn"]
         logger.append_keys(task_definition=source_arn)

@@ -16,7 +16,8 @@ from tests.conftest import ROOT
 
 def test_package_has_every_rule_with_the_app_pattern_and_the_mount_document(tmp_path: Path):
     chalice = Path(sys.executable).parent / "chalice"
-    env = dict(os.environ, AWS_DEFAULT_REGION="us-east-1")
+    queue_name = "https://sqs.us-east-1.amazonaws.com/000000000000/efs-automount-retries"
+    env = dict(os.environ, AWS_DEFAULT_REGION="us-east-1", RETRY_QUEUE_URL=queue_name)
     subprocess.run(
         [str(chalice), "package", "--stage", "prod", "--merge-template", "deploy/app-resources.json", str(tmp_path)],
         cwd=ROOT,
@@ -41,6 +42,17 @@ def test_package_has_every_rule_with_the_app_pattern_and_the_mount_document(tmp_
     }
     assert patterns == expected
     assert resources["MountDocument"]["Properties"]["Name"] == "efs-automount-mount"
+    retry = resources["OnRetry"]
+    (subscription,) = retry["Properties"]["Events"].values()
+    assert subscription["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert subscription["Properties"]["Queue"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:efs-automount-retries"
+    }
+    assert resources["RetryQueue"]["Properties"]["QueueName"] == "efs-automount-retries"
+    assert retry["DependsOn"] == ["RetryQueue"]
+    for function in ("OnLaunch", "OnCommandStatus", "Sweeper", "OnRetry"):
+        variables = resources[function]["Properties"]["Environment"]["Variables"]
+        assert variables["RETRY_QUEUE_URL"] == {"Ref": "RetryQueue"}, function
     (schedule,) = resources["Sweeper"]["Properties"]["Events"].values()
     assert schedule["Properties"]["Schedule"] == "rate(1 minute)"
     variables = resources["OnLaunch"]["Properties"]["Environment"]["Variables"]

@@ -21,6 +21,9 @@ from chalicelib.mount_spec import ACCESS_POINT_ID, FILE_SYSTEM_ID, IPV4_ADDRESS,
 from chalicelib.settings import DEFAULT_HOOK_NAME, DEFAULT_MEMBER_ROLE_NAME, DEFAULT_MOUNT_DOCUMENT  # noqa: E402
 
 SCRIPT = ROOT / "host" / "mount-efs.sh"
+RETRY_QUEUE_NAME = "efs-automount-retries"
+# Lets on_retry report single failed messages (Powertools batch) instead of failing the whole batch.
+PARTIAL_BATCH = ["ReportBatchItemFailures"]
 POLICY = ROOT / ".chalice" / "policy.json"
 DEPLOY = ROOT / "deploy"
 # Statements the member role does not need: the Lambda's own logs, assuming member roles, and the
@@ -112,6 +115,38 @@ def app_resources() -> dict[str, Any]:
             },
             "OnTaskDefinition": {
                 "Properties": {"Environment": {"Variables": {"IDEMPOTENCY_TABLE": {"Ref": "IdempotencyTable"}}}}
+            },
+            "RetryDeadLetterQueue": {
+                "Type": "AWS::SQS::Queue",
+                "Properties": {"QueueName": f"{RETRY_QUEUE_NAME}-dlq", "MessageRetentionPeriod": 1209600},
+            },
+            "RetryQueue": {
+                "Type": "AWS::SQS::Queue",
+                "Properties": {
+                    # The name `make package` subscribes on_retry to.
+                    "QueueName": RETRY_QUEUE_NAME,
+                    # At least six times the function timeout, as Lambda's SQS trigger advises.
+                    "VisibilityTimeout": 360,
+                    "MessageRetentionPeriod": 86400,
+                    "RedrivePolicy": {
+                        "deadLetterTargetArn": {"Fn::GetAtt": ["RetryDeadLetterQueue", "Arn"]},
+                        "maxReceiveCount": 5,
+                    },
+                },
+            },
+            # Functions that may schedule a retry learn the queue; the subscriber waits for it to exist.
+            **{
+                function: {"Properties": {"Environment": {"Variables": {"RETRY_QUEUE_URL": {"Ref": "RetryQueue"}}}}}
+                for function in ("OnLaunch", "OnCommandStatus", "Sweeper")
+            },
+            "OnRetry": {
+                "DependsOn": ["RetryQueue"],
+                "Properties": {
+                    "Environment": {"Variables": {"RETRY_QUEUE_URL": {"Ref": "RetryQueue"}}},
+                    "Events": {
+                        "OnRetrySqsEventSource": {"Properties": {"FunctionResponseTypes": ["ReportBatchItemFailures"]}}
+                    },
+                },
             },
         }
     }
