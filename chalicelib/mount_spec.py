@@ -67,19 +67,31 @@ def validate_mount_path(path: str, tag: str) -> str:
     return path
 
 
-def mount_spec_from_tags(tags: Mapping[str, str]) -> MountSpec | None:
-    """The mount a group asks for, None when it has no file system tag; raises MountConfigError."""
+def file_system_id_from_tags(tags: Mapping[str, str]) -> str | None:
+    """The file system tag's value, validated; None without the tag (group and task definition alike)."""
     if FILE_SYSTEM_TAG not in tags:
         return None
     file_system_id = tags[FILE_SYSTEM_TAG]
     if not FILE_SYSTEM_ID.fullmatch(file_system_id):
         raise MountConfigError(FILE_SYSTEM_TAG, f"{file_system_id[:80]!r} is not fs- followed by 8 or 17 hex digits")
-    mount_path = tags.get(MOUNT_PATH_TAG) or default_mount_path(file_system_id)
-    validate_mount_path(mount_path, MOUNT_PATH_TAG)
+    return file_system_id
+
+
+def access_point_id_from_tags(tags: Mapping[str, str]) -> str | None:
     access_point_id = tags.get(ACCESS_POINT_TAG) or None
     if access_point_id is not None and not ACCESS_POINT_ID.fullmatch(access_point_id):
         raise MountConfigError(ACCESS_POINT_TAG, f"{access_point_id[:80]!r} is not fsap- followed by 17 hex digits")
-    return MountSpec(file_system_id=file_system_id, mount_path=mount_path, access_point_id=access_point_id)
+    return access_point_id
+
+
+def mount_spec_from_tags(tags: Mapping[str, str]) -> MountSpec | None:
+    """The mount a group asks for, None when it has no file system tag; raises MountConfigError."""
+    file_system_id = file_system_id_from_tags(tags)
+    if file_system_id is None:
+        return None
+    mount_path = tags.get(MOUNT_PATH_TAG) or default_mount_path(file_system_id)
+    validate_mount_path(mount_path, MOUNT_PATH_TAG)
+    return MountSpec(file_system_id, mount_path, access_point_id_from_tags(tags))
 
 
 def failure_result_from_tags(tags: Mapping[str, str], default: LifecycleResult) -> LifecycleResult:

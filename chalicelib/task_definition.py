@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.mount_spec import (
-    ACCESS_POINT_ID,
-    FILE_SYSTEM_ID,
-    FILE_SYSTEM_TAG,
     MountConfigError,
+    access_point_id_from_tags,
     default_mount_path,
+    file_system_id_from_tags,
     validate_mount_path,
 )
 
@@ -28,7 +27,6 @@ CONTAINERS_TAG = "efs-automount:containers"
 READ_ONLY_TAG = "efs-automount:read-only"
 MODE_TAG = "efs-automount:mode"
 HOST_PATH_TAG = "efs-automount:host-path"
-ACCESS_POINT_TAG = "efs-automount:access-point-id"
 SOURCE_TAG = "efs-automount:source"
 DEFAULT_CONTAINER_PATH = "/mnt/efs"
 # ECS limits: placement constraints per task definition, tags per resource.
@@ -78,11 +76,9 @@ def default_mode(definition: Mapping[str, Any]) -> str:
 
 def task_mount_from_tags(tags: Mapping[str, str], definition: Mapping[str, Any]) -> TaskMount | None:
     """The mount a revision's tags ask for, None without the file system tag; raises MountConfigError."""
-    if FILE_SYSTEM_TAG not in tags:
+    file_system_id = file_system_id_from_tags(tags)
+    if file_system_id is None:
         return None
-    file_system_id = tags[FILE_SYSTEM_TAG]
-    if not FILE_SYSTEM_ID.fullmatch(file_system_id):
-        raise MountConfigError(FILE_SYSTEM_TAG, f"{file_system_id[:80]!r} is not fs- followed by 8 or 17 hex digits")
     container_path = tags.get(CONTAINER_PATH_TAG) or DEFAULT_CONTAINER_PATH
     if not CONTAINER_PATH.fullmatch(container_path) or ".." in container_path:
         raise MountConfigError(CONTAINER_PATH_TAG, f"{container_path[:80]!r} is not an absolute path without '..'")
@@ -100,9 +96,7 @@ def task_mount_from_tags(tags: Mapping[str, str], definition: Mapping[str, Any])
         raise MountConfigError(MODE_TAG, f"{mode[:20]!r} is neither host nor native")
     host_path = tags.get(HOST_PATH_TAG) or default_mount_path(file_system_id)
     validate_mount_path(host_path, HOST_PATH_TAG)
-    access_point_id = tags.get(ACCESS_POINT_TAG) or None
-    if access_point_id is not None and not ACCESS_POINT_ID.fullmatch(access_point_id):
-        raise MountConfigError(ACCESS_POINT_TAG, f"{access_point_id[:80]!r} is not fsap- followed by 17 hex digits")
+    access_point_id = access_point_id_from_tags(tags)
     return TaskMount(
         file_system_id=file_system_id,
         container_path=container_path,

@@ -162,6 +162,15 @@ def test_without_idempotency_table_a_warning_is_logged_once(bus, app_logs):
     assert len(warnings) == 1
 
 
+def _create_idempotency_table():
+    boto3.client("dynamodb", region_name="us-east-1").create_table(
+        TableName="efs-automount-idempotency",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
 def _race(monkeypatch):
     # Both deliveries pass the revision-exists check before either registers.
     monkeypatch.setattr(TaskDefinitionFlow, "_earlier_rewrite", lambda self, ecs, arn: None)
@@ -180,12 +189,7 @@ def test_concurrent_duplicates_without_a_table_can_register_twice(tmp_path, monk
 
 
 def test_concurrent_duplicates_with_an_idempotency_table_register_once(tmp_path, monkeypatch):
-    boto3.client("dynamodb", region_name="us-east-1").create_table(
-        TableName="efs-automount-idempotency",
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    _create_idempotency_table()
     lambda_ = make_lambda(tmp_path, IDEMPOTENCY_TABLE="efs-automount-idempotency")
     _register(_ecs(), {"efs-automount:file-system-id": FS})
     (event, *_) = moto_gaps.WORLD.drain()
@@ -257,12 +261,7 @@ def test_event_without_arn_and_with_a_bad_family_is_rejected(lambda_):
 def test_a_failed_registration_releases_the_idempotency_record_for_the_retry(tmp_path, monkeypatch):
     from chalicelib import task_definition_flow
 
-    boto3.client("dynamodb", region_name="us-east-1").create_table(
-        TableName="efs-automount-idempotency",
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    _create_idempotency_table()
     lambda_ = make_lambda(tmp_path, IDEMPOTENCY_TABLE="efs-automount-idempotency")
     _register(_ecs(), {"efs-automount:file-system-id": FS})
     (event, *_) = moto_gaps.WORLD.drain()
