@@ -398,6 +398,9 @@ class LifecycleFlow:
         started = min(launched[0], current) if launched else current
         return Waiting(started, started)
 
+    def has_our_hook(self, aws: AwsAccess, group_name: str) -> bool:
+        return self._hook(aws, group_name) is not None
+
     def _hook(self, aws: AwsAccess, group_name: str) -> Hook | None:
         return self._hooks.get(
             (aws.account, aws.region, group_name),

@@ -41,9 +41,11 @@ class Sweeper:
                     report["errors"].append(str(exc))
                     continue
                 for group in all_groups(aws.client("autoscaling")):
-                    for instance_id, state in sorted(group.instance_states.items()):
-                        if state != "Pending:Wait":
-                            continue
+                    waiting = sorted(i for i, state in group.instance_states.items() if state == "Pending:Wait")
+                    # Hosts held by other hooks are none of ours, and cost no part of the budget.
+                    if not waiting or not self._flow.has_our_hook(aws, group.name):
+                        continue
+                    for instance_id in waiting:
                         if left == 0:
                             report["truncated"] = True
                             return report

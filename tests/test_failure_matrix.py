@@ -309,3 +309,16 @@ def test_sweeper_drives_at_most_its_budget_per_run(tmp_path, land, clock):
     assert report["truncated"] is True
     assert len(report["hosts"]) == 2
     assert set(report["hosts"]) < set(instance_ids)
+
+
+def test_sweeper_leaves_groups_without_our_hook_alone(lambda_, clock):
+    other = build_landscape(boto3.Session(region_name="us-east-1"), hook_name="someone-elses-hook")
+    (instance_id,) = scale_out(other, 1)
+    hosts.boot_agents(other, [instance_id])
+    clock.advance(120)
+
+    report = lambda_.invoke("sweeper", SCHEDULED_EVENT)
+
+    assert report["hosts"] == {}
+    assert lifecycle_state(other, instance_id) == "Pending:Wait"
+    assert mount_commands(other, instance_id) == []
