@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 HOSTS ?= 3
 
-.PHONY: install test demo lint deploy-files package clean
+.PHONY: install test demo lint deploy-files package bench clean
 
 install: $(STAMP)
 
@@ -39,3 +39,7 @@ package: install
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .hypothesis
+
+# Benchmarks (not tests): cold start, per host, burst, task definitions, package. Writes build/bench.json.
+bench: install
+	$(PY) -m bench.run

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cache
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from chalice.app import CloudWatchEvent, EventSourceHandler
 
@@ -22,13 +22,16 @@ from chalicelib.events import (
     parse_launch_action,
     parse_task_definition_registered,
 )
-from chalicelib.host_record import ContainerInstanceFlow
-from chalicelib.lifecycle import LifecycleFlow, command_skip_reason, launch_skip_reason
 from chalicelib.observability import count, logger
-from chalicelib.retry_queue import RetryMessage, RetryQueue
 from chalicelib.settings import load_settings
-from chalicelib.sweeper import Sweeper
-from chalicelib.task_definition_flow import TaskDefinitionFlow
+
+if TYPE_CHECKING:
+    from chalicelib.host_record import ContainerInstanceFlow
+    from chalicelib.lifecycle import LifecycleFlow
+    from chalicelib.task_definition_flow import TaskDefinitionFlow
+
+# Each flow is imported by the first handler that needs it: every Lambda function loads all of
+# app.py at a cold start, but only its own flow.
 
 Item = TypeVar("Item")
 
@@ -59,6 +62,9 @@ def tolerate_malformed_envelopes(app: Any) -> None:
 
 @cache
 def lifecycle_flow() -> LifecycleFlow:
+    from chalicelib.lifecycle import LifecycleFlow
+    from chalicelib.retry_queue import RetryQueue
+
     settings = load_settings()
     queue = RetryQueue(settings.retry_queue_url, lambda: aws_accounts().own_client("sqs"))
     return LifecycleFlow(settings, queue)
@@ -66,11 +72,15 @@ def lifecycle_flow() -> LifecycleFlow:
 
 @cache
 def container_instance_flow() -> ContainerInstanceFlow:
+    from chalicelib.host_record import ContainerInstanceFlow
+
     return ContainerInstanceFlow()
 
 
 @cache
 def task_definition_flow() -> TaskDefinitionFlow:
+    from chalicelib.task_definition_flow import TaskDefinitionFlow
+
     return TaskDefinitionFlow(load_settings())
 
 
@@ -111,6 +121,8 @@ def _handle(
 
 
 def handle_launch(event: Any) -> dict[str, str]:
+    from chalicelib.lifecycle import launch_skip_reason
+
     settings = load_settings()
     return _handle(
         event,
@@ -122,6 +134,8 @@ def handle_launch(event: Any) -> dict[str, str]:
 
 
 def handle_command_status(event: Any) -> dict[str, str]:
+    from chalicelib.lifecycle import command_skip_reason
+
     settings = load_settings()
     return _handle(
         event,
@@ -158,6 +172,8 @@ def handle_retries(event: Any, context: Any = None) -> dict[str, Any]:
     back (partial batch response) so SQS delivers it again, and to the dead-letter queue in the end."""
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
+    from chalicelib.retry_queue import RetryMessage
+
     flow = lifecycle_flow()
 
     def one(record: Any) -> str:
@@ -175,6 +191,8 @@ def handle_retries(event: Any, context: Any = None) -> dict[str, Any]:
 
 
 def handle_sweep(event: Any = None) -> dict[str, Any]:
+    from chalicelib.sweeper import Sweeper
+
     report = Sweeper(load_settings(), aws_accounts(), lifecycle_flow()).run()
     logger.info("sweep done", hosts=len(report["hosts"]), errors=len(report["errors"]), truncated=report["truncated"])
     return report

@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 from chalicelib.accounts import AwsAccess
 from chalicelib.events import LAUNCH_TRANSITION, CommandStatus, LaunchAction
 from chalicelib.groups import Group, Hook, describe_group, describe_hook
-from chalicelib.host_record import read_host_record, record_mount, set_mount_attributes
+from chalicelib.host_record import HostRecord, read_host_record, record_mount, set_mount_attributes
 from chalicelib.lifecycle_result import LifecycleResult
 from chalicelib.mount_spec import (
     FILE_SYSTEM_TAG,
@@ -176,16 +176,16 @@ class LifecycleFlow:
                 ssm_status=confirmed,
             )
             return f"ignored: SSM says {confirmed}"
-        record = read_host_record(aws.client("ec2"), status.instance_id)
         if confirmed == "Success":
             spec = _spec_from_parameters(command.get("Parameters", {}))
             if spec is None:
                 logger.error("command parameters are not a valid mount; ignored", command_id=status.command_id)
                 return "ignored: parameters not a mount"
-            self._mounted(aws, status.instance_id, spec)
+            record = self._mounted(aws, status.instance_id, spec)
             if record.group_name is None:
                 return "mounted; host is not in an Auto Scaling group"
             return self._complete(aws, record.group_name, status.instance_id, LifecycleResult.CONTINUE)
+        record = read_host_record(aws.client("ec2"), status.instance_id)
         if record.group_name is None:
             logger.error("mount failed on a host outside any Auto Scaling group", status=confirmed)
             return f"mount {confirmed}; host is not in an Auto Scaling group"
@@ -335,7 +335,8 @@ class LifecycleFlow:
         count("MountCommandsSent")
         return f"mount command sent: {command.get('CommandId')}"
 
-    def _mounted(self, aws: AwsAccess, instance_id: str, spec: MountSpec) -> None:
+    def _mounted(self, aws: AwsAccess, instance_id: str, spec: MountSpec) -> HostRecord:
+        """Record the confirmed mount on the host, set the attribute if it is registered; the host's record."""
         ec2 = aws.client("ec2")
         # Write the mount before reading the container instance: see host_record.
         record_mount(ec2, instance_id, spec)
@@ -346,6 +347,7 @@ class LifecycleFlow:
             mounts = {spec.file_system_id: spec.mount_path}
             set_mount_attributes(aws.client("ecs"), record.cluster_arn, record.container_instance_arn, mounts)
             logger.info("mount attribute set", cluster=record.cluster_arn)
+        return record
 
     def _complete(self, aws: AwsAccess, group_name: str, instance_id: str, result: LifecycleResult) -> str:
         completed = complete_lifecycle_action(

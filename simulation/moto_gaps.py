@@ -68,6 +68,8 @@ class World:
     decided: dict[tuple[str, str, str], str] = field(default_factory=dict)
     agents: dict[tuple[str, str, str], str] = field(default_factory=dict)
     outbox: list[dict[str, Any]] = field(default_factory=list)
+    # Every lifecycle action completed, in order: (account, region, instance id, result).
+    completions: list[tuple[str, str, str, str]] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def reset(self) -> None:
@@ -76,6 +78,7 @@ class World:
             self.decided.clear()
             self.agents.clear()
             self.outbox.clear()
+            self.completions.clear()
 
     def emit(
         self, account: str, region: str, source: str, detail_type: str, detail: dict[str, Any], resources: list[str]
@@ -204,6 +207,7 @@ def complete_lifecycle_action(self: AutoScalingResponse) -> EmptyResult:
     with WORLD.lock:
         del WORLD.actions[key]
         WORLD.decided[key] = result
+        WORLD.completions.append((*key, result))
     group = backend.autoscaling_groups[action.group_name]
     state = next(s for s in group.instance_states if s.instance.id == action.instance_id)
     if result == "CONTINUE":

@@ -9,7 +9,6 @@ import datetime
 import io
 import json
 import os
-import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,7 +17,6 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.awsrequest import AWSResponse
 from botocore.client import BaseClient
 from botocore.endpoint import Endpoint
 from botocore.retries.standard import ExponentialBackoff
@@ -50,6 +48,7 @@ from chalicelib import accounts, entrypoints, settings  # noqa: E402
 from simulation import moto_gaps  # noqa: E402
 from simulation.eventbus import EventBus  # noqa: E402
 from simulation.landscape import Landscape, build_landscape  # noqa: E402
+from simulation.throttling import Throttler  # noqa: E402
 
 # Shared machines are noisy: judge hypothesis examples by outcome, never by time.
 hypothesis_settings.register_profile("suite", deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -228,44 +227,10 @@ SCHEDULED_EVENT = {
 }
 
 
-class _EmptyBody:
-    def stream(self, **_: Any) -> list[bytes]:
-        return [b""]
-
-
-class Throttler:
-    """Answers a share of the app's AWS requests with ThrottlingException, as a busy account would;
-    never more than twice in a row, so botocore's retries (six attempts) always get through."""
-
-    def __init__(self, share: float, seed: int = 7) -> None:
-        self.share = share
-        self.random = random.Random(seed)
-        self.throttled = 0
-        self.in_a_row = 0
-
-    def __call__(self, original: Any) -> Any:
-        throttler = self
-
-        def do_get_response(endpoint: Any, request: Any, operation_model: Any, context: Any) -> Any:
-            if _calls.get() is not None and throttler.in_a_row < 2 and throttler.random.random() < throttler.share:
-                throttler.throttled += 1
-                throttler.in_a_row += 1
-                http = AWSResponse(request.url, 400, {}, _EmptyBody())
-                parsed = {
-                    "Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"},
-                    "ResponseMetadata": {"HTTPStatusCode": 400, "HTTPHeaders": {}},
-                }
-                return (http, parsed), None
-            throttler.in_a_row = 0
-            return original(endpoint, request, operation_model, context)
-
-        return do_get_response
-
-
 @pytest.fixture
 def throttled(monkeypatch: pytest.MonkeyPatch) -> Throttler:
     """30% of the app's AWS calls throttled; botocore's backoff made instant so the test stays quick."""
-    throttler = Throttler(0.3)
+    throttler = Throttler(0.3, applies=lambda: _calls.get() is not None)
     monkeypatch.setattr(Endpoint, "_do_get_response", throttler(Endpoint._do_get_response))
     monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0)
     return throttler

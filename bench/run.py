@@ -1,0 +1,440 @@
+"""`make bench`: what efs-automount costs per host, per burst and per cold start.
+
+Figures that depend on this machine's speed are reported as ratios measured in one run.
+Writes build/bench.json and prints a table. Benchmarks are not tests: nothing here asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+OUT = ROOT / "build" / "bench.json"
+CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
+
+
+def stage_environment() -> dict[str, str]:
+    env = dict(CONFIG["environment_variables"])
+    env.update(CONFIG["stages"]["dev"]["environment_variables"])
+    env["POWERTOOLS_LOG_LEVEL"] = "WARNING"
+    return env
+
+
+# --- metering -------------------------------------------------------------------------------
+
+
+class Meter:
+    """Counts the AWS calls made through botocore while on, and the time spent inside them."""
+
+    def __init__(self) -> None:
+        self.on = False
+        self.calls: list[str] = []
+        self.aws_seconds = 0.0
+
+    def install(self) -> None:
+        from botocore.client import BaseClient
+
+        original = BaseClient._make_api_call
+        meter = self
+
+        def metered(client: Any, operation: str, params: dict[str, Any]) -> Any:
+            if not meter.on:
+                return original(client, operation, params)
+            started = time.perf_counter()
+            try:
+                return original(client, operation, params)
+            finally:
+                meter.aws_seconds += time.perf_counter() - started
+                meter.calls.append(f"{client.meta.service_model.signing_name}:{operation}")
+
+        BaseClient._make_api_call = metered  # type: ignore[method-assign]
+
+    @contextmanager
+    def measuring(self) -> Iterator[None]:
+        self.on = True
+        try:
+            yield
+        finally:
+            self.on = False
+
+    def reset(self) -> None:
+        self.calls.clear()
+        self.aws_seconds = 0.0
+
+
+METER = Meter()
+
+
+def fresh_app() -> Any:
+    """The app as a new Lambda container would have it: no cached settings, clients or flows."""
+    from app import app
+    from chalicelib import accounts, entrypoints, settings
+
+    settings.load_settings.cache_clear()
+    accounts.aws_accounts.cache_clear()
+    for flow in (entrypoints.lifecycle_flow, entrypoints.container_instance_flow, entrypoints.task_definition_flow):
+        flow.cache_clear()
+    METER.reset()
+    return app
+
+
+class Context:
+    """What Lambda passes as the context (enough for Powertools)."""
+
+    function_name = "efs-automount-dev"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:efs-automount-dev"
+    aws_request_id = "bench"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+def invoker(app: Any, meter: Meter) -> Callable[[str, dict[str, Any]], Any]:
+    """Call a handler as Lambda does; returns (result, handler seconds)."""
+
+    def invoke(name: str, event: dict[str, Any]) -> Any:
+        with meter.measuring():
+            started = time.perf_counter()
+            result = app.handler_map[name](json.loads(json.dumps(event)), Context())
+            invoke.seconds += time.perf_counter() - started
+        return result
+
+    invoke.seconds = 0.0  # type: ignore[attr-defined]
+    return invoke
+
+
+# --- 1. cold start --------------------------------------------------------------------------
+
+IMPORT_TIMER = "import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+
+
+def cold_start(runs: int) -> dict[str, Any]:
+    env = {**os.environ, **stage_environment(), "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}
+
+    def once(module: str) -> float:
+        code = IMPORT_TIMER.format(module=module)
+        out = subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+        )
+        return float(out.stdout.strip())
+
+    pairs = []
+    for index in range(runs):
+        # Alternate which goes first, so neither always meets a warmer file cache.
+        if index % 2:
+            app_seconds, boto_seconds = once("app"), once("boto3")
+        else:
+            boto_seconds, app_seconds = once("boto3"), once("app")
+        pairs.append((boto_seconds, app_seconds))
+    ratios = [app / boto for boto, app in pairs]
+    return {
+        "runs": runs,
+        "import_boto3_ms_median": round(statistics.median(b for b, _ in pairs) * 1000, 1),
+        "import_app_ms_median": round(statistics.median(a for _, a in pairs) * 1000, 1),
+        "ratio_median": round(statistics.median(ratios), 3),
+        "target_ratio": 1.25,
+    }
+
+
+# --- 2 and 3. per host, steady state; Lambda time vs polling ---------------------------------
+
+
+def per_host(hosts_measured: int, command_seconds: float) -> dict[str, Any]:
+    from moto import mock_aws
+
+    meter = METER
+    with mock_aws(), patched_env(stage_environment()):
+        import boto3
+
+        from simulation import hosts, moto_gaps
+
+        app = fresh_app()
+        from simulation.landscape import build_landscape, register_container_instance, scale_out
+
+        moto_gaps.install()
+        land = build_landscape(boto3.Session(region_name="us-east-1"))
+        invoke = invoker(app, meter)
+        handler_for = {
+            "EC2 Instance-launch Lifecycle Action": "on_launch",
+            "EC2 Command Invocation Status-change Notification": "on_command_status",
+            "ECS Container Instance State Change": "on_container_instance",
+        }
+
+        def one_host() -> str:
+            (instance_id,) = scale_out(land, 1)
+            hosts.boot_agents(land, [instance_id])
+            for event in moto_gaps.WORLD.drain():
+                invoke(handler_for[event["detail-type"]], event)
+            register_container_instance(land, instance_id)
+            for event in moto_gaps.WORLD.drain():
+                invoke(handler_for[event["detail-type"]], event)
+            hosts.answer(land, "Success", instance_ids=[instance_id])
+            for event in moto_gaps.WORLD.drain():
+                invoke(handler_for[event["detail-type"]], event)
+            return instance_id
+
+        for _ in range(3):  # warm: clients made, caches filled, settings parsed
+            one_host()
+        meter.reset()
+        invoke.seconds = 0.0  # type: ignore[attr-defined]
+        decided = [one_host() for _ in range(hosts_measured)]
+        calls_per_host = len(meter.calls) / hosts_measured
+        handler_seconds = invoke.seconds / hosts_measured  # type: ignore[attr-defined]
+        own_seconds = (invoke.seconds - meter.aws_seconds) / hosts_measured  # type: ignore[attr-defined]
+        breakdown: dict[str, float] = {}
+        for call in meter.calls:
+            breakdown[call] = breakdown.get(call, 0) + 1 / hosts_measured
+        continued = sum(moto_gaps.decided_result(land.account, land.region, i) == "CONTINUE" for i in decided)
+    polling_seconds = command_seconds + handler_seconds
+    return {
+        "per_host": {
+            "hosts": hosts_measured,
+            "continued": continued,
+            "aws_calls": round(calls_per_host, 2),
+            "aws_calls_by_operation": {k: round(v, 2) for k, v in sorted(breakdown.items())},
+            "own_ms": round(own_seconds * 1000, 2),
+            "handler_ms_incl_aws": round(handler_seconds * 1000, 2),
+            "target_calls": 6,
+            "target_own_ms": 5,
+        },
+        "lambda_time_vs_polling": {
+            "mount_command_seconds": command_seconds,
+            "event_driven_billed_seconds": round(handler_seconds, 4),
+            "polling_billed_seconds": round(polling_seconds, 4),
+            "ratio_polling_to_event_driven": round(polling_seconds / handler_seconds, 1),
+            "note": "billed time of a flow that sleeps until the command ends is the command's "
+            "duration plus the same work; AWS latency here is local moto's, lower than real AWS",
+        },
+    }
+
+
+# --- 4. burst --------------------------------------------------------------------------------
+
+
+def burst(host_count: int, throttle_share: float) -> dict[str, Any]:
+    from simulation.demo import local_aws
+    from simulation.throttling import throttle_everything
+
+    meter = METER
+    with local_aws(), patched_env(stage_environment()):
+        import boto3
+
+        from simulation import moto_gaps
+
+        app = fresh_app()
+        from simulation.eventbus import EventBus
+        from simulation.landscape import build_landscape, scale_out
+
+        land = build_landscape(boto3.Session(region_name="us-east-1"))
+        invoke = invoker(app, meter)
+        bus = EventBus(app, invoke)
+        throttler = throttle_everything(throttle_share)
+        started = time.perf_counter()
+        instance_ids = scale_out(land, host_count)
+        for instance_id in instance_ids:
+            moto_gaps.register_agent(land.account, land.region, instance_id)
+        for event in moto_gaps.WORLD.drain():
+            bus.deliver(event)
+        answer_all(land)
+        for event in moto_gaps.WORLD.drain():
+            bus.deliver(event)
+        elapsed = time.perf_counter() - started
+        throttler.share = 0.0
+        completions = [c for c in moto_gaps.WORLD.completions if c[2] in set(instance_ids)]
+        decided = {c[2] for c in completions}
+        commands = land.client("ssm").list_commands()["Commands"]
+        per_host_commands: dict[str, int] = {}
+        for command in commands:
+            for instance_id in command["InstanceIds"]:
+                per_host_commands[instance_id] = per_host_commands.get(instance_id, 0) + 1
+        continued = sum(1 for c in completions if c[3] == "CONTINUE")
+    return {
+        "hosts": host_count,
+        "throttled_share": throttle_share,
+        "throttled_requests": throttler.throttled,
+        "continued": continued,
+        "undecided": host_count - len(decided),
+        "duplicate_decisions": len(completions) - len(decided),
+        "duplicate_commands": sum(n - 1 for n in per_host_commands.values()),
+        "aws_calls": len(meter.calls),
+        "seconds": round(elapsed, 1),
+        "hosts_per_second": round(host_count / elapsed, 1),
+        "note": "one process, handlers run one after another against the moto server of `make demo`; "
+        "botocore's retry backoff is made instant so throttling costs calls, not sleep",
+    }
+
+
+def answer_all(land: Any) -> None:
+    """Every host's agent finishes its mount command successfully (straight in moto, for speed)."""
+    from moto.ssm.models import ssm_backends
+
+    from simulation import moto_gaps
+
+    backend = ssm_backends[land.account][land.region]
+    for command in list(backend._commands):
+        for invocation in command.invocations:
+            if invocation["Status"] == "InProgress":
+                moto_gaps.finish_invocation(
+                    land.account, land.region, command.command_id, invocation["InstanceId"], "Success"
+                )
+
+
+# --- 5. task definition rewrite --------------------------------------------------------------
+
+
+def task_definitions(count: int) -> dict[str, Any]:
+    from moto import mock_aws
+
+    meter = METER
+    with mock_aws(), patched_env(stage_environment()):
+        import boto3
+
+        from simulation import moto_gaps
+
+        app = fresh_app()
+        moto_gaps.install()
+        moto_gaps.WORLD.reset()
+        ecs = boto3.client("ecs", region_name="us-east-1")
+        invoke = invoker(app, meter)
+        containers = [{"name": "web", "image": "public.ecr.aws/nginx/nginx:1.27", "memory": 256}]
+        tags = [{"key": "efs-automount:file-system-id", "value": "fs-0123456789abcdef0"}]
+        for index in range(count):
+            ecs.register_task_definition(family=f"app-{index}", containerDefinitions=containers, tags=tags)
+        registrations = moto_gaps.WORLD.drain()
+        meter.reset()
+        for event in registrations:
+            invoke("on_task_definition", event)
+        first_pass_calls, first_pass_aws = len(meter.calls), meter.aws_seconds
+        first_pass_seconds = invoke.seconds  # type: ignore[attr-defined]
+        # The app's own registrations come back, and EventBridge delivers every event a second time.
+        for event in moto_gaps.WORLD.drain() + registrations:
+            invoke("on_task_definition", event)
+        moto_gaps.WORLD.drain()
+        revisions = sum(
+            len(ecs.list_task_definitions(familyPrefix=f"app-{i}")["taskDefinitionArns"]) for i in range(count)
+        )
+    return {
+        "registrations": count,
+        "revisions_added": revisions - count,
+        "aws_calls_per_rewrite": round(first_pass_calls / count, 2),
+        "own_ms_per_rewrite": round((first_pass_seconds - first_pass_aws) / count * 1000, 2),
+        "aws_calls_all_deliveries": len(meter.calls),
+    }
+
+
+# --- 6. package -------------------------------------------------------------------------------
+
+
+def package_size() -> dict[str, Any]:
+    chalice = Path(sys.executable).parent / "chalice"
+    with tempfile.TemporaryDirectory() as out:
+        env = {
+            **os.environ,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "RETRY_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/000000000000/efs-automount-retries",
+        }
+        command = [str(chalice), "package", "--stage", "prod", "--merge-template", "deploy/app-resources.json", out]
+        subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True)
+        size = (Path(out) / "deployment.zip").stat().st_size
+    return {"deployment_zip_kib": round(size / 1024, 1)}
+
+
+# --- running ----------------------------------------------------------------------------------
+
+
+@contextmanager
+def patched_env(values: dict[str, str]) -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    os.environ.setdefault("AWS_REGION", "us-east-1")
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def table(results: dict[str, Any]) -> str:
+    cold, host = results["cold_start"], results["per_host"]["per_host"]
+    polling, burst_, tds = results["per_host"]["lambda_time_vs_polling"], results["burst"], results["task_definitions"]
+
+    def verdict(ok: bool) -> str:
+        return "meets" if ok else "MISSES"
+
+    rows = [
+        (
+            "cold start: import app / import boto3",
+            f"{cold['ratio_median']}x",
+            f"<= 1.25x {verdict(cold['ratio_median'] <= 1.25)}",
+        ),
+        ("per host: AWS calls", f"{host['aws_calls']}", f"<= 6 {verdict(host['aws_calls'] <= 6)}"),
+        ("per host: own time", f"{host['own_ms']} ms", f"<= 5 ms {verdict(host['own_ms'] <= 5)}"),
+        ("Lambda time, polling / event-driven", f"{polling['ratio_polling_to_event_driven']}x", "higher is better"),
+        ("burst: decided CONTINUE", f"{burst_['continued']} / {burst_['hosts']}", "all"),
+        (
+            "burst: duplicate commands / decisions",
+            f"{burst_['duplicate_commands']} / {burst_['duplicate_decisions']}",
+            "0 / 0",
+        ),
+        ("burst: AWS calls, throttled", f"{burst_['aws_calls']}, {burst_['throttled_requests']}", ""),
+        ("burst: hosts per second", f"{burst_['hosts_per_second']}", "this machine"),
+        ("task definitions: revisions added", f"{tds['revisions_added']} / {tds['registrations']}", "exactly"),
+        (
+            "task definitions: calls, own time",
+            f"{tds['aws_calls_per_rewrite']}, {tds['own_ms_per_rewrite']} ms",
+            "per rewrite",
+        ),
+        ("package: deployment.zip", f"{results['package']['deployment_zip_kib']} KiB", ""),
+    ]
+    width = max(len(r[0]) for r in rows)
+    return "\n".join(f"  {name:<{width}}  {value:>16}  {note}" for name, value, note in rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cold-runs", type=int, default=9)
+    parser.add_argument("--hosts", type=int, default=30, help="hosts measured per host (steady state)")
+    parser.add_argument("--burst", type=int, default=1000)
+    parser.add_argument("--task-definitions", type=int, default=500)
+    args = parser.parse_args(argv)
+    METER.install()
+    results: dict[str, Any] = {}
+    steps = [
+        ("cold_start", lambda: cold_start(args.cold_runs)),
+        ("per_host", lambda: per_host(args.hosts, command_seconds=20.0)),
+        ("task_definitions", lambda: task_definitions(args.task_definitions)),
+        ("burst", lambda: burst(args.burst, throttle_share=0.2)),
+        ("package", package_size),
+    ]
+    for name, step in steps:
+        started = time.perf_counter()
+        results[name] = step()
+        print(f"  {name} measured in {time.perf_counter() - started:.1f}s", file=sys.stderr)
+    OUT.parent.mkdir(exist_ok=True)
+    OUT.write_text(json.dumps(results, indent=2) + "\n")
+    print(table(results))
+    print(f"\n  figures: {OUT.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
