@@ -415,6 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hosts", type=int, default=30, help="hosts measured per host (steady state)")
     parser.add_argument("--burst", type=int, default=1000)
     parser.add_argument("--task-definitions", type=int, default=500)
+    parser.add_argument("--out", type=Path, default=OUT, help="where the figures go (JSON)")
     args = parser.parse_args(argv)
     METER.install()
     results: dict[str, Any] = {}
@@ -429,10 +430,10 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         results[name] = step()
         print(f"  {name} measured in {time.perf_counter() - started:.1f}s", file=sys.stderr)
-    OUT.parent.mkdir(exist_ok=True)
-    OUT.write_text(json.dumps(results, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(table(results))
-    print(f"\n  figures: {OUT.relative_to(ROOT)}")
+    print(f"\n  figures: {args.out}")
     return 0
 
 

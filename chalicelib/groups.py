@@ -43,6 +43,34 @@ def describe_group(autoscaling: Any, group_name: str) -> Group | None:
     return _group(groups[0]) if groups else None
 
 
+@dataclass(frozen=True)
+class GroupMember:
+    """One instance as its group sees it."""
+
+    group_name: str
+    lifecycle_state: str
+    zone: str
+
+
+def describe_member(autoscaling: Any, instance_id: str) -> GroupMember | None:
+    """The instance's group, lifecycle state and zone; None once it left every group. One small call,
+    whatever the group's size (DescribeAutoScalingGroups would list every instance of it)."""
+    found = autoscaling.describe_auto_scaling_instances(InstanceIds=[instance_id])["AutoScalingInstances"]
+    if not found:
+        return None
+    return GroupMember(found[0]["AutoScalingGroupName"], found[0]["LifecycleState"], found[0]["AvailabilityZone"])
+
+
+def group_tags(autoscaling: Any, group_name: str) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    pages = autoscaling.get_paginator("describe_tags").paginate(
+        Filters=[{"Name": "auto-scaling-group", "Values": [group_name]}]
+    )
+    for page in pages:
+        tags.update({tag["Key"]: tag["Value"] for tag in page["Tags"]})
+    return tags
+
+
 def all_groups(autoscaling: Any) -> Iterator[Group]:
     for page in autoscaling.get_paginator("describe_auto_scaling_groups").paginate(PaginationConfig={"PageSize": 100}):
         yield from (_group(raw) for raw in page["AutoScalingGroups"])

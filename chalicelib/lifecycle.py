@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.accounts import AwsAccess
 from chalicelib.events import LAUNCH_TRANSITION, CommandStatus, LaunchAction
-from chalicelib.groups import Group, Hook, describe_group, describe_hook
+from chalicelib.groups import Group, Hook, describe_hook, describe_member, group_tags
 from chalicelib.host_record import HostRecord, read_host_record, record_mount, set_mount_attributes
 from chalicelib.lifecycle_result import LifecycleResult
 from chalicelib.mount_spec import (
@@ -47,6 +47,8 @@ ALREADY_DECIDED = "No active Lifecycle Action found"
 # Mount targets and policies change rarely; a scale-out burst asks about the same file system many times.
 FILE_SYSTEM_CACHE_SECONDS = 60
 HOOK_CACHE_SECONDS = 300
+# A burst launches many hosts of one group at once; a tag fixed by an operator applies within a minute.
+GROUP_TAG_CACHE_SECONDS = 60
 RUNNING_STATUSES = frozenset({"Pending", "InProgress", "Delayed", "Cancelling"})
 # Give up this long before AWS's global timeout would decide with the hook's default result.
 GLOBAL_TIMEOUT_MARGIN_SECONDS = 300
@@ -142,6 +144,7 @@ class LifecycleFlow:
         self.clock = clock or (lambda: now())
         self._file_systems: TtlCache[FileSystemAccess] = TtlCache(FILE_SYSTEM_CACHE_SECONDS)
         self._hooks: TtlCache[Hook | None] = TtlCache(HOOK_CACHE_SECONDS)
+        self._tags: TtlCache[dict[str, str]] = TtlCache(GROUP_TAG_CACHE_SECONDS)
         self._warned_no_queue = False
 
     # --- entry points -------------------------------------------------------------------------
@@ -202,10 +205,17 @@ class LifecycleFlow:
         group: Group | None = None,
     ) -> str:
         """Move a host in Pending:Wait on: send the mount, wait, retry, or decide. Safe to repeat."""
-        autoscaling = aws.client("autoscaling")
-        group = group or describe_group(autoscaling, group_name)
-        state = group.instance_states.get(instance_id) if group else None
-        if group is None or state is None:
+        if group is not None:
+            state, zone, tags = (
+                group.instance_states.get(instance_id),
+                group.instance_zones.get(instance_id, ""),
+                group.tags,
+            )
+        else:
+            member = describe_member(aws.client("autoscaling"), instance_id)
+            state, zone = (member.lifecycle_state, member.zone) if member else (None, "")
+            tags = self._group_tags(aws, group_name) if member and member.group_name == group_name else {}
+        if state is None:
             logger.info("host is no longer in its group; its flow ends here", group=group_name)
             return "done: host gone"
         if state != "Pending:Wait":
@@ -214,12 +224,12 @@ class LifecycleFlow:
         if hook is None:
             return f"ignored: group has no {self._settings.hook_name} hook"
         try:
-            failure_result = failure_result_from_tags(group.tags, self._settings.on_failure)
-            spec = mount_spec_from_tags(group.tags)
+            failure_result = failure_result_from_tags(tags, self._settings.on_failure)
+            spec = mount_spec_from_tags(tags)
         except MountConfigError as exc:
             logger.error("group tag is invalid; no mount command sent", tag=exc.tag, reason=exc.reason)
             count("MountsFailed", Reason="invalid-tag")
-            return self._complete(aws, group_name, instance_id, _safe_failure_result(group.tags, self._settings))
+            return self._complete(aws, group_name, instance_id, _safe_failure_result(tags, self._settings))
         if spec is None:
             logger.error(
                 f"group has no {FILE_SYSTEM_TAG} tag but uses the {self._settings.hook_name} hook; letting the host in",
@@ -269,7 +279,6 @@ class LifecycleFlow:
             )
             count("MountsFailed", Reason="timeout")
             return self._complete(aws, group_name, instance_id, failure_result)
-        zone = group.instance_zones.get(instance_id, "")
         try:
             file_system = self._file_system(aws, spec.file_system_id)
             ip = select_mount_target_ip(file_system.mount_targets, spec.file_system_id, zone)
@@ -399,6 +408,11 @@ class LifecycleFlow:
         launched = [i["LaunchTime"].timestamp() for r in reservations for i in r["Instances"] if "LaunchTime" in i]
         started = min(launched[0], current) if launched else current
         return Waiting(started, started)
+
+    def _group_tags(self, aws: AwsAccess, group_name: str) -> dict[str, str]:
+        return self._tags.get(
+            (aws.account, aws.region, group_name), lambda: group_tags(aws.client("autoscaling"), group_name)
+        )
 
     def has_our_hook(self, aws: AwsAccess, group_name: str) -> bool:
         return self._hook(aws, group_name) is not None

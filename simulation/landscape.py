@@ -96,7 +96,8 @@ def build_landscape(
     vpc_id = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     zones = [z["ZoneName"] for z in ec2.describe_availability_zones()["AvailabilityZones"]][:2]
     for index, zone in enumerate(zones):
-        subnet = ec2.create_subnet(VpcId=vpc_id, CidrBlock=f"10.0.{index}.0/24", AvailabilityZone=zone)
+        # /20: room for a burst of a thousand hosts.
+        subnet = ec2.create_subnet(VpcId=vpc_id, CidrBlock=f"10.0.{index * 16}.0/20", AvailabilityZone=zone)
         land.subnet_ids.append(subnet["Subnet"]["SubnetId"])
     if with_file_system:
         efs = land.client("efs")

@@ -1,0 +1,27 @@
+"""`make bench` still runs (tiny sizes, a fresh process). Its figures are not judged here: no timing is
+asserted, only the correctness figures a benchmark run must never get wrong."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def test_bench_runs_end_to_end_and_its_correctness_figures_hold(tmp_path):
+    out = tmp_path / "bench.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    command = [sys.executable, "-m", "bench.run", "--cold-runs", "1", "--hosts", "2", "--burst", "5"]
+    command += ["--task-definitions", "3", "--out", str(out)]
+
+    subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
+
+    figures = json.loads(out.read_text())
+    assert figures["burst"]["continued"] == 5
+    assert figures["burst"]["duplicate_commands"] == figures["burst"]["duplicate_decisions"] == 0
+    assert figures["task_definitions"]["revisions_added"] == 3
+    assert figures["per_host"]["per_host"]["continued"] == 2
+    assert figures["package"]["deployment_zip_kib"] > 0
