@@ -105,9 +105,6 @@ class AwsAccounts:
             client = self._own_clients[service] = self._base.client(service, config=CLIENT_CONFIG)
         return client
 
-    def is_trusted(self, account: str) -> bool:
-        return account in self._settings.trusted_accounts or account == self.own_account()
-
     def for_origin(self, origin: EventOrigin) -> AwsAccess:
         """Clients for the event's account and region; raises UntrustedAccount or AssumeRoleFailed."""
         now = self._clock()

@@ -80,11 +80,6 @@ def error_code(exc: ClientError) -> str:
     return exc.response.get("Error", {}).get("Code", "")
 
 
-def lifecycle_result_for(command_status: str, failure_result: LifecycleResult) -> LifecycleResult:
-    """The result a final command status decides: only a successful mount lets the host in."""
-    return LifecycleResult.CONTINUE if command_status == "Success" else failure_result
-
-
 def heartbeat_due(now: float, last_heartbeat_at: float, hook: Hook) -> bool:
     """Heartbeat at half the hook's heartbeat timeout, so a late Lambda still beats the deadline."""
     return now - last_heartbeat_at >= hook.heartbeat_timeout / 2

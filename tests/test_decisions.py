@@ -5,27 +5,44 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.events import parse_command_status, parse_launch_action
+from chalicelib.groups import Hook
 from chalicelib.host_record import host_record_from_tags
-from chalicelib.lifecycle import command_skip_reason, launch_skip_reason, lifecycle_result_for
-from chalicelib.lifecycle_result import LifecycleResult
+from chalicelib.lifecycle import (
+    command_skip_reason,
+    heartbeat_due,
+    launch_skip_reason,
+    retry_after_failure,
+    wait_budget,
+)
+from chalicelib.script_result import script_result_from_invocation
 from chalicelib.settings import Settings
 from tests.conftest import load_event
 
-CONTINUE, ABANDON = LifecycleResult.CONTINUE, LifecycleResult.ABANDON
-
 
 @pytest.mark.parametrize(
-    ("status", "failure_result", "expected"),
+    ("invocation", "failed_attempts", "retry"),
     [
-        ("Success", ABANDON, CONTINUE),
-        ("Failed", ABANDON, ABANDON),
-        ("TimedOut", ABANDON, ABANDON),
-        ("Cancelled", CONTINUE, CONTINUE),
-        ("Failed", CONTINUE, CONTINUE),
+        ({"Status": "Failed", "ResponseCode": 75}, 1, True),
+        ({"Status": "Failed", "ResponseCode": 75}, 3, False),  # attempts used up
+        ({"Status": "TimedOut", "ResponseCode": -1}, 2, True),
+        ({"Status": "Failed", "ResponseCode": 3}, 1, False),  # permanent: never retried
+        ({"Status": "Cancelled"}, 1, True),
     ],
 )
-def test_only_success_lets_the_host_in_unless_failures_continue(status, failure_result, expected):
-    assert lifecycle_result_for(status, failure_result) is expected
+def test_a_failed_mount_is_retried_only_when_transient_with_attempts_left(invocation, failed_attempts, retry):
+    assert retry_after_failure(script_result_from_invocation(invocation), failed_attempts, 3) is retry
+
+
+def test_heartbeats_fall_due_at_half_the_heartbeat_timeout():
+    hook = Hook(heartbeat_timeout=900, global_timeout=90000)
+    assert not heartbeat_due(now=1449, last_heartbeat_at=1000, hook=hook)
+    assert heartbeat_due(now=1450, last_heartbeat_at=1000, hook=hook)
+
+
+def test_the_wait_budget_stays_short_of_the_global_timeout():
+    assert wait_budget(Hook(900, 90000), max_wait_seconds=1800) == 1800
+    # A 30 s heartbeat gives a 3000 s global timeout: give up 300 s before it
+    assert wait_budget(Hook(30, 3000), max_wait_seconds=7200) == 2700
 
 
 def test_our_hook_and_document_are_our_business():
