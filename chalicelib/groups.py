@@ -37,12 +37,6 @@ def _group(raw: dict[str, Any]) -> Group:
     )
 
 
-def describe_group(autoscaling: Any, group_name: str) -> Group | None:
-    """The group as it is now, or None when it no longer exists."""
-    groups = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group_name])["AutoScalingGroups"]
-    return _group(groups[0]) if groups else None
-
-
 @dataclass(frozen=True)
 class GroupMember:
     """One instance as its group sees it."""

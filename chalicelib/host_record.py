@@ -14,7 +14,7 @@ from typing import Any
 from chalicelib.accounts import AwsAccess
 from chalicelib.aws_names import CLUSTER_ARN, CONTAINER_INSTANCE_ARN
 from chalicelib.events import ContainerInstanceChange
-from chalicelib.groups import Group, describe_group
+from chalicelib.groups import group_tags
 from chalicelib.mount_spec import FILE_SYSTEM_ID, FILE_SYSTEM_TAG, MountSpec
 from chalicelib.observability import logger
 from chalicelib.ttl_cache import TtlCache
@@ -92,7 +92,7 @@ class ContainerInstanceFlow:
     MAX_REMEMBERED = 10_000
 
     def __init__(self) -> None:
-        self._groups: TtlCache[Group | None] = TtlCache(GROUP_CACHE_SECONDS)
+        self._group_tags: TtlCache[dict[str, str]] = TtlCache(GROUP_CACHE_SECONDS)
         # Container instances needing nothing more from this flow: the status flow takes it from there.
         self._settled: set[str] = set()
 
@@ -135,9 +135,11 @@ class ContainerInstanceFlow:
         if record.group_name is None:
             return False
         name = record.group_name
-        key = (aws.account, aws.region, name)
-        group = self._groups.get(key, lambda: describe_group(aws.client("autoscaling"), name))
-        return group is not None and FILE_SYSTEM_TAG in group.tags
+        # Tags only: DescribeAutoScalingGroups would list every instance of a large group.
+        tags = self._group_tags.get(
+            (aws.account, aws.region, name), lambda: group_tags(aws.client("autoscaling"), name)
+        )
+        return FILE_SYSTEM_TAG in tags
 
     def _settle(self, container_instance_arn: str) -> None:
         if len(self._settled) >= self.MAX_REMEMBERED:
