@@ -175,7 +175,7 @@ class LifecycleFlow:
             )
             return f"ignored: SSM says {confirmed}"
         if confirmed == "Success":
-            spec = _spec_from_parameters(command.get("Parameters", {}))
+            spec = _spec_from_parameters(command.get("Parameters", {}), self._settings.mount_roots)
             if spec is None:
                 logger.error("command parameters are not a valid mount; ignored", command_id=status.command_id)
                 return "ignored: parameters not a mount"
@@ -220,7 +220,7 @@ class LifecycleFlow:
             return f"ignored: group has no {self._settings.hook_name} hook"
         try:
             failure_result = failure_result_from_tags(tags, self._settings.on_failure)
-            spec = mount_spec_from_tags(tags)
+            spec = mount_spec_from_tags(tags, self._settings.mount_roots)
         except MountConfigError as exc:
             logger.error("group tag is invalid; no mount command sent", tag=exc.tag, reason=exc.reason)
             count("MountsFailed", Reason="invalid-tag")
@@ -237,7 +237,11 @@ class LifecycleFlow:
         latest = commands[-1] if commands else None
         if latest is not None and latest["Status"] == "Success":
             # The status event was lost or is late: the command's own record decides.
-            self._mounted(aws, instance_id, _spec_from_parameters(latest.get("Parameters", {})) or spec)
+            self._mounted(
+                aws,
+                instance_id,
+                _spec_from_parameters(latest.get("Parameters", {}), self._settings.mount_roots) or spec,
+            )
             return self._complete(aws, group_name, instance_id, LifecycleResult.CONTINUE)
         current = self.clock()
         waiting = waiting or self.waiting_since_launch(aws, instance_id)
@@ -468,10 +472,10 @@ def _invocation(ssm: Any, command: dict[str, Any], instance_id: str) -> dict[str
     return ssm.get_command_invocation(CommandId=command["CommandId"], InstanceId=instance_id)
 
 
-def _spec_from_parameters(parameters: dict[str, list[str]]) -> MountSpec | None:
+def _spec_from_parameters(parameters: dict[str, list[str]], roots: tuple[str, ...]) -> MountSpec | None:
     """The mount a command asked for, read back from its parameters (None if they are not ours)."""
     try:
         tags = {FILE_SYSTEM_TAG: parameters["FileSystemId"][0], MOUNT_PATH_TAG: parameters["MountPath"][0]}
-        return mount_spec_from_tags(tags)
+        return mount_spec_from_tags(tags, roots)
     except (KeyError, IndexError, TypeError, MountConfigError):
         return None

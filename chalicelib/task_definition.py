@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.mount_spec import (
+    DEFAULT_MOUNT_ROOTS,
     MountConfigError,
     access_point_id_from_tags,
     default_mount_path,
@@ -74,8 +75,13 @@ def default_mode(definition: Mapping[str, Any]) -> str:
     return "host"
 
 
-def task_mount_from_tags(tags: Mapping[str, str], definition: Mapping[str, Any]) -> TaskMount | None:
-    """The mount a revision's tags ask for, None without the file system tag; raises MountConfigError."""
+def task_mount_from_tags(
+    tags: Mapping[str, str], definition: Mapping[str, Any], roots: Sequence[str] = DEFAULT_MOUNT_ROOTS
+) -> TaskMount | None:
+    """The mount a revision's tags ask for, None without the file system tag; raises MountConfigError.
+
+    The host path follows the group tag's rule (strictly under `roots`, MOUNT_ROOTS), in native mode
+    too: a later switch to host mode must not reach any other part of the host."""
     file_system_id = file_system_id_from_tags(tags)
     if file_system_id is None:
         return None
@@ -95,7 +101,7 @@ def task_mount_from_tags(tags: Mapping[str, str], definition: Mapping[str, Any])
     if mode not in ("host", "native"):
         raise MountConfigError(MODE_TAG, f"{mode[:20]!r} is neither host nor native")
     host_path = tags.get(HOST_PATH_TAG) or default_mount_path(file_system_id)
-    validate_mount_path(host_path, HOST_PATH_TAG)
+    validate_mount_path(host_path, HOST_PATH_TAG, roots)
     access_point_id = access_point_id_from_tags(tags)
     return TaskMount(
         file_system_id=file_system_id,

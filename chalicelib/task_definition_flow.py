@@ -71,7 +71,7 @@ class TaskDefinitionFlow:
         if SOURCE_TAG in tag_map:
             return "ignored: a revision efs-automount registered"
         try:
-            mount = task_mount_from_tags(tag_map, definition)
+            mount = task_mount_from_tags(tag_map, definition, self._settings.mount_roots)
         except MountConfigError as exc:
             logger.error("task definition tag is invalid; no revision registered", tag=exc.tag, reason=exc.reason)
             count("TaskDefinitionsRejected", Reason="invalid-tag")

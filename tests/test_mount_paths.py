@@ -24,7 +24,7 @@ from chalicelib.settings import Settings, SettingsError
 from chalicelib.task_definition import HOST_PATH_TAG, task_mount_from_tags
 from simulation import hosts
 from simulation.eventbus import EventBus
-from simulation.landscape import build_landscape, scale_out
+from simulation.landscape import build_landscape, lifecycle_state, scale_out
 from tests.conftest import ROOT, deliver_outbox, make_lambda
 from tools import build_deploy
 
@@ -86,7 +86,7 @@ paths = st.one_of(
         st.sampled_from(["", "", "/", "//", "/."]),
     ),
     st.sampled_from(SYSTEM_DIRECTORIES + ["/mnt", "/mnt/efs", "/srv/a/b", "/mnt/" + "a" * 123, "/mnt/" + "a" * 124]),
-    st.text(max_size=140),
+    st.text(st.characters(blacklist_characters="\x00"), max_size=140),  # an environment holds no NUL
 )
 
 
@@ -186,8 +186,15 @@ def test_a_stage_that_overrides_mount_roots_differently_is_refused():
 
 
 def test_a_group_path_under_the_deployed_roots_is_sent(tmp_path, aws):
-    # Given an app deployed with MOUNT_ROOTS=/opt/shared and a group asking for a path there
-    land = build_landscape(boto3.Session(region_name="us-east-1"))
+    # Given an app deployed with MOUNT_ROOTS=/opt/shared (its document built with those roots),
+    # and a group asking for a path there
+    land = build_landscape(boto3.Session(region_name="us-east-1"), with_document=False)
+    land.client("ssm").create_document(
+        Name="efs-automount-mount",
+        Content=json.dumps(build_deploy.mount_document(("/opt/shared",))),
+        DocumentType="Command",
+        DocumentFormat="JSON",
+    )
     land.client("autoscaling").create_or_update_tags(
         Tags=[
             {
@@ -208,3 +215,8 @@ def test_a_group_path_under_the_deployed_roots_is_sent(tmp_path, aws):
 
     (command,) = land.client("ssm").list_commands()["Commands"]
     assert command["Parameters"]["MountPath"] == ["/opt/shared/x"]
+
+    # And when the host reports the mount, the status step reads the same path back and lets it in
+    hosts.answer(land, "Success")
+    assert ("on_command_status", {"outcome": "completed CONTINUE"}) in deliver_outbox(bus)
+    assert lifecycle_state(land, instance_id) == "InService"

@@ -1,7 +1,12 @@
 """Writes deploy/: the mount document, the templates that create it, and the member account template.
 
 Run `make deploy-files` after changing host/mount-efs.sh, the tag patterns in
-chalicelib/mount_spec.py or .chalice/policy.json; a test fails while deploy/ is stale.
+chalicelib/mount_spec.py, MOUNT_ROOTS in .chalice/config.json or .chalice/policy.json; a test
+fails while deploy/ is stale.
+
+MOUNT_ROOTS is a deploy-time choice: it is read from the config's top-level
+environment_variables and baked into the document (the MountPath allowedPattern and the
+script's own roots), so the Lambda, SSM and the host refuse the same paths.
 """
 
 from __future__ import annotations
@@ -17,14 +22,29 @@ sys.path.insert(0, str(ROOT))
 
 from chalicelib.aws_names import REGION  # noqa: E402
 from chalicelib.events import command_status_pattern, container_instance_pattern, launch_pattern  # noqa: E402
-from chalicelib.mount_spec import ACCESS_POINT_ID, FILE_SYSTEM_ID, IPV4_ADDRESS, MOUNT_PATH  # noqa: E402
-from chalicelib.settings import DEFAULT_HOOK_NAME, DEFAULT_MEMBER_ROLE_NAME, DEFAULT_MOUNT_DOCUMENT  # noqa: E402
+from chalicelib.mount_spec import (  # noqa: E402
+    ACCESS_POINT_ID,
+    DEFAULT_MOUNT_ROOTS,
+    FILE_SYSTEM_ID,
+    IPV4_ADDRESS,
+    mount_path_pattern,
+)
+from chalicelib.settings import (  # noqa: E402
+    DEFAULT_HOOK_NAME,
+    DEFAULT_MEMBER_ROLE_NAME,
+    DEFAULT_MOUNT_DOCUMENT,
+    Settings,
+    SettingsError,
+)
 
 SCRIPT = ROOT / "host" / "mount-efs.sh"
 RETRY_QUEUE_NAME = "efs-automount-retries"
 # Lets on_retry report single failed messages (Powertools batch) instead of failing the whole batch.
 PARTIAL_BATCH = ["ReportBatchItemFailures"]
 POLICY = ROOT / ".chalice" / "policy.json"
+CHALICE_CONFIG = ROOT / ".chalice" / "config.json"
+# The script's own copy of the roots; the document's copy replaces this line.
+SCRIPT_ROOTS_LINE = f"readonly MOUNT_ROOTS={','.join(DEFAULT_MOUNT_ROOTS)}"
 DEPLOY = ROOT / "deploy"
 # Statements the member role does not need: the Lambda's own logs, assuming member roles, and the
 # idempotency table and retry queue, which live in the app's account.
@@ -36,43 +56,79 @@ APP_ONLY_STATEMENTS = {
     "RetryQueueSubscription",
 }
 
-PARAMETERS: dict[str, tuple[str, str, str | None]] = {
-    "FileSystemId": ("The EFS file system id.", FILE_SYSTEM_ID.pattern, None),
-    "MountPath": ("Absolute host path to mount it at.", MOUNT_PATH.pattern, None),
-    "Region": ("The file system's region.", REGION.pattern, None),
-    "AccessPointId": ("An EFS access point id, or empty.", f"^$|{ACCESS_POINT_ID.pattern}", ""),
-    "MountTargetIp": (
-        "IP of the mount target in the host's AZ, used when the DNS name does not resolve yet; or empty.",
-        f"^$|{IPV4_ADDRESS.pattern}",
-        "",
-    ),
-    "ReadOnly": ("true to mount read-only.", "^(true|false)$", "false"),
-    "RequireTls": ("true when the mount must use TLS (never plain NFS).", "^(true|false)$", "false"),
-    "DnsWaitSeconds": ("How long to wait for the file system's DNS name before using the IP.", "^[0-9]{1,3}$", "30"),
-}
+
+def parameters(roots: tuple[str, ...]) -> dict[str, tuple[str, str, str | None]]:
+    """The document's parameters: description, allowedPattern and default of each."""
+    return {
+        "FileSystemId": ("The EFS file system id.", FILE_SYSTEM_ID.pattern, None),
+        "MountPath": (
+            f"Absolute host path to mount it at, under one of {', '.join(roots)}.",
+            mount_path_pattern(roots),
+            None,
+        ),
+        "Region": ("The file system's region.", REGION.pattern, None),
+        "AccessPointId": ("An EFS access point id, or empty.", f"^$|{ACCESS_POINT_ID.pattern}", ""),
+        "MountTargetIp": (
+            "IP of the mount target in the host's AZ, used when the DNS name does not resolve yet; or empty.",
+            f"^$|{IPV4_ADDRESS.pattern}",
+            "",
+        ),
+        "ReadOnly": ("true to mount read-only.", "^(true|false)$", "false"),
+        "RequireTls": ("true when the mount must use TLS (never plain NFS).", "^(true|false)$", "false"),
+        "DnsWaitSeconds": (
+            "How long to wait for the file system's DNS name before using the IP.",
+            "^[0-9]{1,3}$",
+            "30",
+        ),
+    }
 
 
-def mount_document() -> dict[str, Any]:
-    parameters: dict[str, Any] = {}
+def mount_roots(config: dict[str, Any]) -> tuple[str, ...]:
+    """MOUNT_ROOTS of the chalice config: one value for every stage, since one document serves them all."""
+    value = config.get("environment_variables", {}).get("MOUNT_ROOTS", "")
+    for stage, stage_config in config.get("stages", {}).items():
+        override = stage_config.get("environment_variables", {}).get("MOUNT_ROOTS")
+        if override is not None and override != value:
+            raise SystemExit(
+                f"stage {stage} sets MOUNT_ROOTS={override!r}, but the mount document is built from the top-level "
+                f"MOUNT_ROOTS={value!r}: set it once, at the top level of .chalice/config.json"
+            )
+    try:
+        return Settings.from_environ({"MOUNT_ROOTS": value}).mount_roots
+    except SettingsError as exc:
+        raise SystemExit(f".chalice/config.json: {exc}") from exc
+
+
+def script_for_roots(roots: tuple[str, ...]) -> str:
+    """host/mount-efs.sh with its MOUNT_ROOTS line set to `roots`."""
+    text = SCRIPT.read_text()
+    if text.count(SCRIPT_ROOTS_LINE + "\n") != 1:
+        raise SystemExit(f"host/mount-efs.sh must have exactly one line {SCRIPT_ROOTS_LINE!r}")
+    return text.replace(SCRIPT_ROOTS_LINE + "\n", f"readonly MOUNT_ROOTS={','.join(roots)}\n")
+
+
+def mount_document(roots: tuple[str, ...] | None = None) -> dict[str, Any]:
+    roots = roots or mount_roots(json.loads(CHALICE_CONFIG.read_text()))
+    document_parameters: dict[str, Any] = {}
     # Agents older than 3.3.2746.0 do not set SSM_* variables: fall back to SSM's own
     # substitution, which allowedPattern keeps to characters that cannot leave the quotes.
     # SSM runs the commands with sh, which is dash on some distributions: re-run under bash.
     prelude = ['if [ -z "${BASH_VERSION-}" ]; then exec bash "$0" "$@"; fi']
-    for name, (description, pattern, default) in PARAMETERS.items():
-        parameters[name] = {
+    for name, (description, pattern, default) in parameters(roots).items():
+        document_parameters[name] = {
             "type": "String",
             "description": description,
             "allowedPattern": pattern,
             "interpolationType": "ENV_VAR",
         }
         if default is not None:
-            parameters[name]["default"] = default
+            document_parameters[name]["default"] = default
         prelude.append(f"if [ -z \"${{SSM_{name}+x}}\" ]; then export SSM_{name}='{{{{ {name} }}}}'; fi")
-    script = SCRIPT.read_text().splitlines()
+    script = script_for_roots(roots).splitlines()
     return {
         "schemaVersion": "2.2",
         "description": "efs-automount: mount an Amazon EFS file system on this host (idempotent, fstab, verified).",
-        "parameters": parameters,
+        "parameters": document_parameters,
         "mainSteps": [
             {
                 "action": "aws:runShellScript",
