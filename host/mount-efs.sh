@@ -34,7 +34,8 @@ umask 022
 readonly EXIT_INVALID=2 EXIT_CONFLICT=3 EXIT_NO_HELPER=4 EXIT_UNVERIFIED=5 EXIT_SYMLINK=6 EXIT_TRANSIENT=75
 # /run is writable by root alone (/run/lock is world-writable on some distributions).
 readonly FSTAB=/etc/fstab EFS_STATE_DIR=/var/run/efs RUN_DIR=/run/efs-automount ECS_CONFIG=/etc/ecs/ecs.config
-# mount(8): options prefixed x- are userspace comments, never passed to a helper or the kernel.
+# mount(8), X-* and x-*: userspace comments, sent neither to the mount.<type> helper nor to
+# mount(2) (x- ones are also kept in libmount's utab). A line is ours only if it carries this.
 readonly FSTAB_MARK=x-efs-automount
 readonly NFS_OPTIONS="nfsvers=4.1,rsize=1048576,wsize=1048576,hard,timeo=600,retrans=2,noresvport,_netdev"
 readonly MOUNT_TIMEOUT_SECONDS=90 INSTALL_TIMEOUT_SECONDS=180
