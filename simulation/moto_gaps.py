@@ -34,8 +34,8 @@ import re
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
