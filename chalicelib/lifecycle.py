@@ -77,6 +77,9 @@ RUNNING_STATUSES = frozenset({"Pending", "InProgress", "Delayed", "Cancelling"})
 ACTIVITY_CACHE_SECONDS = 3600
 # Pages of DescribeScalingActivities (100 each, newest first) searched for one host's launch.
 MAX_ACTIVITY_PAGES = 20
+# How long the sweeper passes over a host whose action it saw decided while another hook holds it. Not
+# longer: a warm pool may take the host back and launch it again, with a new action of ours.
+DECIDED_MEMORY_SECONDS = 300
 # Hosts a container remembers (its own heartbeats and looks, hosts already decided): bounds its memory.
 MAX_REMEMBERED_HOSTS = 10_000
 
@@ -252,8 +255,6 @@ class LifecycleFlow:
             return "done: host gone"
         if state != "Pending:Wait":
             return f"done: host is {state}"
-        if key in self._decided:
-            return "already decided"  # by us; another hook still holds the host
         self._looked_at.remember(key, self.clock())
         hook = self._hook(aws, group_name)
         if hook is None:
@@ -531,8 +532,10 @@ class LifecycleFlow:
             )
 
     def known_decided(self, aws: AwsAccess, instance_id: str) -> bool:
-        """Whether this container saw our action for the host decided (another hook may still hold it)."""
-        return (aws.account, aws.region, instance_id) in self._decided
+        """Whether this container saw our action for the host decided in the last few minutes (another hook
+        may still hold the host)."""
+        decided_at = self._decided.get((aws.account, aws.region, instance_id))
+        return decided_at is not None and self.clock() - decided_at < DECIDED_MEMORY_SECONDS
 
     def sweep_deadline(
         self, aws: AwsAccess, group_name: str, instance_id: str, current: float
