@@ -180,6 +180,41 @@ def test_a_clash_is_named_and_nothing_is_built(fields, mount, message):
         rewrite_task_definition(_definition(**fields), TAGS, mount, INPUT)
 
 
+@pytest.mark.parametrize(
+    ("existing", "asked"),
+    [
+        ("/data/", "/data"),
+        ("/data", "/data/"),
+        ("/data//", "/data"),
+        ("/srv/./data", "/srv/data"),
+        ("/a/../data", "/data"),
+    ],
+)
+def test_a_mount_point_at_the_same_path_written_differently_is_a_clash(existing, asked):
+    # Given a container that already mounts a volume at `existing`; ECS would mount both at one directory
+    fields = {
+        "containerDefinitions": [{"name": "web", "mountPoints": [{"sourceVolume": "v", "containerPath": existing}]}]
+    }
+
+    with pytest.raises(TaskDefinitionClash, match="already mounts v at"):
+        rewrite_task_definition(_definition(**fields), TAGS, TaskMount(FS, container_path=asked), INPUT)
+
+
+def test_a_mount_point_below_or_beside_the_path_is_not_a_clash():
+    points = [{"sourceVolume": "v", "containerPath": "/data/cache"}, {"sourceVolume": "w", "containerPath": "/data2"}]
+    fields = {"containerDefinitions": [{"name": "web", "mountPoints": points}]}
+
+    request = rewrite_task_definition(_definition(**fields), TAGS, TaskMount(FS, container_path="/data"), INPUT)
+
+    assert request["containerDefinitions"][0]["mountPoints"][-1]["containerPath"] == "/data"
+
+
+def test_a_host_path_written_with_a_trailing_slash_already_mounts_the_file_system():
+    definition = _definition(volumes=[{"name": "shared", "host": {"sourcePath": f"/mnt/efs/{FS}/"}}])
+
+    assert mounts_file_system(definition, TaskMount(FS, host_path=f"/mnt/efs/{FS}"))
+
+
 def test_too_many_tags_is_a_clash():
     tags = TAGS + [{"key": f"k{i}", "value": "v"} for i in range(49)]
     with pytest.raises(TaskDefinitionClash, match="50 tags"):
