@@ -9,6 +9,7 @@ carried over without a code change.
 from __future__ import annotations
 
 import copy
+import posixpath
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -59,6 +60,16 @@ class TaskMount:
     @property
     def placement_constraint(self) -> dict[str, str]:
         return {"type": "memberOf", "expression": f"attribute:efs-automount.{self.file_system_id} exists"}
+
+
+def same_path(first: str, second: str) -> bool:
+    """Two absolute paths name one directory: `/data/`, `/data//` and `/srv/../data` are all `/data`."""
+    return _normalized(first) == _normalized(second)
+
+
+def _normalized(path: str) -> str:
+    # normpath keeps a leading "//" (POSIX leaves it implementation-defined); Linux treats it as "/".
+    return posixpath.normpath("/" + path.lstrip("/")) if path.startswith("/") else posixpath.normpath(path)
 
 
 def tags_as_dict(tags: Iterable[Mapping[str, str]]) -> dict[str, str]:
@@ -123,7 +134,7 @@ def mounts_file_system(definition: Mapping[str, Any], mount: TaskMount) -> bool:
         efs = volume.get("efsVolumeConfiguration") or {}
         host = volume.get("host") or {}
         if efs.get("fileSystemId") == mount.file_system_id or (
-            host.get("sourcePath") and host["sourcePath"] == mount.host_path
+            host.get("sourcePath") and same_path(host["sourcePath"], mount.host_path)
         ):
             return True
     return False
@@ -155,7 +166,7 @@ def rewrite_task_definition(
         if container.get("name") not in selected:
             continue
         points = list(container.get("mountPoints") or [])
-        taken = [p for p in points if p.get("containerPath") == mount.container_path]
+        taken = [p for p in points if same_path(p.get("containerPath") or "", mount.container_path)]
         if taken:
             name, volume = container.get("name"), taken[0].get("sourceVolume")
             raise TaskDefinitionClash(f"container {name} already mounts {volume} at {mount.container_path}")
