@@ -119,6 +119,45 @@ def task_mount_from_tags(tags: Mapping[str, str], definition: Mapping[str, Any])
     )
 
 
+def source_standing(source_arn: str, latest_arn: str, latest_tags: Mapping[str, str]) -> str:
+    """Where a tagged revision stands in its family, from the family's latest ACTIVE revision:
+
+    - "latest": the source is what deploying by family name runs, so it is rewritten;
+    - "rewritten": the latest is the app's rewrite of this very source (a repeated delivery);
+    - "superseded": anything else is newer (the user's own revision, tagged or not, or the app's
+      rewrite of a newer source); rewriting would make an older definition the latest.
+
+    One look at the latest revision decides, however long the family's history.
+    """
+    if latest_arn == source_arn:
+        return "latest"
+    if latest_tags.get(SOURCE_TAG) == source_arn:
+        return "rewritten"
+    return "superseded"
+
+
+def unknown_fields(raw: Any, parsed: Any, path: str = "") -> list[str]:
+    """Keys of a raw JSON response that botocore's parse dropped, because its model does not know them.
+
+    botocore keeps every modelled member and every map key, and leaves out nulls, so a non-null key
+    in `raw` without a counterpart in `parsed` is a field the shipped model would lose.
+    """
+    found: list[str] = []
+    if isinstance(raw, dict) and isinstance(parsed, dict):
+        for key, value in raw.items():
+            if value is None:
+                continue
+            where = f"{path}.{key}" if path else key
+            if key not in parsed:
+                found.append(where)
+            else:
+                found += unknown_fields(value, parsed[key], where)
+    elif isinstance(raw, list) and isinstance(parsed, list):
+        for index, (raw_item, parsed_item) in enumerate(zip(raw, parsed, strict=False)):
+            found += unknown_fields(raw_item, parsed_item, f"{path}[{index}]")
+    return found
+
+
 def _volume(mount: TaskMount) -> dict[str, Any]:
     if mount.mode == "host":
         return {"name": mount.volume_name, "host": {"sourcePath": mount.host_path}}
