@@ -217,3 +217,44 @@ def test_known_fields_and_nulls_in_the_raw_response_are_not_refused(lambda_, aws
 
     assert _deliver(lambda_, event).startswith("registered")
     assert _revision_count() == 2
+
+
+def test_a_release_registered_while_the_app_registers_stays_the_familys_latest(lambda_, monkeypatch, app_logs):
+    # Given v1 tagged, and the user's pipeline registering v2 just before the app's rewrite of v1 lands
+    from moto.ecs.models import EC2ContainerServiceBackend
+
+    _, v1_event = _release("app:1")
+    register = EC2ContainerServiceBackend.register_task_definition
+    releases: list[str] = []
+
+    def pipeline_first(self, family, container_definitions, **kwargs):
+        if not releases and any(tag["key"] == "efs-automount:source" for tag in kwargs.get("tags") or []):
+            release = [{"name": "web", "image": "app:2", "memory": 256}]
+            releases.append(register(self, family, release, tags=[{"key": "team", "value": "media"}]).arn)
+        return register(self, family, container_definitions, **kwargs)
+
+    monkeypatch.setattr(EC2ContainerServiceBackend, "register_task_definition", pipeline_first)
+
+    outcome = lambda_.invoke("on_task_definition", v1_event)["outcome"]
+
+    # Then the app's rewrite of v1 does not stay in front of v2: the family deploys v2
+    latest, _ = _latest()
+    assert latest["taskDefinitionArn"] == releases[0]
+    assert latest["containerDefinitions"][0]["image"] == "app:2"
+    assert outcome == f"ignored: superseded by {releases[0]} while registering; uploads:3 deregistered"
+    assert any("superseded" in line["message"] for line in app_logs("WARNING"))
+
+
+def test_deregistered_revisions_between_the_source_and_its_rewrite_cost_nothing(lambda_):
+    # Given v2 and v3 registered and deregistered again, so v1 is the latest active revision
+    ecs = _ecs()
+    v1, v1_event = _release("app:1")
+    for image in ("trial:2", "trial:3"):
+        ecs.deregister_task_definition(taskDefinition=_release(image, tags={"team": "media"})[0])
+
+    outcome = _deliver(lambda_, v1_event)
+
+    assert outcome == "registered arn:aws:ecs:us-east-1:123456789012:task-definition/uploads:4"
+    latest, tags = _latest()
+    assert tags["efs-automount:source"] == v1
+    assert latest["containerDefinitions"][0]["image"] == "app:1"
