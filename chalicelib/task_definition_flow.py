@@ -109,6 +109,17 @@ class TaskDefinitionFlow:
             return "ignored: a concurrent delivery is registering it"
         if not registered_here:
             return "ignored: already registered by another delivery"
+        overtaken_by = self._released_meanwhile(ecs, source_arn, new_arn)
+        if overtaken_by is not None:
+            # ECS has no conditional registration: undo, so the release is the family's latest again.
+            ecs.deregister_task_definition(taskDefinition=new_arn)
+            logger.warning(
+                "task definition superseded while its rewrite was registered; the rewrite was deregistered",
+                superseded_by=overtaken_by,
+                deregistered=new_arn,
+            )
+            count("TaskDefinitionsRejected", Reason="superseded")
+            return f"ignored: superseded by {overtaken_by} while registering; {new_arn.rsplit('/', 1)[1]} deregistered"
         logger.info("task definition rewritten", new_task_definition=new_arn, mode=mount.mode)
         count("TaskDefinitionsRewritten")
         self._follow_ups(aws, source_arn, new_arn)
@@ -122,6 +133,28 @@ class TaskDefinitionFlow:
         if described is None:
             return None
         return described["taskDefinition"]["taskDefinitionArn"], tags_as_dict(described.get("tags") or [])
+
+    def _released_meanwhile(self, ecs: Any, source_arn: str, new_arn: str) -> str | None:
+        """An ACTIVE revision registered between the source and its rewrite that is not a rewrite of
+        the same source: a release the rewrite would roll back. No call when the rewrite's revision
+        directly follows the source's, as it almost always does."""
+        family, source_revision = revision_of(source_arn)
+        _, new_revision = revision_of(new_arn)
+        if new_revision == source_revision + 1:
+            return None
+        paginator = ecs.get_paginator("list_task_definitions")
+        for page in paginator.paginate(familyPrefix=family, status="ACTIVE", sort="DESC"):
+            revisions = [revision_of(arn) + (arn,) for arn in page["taskDefinitionArns"]]
+            for arn_family, revision, arn in revisions:
+                if arn_family != family or not source_revision < revision < new_revision:
+                    continue
+                between = _describe(ecs, arn)
+                tags = tags_as_dict((between or {}).get("tags") or [])
+                if between is not None and tags.get(SOURCE_TAG) != source_arn:
+                    return arn
+            if any(revision <= source_revision for _, revision, _ in revisions):
+                break  # newest first: the rest is older than the source
+        return None
 
     def _register(
         self, aws: AwsAccess, request: dict[str, Any], source_arn: str, lambda_context: Any
@@ -180,6 +213,12 @@ class TaskDefinitionFlow:
         if self._settings.deregister_source:
             ecs.deregister_task_definition(taskDefinition=source_arn)
             logger.info("source task definition deregistered")
+
+
+def revision_of(arn: str) -> tuple[str, int]:
+    """(family, revision) of a task definition ARN."""
+    family, revision = arn.rsplit("/", 1)[1].rsplit(":", 1)
+    return family, int(revision)
 
 
 def _describe(ecs: Any, reference: str) -> dict[str, Any] | None:
