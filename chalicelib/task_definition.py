@@ -1,9 +1,9 @@
 """How a task definition tagged for EFS changes: its tags read into a TaskMount, and the next revision built.
 
 Pure functions over plain data (the DescribeTaskDefinition response shape), so the rewrite
-is testable without AWS. The input fields come from botocore's model of
-RegisterTaskDefinition, so output-only fields are dropped and fields AWS adds later are
-carried over without a code change.
+is testable without AWS. The input fields come from the shipped botocore's model of
+RegisterTaskDefinition, so output-only fields are dropped; a field newer than that model is
+found by `unknown_fields` and refuses the rewrite instead of vanishing.
 """
 
 from __future__ import annotations
