@@ -18,7 +18,9 @@ from chalicelib.task_definition import (
     default_mode,
     mounts_file_system,
     rewrite_task_definition,
+    source_standing,
     task_mount_from_tags,
+    unknown_fields,
 )
 from chalicelib.task_definition_flow import register_input_fields
 
@@ -261,3 +263,45 @@ def test_invalid_task_definition_tags_are_named(tag, value):
     with pytest.raises(MountConfigError) as raised:
         task_mount_from_tags({"efs-automount:file-system-id": FS, tag: value}, {})
     assert raised.value.tag == tag
+
+
+SOURCE = "arn:aws:ecs:us-east-1:123456789012:task-definition/web:1"
+
+
+@pytest.mark.parametrize(
+    ("latest_arn", "latest_tags", "standing"),
+    [
+        (SOURCE, {"efs-automount:file-system-id": FS}, "latest"),
+        (SOURCE.replace(":1", ":2"), {SOURCE_TAG: SOURCE}, "rewritten"),
+        (SOURCE.replace(":1", ":3"), {SOURCE_TAG: SOURCE.replace(":1", ":2")}, "superseded"),
+        (SOURCE.replace(":1", ":2"), {"efs-automount:file-system-id": FS}, "superseded"),
+        (SOURCE.replace(":1", ":2"), {}, "superseded"),
+    ],
+)
+def test_the_familys_latest_revision_decides_where_the_source_stands(latest_arn, latest_tags, standing):
+    assert source_standing(SOURCE, latest_arn, latest_tags) == standing
+
+
+def test_unknown_fields_names_every_key_the_parse_dropped_and_nothing_else():
+    raw = {
+        "taskDefinition": {
+            "family": "web",
+            "containerDefinitions": [{"name": "a", "dockerLabels": {"x": "1"}}, {"name": "b", "newThing": 1}],
+            "hostname": None,
+            "futureField": {"on": True},
+        },
+        "tags": [],
+    }
+    parsed = {
+        "taskDefinition": {
+            "family": "web",
+            "containerDefinitions": [{"name": "a", "dockerLabels": {"x": "1"}}, {"name": "b"}],
+        },
+        "tags": [],
+        "ResponseMetadata": {},
+    }
+
+    assert unknown_fields(raw, parsed) == [
+        "taskDefinition.containerDefinitions[1].newThing",
+        "taskDefinition.futureField",
+    ]
