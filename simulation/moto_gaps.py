@@ -44,6 +44,7 @@ from moto.autoscaling.exceptions import ValidationError as AsgValidationError
 from moto.autoscaling.responses import AutoScalingResponse
 from moto.core.exceptions import ServiceException
 from moto.core.responses import ActionResult, EmptyResult
+from moto.ecs import exceptions as ecs_exceptions
 from moto.ecs import models as ecs_models
 from moto.ecs.responses import EC2ContainerServiceResponse
 from moto.iam.models import iam_backends
@@ -624,6 +625,23 @@ def _register_task_definition(original: Any) -> Any:
     return register_task_definition
 
 
+def _describe_task_definition(original: Any) -> Any:
+    # AWS: DescribeTaskDefinition's taskDefinition is "The family for the latest ACTIVE revision,
+    # family and revision (family:revision) for a specific revision in the family, or full ARN"
+    # (ECS API reference, DescribeTaskDefinition). moto answers a bare family with its highest
+    # revision even when that one is INACTIVE.
+    def describe_task_definition(self: Any, task_definition_str: str) -> Any:
+        name = task_definition_str.split("/")[-1]
+        if ":" in name:
+            return original(self, task_definition_str)
+        active = [r for r, d in (self.task_definitions.get(name) or {}).items() if d.status == "ACTIVE"]
+        if not active:
+            raise ecs_exceptions.TaskDefinitionNotFoundException()
+        return original(self, f"{name}:{max(active)}")
+
+    return describe_task_definition
+
+
 def install() -> None:
     """Extend moto in this process; safe to call more than once."""
     global _installed
@@ -644,6 +662,7 @@ def install() -> None:
     ecs_backend.register_task_definition = _register_task_definition(ecs_backend.register_task_definition)
     ecs_backend.list_container_instances = _list_container_instances(ecs_backend.list_container_instances)
     EC2ContainerServiceResponse.list_container_instances = _list_container_instances_response
+    ecs_backend.describe_task_definition = _describe_task_definition(ecs_backend.describe_task_definition)
     sts_backend = sts_models.STSBackend
     sts_backend.assume_role = _assume_role(sts_backend.assume_role)
     _installed = True
