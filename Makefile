@@ -48,12 +48,13 @@ deploy-files: install
 	$(PY) tools/build_deploy.py
 
 # A CloudFormation/SAM package of the app with the mount document, idempotency table and retry queue
-# merged in. The queue URL given here only names the queue on_retry subscribes to; the template
+# merged in, its modules precompiled (tools/compile_package.py: no compiling on a cold start). The queue URL given here only names the queue on_retry subscribes to; the template
 # passes the real URL to the functions.
 package: install
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} \
 	RETRY_QUEUE_URL=https://sqs.$${AWS_DEFAULT_REGION:-us-east-1}.amazonaws.com/000000000000/efs-automount-retries \
 		$(VENV)/bin/chalice package --stage $${STAGE:-prod} --merge-template deploy/app-resources.json build/package
+	$(PY) tools/compile_package.py build/package
 
 clean:
 	rm -rf $(VENV) $(LINT_VENV) build .pytest_cache .hypothesis
