@@ -325,3 +325,24 @@ def test_each_packaged_function_writes_only_its_own_log_group(packaged):
         (statement,) = logs
         group = "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/aws/lambda/" + name["Fn::Sub"]
         assert [_text(r) for r in statement["Resource"]] == [group, group + ":*"], function
+
+
+def test_the_readmes_bus_policy_lets_members_forward_exactly_what_the_app_acts_on():
+    # A source or detail-type missing from the README's condition would silently drop that kind of event.
+    from chalicelib.events import (
+        command_status_pattern,
+        container_instance_pattern,
+        launch_pattern,
+        task_definition_registered_pattern,
+    )
+
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"```json\n(\{\n  \"Sid\": \"efs-automount-members\".*?)```", readme, re.S)
+    assert block, "README: the member bus policy example is gone"
+    condition = json.loads(block.group(1))["Condition"]
+    patterns = [launch_pattern("h"), command_status_pattern("d"), container_instance_pattern()]
+    patterns.append(task_definition_registered_pattern())
+    sources = {s for p in patterns for s in p["source"]}
+    detail_types = {t for p in patterns for t in p["detail-type"]}
+    assert set(condition["ForAllValues:StringEquals"]["events:source"]) == sources
+    assert set(condition["StringEquals"]["events:detail-type"]) == detail_types

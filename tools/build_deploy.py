@@ -107,7 +107,7 @@ APP_ONLY_STATEMENTS = {
 
 
 def chalice_name(function: str) -> str:
-    """The function's name in app.py (and in `efs-automount-<stage>-<name>` under chalice deploy): OnLaunch -> on_launch."""
+    """The name in app.py, and in `efs-automount-<stage>-<name>` under chalice deploy: OnLaunch -> on_launch."""
     return re.sub(r"(?<!^)(?=[A-Z])", "_", function).lower()
 
 
@@ -275,7 +275,8 @@ def pinned(resource: str) -> Any:
 def own_log_group_only(policy: dict[str, Any], function: str) -> dict[str, Any]:
     """The role's policy with its log statement narrowed to the function's own log group (and its streams)."""
     policy = copy.deepcopy(policy)
-    group = f"arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:/aws/lambda/{function_name(function)['Fn::Sub']}"
+    log_group = f"/aws/lambda/{function_name(function)['Fn::Sub']}"
+    group = f"arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:{log_group}"
     for statement in policy["Statement"]:
         if statement["Sid"] == "LambdaLogs":
             statement["Resource"] = [{"Fn::Sub": group}, {"Fn::Sub": group + ":*"}]
