@@ -205,3 +205,144 @@ def test_a_chalice_deploy_stage_policy_grants_only_the_opt_ins_it_names():
     assert "ecs:DeregisterTaskDefinition" in actions(["DEREGISTER_SOURCE"])
     with pytest.raises(SystemExit):
         stage_policy(["UPDATE_EVERYTHING"])
+
+
+# Review of issue 9: the retry queue, account wildcards, task definition tagging and the functions' logs.
+# The functions that schedule retries, and so the only principals that may send to the retry queue.
+RETRY_SENDERS = ("OnLaunch", "OnCommandStatus", "Sweeper", "OnRetry")
+
+
+def _queue_policies(template: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The statements of every AWS::SQS::QueuePolicy, by the logical id of each queue it applies to."""
+    policies: dict[str, list[dict[str, Any]]] = {}
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::SQS::QueuePolicy":
+            for queue in resource["Properties"]["Queues"]:
+                policies.setdefault(queue["Ref"], []).extend(resource["Properties"]["PolicyDocument"]["Statement"])
+    return policies
+
+
+def test_only_the_apps_functions_may_send_to_the_retry_queue(packaged):
+    # Given any principal of the app's account with sqs:SendMessage on efs-automount-retries
+    # Then the queue's own policy denies it, unless it is one of the app's functions that schedule retries.
+    (statement,) = _queue_policies(packaged)["RetryQueue"]
+    assert statement["Effect"] == "Deny"
+    assert statement["Principal"] == "*"
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Resource"] == {"Fn::GetAtt": ["RetryQueue", "Arn"]}
+    senders = statement["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
+    assert senders == [{"Fn::GetAtt": [f"{function}Role", "Arn"]} for function in RETRY_SENDERS]
+    # Exactly the functions that learn the queue's URL, so none of them is denied by mistake.
+    resources = packaged["Resources"]
+    learn_url = [name for name in resources if "RETRY_QUEUE_URL" in _variables(resources[name])]
+    assert sorted(learn_url) == sorted(RETRY_SENDERS)
+
+
+def _variables(resource: dict[str, Any]) -> dict[str, Any]:
+    return resource.get("Properties", {}).get("Environment", {}).get("Variables", {})
+
+
+def test_the_queue_policy_denies_sending_only(packaged):
+    # Admins keep managing the queue (attributes, policy, purge, redrive out of the dead-letter queue): only
+    # sending is denied, so the policy cannot lock the account out of its own queue.
+    assert _queue_policies(packaged)
+    for statements in _queue_policies(packaged).values():
+        for statement in statements:
+            assert statement["Effect"] == "Deny"
+            assert _listed(statement["Action"]) == ["sqs:SendMessage"]
+
+
+def test_a_chalice_deploy_queue_policy_names_the_stage_roles():
+    from tools.build_deploy import retry_queue_attributes
+
+    url = "https://sqs.eu-west-1.amazonaws.com/123456789012/efs-automount-retries"
+    attributes = retry_queue_attributes(url, "prod")
+    assert list(attributes) == ["Policy"]
+    policy = json.loads(attributes["Policy"])
+    (statement,) = policy["Statement"]
+    assert statement["Effect"] == "Deny"
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Resource"] == "arn:aws:sqs:eu-west-1:123456789012:efs-automount-retries"
+    assert statement["Condition"]["ArnNotEquals"]["aws:PrincipalArn"] == [
+        f"arn:aws:iam::123456789012:role/efs-automount-prod-{name}"
+        for name in ("on_launch", "on_command_status", "sweeper", "on_retry")
+    ]
+    china = retry_queue_attributes("https://sqs.cn-north-1.amazonaws.com.cn/123456789012/efs-automount-retries", "dev")
+    assert json.loads(china["Policy"])["Statement"][0]["Resource"].startswith("arn:aws-cn:sqs:cn-north-1:")
+    with pytest.raises(SystemExit):
+        retry_queue_attributes("https://example.com/123456789012/efs-automount-retries", "prod")
+
+
+def test_no_write_reaches_another_accounts_resources(packaged):
+    # A resource ARN of a write names the caller's own account, never `*`: the member role writes in its own
+    # account, the app's roles in theirs. Reads without resource-level permissions stay `*`, and assuming the
+    # member role is meant to reach other accounts.
+    crosses_accounts = {"sts:AssumeRole"}
+    for where, statements in _deployed_policies(packaged).items():
+        for name, _, statement in statements:
+            if set(_listed(statement["Action"])) <= crosses_accounts:
+                continue
+            for resource in _listed(statement["Resource"]):
+                if _text(resource) == "*":
+                    continue
+                account = _arn_fields(resource)[4]
+                assert account in OWN_ACCOUNT, f"{where}: {name} {statement.get('Sid')} reaches account {account!r}"
+
+
+def test_task_definitions_are_registered_and_tagged_only_in_the_own_account(packaged):
+    for where, statements in _deployed_policies(packaged).items():
+        for name, _, statement in statements:
+            actions = set(_listed(statement["Action"]))
+            if actions & {"ecs:RegisterTaskDefinition", "ecs:TagResource"}:
+                for resource in _listed(statement["Resource"]):
+                    fields = _arn_fields(resource)
+                    assert fields[2] == "ecs" and fields[4] in OWN_ACCOUNT, f"{where}: {name} {resource}"
+                    assert fields[5] == "task-definition/*", f"{where}: {name} {resource}"
+            if "ecs:TagResource" in actions:
+                # Tags only as part of the registration: never tagging (or re-tagging) an existing resource.
+                assert actions == {"ecs:TagResource"}, where
+                assert statement["Condition"] == {"StringEquals": {"ecs:CreateAction": "RegisterTaskDefinition"}}
+
+
+def test_policy_json_writes_only_to_the_chalice_functions_log_groups():
+    (statement,) = [s for s in POLICY["Statement"] if any(a.startswith("logs:") for a in _listed(s["Action"]))]
+    assert statement["Resource"] == "arn:*:logs:*:${aws:PrincipalAccount}:log-group:/aws/lambda/efs-automount-*"
+
+
+def test_each_packaged_function_writes_only_its_own_log_group(packaged):
+    resources = packaged["Resources"]
+    functions = [name for name, r in resources.items() if r["Type"] == "AWS::Serverless::Function"]
+    assert functions
+    for function in functions:
+        name = resources[function]["Properties"]["FunctionName"]
+        assert name["Fn::Sub"].startswith("${AWS::StackName}-"), function
+        role = resources[function]["Properties"]["Role"]["Fn::GetAtt"][0]
+        logs = [
+            statement
+            for _, _, statement in _statements({"Resources": {role: resources[role]}})
+            if any(a.startswith("logs:") for a in _listed(statement["Action"]))
+        ]
+        (statement,) = logs
+        group = "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/aws/lambda/" + name["Fn::Sub"]
+        assert [_text(r) for r in statement["Resource"]] == [group, group + ":*"], function
+
+
+def test_the_readmes_bus_policy_lets_members_forward_exactly_what_the_app_acts_on():
+    # A source or detail-type missing from the README's condition would silently drop that kind of event.
+    from chalicelib.events import (
+        command_status_pattern,
+        container_instance_pattern,
+        launch_pattern,
+        task_definition_registered_pattern,
+    )
+
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"```json\n(\{\n  \"Sid\": \"efs-automount-members\".*?)```", readme, re.S)
+    assert block, "README: the member bus policy example is gone"
+    condition = json.loads(block.group(1))["Condition"]
+    patterns = [launch_pattern("h"), command_status_pattern("d"), container_instance_pattern()]
+    patterns.append(task_definition_registered_pattern())
+    sources = {s for p in patterns for s in p["source"]}
+    detail_types = {t for p in patterns for t in p["detail-type"]}
+    assert set(condition["ForAllValues:StringEquals"]["events:source"]) == sources
+    assert set(condition["StringEquals"]["events:detail-type"]) == detail_types

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,8 @@ OPT_IN_POLICY = ROOT / ".chalice" / "policy-opt-in.json"
 OPT_INS = {"UpdateServices": "UPDATE_SERVICES", "DeregisterSource": "DEREGISTER_SOURCE"}
 # With autogen_policy off, `chalice package` gives every function its own role, named after the function.
 FUNCTIONS = ("OnLaunch", "OnCommandStatus", "OnContainerInstance", "OnTaskDefinition", "Sweeper", "OnRetry")
+# The functions that schedule retries: they learn the queue's URL, and the queue accepts messages from their roles only.
+RETRY_SENDERS = ("OnLaunch", "OnCommandStatus", "Sweeper", "OnRetry")
 # The only function that moves services or deregisters revisions (task_definition_flow's follow-ups).
 FOLLOW_UPS_FUNCTION = "OnTaskDefinition"
 # checkov findings that do not apply to the functions, each with the reason (rendered into the template, where
@@ -101,6 +104,65 @@ APP_ONLY_STATEMENTS = {
     "RetryQueue",
     "RetryQueueSubscription",
 }
+
+
+def chalice_name(function: str) -> str:
+    """The name in app.py, and in `efs-automount-<stage>-<name>` under chalice deploy: OnLaunch -> on_launch."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", function).lower()
+
+
+def function_name(function: str) -> dict[str, str]:
+    """The packaged function's name. Named, not generated: CloudFormation's generated names cut the stack name short
+    when they are long, and the role's log statement must name the function's log group exactly."""
+    return {"Fn::Sub": f"${{AWS::StackName}}-{chalice_name(function)}"}
+
+
+def retry_queue_policy(queue_arn: Any, sender_arns: list[Any]) -> dict[str, Any]:
+    """The retry queue's own policy: whoever is not one of the senders may not send to it, whatever IAM allows them.
+
+    A Deny on sqs:SendMessage only (which also governs SendMessageBatch): the account's administrators keep every
+    other right on the queue, including changing this policy. aws:PrincipalArn is the role's ARN for a role session
+    (not the session's ARN), and is absent from anonymous requests, which a negated operator then denies.
+    """
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "OnlyTheAppSchedulesRetries",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "sqs:SendMessage",
+                "Resource": queue_arn,
+                "Condition": {"ArnNotEquals": {"aws:PrincipalArn": sender_arns}},
+            }
+        ],
+    }
+
+
+# https://sqs.<region>.amazonaws.com[.cn]/<account>/<queue name>
+QUEUE_URL = re.compile(
+    r"^https://sqs\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/(?P<account>\d{12})/(?P<name>[\w-]+)$"
+)
+
+
+def partition_of(region: str) -> str:
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+def retry_queue_attributes(queue_url: str, stage: str) -> dict[str, str]:
+    """`aws sqs set-queue-attributes --attributes` for a queue made by hand (chalice deploy): its policy, naming the
+    roles Chalice gives the senders of the stage, efs-automount-<stage>-<function>."""
+    match = QUEUE_URL.match(queue_url)
+    if not match:
+        raise SystemExit(f"{queue_url!r} is not an SQS queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>)")
+    partition, account = partition_of(match["region"]), match["account"]
+    queue_arn = f"arn:{partition}:sqs:{match['region']}:{account}:{match['name']}"
+    senders = [f"arn:{partition}:iam::{account}:role/efs-automount-{stage}-{chalice_name(f)}" for f in RETRY_SENDERS]
+    return {"Policy": json.dumps(retry_queue_policy(queue_arn, senders), separators=(",", ":"))}
 
 
 def parameters(roots: tuple[str, ...]) -> dict[str, tuple[str, str, str | None]]:
@@ -210,6 +272,17 @@ def pinned(resource: str) -> Any:
     return {"Fn::Sub": text} if "${" in text else text
 
 
+def own_log_group_only(policy: dict[str, Any], function: str) -> dict[str, Any]:
+    """The role's policy with its log statement narrowed to the function's own log group (and its streams)."""
+    policy = copy.deepcopy(policy)
+    log_group = f"/aws/lambda/{function_name(function)['Fn::Sub']}"
+    group = f"arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:{log_group}"
+    for statement in policy["Statement"]:
+        if statement["Sid"] == "LambdaLogs":
+            statement["Resource"] = [{"Fn::Sub": group}, {"Fn::Sub": group + ":*"}]
+    return policy
+
+
 def template_policy(statements: list[dict[str, Any]]) -> dict[str, Any]:
     rendered = []
     for statement in statements:
@@ -273,7 +346,14 @@ def app_resources() -> dict[str, Any]:
         "Resources": {
             **{
                 f"{function}Role": {
-                    "Properties": {"Policies": [{"PolicyName": f"{function}RolePolicy", "PolicyDocument": base_policy}]}
+                    "Properties": {
+                        "Policies": [
+                            {
+                                "PolicyName": f"{function}RolePolicy",
+                                "PolicyDocument": own_log_group_only(base_policy, function),
+                            }
+                        ]
+                    }
                 }
                 for function in FUNCTIONS
             },
@@ -326,11 +406,22 @@ def app_resources() -> dict[str, Any]:
                     },
                 },
             },
+            "RetryQueuePolicy": {
+                "Type": "AWS::SQS::QueuePolicy",
+                "Properties": {
+                    "Queues": [{"Ref": "RetryQueue"}],
+                    "PolicyDocument": retry_queue_policy(
+                        {"Fn::GetAtt": ["RetryQueue", "Arn"]},
+                        [{"Fn::GetAtt": [f"{function}Role", "Arn"]} for function in RETRY_SENDERS],
+                    ),
+                },
+            },
             # Functions that may schedule a retry learn the queue. The Ref also makes the subscriber (and the
             # event source mapping SAM makes for it) wait for the queue to exist.
             **{
                 function: {"Properties": {"Environment": {"Variables": {"RETRY_QUEUE_URL": {"Ref": "RetryQueue"}}}}}
-                for function in ("OnLaunch", "OnCommandStatus", "Sweeper")
+                for function in RETRY_SENDERS
+                if function != "OnRetry"
             },
             "OnRetry": {
                 "Properties": {
@@ -343,7 +434,9 @@ def app_resources() -> dict[str, Any]:
         },
     }
     for function in FUNCTIONS:
-        template["Resources"].setdefault(function, {})["Metadata"] = {"checkov": {"skip": FUNCTION_CHECKOV_SKIPS}}
+        resource = template["Resources"].setdefault(function, {})
+        resource["Metadata"] = {"checkov": {"skip": FUNCTION_CHECKOV_SKIPS}}
+        resource.setdefault("Properties", {})["FunctionName"] = function_name(function)
     return template
 
 
@@ -471,6 +564,11 @@ def render(content: dict[str, Any]) -> str:
 def main() -> None:
     if sys.argv[1:2] == ["stage-policy"]:
         print(render(stage_policy(sys.argv[2:])), end="")
+        return
+    if sys.argv[1:2] == ["retry-queue-attributes"]:
+        if len(sys.argv) != 4:
+            raise SystemExit("usage: tools/build_deploy.py retry-queue-attributes <queue url> <stage>")
+        print(render(retry_queue_attributes(sys.argv[2], sys.argv[3])), end="")
         return
     DEPLOY.mkdir(exist_ok=True)
     for path, content in outputs().items():
