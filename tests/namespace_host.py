@@ -10,6 +10,9 @@ writes the state file and stunnel configuration efs-utils writes (aws/efs-utils
 src/efs_utils_common/proxy.py: `<fs-id>.<path with dots>.<port>` and
 `stunnel-config.<same>` with `connect = <dns name or mount target ip>:2049`).
 Each namespace is also a PID namespace, so the script's own PID is small and predictable.
+/etc is a private overlay on a small tmpfs. `stat -f` reports a tmpfs labelled host:/path as nfs.
+Races are played at fixed points: `before_mount` runs in mount's stand-in just before the kernel
+resolves the target, and `hook` runs before each of the `hooked` commands.
 """
 
 from __future__ import annotations
@@ -118,7 +121,8 @@ exec /usr/bin/stat "$@"
 HOOKED_COMMAND = r"""#!/bin/bash
 # Someone else's move, made whenever the script runs this command; then the real command.
 "$SHIM_DIR/hook" "${0##*/}" "$@" </dev/null >/dev/null 2>&1 || true
-PATH=${PATH#"$SHIM_DIR:"} exec "${0##*/}" "$@"
+real=$(PATH=${PATH#"$SHIM_DIR:"} command -v "${0##*/}")
+exec "$real" "$@"
 """
 
 INSTALLING_DNF_SHIM = r"""#!/bin/bash
@@ -273,7 +277,9 @@ class NamespaceHost:
             """
             )
             + "\n".join(calls)
-            + f'\n{after}\ncat /etc/fstab >"$ROOT/etc/fstab"\nfindmnt -J -o TARGET,SOURCE,FSTYPE,OPTIONS -R /mnt >"$ROOT/mounts.json"\n'
+            + f"\n{after}\n"
+            + 'cat /etc/fstab >"$ROOT/etc/fstab"\n'
+            + 'findmnt -J -o TARGET,SOURCE,FSTYPE,OPTIONS -R /mnt >"$ROOT/mounts.json"\n'
         )
         env = {
             "ROOT": str(self.root),

@@ -381,7 +381,7 @@ def test_a_path_swapped_for_a_symlink_just_before_mount_is_undone(tmp_path):
     assert run.code == 6, run.stderr
     assert "elsewhere" in run.summary["message"]
     assert not (tmp_path / "landed").exists(), "the file system stayed mounted over /etc/cron.d"
-    assert (tmp_path / "cron.d").read_text() == "0hourly\n"
+    assert "0hourly" in (tmp_path / "cron.d").read_text().split(), "/etc/cron.d is hidden"
     assert host.fstab_after == BASE_FSTAB
 
 
@@ -519,7 +519,7 @@ def test_a_lock_directory_others_can_write_is_taken_back(tmp_path, plant):
     (run,) = host.run(
         f"mkdir -p /run/efs-automount && chmod 0777 /run/efs-automount && {plant}",
         parameters(),
-        after='stat -c "%u %a" /run/efs-automount >"$ROOT/lock-dir"; [ -e /etc/nologin ] && touch "$ROOT/nologin"; true',
+        after='stat -c "%u %a" /run/efs-automount >"$ROOT/lock-dir"; ! [ -e /etc/nologin ] || touch "$ROOT/nologin"',
     )
 
     # Then the run neither hangs nor creates the symlink's target, and the directory is root's alone
