@@ -8,7 +8,8 @@ from typing import Any
 
 SUMMARY_PREFIX = "efs-automount: "
 # Exit codes the script documents as permanent: bad input, something else at the path, no helper,
-# unverifiable, a symlink on the way to the path.
+# not this file system's server, a mount path that is not safe. A failed write/read probe is 75,
+# transient: a fix of the access point or policy lets a retry pass.
 PERMANENT_EXIT_CODES = frozenset({2, 3, 4, 5, 6})
 
 

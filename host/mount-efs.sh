@@ -13,25 +13,32 @@
 #
 # Anyone who can write to the file system can plant names on it, so the script never opens a
 # name there that it did not just create exclusively; it never follows a symlink on the way to
-# the mount path; and it changes no fstab line that does not carry its mark (x-efs-automount).
+# the mount path, nor goes through a directory that anyone but root (or another host) can change;
+# it confirms the kernel mounted at the path itself; it takes down what it mounted when a later
+# step fails; and it changes no fstab line that does not carry its mark (x-efs-automount).
 #
 # Exit codes (README: "The mount script"):
 #   0  mounted, or already mounted
 #   2  invalid input, or a path outside MOUNT_ROOTS                 permanent
-#   3  something else is at the path: another mount, another's
-#      fstab line, a non-empty directory or a file; nothing is
-#      unmounted, removed or changed                                 permanent
+#   3  something else is at the path: another mount, this file
+#      system mounted otherwise than asked, another's fstab line,
+#      a non-empty directory or a file; nothing is unmounted,
+#      removed or changed                                            permanent
 #   4  no usable mount helper                                       permanent
-#   5  mounted, but the mount does not verify (not this file
-#      system's server, type, write/read probe)                      permanent
-#   6  the mount path leads through a symlink                       permanent
-#   75 the name does not resolve and no IP was given, or the
-#      mount failed or timed out                                    transient
+#   5  the mount is not this file system's server or type (this
+#      run's mount is taken down)                                    permanent
+#   6  the mount path is not safe: a symlink on the way, a parent
+#      that anyone but root or another host can change, or the
+#      mount landed elsewhere (taken down)                           permanent
+#   75 the name does not resolve and no IP was given; the mount
+#      failed, timed out or did not appear; the write/read probe
+#      failed; fstab or the lock could not be written or taken
+#      (this run's mount is taken down)                              transient
 # The last line of output is one JSON summary the Lambda logs.
 set -euo pipefail
 umask 022
 
-readonly EXIT_INVALID=2 EXIT_CONFLICT=3 EXIT_NO_HELPER=4 EXIT_UNVERIFIED=5 EXIT_SYMLINK=6 EXIT_TRANSIENT=75
+readonly EXIT_INVALID=2 EXIT_CONFLICT=3 EXIT_NO_HELPER=4 EXIT_UNVERIFIED=5 EXIT_UNSAFE_PATH=6 EXIT_TRANSIENT=75
 # /run is writable by root alone (/run/lock is world-writable on some distributions).
 readonly FSTAB=/etc/fstab EFS_STATE_DIR=/var/run/efs RUN_DIR=/run/efs-automount ECS_CONFIG=/etc/ecs/ecs.config
 # mount(8), X-* and x-*: userspace comments, sent neither to the mount.<type> helper nor to
@@ -54,9 +61,14 @@ dns_wait="${SSM_DnsWaitSeconds:-30}"
 helper=none
 resolved_name=""
 fs_type="" source="" options=""
+mount_source=""      # the source the kernel shows for what plan_mount mounts (mountinfo)
 source_used=""
 changed=false
 ecs_cluster=""
+already_mounted=false
+fstab_line=""        # the line to write once the mount verifies; "" when no line is to be written
+drop_our_line=false  # our line at the path goes (another line already mounts exactly this)
+mounted_here=()      # targets this run mounted, taken down when a later step fails
 
 log() { echo "efs-automount: $*" >&2; }
 
@@ -69,8 +81,20 @@ summary() {
 
 fail() {
   log "error: $2"
+  take_down_mounts
   summary failed "$1" "$2"
   exit "$1"
+}
+
+# Nothing this run mounted outlives its failure: fstab is written only after the mount verifies.
+take_down_mounts() {
+  local index
+  for ((index = ${#mounted_here[@]} - 1; index >= 0; index--)); do
+    umount -- "${mounted_here[index]}" 2>/dev/null || umount -l -- "${mounted_here[index]}" 2>/dev/null ||
+      log "could not unmount ${mounted_here[index]}"
+    log "took down this run's mount at ${mounted_here[index]}"
+  done
+  mounted_here=()
 }
 
 # The same rule as the Lambda's (chalicelib/mount_spec.py): normalized, and strictly under a root.
@@ -176,6 +200,8 @@ plan_mount() {
   fi
   [[ $read_only == false ]] || options+=",ro"
   source_used=$source
+  # efs-utils mounts its local tunnel (aws/efs-utils src/mount_efs/__init__.py mounts 127.0.0.1:<path>).
+  if [[ $helper == efs-utils ]]; then mount_source=127.0.0.1:/; else mount_source=$source; fi
 }
 
 # What the kernel has mounted at the path: type, source and options (the top of a stack).
@@ -204,14 +230,44 @@ is_file_system_address() {
 # state <fs-id>.<path with dots>.<port> and writes stunnel-config.<same> with
 # `connect = <dns name or mount target ip>:2049` (aws/efs-utils src/efs_utils_common/proxy.py).
 tunnel_is_this_file_system() {
-  local port=$1 name config connect
-  [[ $port =~ ^[0-9]{1,5}$ ]] || return 1
-  name="${mount_path#/}"
-  name="${fs_id}.${name//\//.}.${port}"
-  config="${EFS_STATE_DIR}/stunnel-config.${name}"
-  [[ -f ${EFS_STATE_DIR}/${name} && ! -L ${EFS_STATE_DIR}/${name} && -f $config && ! -L $config ]] || return 1
+  local port=$1 state config connect
+  state=$(tunnel_state_file "$port") || return 1
+  config="${EFS_STATE_DIR}/stunnel-config.${state##*/}"
+  [[ -f $config && ! -L $config ]] || return 1
   connect=$(awk -F ' *= *' '$1 == "connect" {value = $2} END {print value}' "$config")
   [[ $connect == "$(dns_name):2049" || (-n $mount_target_ip && $connect == "${mount_target_ip}:2049") ]]
+}
+
+# efs-utils' state file for this file system, path and tunnel port $1.
+tunnel_state_file() {
+  local port=$1 name
+  [[ $port =~ ^[0-9]{1,5}$ ]] || return 1
+  name="${mount_path#/}"
+  name="${EFS_STATE_DIR}/${fs_id}.${name//\//.}.${port}"
+  [[ -f $name && ! -L $name ]] || return 1
+  printf '%s' "$name"
+}
+
+# Is the mount at the path (this file system's) what is asked: read-only or not, and TLS and the
+# access point when asked? The kernel's options say ro or rw. For efs-utils' tunnel, its state file
+# says the rest: bootstrap_proxy puts cert_details into it for a TLS mount only (a "certificate"),
+# with "accessPoint" when mounted through one (aws/efs-utils src/efs_utils_common/proxy.py,
+# bootstrap_proxy and write_tunnel_state_file, json.dump). A plain NFS mount has neither.
+mounted_as_asked() {
+  local source_now options_now state mounted_ro=false access_point_now=""
+  read -r _ source_now options_now <<<"$(mounted_at_path)"
+  [[ ,$options_now, != *,ro,* ]] || mounted_ro=true
+  [[ $mounted_ro == "$read_only" ]] || return 1
+  if [[ $source_now != 127.0.0.1:/ ]]; then
+    [[ $require_tls == false && -z $access_point ]]
+    return
+  fi
+  state=$(tunnel_state_file "$(mount_option port "$options_now")") || return 1
+  if [[ $require_tls == true || -n $access_point ]]; then
+    grep -Eq '"certificate": *"' "$state" || return 1
+  fi
+  access_point_now=$(grep -Eo '"accessPoint": *"[^"]*"' "$state" | sed 's/.*: *"\([^"]*\)"/\1/' | tail -n 1) || true
+  [[ $access_point_now == "$access_point" ]]
 }
 
 # Is what is mounted at the path this file system? A source string proves nothing (any mount can
@@ -237,24 +293,46 @@ current_source() { findmnt -n -o SOURCE --mountpoint "$mount_path" 2>/dev/null |
 
 # --- the mount path -----------------------------------------------------------------------
 
+# A directory on the way to the mount path must be one that only root on this host can change:
+# mount(8) and the kernel resolve the path again long after this walk (efs-utils may be installed,
+# DNS awaited), so whoever can rename a name in a parent could swap the checked directory for a
+# symlink in between. Not root's, writable by group or others without the sticky bit (which keeps
+# root's names root's), or on a file system other hosts write (stat -f): refused.
+check_parent() {
+  local dir=$1 owner mode fs_kind
+  read -r owner mode <<<"$(stat -c '%u %a' -- "$dir")"
+  [[ $owner == 0 ]] || fail "$EXIT_UNSAFE_PATH" "the mount path leads through $dir, which is not owned by root"
+  if (((8#$mode & 8#022) && !(8#$mode & 8#1000))); then
+    fail "$EXIT_UNSAFE_PATH" "the mount path leads through $dir, which others can write (no sticky bit)"
+  fi
+  fs_kind=$(stat -f -c %T -- "$dir")
+  case $fs_kind in
+    nfs* | fuse* | cifs | smb* | 9p | v9fs | ceph | afs | coda | lustre | gfs* | ocfs2 | ncp* | glusterfs)
+      fail "$EXIT_UNSAFE_PATH" "the mount path leads through $dir, on a file system other hosts write ($fs_kind)"
+      ;;
+  esac
+}
+
 # Every component from / must be a directory, never a symlink: mkdir -p and mount follow one and
 # would put the file system wherever it points. With $1 = create, missing components are made
 # one at a time and checked again (a symlink could appear between the check and mkdir).
 walk_mount_path() {
   local create=${1-} current="" part parts
   IFS=/ read -r -a parts <<<"${mount_path#/}"
+  check_parent /
   for part in "${parts[@]}"; do
+    [[ -z $current ]] || check_parent "$current"
     current+="/$part"
-    [[ ! -L $current ]] || fail "$EXIT_SYMLINK" "the mount path leads through a symlink at $current"
+    [[ ! -L $current ]] || fail "$EXIT_UNSAFE_PATH" "the mount path leads through a symlink at $current"
     if [[ ! -e $current ]]; then
       [[ $create == create ]] || return 0
       mkdir -- "$current" 2>/dev/null || true
-      [[ ! -L $current ]] || fail "$EXIT_SYMLINK" "the mount path leads through a symlink at $current"
+      [[ ! -L $current ]] || fail "$EXIT_UNSAFE_PATH" "the mount path leads through a symlink at $current"
     fi
     [[ -d $current ]] || fail "$EXIT_CONFLICT" "the mount path is not a directory at $current"
   done
   [[ $create != create || $(realpath -e -- "$mount_path") == "$mount_path" ]] ||
-    fail "$EXIT_SYMLINK" "the real path of the mount path differs from it (a symlink)"
+    fail "$EXIT_UNSAFE_PATH" "the real path of the mount path differs from it (a symlink)"
 }
 
 # Before mounting: the path exists as a real, empty directory (mounting over files hides them).
@@ -266,12 +344,41 @@ prepare_mount_path() {
 
 # --- fstab --------------------------------------------------------------------------------
 
+# awk functions over fstab lines. A target is at the path however it is written, as libmount and
+# systemd read it: fstab's octal escapes (\040 and the like) decoded, then //, . and .. resolved
+# by name (which for .. errs towards seeing a line at the path, never away from it).
+# shellcheck disable=SC2016 # awk's own $1, $2 and $4, not the shell's
+readonly FSTAB_AWK='
+  function octal(s) { return substr(s, 1, 1) * 64 + substr(s, 2, 1) * 8 + substr(s, 3, 1) }
+  function unescaped(p,   out) {
+    out = ""
+    while (match(p, /\\[0-7][0-7][0-7]/)) {
+      out = out substr(p, 1, RSTART - 1) sprintf("%c", octal(substr(p, RSTART + 1, 3)))
+      p = substr(p, RSTART + 4)
+    }
+    return out p
+  }
+  function normal(p,   n, i, a, depth, kept, out) {
+    if (p !~ /^\//) return p
+    n = split(p, a, "/"); depth = 0
+    for (i = 1; i <= n; i++) {
+      if (a[i] == "" || a[i] == ".") continue
+      if (a[i] == "..") { if (depth > 0) depth--; continue }
+      kept[++depth] = a[i]
+    }
+    out = ""
+    for (i = 1; i <= depth; i++) out = out "/" kept[i]
+    return out == "" ? "/" : out
+  }
+  function at_path(p) { return normal(unescaped(p)) == path }
+  function marked(o,   n, i, a) { n = split(o, a, ","); for (i = 1; i <= n; i++) if (a[i] == mark) return 1; return 0 }
+  function line_at_path() { return $1 !~ /^#/ && NF >= 2 && at_path($2) }
+'
+
 # Lines of fstab for the mount path (however the path is written), ours (with the mark) or theirs.
 fstab_lines_at_path() {
-  awk -v path="$mount_path" -v mark="$FSTAB_MARK" -v want="$1" '
-    function at_path(p) { gsub(/\/+/, "/", p); if (p != "/") sub(/\/$/, "", p); return p == path }
-    function marked(o,   n, i, a) { n = split(o, a, ","); for (i = 1; i <= n; i++) if (a[i] == mark) return 1; return 0 }
-    $1 !~ /^#/ && NF >= 2 && at_path($2) && (marked($4) ? "ours" : "theirs") == want
+  LC_ALL=C awk -v path="$mount_path" -v mark="$FSTAB_MARK" -v want="$1" "$FSTAB_AWK"'
+    line_at_path() && (marked($4) ? "ours" : "theirs") == want
   ' "$FSTAB"
 }
 
@@ -285,63 +392,134 @@ mounts_what_is_asked() {
     [[ $(option_set "$line_options") == "$(option_set "$options")" ]]
 }
 
-# Rewrites fstab without our lines at the path, plus $1 when given. Written in place, so the
-# file keeps its owner, mode and SELinux label; the copy is made with mktemp (O_EXCL).
+# The new fstab: without our lines at the path, plus $1 when given.
+new_fstab_text() {
+  LC_ALL=C awk -v path="$mount_path" -v mark="$FSTAB_MARK" "$FSTAB_AWK"'
+    !(line_at_path() && marked($4))
+  ' "$FSTAB"
+  [[ -z ${1-} ]] || printf '%s\n' "$1"
+}
+
+# Rewrites fstab without our lines at the path, plus $1 when given. Never in place (a full disk
+# would leave it truncated): a copy beside it (mktemp, O_EXCL, in root's /etc) with its owner,
+# mode and SELinux label, flushed to disk (dd conv=fsync), then renamed over it in one step.
 rewrite_fstab() {
   local new_fstab
-  new_fstab=$(mktemp)
-  awk -v path="$mount_path" -v mark="$FSTAB_MARK" '
-    function at_path(p) { gsub(/\/+/, "/", p); if (p != "/") sub(/\/$/, "", p); return p == path }
-    function marked(o,   n, i, a) { n = split(o, a, ","); for (i = 1; i <= n; i++) if (a[i] == mark) return 1; return 0 }
-    !($1 !~ /^#/ && NF >= 2 && at_path($2) && marked($4))
-  ' "$FSTAB" >"$new_fstab"
-  [[ -z ${1-} ]] || printf '%s\n' "$1" >>"$new_fstab"
-  cat "$new_fstab" >"$FSTAB"
-  rm -f "$new_fstab"
+  new_fstab=$(mktemp "${FSTAB%/*}/.fstab.efs-automount.XXXXXXXX" 2>/dev/null) ||
+    fail "$EXIT_TRANSIENT" "fstab could not be copied (is /etc full or read-only?), and is unchanged"
+  if ! { new_fstab_text "${1-}" | dd of="$new_fstab" conv=fsync status=none 2>/dev/null &&
+    chown --reference="$FSTAB" -- "$new_fstab" && chmod --reference="$FSTAB" -- "$new_fstab" &&
+    { ! selinux_enabled || chcon --reference="$FSTAB" -- "$new_fstab"; } &&
+    mv -f -- "$new_fstab" "$FSTAB"; }; then
+    rm -f -- "$new_fstab"
+    fail "$EXIT_TRANSIENT" "fstab could not be written (is /etc full?), and is unchanged"
+  fi
   changed=true
 }
+
+selinux_enabled() { command -v selinuxenabled >/dev/null 2>&1 && selinuxenabled; }
 
 # Exactly one line for the path. A line is ours only by our mark: we replace ours when what is
 # asked changed. Anyone else's line stays byte for byte; it is a conflict unless it already
 # mounts exactly what is asked (then it is the line, and ours goes). Lines older versions wrote
-# carry no mark: they are treated as anyone else's.
-ensure_fstab_line() {
+# carry no mark: they are treated as anyone else's. Decided before mounting (a conflict mounts
+# nothing), written by write_fstab_line only once the mount verifies.
+plan_fstab_line() {
   local line="${source} ${mount_path} ${fs_type} ${options},${FSTAB_MARK} 0 0" theirs ours
   theirs=$(fstab_lines_at_path theirs)
   ours=$(fstab_lines_at_path ours)
   if [[ -n $theirs ]]; then
     if [[ $theirs != *$'\n'* ]] && mounts_what_is_asked "$theirs"; then
       log "fstab: another line already mounts exactly this at the path; it is kept as it is"
-      [[ -z $ours ]] || rewrite_fstab
+      [[ -z $ours ]] || drop_our_line=true
       return 0
     fi
     fail "$EXIT_CONFLICT" "fstab has a line efs-automount did not write for the mount path that mounts something else; it is left as it is"
   fi
-  [[ $ours != "$line" ]] || return 0
-  rewrite_fstab "$line"
-  log "fstab: $line"
+  [[ $ours == "$line" ]] || fstab_line=$line
+}
+
+write_fstab_line() {
+  if [[ -n $fstab_line ]]; then
+    rewrite_fstab "$fstab_line"
+    log "fstab: $fstab_line"
+  elif [[ $drop_our_line == true ]]; then
+    rewrite_fstab
+  fi
 }
 
 # --- verification -------------------------------------------------------------------------
 
-# A write/read probe under a name no one could have planted: random, created exclusively (dd
-# conv=excl is O_CREAT|O_EXCL, which also refuses a symlink), read back without following a
-# symlink or blocking on a FIFO, and removed by that name only.
+# A write/read probe under a name no one could have planted: random, created exclusively (with
+# noclobber, bash opens a name that does not exist with O_CREAT|O_EXCL, which also refuses a
+# symlink), and read back from the file this run created whatever its name leads to by then
+# (/proc/self/fd reopens the descriptor's own file, never a name another client swapped in).
 probe_write_read() {
-  local probe token content
+  local probe token content="" fd
   probe=$(mktemp -u -p "$mount_path" .efs-automount-probe.XXXXXXXXXXXX) || return 1
   token="${fs_id}.${probe##*.}"
-  printf '%s\n' "$token" | dd of="$probe" conv=excl status=none 2>/dev/null || return 1
-  content=$(timeout 10 dd if="$probe" iflag=nofollow,nonblock bs=4096 count=1 status=none 2>/dev/null) || true
+  set -o noclobber
+  if ! { exec {fd}>"$probe"; } 2>/dev/null; then
+    set +o noclobber
+    return 1
+  fi
+  set +o noclobber
+  if { printf '%s\n' "$token" >&"$fd"; } 2>/dev/null; then
+    IFS= read -r content <"/proc/self/fd/$fd" 2>/dev/null || true
+  fi
+  exec {fd}>&-
   rm -f -- "$probe"
   [[ $content == "$token" ]]
 }
 
+# The probe's failure is transient (75): a retry may pass once the access point, the file system
+# policy or the directory's mode is fixed, and one client of the file system can make any single
+# probe fail (a chmod, a full quota of its own making); only the wait budget decides the host then.
 verify() {
   mountpoint -q -- "$mount_path" || fail "$EXIT_TRANSIENT" "the mount did not appear at the mount path"
   is_this_file_system || fail "$EXIT_UNVERIFIED" "the mounted source is not this file system"
   [[ $read_only == false ]] || return 0
-  probe_write_read || fail "$EXIT_UNVERIFIED" "the write/read probe failed (check the access point and file system policy)"
+  probe_write_read ||
+    fail "$EXIT_TRANSIENT" "the write/read probe failed (check the POSIX user of the access point, the file system policy and the mode of its root)"
+}
+
+# --- mounting -----------------------------------------------------------------------------
+
+# Mounts of source $1, one a line: "<mount id> <target as /proc/self/mountinfo escapes it>".
+mounts_of_source() {
+  awk -v source="$1" '{ for (i = 7; i <= NF && $i != "-"; i++); if ($(i + 2) == source) print $1, $5 }' /proc/self/mountinfo
+}
+
+# mountinfo's octal escapes (\040 for a space and the like) decoded.
+# shellcheck disable=SC2001 # a back-reference, which ${var//} has not
+mountinfo_path() { printf '%b' "$(sed 's/\\\([0-7][0-7][0-7]\)/\\0\1/g' <<<"$1")"; }
+
+# Records in mounted_here the mounts of our source that were not there before ($1).
+note_new_mounts() {
+  local before=$1 line
+  while IFS= read -r line; do
+    [[ -n $line ]] || continue
+    grep -qxF -- "$line" <<<"$before" || mounted_here+=("$(mountinfo_path "${line#* }")")
+  done <<<"$(mounts_of_source "$mount_source")"
+}
+
+# Mounts, then confirms from the kernel's own list that the new mount's target is the mount path
+# itself: mount(8) and the kernel resolve the path again and follow a symlink swapped in since the
+# walk. A mount that landed anywhere else is taken down (fail), and no fstab line is written.
+mount_at_path() {
+  local before target
+  before=$(mounts_of_source "$mount_source")
+  if ! timeout "$MOUNT_TIMEOUT_SECONDS" mount -t "$fs_type" -o "$options" -- "$source" "$mount_path"; then
+    note_new_mounts "$before"
+    fail "$EXIT_TRANSIENT" "mount failed or timed out"
+  fi
+  changed=true
+  note_new_mounts "$before"
+  for target in "${mounted_here[@]}"; do
+    [[ $target == "$mount_path" ]] ||
+      fail "$EXIT_UNSAFE_PATH" "the mount landed elsewhere than the mount path (a symlink swapped in), and was taken down"
+  done
+  ((${#mounted_here[@]} > 0)) || fail "$EXIT_TRANSIENT" "the mount did not appear at the mount path"
 }
 
 # The host's ECS cluster, a hint for finding its container instance: ECS_CLUSTER of the agent's
@@ -365,12 +543,25 @@ read_ecs_cluster() {
   fi
 }
 
-# Two runs at once (a repeated event) must not both edit fstab or mount.
+# Two runs at once (a repeated event) must not both edit fstab or mount. The lock lives in a
+# directory of root's alone (0700). Found with another mode, nothing in it can be trusted (a FIFO
+# at `lock` blocks open(2), a symlink makes root create its target, an open lock can be held
+# forever): the mode is taken back first, then the lock made anew. The lock is then opened only
+# as a regular file of root's with one link, so open(2) neither follows a symlink nor blocks.
 take_lock() {
-  [[ -e $RUN_DIR ]] || mkdir -m 700 -- "$RUN_DIR" 2>/dev/null || true
+  local lock="$RUN_DIR/lock"
+  [[ -e $RUN_DIR || -L $RUN_DIR ]] || mkdir -m 700 -- "$RUN_DIR" 2>/dev/null || true
   [[ -d $RUN_DIR && ! -L $RUN_DIR && -O $RUN_DIR ]] ||
     fail "$EXIT_TRANSIENT" "$RUN_DIR is not a directory of this user"
-  exec 9>>"$RUN_DIR/lock"
+  if [[ $(stat -c %a -- "$RUN_DIR") != 700 ]]; then
+    chmod 700 -- "$RUN_DIR" || fail "$EXIT_TRANSIENT" "$RUN_DIR could not be made mode 0700"
+    rm -rf -- "$lock"
+    log "$RUN_DIR was writable by others; made root's alone, and its lock anew"
+  fi
+  if [[ -e $lock || -L $lock ]] && ! [[ -f $lock && ! -L $lock && -O $lock && $(stat -c %h -- "$lock") == 1 ]]; then
+    rm -rf -- "$lock"
+  fi
+  exec 9>>"$lock"
   flock -w 120 9 || fail "$EXIT_TRANSIENT" "another efs-automount run holds the lock"
 }
 
@@ -381,24 +572,25 @@ main() {
   # Before anything looks at the path: mountpoint and findmnt follow symlinks too.
   walk_mount_path
   if mountpoint -q -- "$mount_path"; then
+    already_mounted=true
     is_this_file_system || fail "$EXIT_CONFLICT" "another file system is mounted at the mount path"
+    mounted_as_asked ||
+      fail "$EXIT_CONFLICT" "this file system is mounted at the mount path, but not what is asked (TLS, access point or read-only), and is left as it is"
   else
     prepare_mount_path
   fi
   choose_helper
   resolve_target
   plan_mount "$resolved_name"
-  ensure_fstab_line
-  if mountpoint -q -- "$mount_path"; then
+  plan_fstab_line
+  if [[ $already_mounted == true ]]; then
     source_used=$(current_source)
     log "already mounted at $mount_path"
   else
-    if ! timeout "$MOUNT_TIMEOUT_SECONDS" mount -t "$fs_type" -o "$options" -- "$source" "$mount_path"; then
-      fail "$EXIT_TRANSIENT" "mount failed or timed out"
-    fi
-    changed=true
+    mount_at_path
   fi
   verify
+  write_fstab_line
   summary mounted 0 "mounted"
 }
 

@@ -10,6 +10,9 @@ writes the state file and stunnel configuration efs-utils writes (aws/efs-utils
 src/efs_utils_common/proxy.py: `<fs-id>.<path with dots>.<port>` and
 `stunnel-config.<same>` with `connect = <dns name or mount target ip>:2049`).
 Each namespace is also a PID namespace, so the script's own PID is small and predictable.
+/etc is a private overlay on a small tmpfs. `stat -f` reports a tmpfs labelled host:/path as nfs.
+Races are played at fixed points: `before_mount` runs in mount's stand-in just before the kernel
+resolves the target, and `hook` runs before each of the `hooked` commands.
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ if [[ $type != nfs4 && $type != efs ]]; then
 fi
 [[ ! -e $SHIM_DIR/mount-fails ]] || exit 32
 src=${args[0]} dir=${args[1]} label=${args[0]}
+# The last moment before the kernel resolves the target: where a race on the path would be won.
+[[ ! -x $SHIM_DIR/before-mount ]] || "$SHIM_DIR/before-mount" "$dir"
 mkdir -p "$SHIM_DIR/fsopts"
 record="$SHIM_DIR/fsopts/$(printf '%s' "$dir" | tr / _)"
 if [[ $type == efs && ,$opts, == *,tls,* ]]; then
@@ -57,7 +62,12 @@ if [[ $type == efs && ,$opts, == *,tls,* ]]; then
   [[ ,$opts, != *,mounttargetip=* ]] || connect=$(printf '%s' ",$opts," | sed 's/.*,mounttargetip=\([^,]*\),.*/\1/')
   [[ ! -e $SHIM_DIR/stunnel-connect ]] || connect=$(cat "$SHIM_DIR/stunnel-connect")
   mkdir -p /var/run/efs
-  printf '{"pid": 1, "mountpoint": "%s"}' "$dir" >"/var/run/efs/$name"
+  # efs-utils' state: cert_details of a TLS mount, accessPoint when mounted through one
+  # (aws/efs-utils src/efs_utils_common/proxy.py, bootstrap_proxy and write_tunnel_state_file).
+  access_point=""
+  [[ ,$opts, != *,accesspoint=* ]] || access_point=$(printf '%s' ",$opts," | sed 's/.*,accesspoint=\([^,]*\),.*/\1/')
+  printf '{"pid": 1, "mountpoint": "%s", "fsId": "%s", "certificate": "/var/run/efs/%s+/certificate.pem"%s}' \
+    "$dir" "$fs" "$name" "${access_point:+, \"accessPoint\": \"$access_point\"}" >"/var/run/efs/$name"
   printf '[efs]\nclient = yes\naccept = 127.0.0.1:20049\nconnect = %s:2049\n' "$connect" \
     >"/var/run/efs/stunnel-config.$name"
   printf 'port=20049,addr=127.0.0.1\n' >"$record"
@@ -70,6 +80,8 @@ else
 fi
 ro=""
 [[ ,$opts, != *,ro,* ]] || ro=,ro
+# A file system that refuses every new file (the access point's POSIX user may not write, say).
+[[ ! -e $SHIM_DIR/refuses-writes ]] || ro+=,nr_inodes=1
 exec /usr/bin/mount -t tmpfs -o "size=8m$ro" "$label" "$dir"
 """
 
@@ -92,6 +104,25 @@ while IFS= read -r line; do
   esac
   printf '%s\n' "$line"
 done <<<"$out"
+"""
+
+STAT_SHIM = r"""#!/bin/bash
+# The real stat, except that `stat -f` of a stand-in tmpfs (labelled host:/path) says nfs.
+if [[ ${1-} == -f ]]; then
+  source=$(/usr/bin/findmnt -n -o SOURCE --target "${!#}" 2>/dev/null | tail -n 1)
+  if [[ $source == *:/* ]]; then
+    echo nfs
+    exit 0
+  fi
+fi
+exec /usr/bin/stat "$@"
+"""
+
+HOOKED_COMMAND = r"""#!/bin/bash
+# Someone else's move, made whenever the script runs this command; then the real command.
+"$SHIM_DIR/hook" "${0##*/}" "$@" </dev/null >/dev/null 2>&1 || true
+real=$(PATH=${PATH#"$SHIM_DIR:"} command -v "${0##*/}")
+exec "$real" "$@"
 """
 
 INSTALLING_DNF_SHIM = r"""#!/bin/bash
@@ -150,6 +181,11 @@ class NamespaceHost:
     premount_addr: str = "192.0.2.66"  # ... and the server address the kernel shows for it
     trace: bool = False  # run the script under strace (strace.<n> in root)
     ecs_config: str | None = None  # the text of /etc/ecs/ecs.config (None: no ECS config on the host)
+    refuses_writes: bool = False  # the mounted file system refuses every new file
+    before_mount: str | None = None  # shell run by `mount` just before the kernel resolves the target
+    hook: str | None = None  # shell run (as root: another client, another user) before each hooked command
+    hooked: tuple[str, ...] = ()  # the commands that run `hook` first
+    run_timeout: int = 100  # seconds each run may take before it is killed (exit 124)
     runs: list[Run] = field(default_factory=list)
 
     def _prepare(self) -> None:
@@ -161,7 +197,14 @@ class NamespaceHost:
         (etc / "hosts").write_text(hosts)
         (etc / "nsswitch.conf").write_text("hosts: files\n")
         (etc / "resolv.conf").write_text("")
-        files = {"mount": MOUNT_SHIM, "findmnt": FINDMNT_SHIM, "apt-get": FAILING_APT_SHIM}
+        files = {"mount": MOUNT_SHIM, "findmnt": FINDMNT_SHIM, "stat": STAT_SHIM, "apt-get": FAILING_APT_SHIM}
+        if self.before_mount is not None:
+            files["before-mount"] = "#!/bin/bash\n" + self.before_mount + "\n"
+        if self.hook is not None:
+            files["hook"] = "#!/bin/bash\n" + self.hook + "\n"
+        for command in self.hooked:
+            assert command not in files, f"{command} is already a stand-in"
+            files[command] = HOOKED_COMMAND
         if self.nfs_client:
             files["mount.nfs4"] = PRESENT
         if self.efs_utils:
@@ -174,6 +217,8 @@ class NamespaceHost:
         (self.root / "mount.log").touch()
         if self.mount_fails:
             (shims / "mount-fails").touch()
+        if self.refuses_writes:
+            (shims / "refuses-writes").touch()
 
     def run(self, *steps: dict[str, str] | str, after: str = "") -> list[Run]:
         """Run the script once per environment, in one namespace (state carries over); returns the runs.
@@ -190,7 +235,8 @@ class NamespaceHost:
                 f'strace -f -y -qq -e trace=open,openat,openat2,creat -o "$ROOT/strace.{runs}" ' if self.trace else ""
             )
             calls.append(
-                f'{tracer}env -i PATH="$SHIM_DIR:/usr/sbin:/usr/bin:/sbin:/bin" SHIM_DIR="$SHIM_DIR" '
+                f"{tracer}timeout -s KILL {self.run_timeout} "
+                f'env -i PATH="$SHIM_DIR:/usr/sbin:/usr/bin:/sbin:/bin" SHIM_DIR="$SHIM_DIR" ROOT="$ROOT" '
                 f'SHIM_LOG="$SHIM_LOG" {assignments} bash "$SCRIPT" >"$ROOT/out.{runs}" 2>"$ROOT/err.{runs}"; '
                 f'echo $? >"$ROOT/rc.{runs}"'
             )
@@ -202,13 +248,17 @@ class NamespaceHost:
             if self.premount
             else ""
         )
-        # /etc/ecs is made in a private overlay of /etc, never on the machine running the tests.
-        ecs = (
-            'mkdir -p "$ROOT/etc-overlay" && mount -t tmpfs tmpfs "$ROOT/etc-overlay" && '
+        # /etc is a private overlay (on a 16 MB tmpfs, which a test may fill), never the machine's own:
+        # fstab is a file in it (so the script can rename over it) copied back to $ROOT/etc/fstab at the end.
+        etc = (
+            'mkdir -p "$ROOT/etc-overlay" && mount -t tmpfs -o size=16m tmpfs "$ROOT/etc-overlay" && '
             'mkdir "$ROOT/etc-overlay/upper" "$ROOT/etc-overlay/work" && '
             "mount -t overlay overlay /etc "
-            '-o "lowerdir=/etc,upperdir=$ROOT/etc-overlay/upper,workdir=$ROOT/etc-overlay/work"'
-            f" && mkdir -p /etc/ecs && printf %s {_quote(self.ecs_config)} >/etc/ecs/ecs.config"
+            '-o "lowerdir=/etc,upperdir=$ROOT/etc-overlay/upper,workdir=$ROOT/etc-overlay/work" && '
+            'cat "$ROOT/etc/fstab" >/etc/fstab'
+        )
+        ecs = (
+            f"mkdir -p /etc/ecs && printf %s {_quote(self.ecs_config)} >/etc/ecs/ecs.config"
             if self.ecs_config is not None
             else ""
         )
@@ -216,8 +266,8 @@ class NamespaceHost:
             textwrap.dedent(
                 f"""
             set -u
+            {etc}
             {ecs}
-            mount --bind "$ROOT/etc/fstab" /etc/fstab
             mount --bind "$ROOT/etc/hosts" /etc/hosts
             mount --bind "$ROOT/etc/nsswitch.conf" /etc/nsswitch.conf
             mount --bind "$ROOT/etc/resolv.conf" /etc/resolv.conf
@@ -227,7 +277,9 @@ class NamespaceHost:
             """
             )
             + "\n".join(calls)
-            + f'\n{after}\nfindmnt -J -o TARGET,SOURCE,FSTYPE,OPTIONS -R /mnt >"$ROOT/mounts.json"\n'
+            + f"\n{after}\n"
+            + 'cat /etc/fstab >"$ROOT/etc/fstab"\n'
+            + 'findmnt -J -o TARGET,SOURCE,FSTYPE,OPTIONS -R /mnt >"$ROOT/mounts.json"\n'
         )
         env = {
             "ROOT": str(self.root),

@@ -319,3 +319,238 @@ def test_the_summary_names_the_ecs_cluster_of_the_host(tmp_path, config, cluster
     assert run.code == 0, run.stderr
     assert run.summary["ecs_cluster"] == cluster
     assert run.summary["status"] == "mounted"
+
+
+# --- issue 9 follow-up: what an adversarial review found ------------------------------------------
+# Races are played at fixed points: `mount`'s stand-in runs `before_mount` just before the kernel
+# resolves the target, and a hooked command runs `hook` first (another client's move whenever the
+# script hands control to a command), so each outcome is the same on every run.
+
+CRON_D = 'mkdir -p /etc/cron.d && echo "# distro job" >/etc/cron.d/0hourly'
+LANDED_ON_CRON_D = 'findmnt -n /etc/cron.d >/dev/null && touch "$ROOT/landed"; ls -A /etc/cron.d >"$ROOT/cron.d"; true'
+
+
+@pytest.mark.parametrize(
+    ("parent", "why"),
+    [
+        ("mkdir -p /mnt/shared && chown 65534:65534 /mnt/shared", "owned by a user"),
+        ("mkdir -p /mnt/shared && chmod 0777 /mnt/shared", "writable by others"),
+        ("mkdir -p /mnt/shared && chown 0:65534 /mnt/shared && chmod 0775 /mnt/shared", "group-writable"),
+        # another file system others write to (a stand-in tmpfs labelled as an EFS)
+        ("mkdir -p /mnt/shared && /usr/bin/mount -t tmpfs fs-0bbbbbbbbbbbbbbbb:/ /mnt/shared", "network"),
+    ],
+)
+def test_a_parent_someone_else_can_change_is_a_permanent_refusal(tmp_path, parent, why):
+    # Given a parent of the mount path that a user or another host could rename the path under
+    # (finding 1: the path is checked long before `mount` resolves it again)
+    host = NamespaceHost(tmp_path)
+
+    (run,) = host.run(parent, parameters(SSM_MountPath="/mnt/shared/app/data"))
+
+    # Then nothing is mounted or written, and a retry cannot help
+    assert run.code == 6, (why, run.stderr)
+    assert run.summary["status"] == "failed"
+    assert host.mount_calls == []
+    assert host.fstab_after == BASE_FSTAB
+
+
+def test_a_root_owned_sticky_parent_is_accepted(tmp_path):
+    # Others may add names to a sticky directory but cannot rename root's
+    host = NamespaceHost(tmp_path)
+
+    (run,) = host.run(
+        "mkdir -p -m 1777 /mnt/shared && chmod 1777 /mnt/shared", parameters(SSM_MountPath="/mnt/shared/app")
+    )
+
+    assert run.code == 0, run.stderr
+    assert len(host.mounts_at("/mnt/shared/app")) == 1
+
+
+def test_a_path_swapped_for_a_symlink_just_before_mount_is_undone(tmp_path):
+    # Given the checked directory is swapped for a symlink to /etc/cron.d at the last moment before
+    # the kernel resolves the target (a move the ownership checks cannot see: root, or a file system
+    # that says it is local)
+    host = NamespaceHost(
+        tmp_path,
+        before_mount=f"mv {MOUNT_PATH} /mnt/efs/.checked && ln -s /etc/cron.d {MOUNT_PATH}",
+    )
+
+    (run,) = host.run(CRON_D, parameters(), after=LANDED_ON_CRON_D)
+
+    # Then the mount that landed elsewhere is taken down, no fstab line stays, and it is permanent
+    assert run.code == 6, run.stderr
+    assert "elsewhere" in run.summary["message"]
+    assert not (tmp_path / "landed").exists(), "the file system stayed mounted over /etc/cron.d"
+    assert "0hourly" in (tmp_path / "cron.d").read_text().split(), "/etc/cron.d is hidden"
+    assert host.fstab_after == BASE_FSTAB
+
+
+def test_a_mount_that_does_not_verify_is_taken_down_with_no_fstab_line(tmp_path):
+    # Given the NFS client reached another server than this file system's
+    host = NamespaceHost(tmp_path)
+
+    (run,) = host.run('echo 192.0.2.66 >"$SHIM_DIR/nfs-server-addr"', parameters(SSM_MountTargetIp="10.0.0.17"))
+
+    assert run.code == 5, run.stderr
+    assert host.mounts_at(MOUNT_PATH) == []
+    assert host.fstab_after == BASE_FSTAB
+
+
+def test_a_failed_mount_leaves_no_fstab_line(tmp_path):
+    host = NamespaceHost(tmp_path, mount_fails=True)
+
+    (run,) = host.run(parameters())
+
+    assert run.code == 75, run.stderr
+    assert host.fstab_after == BASE_FSTAB
+
+
+@pytest.mark.parametrize(
+    ("mounted_with", "asked"),
+    [
+        # plain NFS of the whole file system; asked: TLS through an access point, read-only (finding 2)
+        ("nfs", {"SSM_AccessPointId": ACCESS_POINT, "SSM_RequireTls": "true", "SSM_ReadOnly": "true"}),
+        ("nfs", {"SSM_RequireTls": "true"}),
+        ("nfs", {"SSM_ReadOnly": "true"}),
+        ("tls", {"SSM_AccessPointId": ACCESS_POINT}),  # TLS, but the whole file system
+        ("tls-ap", {}),  # confined to an access point; asked: the whole file system
+    ],
+)
+def test_a_mount_of_this_file_system_that_is_not_what_is_asked_is_a_conflict(tmp_path, mounted_with, asked):
+    host = NamespaceHost(tmp_path, efs_utils=True)
+    first = {
+        "nfs": f"mkdir -p {MOUNT_PATH} && mount -t nfs4 -o rw {DNS_NAME}:/ {MOUNT_PATH}",
+        "tls": f"mkdir -p {MOUNT_PATH} && mount -t efs -o _netdev,tls {FS}:/ {MOUNT_PATH}",
+        "tls-ap": f"mkdir -p {MOUNT_PATH} && mount -t efs -o tls,iam,accesspoint={ACCESS_POINT} {FS}:/ {MOUNT_PATH}",
+    }[mounted_with]
+
+    (run,) = host.run(
+        f'PATH="$SHIM_DIR:$PATH" SSM_Region=us-east-1 bash -c {_shell_quote(first)}',
+        parameters(**asked),
+    )
+
+    # Then what is mounted stays, no fstab line claims it, and it is reported, not accepted
+    assert run.code == 3, run.stderr
+    assert "not what is asked" in run.summary["message"]
+    assert len(host.mounts_at(MOUNT_PATH)) == 1
+    assert host.fstab_after == BASE_FSTAB
+
+
+def test_a_second_run_over_an_access_point_mount_recognises_it(tmp_path):
+    host = NamespaceHost(tmp_path, efs_utils=True)
+
+    first, second = host.run(parameters(SSM_AccessPointId=ACCESS_POINT), parameters(SSM_AccessPointId=ACCESS_POINT))
+
+    assert (first.code, second.code) == (0, 0), second.stderr
+    assert second.summary["changed"] is False
+
+
+PROBE_TO_FIFO = (
+    f'for probe in {MOUNT_PATH}/.efs-automount-probe.*; do [ -f "$probe" ] || continue; '
+    'mkfifo "$probe.swap" && mv -f "$probe.swap" "$probe"; done'
+)
+
+
+def test_a_probe_swapped_for_a_fifo_still_verifies(tmp_path):
+    # Given another client swaps the probe for a FIFO whenever the script runs a command (finding 4)
+    host = NamespaceHost(
+        tmp_path, hook=PROBE_TO_FIFO, hooked=("dd", "timeout", "rm", "cat", "mktemp", "sync", "head", "sleep")
+    )
+
+    (run,) = host.run(parameters())
+
+    # Then the probe read back what it wrote, through the file it created
+    assert run.code == 0, run.stderr
+
+
+def test_a_probe_the_file_system_refuses_is_transient_and_undone(tmp_path):
+    # Given a file system that refuses the probe (an access point's POSIX user, a file system
+    # policy, or another client that chmods the root): a retry may succeed once that is fixed
+    host = NamespaceHost(tmp_path, refuses_writes=True)
+
+    (run,) = host.run(parameters())
+
+    assert run.code == 75, run.stderr
+    assert "probe" in run.summary["message"]
+    assert host.mounts_at(MOUNT_PATH) == []
+    assert host.fstab_after == BASE_FSTAB
+
+
+def test_fstab_is_never_left_truncated_on_a_full_disk(tmp_path):
+    # Given the volume holding /etc is full, and a writer takes any block that frees up
+    fill = 'dd if=/dev/zero of="$ROOT/etc-overlay/fill.$RANDOM$RANDOM" bs=4k 2>/dev/null'
+    host = NamespaceHost(tmp_path, hook=fill, hooked=("cat", "cp", "awk", "mv", "chmod", "chown", "sync"))
+
+    (run,) = host.run(f"{fill}; true", parameters())
+
+    # Then fstab is whole (finding 5), nothing stays mounted, and the failure is transient
+    assert host.fstab_after == BASE_FSTAB
+    assert run.code == 75, run.stderr
+    assert host.mounts_at(MOUNT_PATH) == []
+
+
+def test_fstab_keeps_its_owner_and_mode_when_rewritten(tmp_path):
+    host = NamespaceHost(tmp_path)
+
+    (run,) = host.run(
+        "chown 0:4 /etc/fstab && chmod 0640 /etc/fstab",
+        parameters(),
+        after='stat -c "%u:%g %a %h" /etc/fstab >"$ROOT/fstab-stat"; ls -A /etc | grep -c fstab >"$ROOT/fstabs"',
+    )
+
+    assert run.code == 0, run.stderr
+    assert (tmp_path / "fstab-stat").read_text() == "0:4 640 1\n"
+    assert (tmp_path / "fstabs").read_text() == "1\n", "a temporary copy was left in /etc"
+    assert len(_lines_for_path(host.fstab_after)) == 1
+
+
+@pytest.mark.parametrize(
+    "plant",
+    [
+        "setpriv --reuid=65534 --regid=65534 --clear-groups mkfifo /run/efs-automount/lock",  # open() blocks
+        "setpriv --reuid=65534 --regid=65534 --clear-groups ln -s /etc/nologin /run/efs-automount/lock",
+        "touch /run/efs-automount/lock && chmod 0666 /run/efs-automount/lock",  # a user could hold flock
+    ],
+)
+def test_a_lock_directory_others_can_write_is_taken_back(tmp_path, plant):
+    # Given /run/efs-automount is root's but world-writable, and a user planted `lock` (finding 6)
+    host = NamespaceHost(tmp_path, run_timeout=15)
+
+    (run,) = host.run(
+        f"mkdir -p /run/efs-automount && chmod 0777 /run/efs-automount && {plant}",
+        parameters(),
+        after='stat -c "%u %a" /run/efs-automount >"$ROOT/lock-dir"; ! [ -e /etc/nologin ] || touch "$ROOT/nologin"',
+    )
+
+    # Then the run neither hangs nor creates the symlink's target, and the directory is root's alone
+    assert run.code == 0, run.stderr
+    assert not (tmp_path / "nologin").exists()
+    assert (tmp_path / "lock-dir").read_text() == "0 700\n"
+
+
+def test_a_lock_directory_of_another_user_is_refused(tmp_path):
+    host = NamespaceHost(tmp_path, run_timeout=15)
+
+    (run,) = host.run("mkdir -p /run/efs-automount && chown 65534 /run/efs-automount", parameters())
+
+    assert run.code == 75, run.stderr
+    assert host.mount_calls == []
+
+
+@pytest.mark.parametrize(
+    "spelling", [f"{MOUNT_PATH}/.", "/mnt/efs/./data", "/mnt/efs/x/../data", "/mnt/efs/dat\\141", "/mnt//efs/data/"]
+)
+def test_another_line_at_the_path_spelled_differently_is_a_conflict(tmp_path, spelling):
+    # Given another's line for the same mount point, written as libmount reads it (finding 7)
+    theirs = f"192.0.2.66:/evil {spelling} nfs4 defaults 0 0\n"
+    host = NamespaceHost(tmp_path, fstab=BASE_FSTAB + theirs)
+
+    (run,) = host.run(parameters())
+
+    assert run.code == 3, run.stderr
+    assert host.fstab_after == BASE_FSTAB + theirs
+    assert host.mount_calls == []
+
+
+def _shell_quote(value: str) -> str:
+    return "'" + value.replace("'", "'\\''") + "'"
