@@ -74,7 +74,7 @@ def lifecycle_flow() -> LifecycleFlow:
 def container_instance_flow() -> ContainerInstanceFlow:
     from chalicelib.host_record import ContainerInstanceFlow
 
-    return ContainerInstanceFlow()
+    return ContainerInstanceFlow(load_settings())
 
 
 @cache

@@ -26,16 +26,24 @@ from chalicelib.events import LAUNCH_TRANSITION, CommandStatus, LaunchAction
 from chalicelib.groups import Group, Hook, describe_hook, describe_member, group_tags
 from chalicelib.host_record import (
     CLUSTER_NAME,
+    CONTAINER_INSTANCE_TAG,
+    MOUNTED_TAG_PREFIX,
     HostRecord,
     find_container_instance,
+    is_hosts_container_instance,
     read_host_record,
     record_mount,
     set_mount_attributes,
 )
 from chalicelib.lifecycle_result import LifecycleResult
+
+# The SSM record of our commands; the lifecycle names are kept for repair, which reads them from here.
+from chalicelib.mount_commands import RUNNING_STATUSES, proven_mounts
+from chalicelib.mount_commands import commands_for as _commands_for
+from chalicelib.mount_commands import invocation as _invocation
+from chalicelib.mount_commands import spec_from_parameters as _spec_from_parameters
 from chalicelib.mount_spec import (
     FILE_SYSTEM_TAG,
-    MOUNT_PATH_TAG,
     MountConfigError,
     MountSpec,
     failure_result_from_tags,
@@ -66,12 +74,14 @@ from chalicelib.wait_budget import (
 )
 
 ALREADY_DECIDED = "No active Lifecycle Action found"
+# A host launched into a warm pool waits here under a launch hook; in Pending:Wait when it leaves the pool
+# (https://docs.aws.amazon.com/autoscaling/ec2/userguide/warm-pool-instance-lifecycle.html).
+WARM_POOL_WAIT = "Warmed:Pending:Wait"
 # Mount targets and policies change rarely; a scale-out burst asks about the same file system many times.
 FILE_SYSTEM_CACHE_SECONDS = 60
 HOOK_CACHE_SECONDS = 300
 # A burst launches many hosts of one group at once; a tag fixed by an operator applies within a minute.
 GROUP_TAG_CACHE_SECONDS = 60
-RUNNING_STATUSES = frozenset({"Pending", "InProgress", "Delayed", "Cancelling"})
 # A launch activity's start never changes; a new launch of the same host (a warm pool reused) is read
 # afresh before any decision on it.
 ACTIVITY_CACHE_SECONDS = 3600
@@ -128,6 +138,12 @@ def launch_skip_reason(action: LaunchAction, settings: Settings) -> str | None:
     return None
 
 
+def enters_warm_pool(lifecycle_state: str) -> bool:
+    """Whether the host's lifecycle state, as AWS reports it, is a launch hook's wait on the way into a warm
+    pool, where the host is stopped, not put in service. Any other state is driven as a launch."""
+    return lifecycle_state == WARM_POOL_WAIT
+
+
 def command_skip_reason(status: CommandStatus, settings: Settings) -> str | None:
     """Why a command status event is none of our business: the document marks a command as ours."""
     if status.document_name != settings.mount_document:
@@ -176,8 +192,15 @@ class LifecycleFlow:
 
     def on_launch(self, action: LaunchAction, aws: AwsAccess) -> str:
         if action.into_warm_pool:
-            # A warm-pool host is stopped before use; it mounts on the launch event that takes it out.
-            return self._complete(aws, action.group_name, action.instance_id, LifecycleResult.CONTINUE)
+            # The event's word is not enough to let a host go on unmounted: AWS must report it entering the pool.
+            member = describe_member(aws.client("autoscaling"), action.instance_id)
+            if member is not None and enters_warm_pool(member.lifecycle_state):
+                # Stopped in the pool until used; it mounts on the launch event that takes it out.
+                return self._complete(aws, member.group_name, action.instance_id, LifecycleResult.CONTINUE)
+            logger.warning(
+                "launch event says WarmPool but AWS does not report the host entering one; driven as a launch",
+                lifecycle_state=member.lifecycle_state if member else None,
+            )
         if action.time is not None:
             # Replayed from an archive, or from a skewed clock: said, and never used either way.
             why = implausible_time(action.time, self.clock(), MAX_GLOBAL_TIMEOUT_SECONDS)
@@ -394,20 +417,44 @@ class LifecycleFlow:
         record = read_host_record(ec2, instance_id)
         count("MountsSucceeded")
         logger.info("mount confirmed", file_system_id=spec.file_system_id, mount_path=spec.mount_path)
-        mounts = {**record.mounts, spec.file_system_id: spec.mount_path}
+        mounts = {**self._other_proven_mounts(aws, instance_id, spec, record), spec.file_system_id: spec.mount_path}
+        ecs = aws.client("ecs")
         if record.cluster_arn and record.container_instance_arn:
-            set_mount_attributes(aws.client("ecs"), record.cluster_arn, record.container_instance_arn, mounts)
-            logger.info("mount attribute set", cluster=record.cluster_arn)
-            return record
+            # Tags are hints: ECS must report that container instance on this host.
+            if is_hosts_container_instance(ecs, record.cluster_arn, record.container_instance_arn, instance_id):
+                set_mount_attributes(ecs, record.cluster_arn, record.container_instance_arn, mounts)
+                logger.info("mount attribute set", cluster=record.cluster_arn)
+                return record
+            logger.warning(
+                "container instance tag names no container instance of this host; asking ECS",
+                tag=CONTAINER_INSTANCE_TAG,
+                container_instance=record.container_instance_arn,
+            )
         # The registration event may be lost (EventBridge does not promise delivery): ask ECS.
         cluster = self._cluster_named_by_host(aws, instance_id, command)
         if cluster:
-            ecs = aws.client("ecs")
             container_instance = find_container_instance(ecs, cluster, instance_id)
             if container_instance is not None:
                 set_mount_attributes(ecs, cluster, container_instance, mounts)
                 logger.info("mount attribute set; container instance found in ECS", cluster=cluster)
         return record
+
+    def _other_proven_mounts(
+        self, aws: AwsAccess, instance_id: str, spec: MountSpec, record: HostRecord
+    ) -> dict[str, str]:
+        """Other file systems the host's tags say are mounted, kept only when SSM's record proves them
+        (no call for the usual host, whose one mount is the one just confirmed)."""
+        others = {fs: path for fs, path in record.mounts.items() if fs != spec.file_system_id}
+        proven, unproven = proven_mounts(
+            aws.client("ssm"), instance_id, self._settings.mount_document, self._settings.mount_roots, others
+        )
+        for file_system_id, path in unproven.items():
+            logger.warning(
+                "mounted tag not backed by a successful mount command in SSM; no attribute from it",
+                tag=f"{MOUNTED_TAG_PREFIX}{file_system_id}",
+                mount_path=path,
+            )
+        return proven
 
     def _cluster_named_by_host(self, aws: AwsAccess, instance_id: str, command: dict[str, Any]) -> str | None:
         """The cluster the host joined, from its mount summary (a hint: ECS confirms); None when it has none."""
@@ -592,34 +639,9 @@ def _our_command(ssm: Any, command_id: str, document: str) -> dict[str, Any] | N
     return commands[0] if commands and commands[0].get("DocumentName") == document else None
 
 
-def _commands_for(ssm: Any, instance_id: str, document: str) -> list[dict[str, Any]]:
-    """Our mount commands sent to the host, oldest first."""
-    commands = []
-    for page in ssm.get_paginator("list_commands").paginate(InstanceId=instance_id):
-        commands += [c for c in page["Commands"] if c.get("DocumentName") == document]
-    return sorted(commands, key=lambda c: c["RequestedDateTime"])
-
-
 def _agent_online(ssm: Any, instance_id: str) -> bool:
     info = ssm.describe_instance_information(Filters=[{"Key": "InstanceIds", "Values": [instance_id]}])
     return any(
         item.get("InstanceId") == instance_id and item.get("PingStatus") == "Online"
         for item in info.get("InstanceInformationList", [])
     )
-
-
-def _invocation(ssm: Any, command: dict[str, Any], instance_id: str) -> dict[str, Any]:
-    """The host's invocation as SSM reports it. A one-host command that succeeded says all we need;
-    a failure is read in full for the script's exit code and summary."""
-    if command.get("InstanceIds") == [instance_id] and command["Status"] == "Success":
-        return {"Status": "Success"}
-    return ssm.get_command_invocation(CommandId=command["CommandId"], InstanceId=instance_id)
-
-
-def _spec_from_parameters(parameters: dict[str, list[str]], roots: tuple[str, ...]) -> MountSpec | None:
-    """The mount a command asked for, read back from its parameters (None if they are not ours)."""
-    try:
-        tags = {FILE_SYSTEM_TAG: parameters["FileSystemId"][0], MOUNT_PATH_TAG: parameters["MountPath"][0]}
-        return mount_spec_from_tags(tags, roots)
-    except (KeyError, IndexError, TypeError, MountConfigError):
-        return None

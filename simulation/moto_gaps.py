@@ -19,7 +19,8 @@ the ThreadedMotoServer of the demo behave alike:
   ListContainerInstances honours the `ec2InstanceId == i-...` filter.
 - Auto Scaling keeps a scaling activity per launch (DescribeScalingActivities, newest first,
   paginated), a lifecycle action times out into the hook's DefaultResult (`expire_actions`),
-  and a host can be made to leave a warm pool (`leave_warm_pool`).
+  and a host can be made to leave a warm pool (`leave_warm_pool`) or to launch into one
+  (`enter_warm_pool`).
 
 Time in this world is `WORLD.clock` (real time, or a test's clock that lets hours pass).
 
@@ -270,6 +271,25 @@ def leave_warm_pool(account: str, region: str, instance_id: str, warmed_at: floa
     instance.launch_time = datetime.datetime.fromtimestamp(warmed_at, datetime.UTC).replace(tzinfo=None)
 
 
+def enter_warm_pool(account: str, region: str, instance_id: str) -> None:
+    """Make a just-launched host one that launches into the group's warm pool: with a launch hook it waits
+    in Warmed:Pending:Wait ("When you add a launch lifecycle hook, Amazon EC2 Auto Scaling pauses an
+    instance that transitions to the Warmed:Pending:Wait state and the Pending:Wait state",
+    https://docs.aws.amazon.com/autoscaling/ec2/userguide/warm-pool-instance-lifecycle.html), which
+    DescribeAutoScalingInstances reports (AutoScalingInstanceDetails.LifecycleState, "Warmed:Pending:Wait",
+    https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_AutoScalingInstanceDetails.html), and its
+    launch event says Destination WarmPool. CONTINUE then leaves it stopped in the pool (Warmed:Stopped)."""
+    backend = asg_models.autoscaling_backends[account][region]
+    for group in backend.autoscaling_groups.values():
+        for state in group.instance_states:
+            if state.instance.id == instance_id:
+                state.lifecycle_state = "Warmed:Pending:Wait"
+    with WORLD.lock:
+        for event in WORLD.outbox:
+            if event["detail"].get("EC2InstanceId") == instance_id:
+                event["detail"]["Destination"] = "WarmPool"
+
+
 def hold_by_another_hook(account: str, region: str, instance_id: str) -> None:
     """After our hook's action was decided, another launch hook of the group still holds the host in
     Pending:Wait (each hook has its own action; the host moves on when all are complete)."""
@@ -345,7 +365,8 @@ def _decide(backend: Any, action: PendingAction, result: str) -> None:
     group = backend.autoscaling_groups[action.group_name]
     state = next(s for s in group.instance_states if s.instance.id == action.instance_id)
     if result == "CONTINUE":
-        state.lifecycle_state = "InService"
+        warmed = state.lifecycle_state.startswith("Warmed:")
+        state.lifecycle_state = "Warmed:Stopped" if warmed else "InService"
     else:
         group.instance_states.remove(state)
         backend.ec2_backend.terminate_instances([action.instance_id])

@@ -9,8 +9,9 @@ import pytest
 
 from chalicelib.events import MalformedEvent, parse_command_status, parse_launch_action
 from chalicelib.groups import Hook
-from chalicelib.host_record import host_record_from_tags
-from chalicelib.lifecycle import command_skip_reason, launch_skip_reason, retry_after_failure
+from chalicelib.host_record import host_record_from_tags, trusted_container_instance
+from chalicelib.lifecycle import command_skip_reason, enters_warm_pool, launch_skip_reason, retry_after_failure
+from chalicelib.mount_commands import latest_finished, mounts_proven
 from chalicelib.retry_queue import RetryMessage
 from chalicelib.script_result import script_result_from_invocation
 from chalicelib.settings import Settings
@@ -157,3 +158,79 @@ def test_a_retry_message_carries_no_time_and_an_old_ones_times_are_ignored():
     assert "started_at" not in json.loads(message.to_json())
     with pytest.raises(MalformedEvent, match="attempt"):
         RetryMessage.from_json(json.dumps({**body, "attempt": 10**9}))
+
+
+# --- What AWS reports decides, not events or tags (issue 10 follow-up) ------------------------
+
+FS = "fs-0123456789abcdef0"
+HOST = "i-0123456789abcdef0"
+ROOTS = ("/mnt/efs",)
+
+
+def mount_command(status: str, path: str, minute: int, file_system_id: str = FS) -> dict:
+    return {
+        "CommandId": f"command-{minute}",
+        "Status": status,
+        "InstanceIds": [HOST],
+        "Parameters": {"FileSystemId": [file_system_id], "MountPath": [path]},
+        "RequestedDateTime": at(minute * 60),
+    }
+
+
+@pytest.mark.parametrize(
+    ("state", "warm_pool"),
+    [
+        ("Warmed:Pending:Wait", True),
+        ("Pending:Wait", False),  # launching into the group: mounted before it may go on
+        ("InService", False),
+        ("Warmed:Stopped", False),
+    ],
+)
+def test_only_the_warm_pool_wait_aws_reports_lets_a_host_go_on_unmounted(state, warm_pool):
+    assert enters_warm_pool(state) is warm_pool
+
+
+def test_the_newest_finished_command_per_file_system_is_what_ssm_says():
+    other = "fs-0fedcba9876543210"
+    commands = [
+        mount_command("Success", "/mnt/efs/a", 1),
+        mount_command("Failed", "/mnt/efs/a", 2),
+        mount_command("InProgress", "/mnt/efs/a", 3),  # left to its own status event
+        mount_command("Success", "/mnt/efs/b", 4, other),
+        {**mount_command("Success", "/etc", 5), "Parameters": {"FileSystemId": [FS], "MountPath": ["/etc"]}},
+    ]
+
+    latest = latest_finished(commands, ROOTS)
+
+    assert {fs: (command["Status"], path) for fs, (command, path) in latest.items()} == {
+        FS: ("Failed", "/mnt/efs/a"),
+        other: ("Success", "/mnt/efs/b"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("reported", "proven"),
+    [
+        ({FS: ("Success", "/mnt/efs/a")}, True),
+        ({}, False),  # no command of ours ever mounted it: the tag was written by someone else
+        ({FS: ("Failed", "/mnt/efs/a")}, False),  # the newest attempt failed
+        ({FS: ("Success", "/mnt/efs/elsewhere")}, False),  # mounted, but not where the tag says
+    ],
+)
+def test_a_mounted_tag_counts_only_when_ssm_reports_that_mount_succeeded(reported, proven):
+    claimed = {FS: "/mnt/efs/a"}
+
+    assert mounts_proven(claimed, reported) == ((claimed, {}) if proven else ({}, claimed))
+
+
+def test_the_container_instance_trusted_is_the_one_ecs_reports_on_the_host():
+    ours = "arn:aws:ecs:us-east-1:123456789012:container-instance/apps/0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+    theirs = "arn:aws:ecs:us-east-1:123456789012:container-instance/apps/1f1e2d3c4b5a69788796a5b4c3d2e1f0"
+    described = [
+        {"containerInstanceArn": theirs, "ec2InstanceId": "i-0fedcba9876543210"},
+        {"containerInstanceArn": ours, "ec2InstanceId": HOST},
+    ]
+
+    assert trusted_container_instance(described, HOST) == ours
+    assert trusted_container_instance(described[:1], HOST) is None
+    assert trusted_container_instance([], HOST) is None

@@ -526,3 +526,87 @@ def test_a_host_held_by_another_hook_costs_nothing_after_the_first_look(land, bu
     assert instance_id not in second["hosts"]
     assert "ssm:ListCommands" not in lambda_.operations()
     assert "autoscaling:DescribeAutoScalingInstances" not in lambda_.operations()
+
+
+# --- Only AWS's facts change where tasks run or what enters service (issue 10 follow-up) ------
+
+
+def test_forged_warm_pool_launch_event_does_not_let_an_unmounted_host_in(land, bus, lambda_):
+    (instance_id,) = scale_out(land, 1)  # launching into the group itself: AWS reports Pending:Wait
+    hosts.boot_agents(land, [instance_id])
+    (launch,) = moto_gaps.WORLD.drain()
+    launch["detail"]["Destination"] = "WarmPool"  # a direct invoke, or a malformed event
+
+    outcome = lambda_.invoke("on_launch", launch)["outcome"]
+    state_before_mount = lifecycle_state(land, instance_id)
+    hosts.answer(land, "Success")
+    deliver_outbox(bus)
+
+    assert state_before_mount == "Pending:Wait"
+    assert outcome.startswith("mount command sent")
+    assert len(mount_commands(land, instance_id)) == 1
+    assert_decided(land, {instance_id: "CONTINUE"})
+
+
+def test_forged_mounted_tag_sets_no_attribute_until_the_mount_is_real(land, bus, lambda_, clock, app_logs):
+    (instance_id,) = scale_out(land, 1)
+    deliver_outbox(bus)  # its agent is not online: nothing is mounted yet
+    tag = f"efs-automount:mounted:{land.file_system_id}"
+    # Anyone with ec2:CreateTags in the account can write the app's tag
+    land.client("ec2").create_tags(Resources=[instance_id], Tags=[{"Key": tag, "Value": "/mnt/efs/x"}])
+    container_instance = register_container_instance(land, instance_id)
+    deliver_outbox(bus)
+    attribute_on_forged_tag = mount_attribute(land, container_instance)
+
+    hosts.boot_agents(land, [instance_id])
+    clock.advance(120)
+    lambda_.invoke("sweeper", SCHEDULED_EVENT)
+    hosts.answer(land, "Success")
+    deliver_outbox(bus)
+
+    assert attribute_on_forged_tag is None
+    assert any(line.get("tag") == tag for line in app_logs("WARNING"))
+    assert mount_attribute(land, container_instance) == f"/mnt/efs/{land.file_system_id}"
+    assert_decided(land, {instance_id: "CONTINUE"})
+
+
+def test_forged_registration_event_cannot_mark_another_hosts_container_instance(land, bus, lambda_):
+    mounted, other = scale_out(land, 2)
+    hosts.boot_agents(land, [mounted])
+    deliver_outbox(bus)
+    hosts.answer(land, "Success")
+    deliver_outbox(bus)
+    other_container_instance = register_container_instance(land, other)
+    (registration,) = moto_gaps.WORLD.drain()
+    # A direct invoke pairs the mounted host with the other host's container instance
+    registration["detail"]["ec2InstanceId"] = mounted
+
+    lambda_.invoke("on_container_instance", registration)
+
+    assert mount_attribute(land, other_container_instance) is None
+    assert lifecycle_state(land, other) == "Pending:Wait"
+
+
+def test_forged_container_instance_tag_cannot_mark_another_host(land, bus):
+    target, other = scale_out(land, 2)
+    hosts.boot_agents(land, [target])
+    deliver_outbox(bus)  # the target's mount command is sent; the other waits for its agent
+    other_container_instance = register_container_instance(land, other)
+    deliver_outbox(bus)
+    target_container_instance = register_container_instance(land, target)
+    moto_gaps.WORLD.drain()  # the target's registration event is lost
+    # Anyone with ec2:CreateTags points the target's record at the other host's container instance
+    land.client("ec2").create_tags(
+        Resources=[target],
+        Tags=[
+            {"Key": "efs-automount:ecs-cluster", "Value": land.cluster_arn},
+            {"Key": "efs-automount:container-instance", "Value": other_container_instance},
+        ],
+    )
+
+    hosts.answer(land, "Success", instance_ids=[target])
+    deliver_outbox(bus)
+
+    assert mount_attribute(land, other_container_instance) is None
+    assert mount_attribute(land, target_container_instance) == f"/mnt/efs/{land.file_system_id}"
+    assert_decided(land, {target: "CONTINUE"})

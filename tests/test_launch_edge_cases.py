@@ -74,6 +74,7 @@ def test_other_hooks_are_never_touched(land, lambda_):
 
 def test_warm_pool_launch_continues_without_a_command(land, lambda_):
     (instance_id,) = scale_out(land, 1)
+    moto_gaps.enter_warm_pool(land.account, land.region, instance_id)  # AWS: Warmed:Pending:Wait
     moto_gaps.WORLD.drain()
     action = moto_gaps.pending_action(land.account, land.region, instance_id)
     event = load_event(
@@ -85,6 +86,7 @@ def test_warm_pool_launch_continues_without_a_command(land, lambda_):
 
     assert lambda_.invoke("on_launch", event) == {"outcome": "completed CONTINUE"}
 
+    assert lifecycle_state(land, instance_id) == "Warmed:Stopped"
     assert land.client("ssm").list_commands()["Commands"] == []
     assert "ssm:SendCommand" not in lambda_.operations()
 

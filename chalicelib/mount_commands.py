@@ -1,0 +1,75 @@
+"""SSM's record of our mount commands on a host: which were sent, how each ended there, what each mounted.
+
+This record, not a tag anyone could write, is what proves a mount.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.mount_spec import FILE_SYSTEM_TAG, MOUNT_PATH_TAG, MountConfigError, MountSpec, mount_spec_from_tags
+
+RUNNING_STATUSES = frozenset({"Pending", "InProgress", "Delayed", "Cancelling"})
+
+
+def commands_for(ssm: Any, instance_id: str, document: str) -> list[dict[str, Any]]:
+    """Our mount commands sent to the host, oldest first."""
+    commands = []
+    for page in ssm.get_paginator("list_commands").paginate(InstanceId=instance_id):
+        commands += [c for c in page["Commands"] if c.get("DocumentName") == document]
+    return sorted(commands, key=lambda c: c["RequestedDateTime"])
+
+
+def invocation(ssm: Any, command: dict[str, Any], instance_id: str) -> dict[str, Any]:
+    """The host's invocation as SSM reports it. A one-host command that succeeded says all we need;
+    a failure is read in full for the script's exit code and summary (and a command sent to several hosts
+    says nothing of one of them: its Success allows errors up to MaxErrors)."""
+    if command.get("InstanceIds") == [instance_id] and command["Status"] == "Success":
+        return {"Status": "Success"}
+    return ssm.get_command_invocation(CommandId=command["CommandId"], InstanceId=instance_id)
+
+
+def spec_from_parameters(parameters: dict[str, list[str]], roots: tuple[str, ...]) -> MountSpec | None:
+    """The mount a command asked for, read back from its parameters (None if they are not ours)."""
+    try:
+        tags = {FILE_SYSTEM_TAG: parameters["FileSystemId"][0], MOUNT_PATH_TAG: parameters["MountPath"][0]}
+        return mount_spec_from_tags(tags, roots)
+    except (KeyError, IndexError, TypeError, MountConfigError):
+        return None
+
+
+def latest_finished(commands: list[dict[str, Any]], roots: tuple[str, ...]) -> dict[str, tuple[dict[str, Any], str]]:
+    """Per file system, the newest of the commands (oldest first) that has finished, and the path it mounted.
+    A running command is left to its own status event."""
+    latest: dict[str, tuple[dict[str, Any], str]] = {}
+    for command in commands:
+        spec = spec_from_parameters(command.get("Parameters", {}), roots)
+        if spec is not None and command.get("Status") not in RUNNING_STATUSES:
+            latest[spec.file_system_id] = (command, spec.mount_path)
+    return latest
+
+
+def mounts_proven(
+    claimed: dict[str, str], reported: dict[str, tuple[str, str]]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Which claimed mounts (file system -> path, from the host's tags) SSM's record proves, and which not.
+    `reported`: per file system, the host's status in the newest finished command for it, and its path.
+    Proven: that command succeeded on the host, at the claimed path."""
+    proven = {fs: path for fs, path in claimed.items() if reported.get(fs) == ("Success", path)}
+    return proven, {fs: path for fs, path in claimed.items() if fs not in proven}
+
+
+def proven_mounts(
+    ssm: Any, instance_id: str, document: str, roots: tuple[str, ...], claimed: dict[str, str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Split the claimed mounts into those SSM's record proves and the rest: one ListCommands call (a page
+    per 50 commands); GetCommandInvocation only for a command that is not a one-host Success."""
+    if not claimed:
+        return {}, {}
+    latest = latest_finished(commands_for(ssm, instance_id, document), roots)
+    reported = {
+        fs: (invocation(ssm, command, instance_id)["Status"], path)
+        for fs, (command, path) in latest.items()
+        if fs in claimed
+    }
+    return mounts_proven(claimed, reported)
