@@ -463,3 +463,31 @@ def test_when_time_runs_out_it_stops_cleanly_and_says_where_and_how_to_go_on(tmp
     assert report["stopped"]["where"].startswith("examining hosts: stopped before host ")
     assert "invoke repair again" in report["stopped"]["how_to_go_on"]
     assert _changes(lambda_) == []
+
+
+def test_a_capacity_provider_group_is_examined_before_any_host_registered(tmp_path):
+    lambda_ = make_lambda(tmp_path)
+    bus = EventBus(_app(), lambda_.invoke)
+    land = build_landscape(boto3.Session(region_name="us-east-1"))
+    never, _ = _host_in_service_before_the_tag(land, bus)
+    ecs = land.client("ecs")
+    ecs.deregister_container_instance(
+        cluster=land.cluster_name,
+        containerInstance=ecs.list_container_instances(cluster=land.cluster_name)["containerInstanceArns"][0],
+        force=True,
+    )
+    (group,) = land.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[land.group_name])[
+        "AutoScalingGroups"
+    ]
+    ecs.create_capacity_provider(
+        name="ecs-hosts", autoScalingGroupProvider={"autoScalingGroupArn": group["AutoScalingGroupARN"]}
+    )
+    ecs.put_cluster_capacity_providers(
+        cluster=land.cluster_name, capacityProviders=["ecs-hosts"], defaultCapacityProviderStrategy=[]
+    )
+
+    report = lambda_.invoke("repair", {"cluster": land.cluster_name, "dry_run": True})
+
+    (item,) = report["instances"]
+    assert item["instance_id"] == never and item["container_instance"] is None
+    assert item["problems"] == ["never mounted"]

@@ -137,7 +137,7 @@ def app_resources() -> dict[str, Any]:
             # Functions that may schedule a retry learn the queue; the subscriber waits for it to exist.
             **{
                 function: {"Properties": {"Environment": {"Variables": {"RETRY_QUEUE_URL": {"Ref": "RetryQueue"}}}}}
-                for function in ("OnLaunch", "OnCommandStatus", "Sweeper")
+                for function in ("OnLaunch", "OnCommandStatus", "Sweeper", "Repair")
             },
             "OnRetry": {
                 "DependsOn": ["RetryQueue"],
