@@ -15,7 +15,7 @@ def test_bench_runs_end_to_end_and_its_correctness_figures_hold(tmp_path):
     out = tmp_path / "bench.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     command = [sys.executable, "-m", "bench.run", "--cold-runs", "1", "--hosts", "2", "--burst", "5"]
-    command += ["--task-definitions", "3", "--out", str(out)]
+    command += ["--task-definitions", "3", "--repair-hosts", "4", "--repair-services", "3", "--out", str(out)]
 
     subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
 
@@ -25,3 +25,10 @@ def test_bench_runs_end_to_end_and_its_correctness_figures_hold(tmp_path):
     assert figures["task_definitions"]["revisions_added"] == 3
     assert figures["per_host"]["per_host"]["continued"] == 2
     assert figures["package"]["deployment_zip_kib"] > 0
+    repair = figures["repair"]
+    assert repair["dry_run"]["summary"]["actions"] == repair["repair"]["summary"]["actions"] == 3
+    assert repair["second_run"]["summary"] == {"examined": 5, "with_problems": 0, "actions": 0, "errors": 0}
+    assert not any(
+        call.split(":")[1].startswith(("Create", "Put", "Send", "Register", "Update"))
+        for call in repair["dry_run"]["aws_calls_by_operation"]
+    )
