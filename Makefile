@@ -3,9 +3,11 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+LINT_VENV ?= .venv-lint
+LINT_STAMP := $(LINT_VENV)/.installed-$(shell cat requirements-lint.txt | cksum | cut -d' ' -f1)
 HOSTS ?= 3
 
-.PHONY: install test demo lint deploy-files package bench clean repair
+.PHONY: install test demo lint lint-templates deploy-files package bench clean repair
 
 install: $(STAMP)
 
@@ -15,17 +17,33 @@ $(STAMP): requirements.txt requirements-dev.txt
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+$(LINT_STAMP): requirements-lint.txt
+	test -x $(LINT_VENV)/bin/python || $(PYTHON) -m venv $(LINT_VENV)
+	$(LINT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-lint.txt
+	rm -f $(LINT_VENV)/.installed-*
+	touch $@
+
 test: install lint
 	$(PY) -m pytest
 
+# ruff (with its S security rules), then the templates.
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(MAKE) --no-print-directory lint-templates
+
+# cfn-lint and checkov over what is deployed: the packaged template `make package` writes, and the member
+# template. Findings that do not apply are skipped in the template itself, each with its reason
+# (tools/build_deploy.py). --skip-download: checkov stays offline.
+lint-templates: package $(LINT_STAMP)
+	$(LINT_VENV)/bin/cfn-lint build/package/sam.json deploy/member-account.json
+	$(LINT_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation \
+		-f build/package/sam.json -f deploy/member-account.json
 
 demo: install
 	$(PY) -m simulation.demo --hosts $(HOSTS)
 
-# Regenerate deploy/ after changing host/mount-efs.sh, the tag patterns or .chalice/policy.json.
+# Regenerate deploy/ after changing host/mount-efs.sh, the tag patterns or .chalice/policy*.json.
 deploy-files: install
 	$(PY) tools/build_deploy.py
 
@@ -38,7 +56,7 @@ package: install
 		$(VENV)/bin/chalice package --stage $${STAGE:-prod} --merge-template deploy/app-resources.json build/package
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .hypothesis
+	rm -rf $(VENV) $(LINT_VENV) build .pytest_cache .hypothesis
 
 # Benchmarks (not tests): cold start, per host, burst, task definitions, package. Writes build/bench.json.
 bench: install

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -463,21 +464,125 @@ def run_figures(report: dict[str, Any], meter: Meter, handler_seconds: float) ->
     }
 
 
-# --- 7. package -------------------------------------------------------------------------------
+# --- 7. package: size, and cold start as Lambda would load it --------------------------------
+
+# What a project needs for `chalice package` (tests, simulation and tooling are never packaged).
+PACKAGED_PARTS = ("app.py", "chalicelib", ".chalice", "deploy", "requirements.txt")
+SHIPPED_SDK = ("boto3", "botocore")
+UNPACK_TIMER = (
+    "import sys, time, zipfile; t = time.perf_counter(); "
+    "zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2]); print(time.perf_counter() - t)"
+)
+PACKAGED_IMPORT_TIMER = (
+    "import sys, time; t = time.perf_counter(); import app; elapsed = time.perf_counter() - t; "
+    "import botocore; print(elapsed, botocore.__file__)"
+)
 
 
-def package_size() -> dict[str, Any]:
+def build_package(project: Path, out: Path) -> Path:
     chalice = Path(sys.executable).parent / "chalice"
-    with tempfile.TemporaryDirectory() as out:
-        env = {
-            **os.environ,
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "RETRY_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/000000000000/efs-automount-retries",
+    env = {
+        **os.environ,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "RETRY_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/000000000000/efs-automount-retries",
+    }
+    command = [str(chalice), "package", "--stage", "prod", "--merge-template", "deploy/app-resources.json", str(out)]
+    subprocess.run(command, cwd=project, env=env, check=True, capture_output=True)
+    return out / "deployment.zip"
+
+
+def project_without_sdk(work: Path) -> Path:
+    """A copy of the project whose requirements.txt leaves boto3 and botocore to the Lambda runtime."""
+    import shutil
+
+    project = work / "project-without-sdk"
+    for part in PACKAGED_PARTS:
+        source = ROOT / part
+        if source.is_dir():
+            shutil.copytree(source, project / part, ignore=shutil.ignore_patterns("deployments", "__pycache__"))
+        else:
+            (project / part).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(source, project / part)
+    lines = (ROOT / "requirements.txt").read_text().splitlines()
+    kept = [line for line in lines if line.split("==")[0].strip().lower() not in SHIPPED_SDK]
+    (project / "requirements.txt").write_text("\n".join(kept) + "\n")
+    return project
+
+
+def package(runs: int) -> dict[str, Any]:
+    """The package as shipped (boto3 and botocore pinned in it) against one that takes them from the
+    runtime: size, the time to unpack it (Lambda unpacks the code on a cold start), and importing the
+    app from the unpacked package in a fresh interpreter, the package first on the path as in Lambda.
+    Without the SDK in the package, the venv's boto3 stands in for the runtime's."""
+    env = {**os.environ, **stage_environment(), "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        zips = {
+            "shipped": build_package(ROOT, work / "shipped"),
+            "without_sdk": build_package(project_without_sdk(work), work / "without-sdk"),
         }
-        command = [str(chalice), "package", "--stage", "prod", "--merge-template", "deploy/app-resources.json", out]
-        subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True)
-        size = (Path(out) / "deployment.zip").stat().st_size
-    return {"deployment_zip_kib": round(size / 1024, 1)}
+
+        def timed(code: str, *args: str, cwd: Path) -> list[str]:
+            run_env = {**env, "PYTHONPATH": str(cwd)}
+            out = subprocess.run(
+                [sys.executable, "-c", code, *args], cwd=cwd, env=run_env, capture_output=True, text=True, check=True
+            )
+            return out.stdout.split()
+
+        unpack: dict[str, list[float]] = {name: [] for name in zips}
+        imports: dict[str, list[float]] = {name: [] for name in zips}
+        precompiled: list[float] = []
+        botocore_from: dict[str, str] = {}
+        for index in range(runs):
+            # Alternate which goes first, so neither always meets a warmer file cache.
+            for name in sorted(zips, reverse=bool(index % 2)):
+                target = work / f"unpacked-{name}-{index}"
+                unpack[name].append(float(timed(UNPACK_TIMER, str(zips[name]), str(target), cwd=work)[0]))
+                seconds, botocore_file = timed(PACKAGED_IMPORT_TIMER, cwd=target)
+                imports[name].append(float(seconds))
+                botocore_from[name] = "package" if botocore_file.startswith(str(target)) else "runtime"
+            # The package holds no .pyc and Lambda's /var/task is read-only, so each cold start compiles
+            # what it imports; the runtime's own boto3 comes compiled. What compiling at package time
+            # would save:
+            target = work / f"unpacked-precompiled-{index}"
+            zipfile.ZipFile(zips["shipped"]).extractall(target)
+            subprocess.run(
+                [sys.executable, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash", str(target)],
+                check=True,
+                capture_output=True,
+            )
+            precompiled.append(float(timed(PACKAGED_IMPORT_TIMER, cwd=target)[0]))
+        sizes = {name: path.stat().st_size for name, path in zips.items()}
+        files = {name: len(zipfile.ZipFile(path).namelist()) for name, path in zips.items()}
+
+    def median_ms(values: list[float]) -> float:
+        return round(statistics.median(values) * 1000, 1)
+
+    return {
+        "deployment_zip_kib": round(sizes["shipped"] / 1024, 1),
+        "without_sdk_zip_kib": round(sizes["without_sdk"] / 1024, 1),
+        "zip_ratio": round(sizes["shipped"] / sizes["without_sdk"], 1),
+        "files": files,
+        "botocore_loaded_from": botocore_from,
+        "runs": runs,
+        "unpack_ms_median": {name: median_ms(values) for name, values in unpack.items()},
+        "import_app_ms_median": {name: median_ms(values) for name, values in imports.items()}
+        | {"shipped_precompiled": median_ms(precompiled)},
+        "import_ratio_shipped_to_without_sdk": round(
+            statistics.median(s / w for s, w in zip(imports["shipped"], imports["without_sdk"], strict=True)), 3
+        ),
+        "cold_ratio_shipped_to_without_sdk": round(
+            statistics.median(
+                (us + s) / (uw + w)
+                for us, s, uw, w in zip(
+                    unpack["shipped"], imports["shipped"], unpack["without_sdk"], imports["without_sdk"], strict=True
+                )
+            ),
+            3,
+        ),
+        "note": "unpacking stands in for Lambda fetching and unpacking the code, which grows with the "
+        "package; importing from the unpacked package is what the init phase pays",
+    }
 
 
 # --- running ----------------------------------------------------------------------------------
@@ -504,6 +609,7 @@ def patched_env(values: dict[str, str]) -> Iterator[None]:
 def table(results: dict[str, Any]) -> str:
     cold, host = results["cold_start"], results["per_host"]["per_host"]
     polling, burst_, tds = results["per_host"]["lambda_time_vs_polling"], results["burst"], results["task_definitions"]
+    pkg = results["package"]
 
     def verdict(ok: bool) -> str:
         return "meets" if ok else "MISSES"
@@ -532,7 +638,16 @@ def table(results: dict[str, Any]) -> str:
             "per rewrite",
         ),
         *repair_rows(results["repair"]),
-        ("package: deployment.zip", f"{results['package']['deployment_zip_kib']} KiB", ""),
+        (
+            "package: deployment.zip, shipped / without SDK",
+            f"{pkg['deployment_zip_kib']} / {pkg['without_sdk_zip_kib']} KiB",
+            f"{pkg['zip_ratio']}x",
+        ),
+        (
+            "package: unpack + import app, shipped / without SDK",
+            f"{pkg['cold_ratio_shipped_to_without_sdk']}x",
+            f"import alone {pkg['import_ratio_shipped_to_without_sdk']}x",
+        ),
     ]
     width = max(len(r[0]) for r in rows)
     return "\n".join(f"  {name:<{width}}  {value:>16}  {note}" for name, value, note in rows)
@@ -571,7 +686,7 @@ def main(argv: list[str] | None = None) -> int:
         ("task_definitions", lambda: task_definitions(args.task_definitions)),
         ("burst", lambda: burst(args.burst, throttle_share=0.2)),
         ("repair", lambda: repair_at_scale(args.repair_hosts, args.repair_services)),
-        ("package", package_size),
+        ("package", lambda: package(args.cold_runs)),
     ]
     for name, step in steps:
         started = time.perf_counter()

@@ -25,6 +25,10 @@ CLIENT_CONFIG = Config(
     read_timeout=30,
     user_agent_extra="efs-automount",
 )
+# Calls whose raw JSON body is kept next to what botocore parsed (ResponseMetadata["RawBody"]):
+# botocore drops keys its model does not know while parsing, and the task definition rewrite must
+# refuse rather than lose them.
+RAW_BODY_OPERATIONS = {"ecs": ("DescribeTaskDefinition",)}
 ROLE_SESSION_NAME = "efs-automount"
 ROLE_DURATION_SECONDS = 3600
 # Assume again this long before the credentials expire, so no call runs on expired ones.
@@ -61,11 +65,18 @@ class AwsAccess:
         client = self._clients.get(service)
         if client is None:
             client = self.session.client(service, region_name=self.region, config=CLIENT_CONFIG)
+            for operation in RAW_BODY_OPERATIONS.get(service, ()):
+                client.meta.events.register(f"after-call.{service}.{operation}", _keep_raw_body)
             self._clients[service] = client
         return client
 
     def fresh(self, now: float) -> bool:
         return self.expires_at is None or now < self.expires_at - REFRESH_MARGIN_SECONDS
+
+
+def _keep_raw_body(http_response: Any, parsed: Any, **_: Any) -> None:
+    if isinstance(parsed, dict) and http_response is not None and http_response.status_code < 300:
+        parsed.setdefault("ResponseMetadata", {})["RawBody"] = http_response.content
 
 
 def member_role_arn(account: str, role_name: str, partition: str = "aws") -> str:

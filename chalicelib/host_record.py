@@ -8,8 +8,11 @@ other's, so that in any interleaving at least one of them sees both.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from botocore.exceptions import ClientError
 
 from chalicelib.accounts import AwsAccess
 from chalicelib.aws_names import CLUSTER_ARN, CONTAINER_INSTANCE_ARN
@@ -24,6 +27,8 @@ CLUSTER_TAG = "efs-automount:ecs-cluster"
 CONTAINER_INSTANCE_TAG = "efs-automount:container-instance"
 GROUP_NAME_TAG = "aws:autoscaling:groupName"
 ATTRIBUTE_PREFIX = "efs-automount."
+# The cluster a host names in its mount summary (ECS_CLUSTER of /etc/ecs/ecs.config): a hint, checked with ECS.
+CLUSTER_NAME = re.compile(r"[A-Za-z0-9_-]{1,255}")
 # Container instance events come often; whether a group is tagged for EFS rarely changes.
 GROUP_CACHE_SECONDS = 300
 
@@ -93,6 +98,28 @@ def set_mount_attributes(ecs: Any, cluster_arn: str, container_instance_arn: str
             for fs, path in sorted(mounts.items())
         ],
     )
+
+
+def find_container_instance(ecs: Any, cluster: str, instance_id: str) -> str | None:
+    """The host's container instance in the cluster, as ECS reports it, or None when it has not registered
+    there. Only a container instance whose ec2InstanceId ECS reports equal to the host is believed."""
+    try:
+        arns = ecs.list_container_instances(cluster=cluster, filter=f"ec2InstanceId == {instance_id}")[
+            "containerInstanceArns"
+        ]
+        if not arns:
+            return None
+        described = ecs.describe_container_instances(cluster=cluster, containerInstances=arns[:100])
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("ClusterNotFoundException", "ClientException"):
+            return None
+        raise
+    for container_instance in described.get("containerInstances", []):
+        if container_instance.get("ec2InstanceId") == instance_id and CONTAINER_INSTANCE_ARN.fullmatch(
+            container_instance.get("containerInstanceArn", "")
+        ):
+            return container_instance["containerInstanceArn"]
+    return None
 
 
 class ContainerInstanceFlow:

@@ -4,14 +4,19 @@ Every entry point (launch event, command status event, retry message, sweeper) e
 `drive`, one step that reads where the host stands from AWS itself (its lifecycle state, our
 mount commands and their results) and moves it on: send the command, wait, retry, or decide.
 Nothing is remembered between steps but what AWS holds, so any step may run late, twice, out
-of order, or after a crash, and the host is still decided once, correctly.
+of order, or after a crash, and the host is still decided once, correctly. What a container
+remembers (launch activity starts, its own heartbeats, hosts already decided) only spares calls.
+
+How long a host has waited is measured from Auto Scaling's launch activity for it, read from AWS
+when the step needs it; an event's time, an EC2 launch time and a retry message's content never
+count (README: "Nothing lost").
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -19,7 +24,14 @@ from botocore.exceptions import ClientError
 from chalicelib.accounts import AwsAccess
 from chalicelib.events import LAUNCH_TRANSITION, CommandStatus, LaunchAction
 from chalicelib.groups import Group, Hook, describe_hook, describe_member, group_tags
-from chalicelib.host_record import HostRecord, read_host_record, record_mount, set_mount_attributes
+from chalicelib.host_record import (
+    CLUSTER_NAME,
+    HostRecord,
+    find_container_instance,
+    read_host_record,
+    record_mount,
+    set_mount_attributes,
+)
 from chalicelib.lifecycle_result import LifecycleResult
 from chalicelib.mount_spec import (
     FILE_SYSTEM_TAG,
@@ -39,9 +51,19 @@ from chalicelib.mount_targets import (
 )
 from chalicelib.observability import count, logger
 from chalicelib.retry_queue import RetryMessage, RetryQueue, retry_delay
-from chalicelib.script_result import ScriptResult, script_result_from_invocation
+from chalicelib.script_result import ScriptResult, parse_summary, script_result_from_invocation
 from chalicelib.settings import Settings
 from chalicelib.ttl_cache import TtlCache
+from chalicelib.wait_budget import (
+    MAX_GLOBAL_TIMEOUT_SECONDS,
+    deadline,
+    heartbeat_due,
+    implausible_time,
+    latest,
+    launch_starts,
+    over_budget,
+    wait_budget,
+)
 
 ALREADY_DECIDED = "No active Lifecycle Action found"
 # Mount targets and policies change rarely; a scale-out burst asks about the same file system many times.
@@ -50,8 +72,16 @@ HOOK_CACHE_SECONDS = 300
 # A burst launches many hosts of one group at once; a tag fixed by an operator applies within a minute.
 GROUP_TAG_CACHE_SECONDS = 60
 RUNNING_STATUSES = frozenset({"Pending", "InProgress", "Delayed", "Cancelling"})
-# Give up this long before AWS's global timeout would decide with the hook's default result.
-GLOBAL_TIMEOUT_MARGIN_SECONDS = 300
+# A launch activity's start never changes; a new launch of the same host (a warm pool reused) is read
+# afresh before any decision on it.
+ACTIVITY_CACHE_SECONDS = 3600
+# Pages of DescribeScalingActivities (100 each, newest first) searched for one host's launch.
+MAX_ACTIVITY_PAGES = 20
+# How long the sweeper passes over a host whose action it saw decided while another hook holds it. Not
+# longer: a warm pool may take the host back and launch it again, with a new action of ours.
+DECIDED_MEMORY_SECONDS = 300
+# Hosts a container remembers (its own heartbeats and looks, hosts already decided): bounds its memory.
+MAX_REMEMBERED_HOSTS = 10_000
 
 
 @dataclass(frozen=True)
@@ -62,13 +92,17 @@ class FileSystemAccess:
     requires_tls: bool
 
 
-@dataclass(frozen=True)
-class Waiting:
-    """How long a host has waited (epoch seconds) and how often it was tried; carried by retry messages."""
+HostKey = tuple[str, str, str]  # account, region, instance id
 
-    started_at: float
-    heartbeat_at: float
-    attempt: int = 0
+
+class HostMemory(dict[HostKey, float]):
+    """What this container saw of hosts (epoch seconds), at most MAX_REMEMBERED_HOSTS; forgetting only
+    costs a call."""
+
+    def remember(self, key: HostKey, moment: float) -> None:
+        if key not in self and len(self) >= MAX_REMEMBERED_HOSTS:
+            self.pop(next(iter(self)))
+        self[key] = moment
 
 
 def now() -> float:
@@ -78,16 +112,6 @@ def now() -> float:
 
 def error_code(exc: ClientError) -> str:
     return exc.response.get("Error", {}).get("Code", "")
-
-
-def heartbeat_due(now: float, last_heartbeat_at: float, hook: Hook) -> bool:
-    """Heartbeat at half the hook's heartbeat timeout, so a late Lambda still beats the deadline."""
-    return now - last_heartbeat_at >= hook.heartbeat_timeout / 2
-
-
-def wait_budget(hook: Hook, max_wait_seconds: int) -> float:
-    """How long a host may wait in all: our setting, but always short of the hook's global timeout."""
-    return min(max_wait_seconds, hook.global_timeout - GLOBAL_TIMEOUT_MARGIN_SECONDS)
 
 
 def retry_after_failure(result: ScriptResult, failed_attempts: int, max_attempts: int) -> bool:
@@ -141,6 +165,12 @@ class LifecycleFlow:
         self._hooks: TtlCache[Hook | None] = TtlCache(HOOK_CACHE_SECONDS)
         self._tags: TtlCache[dict[str, str]] = TtlCache(GROUP_TAG_CACHE_SECONDS)
         self._warned_no_queue = False
+        # Launch activity starts (AWS's), our own heartbeats, the last look, and hosts whose action is decided.
+        self._starts = HostMemory()
+        self._starts_read_at = HostMemory()
+        self._heartbeats = HostMemory()
+        self._looked_at = HostMemory()
+        self._decided = HostMemory()
 
     # --- entry points -------------------------------------------------------------------------
 
@@ -148,13 +178,16 @@ class LifecycleFlow:
         if action.into_warm_pool:
             # A warm-pool host is stopped before use; it mounts on the launch event that takes it out.
             return self._complete(aws, action.group_name, action.instance_id, LifecycleResult.CONTINUE)
-        current = self.clock()
-        started = min(action.time or current, current)
-        return self.drive(aws, action.group_name, action.instance_id, Waiting(started, started))
+        if action.time is not None:
+            # Replayed from an archive, or from a skewed clock: said, and never used either way.
+            why = implausible_time(action.time, self.clock(), MAX_GLOBAL_TIMEOUT_SECONDS)
+            if why is not None:
+                logger.warning("launch event time is implausible; ignored", event_time=action.time, reason=why)
+        return self.drive(aws, action.group_name, action.instance_id)
 
     def on_retry(self, message: RetryMessage, aws: AwsAccess) -> str:
-        waiting = Waiting(message.started_at, message.heartbeat_at, message.attempt)
-        return self.drive(aws, message.group_name, message.instance_id, waiting)
+        # A message only says "look at this host again": its group name and attempt are hints.
+        return self.drive(aws, message.group_name, message.instance_id, message.attempt)
 
     def on_command_status(self, status: CommandStatus, aws: AwsAccess) -> str:
         ssm = aws.client("ssm")
@@ -175,11 +208,11 @@ class LifecycleFlow:
             )
             return f"ignored: SSM says {confirmed}"
         if confirmed == "Success":
-            spec = _spec_from_parameters(command.get("Parameters", {}))
+            spec = _spec_from_parameters(command.get("Parameters", {}), self._settings.mount_roots)
             if spec is None:
                 logger.error("command parameters are not a valid mount; ignored", command_id=status.command_id)
                 return "ignored: parameters not a mount"
-            record = self._mounted(aws, status.instance_id, spec)
+            record = self._mounted(aws, status.instance_id, spec, command)
             if record.group_name is None:
                 return "mounted; host is not in an Auto Scaling group"
             return self._complete(aws, record.group_name, status.instance_id, LifecycleResult.CONTINUE)
@@ -187,7 +220,7 @@ class LifecycleFlow:
         if record.group_name is None:
             logger.error("mount failed on a host outside any Auto Scaling group", status=confirmed)
             return f"mount {confirmed}; host is not in an Auto Scaling group"
-        return self.drive(aws, record.group_name, status.instance_id, None)
+        return self.drive(aws, record.group_name, status.instance_id)
 
     # --- the step -----------------------------------------------------------------------------
 
@@ -196,11 +229,15 @@ class LifecycleFlow:
         aws: AwsAccess,
         group_name: str,
         instance_id: str,
-        waiting: Waiting | None,
+        attempt: int = 0,
         group: Group | None = None,
     ) -> str:
-        """Move a host in Pending:Wait on: send the mount, wait, retry, or decide. Safe to repeat."""
-        if group is not None:
+        """Move a host in Pending:Wait on: send the mount, wait, retry, or decide. Safe to repeat.
+
+        `group_name` is a hint (an event's or a message's): the group AWS reports for the host counts."""
+        key = (aws.account, aws.region, instance_id)
+        if group is not None:  # the sweeper's listing of the group: AWS's own view
+            group_name = group.name
             state, zone, tags = (
                 group.instance_states.get(instance_id),
                 group.instance_zones.get(instance_id, ""),
@@ -208,19 +245,23 @@ class LifecycleFlow:
             )
         else:
             member = describe_member(aws.client("autoscaling"), instance_id)
+            if member is not None and member.group_name != group_name:
+                logger.warning("host is in another group than named; going by AWS", named=group_name)
+            group_name = member.group_name if member else group_name
             state, zone = (member.lifecycle_state, member.zone) if member else (None, "")
-            tags = self._group_tags(aws, group_name) if member and member.group_name == group_name else {}
+            tags = self._group_tags(aws, group_name) if member else {}
         if state is None:
             logger.info("host is no longer in its group; its flow ends here", group=group_name)
             return "done: host gone"
         if state != "Pending:Wait":
             return f"done: host is {state}"
+        self._looked_at.remember(key, self.clock())
         hook = self._hook(aws, group_name)
         if hook is None:
             return f"ignored: group has no {self._settings.hook_name} hook"
         try:
             failure_result = failure_result_from_tags(tags, self._settings.on_failure)
-            spec = mount_spec_from_tags(tags)
+            spec = mount_spec_from_tags(tags, self._settings.mount_roots)
         except MountConfigError as exc:
             logger.error("group tag is invalid; no mount command sent", tag=exc.tag, reason=exc.reason)
             count("MountsFailed", Reason="invalid-tag")
@@ -237,11 +278,12 @@ class LifecycleFlow:
         latest = commands[-1] if commands else None
         if latest is not None and latest["Status"] == "Success":
             # The status event was lost or is late: the command's own record decides.
-            self._mounted(aws, instance_id, _spec_from_parameters(latest.get("Parameters", {})) or spec)
+            spec_run = _spec_from_parameters(latest.get("Parameters", {}), self._settings.mount_roots) or spec
+            self._mounted(aws, instance_id, spec_run, latest)
             return self._complete(aws, group_name, instance_id, LifecycleResult.CONTINUE)
         current = self.clock()
-        waiting = waiting or self.waiting_since_launch(aws, instance_id)
-        waiting = self._keep_alive(aws, group_name, instance_id, hook, waiting, current)
+        started = self.action_started(aws, group_name, instance_id, hook, commands)
+        self._keep_alive(aws, group_name, instance_id, hook, started, current)
         if latest is not None and latest["Status"] in RUNNING_STATUSES:
             return "waiting: mount command running"
 
@@ -264,16 +306,21 @@ class LifecycleFlow:
             retry_at = latest["RequestedDateTime"].timestamp() + retry_delay(failed)
             if current < retry_at:
                 logger.warning("mount failed transiently; retrying", exit_code=result.exit_code, attempts=failed)
-                return self._later(aws, group_name, instance_id, waiting, int(retry_at - current) + 1, "mount retry")
+                return self._later(aws, group_name, instance_id, attempt, int(retry_at - current) + 1, "mount retry")
 
-        if current - waiting.started_at > wait_budget(hook, self._settings.max_wait_seconds):
-            logger.error(
-                "host waited longer than its budget; deciding with the failure result",
-                waited_seconds=int(current - waiting.started_at),
-                result=failure_result.value,
-            )
-            count("MountsFailed", Reason="timeout")
-            return self._complete(aws, group_name, instance_id, failure_result)
+        budget = wait_budget(hook, self._settings.max_wait_seconds)
+        if over_budget(current, started, budget):
+            # Decide only on what AWS reports now: read the launch activity afresh (a cached start may
+            # belong to an earlier launch of a reused warm-pool host).
+            started = self.action_started(aws, group_name, instance_id, hook, commands, fresh=True)
+            if started is not None and over_budget(current, started, budget):
+                logger.error(
+                    "host waited longer than its budget; deciding with the failure result",
+                    waited_seconds=int(current - started),
+                    result=failure_result.value,
+                )
+                count("MountsFailed", Reason="timeout")
+                return self._complete(aws, group_name, instance_id, failure_result)
         try:
             file_system = self._file_system(aws, spec.file_system_id)
             ip = select_mount_target_ip(file_system.mount_targets, spec.file_system_id, zone)
@@ -283,12 +330,12 @@ class LifecycleFlow:
             return self._complete(aws, group_name, instance_id, failure_result)
         except MountTargetNotReady as exc:
             logger.warning("mount target not ready; waiting", reason=str(exc))
-            return self._later(aws, group_name, instance_id, waiting, retry_delay(waiting.attempt + 1), "mount target")
+            return self._later(aws, group_name, instance_id, attempt, retry_delay(attempt + 1), "mount target")
         if not _agent_online(ssm, instance_id):
-            logger.info("SSM agent not online yet; waiting", attempt=waiting.attempt + 1)
-            return self._later(aws, group_name, instance_id, waiting, retry_delay(waiting.attempt + 1), "agent")
+            logger.info("SSM agent not online yet; waiting", attempt=attempt + 1)
+            return self._later(aws, group_name, instance_id, attempt, retry_delay(attempt + 1), "agent")
         parameters = mount_command_parameters(spec, aws.region, ip, file_system.requires_tls)
-        return self._send(aws, group_name, instance_id, spec, parameters, failure_result, waiting)
+        return self._send(aws, group_name, instance_id, spec, parameters, failure_result, attempt)
 
     # --- pieces -------------------------------------------------------------------------------
 
@@ -300,7 +347,7 @@ class LifecycleFlow:
         spec: MountSpec,
         parameters: dict[str, list[str]],
         failure_result: LifecycleResult,
-        waiting: Waiting,
+        attempt: int,
     ) -> str:
         try:
             command = self._send_mount_command(aws, instance_id, spec, parameters, "at launch")
@@ -308,7 +355,7 @@ class LifecycleFlow:
             code = error_code(exc)
             if code == "InvalidInstanceId":
                 logger.info("SSM does not accept the host yet; waiting")
-                return self._later(aws, group_name, instance_id, waiting, retry_delay(waiting.attempt + 1), "agent")
+                return self._later(aws, group_name, instance_id, attempt, retry_delay(attempt + 1), "agent")
             if code in ("InvalidDocument", "InvalidParameters", "InvalidDocumentVersion"):
                 logger.error(
                     "mount document refused the command; deploy the document (README: Deploy)",
@@ -357,14 +404,19 @@ class LifecycleFlow:
         try:
             command = self._send_mount_command(aws, instance_id, spec, parameters, "by repair")
         except ClientError as exc:
-            if error_code(exc) in ("InvalidInstanceId", "InvalidDocument", "InvalidParameters"):
+            if error_code(exc) in (
+                "InvalidInstanceId",
+                "InvalidDocument",
+                "InvalidParameters",
+                "InvalidDocumentVersion",
+            ):
                 return f"not sent: {exc}"
             raise
         logger.info("mount command sent by repair", command_id=command.get("CommandId"), instance_id=instance_id)
         count("MountCommandsSent")
         return f"mount command sent: {command.get('CommandId')}"
 
-    def _mounted(self, aws: AwsAccess, instance_id: str, spec: MountSpec) -> HostRecord:
+    def _mounted(self, aws: AwsAccess, instance_id: str, spec: MountSpec, command: dict[str, Any]) -> HostRecord:
         """Record the confirmed mount on the host, set the attribute if it is registered; the host's record."""
         ec2 = aws.client("ec2")
         # Write the mount before reading the container instance: see host_record.
@@ -372,23 +424,54 @@ class LifecycleFlow:
         record = read_host_record(ec2, instance_id)
         count("MountsSucceeded")
         logger.info("mount confirmed", file_system_id=spec.file_system_id, mount_path=spec.mount_path)
+        mounts = {**record.mounts, spec.file_system_id: spec.mount_path}
         if record.cluster_arn and record.container_instance_arn:
-            mounts = {spec.file_system_id: spec.mount_path}
             set_mount_attributes(aws.client("ecs"), record.cluster_arn, record.container_instance_arn, mounts)
             logger.info("mount attribute set", cluster=record.cluster_arn)
+            return record
+        # The registration event may be lost (EventBridge does not promise delivery): ask ECS.
+        cluster = self._cluster_named_by_host(aws, instance_id, command)
+        if cluster:
+            ecs = aws.client("ecs")
+            container_instance = find_container_instance(ecs, cluster, instance_id)
+            if container_instance is not None:
+                set_mount_attributes(ecs, cluster, container_instance, mounts)
+                logger.info("mount attribute set; container instance found in ECS", cluster=cluster)
         return record
+
+    def _cluster_named_by_host(self, aws: AwsAccess, instance_id: str, command: dict[str, Any]) -> str | None:
+        """The cluster the host joined, from its mount summary (a hint: ECS confirms); None when it has none."""
+        try:
+            invocation = aws.client("ssm").get_command_invocation(
+                CommandId=command["CommandId"], InstanceId=instance_id
+            )
+        except ClientError as exc:
+            if error_code(exc) not in ("InvocationDoesNotExist", "InvalidCommandId"):
+                raise
+            return None
+        cluster = parse_summary(invocation.get("StandardOutputContent", "")).get("ecs_cluster")
+        if cluster == "":
+            return None  # no ECS configuration on the host: not an ECS host
+        if not isinstance(cluster, str) or not CLUSTER_NAME.fullmatch(cluster):
+            logger.info("mount summary names no valid ECS cluster; the registration event sets the attribute")
+            return None
+        return cluster
 
     def _complete(self, aws: AwsAccess, group_name: str, instance_id: str, result: LifecycleResult) -> str:
         completed = complete_lifecycle_action(
             aws.client("autoscaling"), self._settings.hook_name, group_name, instance_id, result
         )
+        self._decided.remember((aws.account, aws.region, instance_id), self.clock())
         return f"completed {result.value}" if completed else "already decided"
 
     def _keep_alive(
-        self, aws: AwsAccess, group_name: str, instance_id: str, hook: Hook, waiting: Waiting, current: float
-    ) -> Waiting:
-        if not heartbeat_due(current, waiting.heartbeat_at, hook):
-            return waiting
+        self, aws: AwsAccess, group_name: str, instance_id: str, hook: Hook, started: float | None, current: float
+    ) -> None:
+        """Heartbeat when due by what we know: the launch AWS reports and this container's own heartbeats.
+        Nothing a message says can skip one."""
+        key = (aws.account, aws.region, instance_id)
+        if not heartbeat_due(current, latest(started, self._heartbeats.get(key)), hook):
+            return
         try:
             aws.client("autoscaling").record_lifecycle_action_heartbeat(
                 LifecycleHookName=self._settings.hook_name, AutoScalingGroupName=group_name, InstanceId=instance_id
@@ -396,22 +479,18 @@ class LifecycleFlow:
         except ClientError as exc:
             if error_code(exc) != "ValidationError":
                 raise
-            return waiting  # decided meanwhile; the next step sees it
-        logger.info("lifecycle action heartbeat recorded", waited_seconds=int(current - waiting.started_at))
+            return  # decided meanwhile; the next step sees it
+        self._heartbeats.remember(key, current)
+        logger.info("lifecycle action heartbeat recorded")
         count("HeartbeatsRecorded")
-        return replace(waiting, heartbeat_at=current)
 
-    def _later(
-        self, aws: AwsAccess, group_name: str, instance_id: str, waiting: Waiting, delay: int, reason: str
-    ) -> str:
+    def _later(self, aws: AwsAccess, group_name: str, instance_id: str, attempt: int, delay: int, reason: str) -> str:
         message = RetryMessage(
             account=aws.account,
             region=aws.region,
             group_name=group_name,
             instance_id=instance_id,
-            attempt=waiting.attempt + 1,
-            started_at=waiting.started_at,
-            heartbeat_at=waiting.heartbeat_at,
+            attempt=attempt + 1,
         )
         if self._retry_queue.later(message, delay):
             count("RetriesQueued", Reason=reason)
@@ -421,13 +500,87 @@ class LifecycleFlow:
             self._warned_no_queue = True
         return f"waiting: {reason}, the sweeper retries"
 
-    def waiting_since_launch(self, aws: AwsAccess, instance_id: str) -> Waiting:
-        """For a host met without a retry message: it has waited since its launch."""
+    def action_started(
+        self,
+        aws: AwsAccess,
+        group_name: str,
+        instance_id: str,
+        hook: Hook,
+        commands: list[dict[str, Any]] | None = None,
+        fresh: bool = False,
+    ) -> float | None:
+        """When the host's wait began, as AWS reports it: the start of Auto Scaling's launch activity for it
+        (which precedes the lifecycle action, so the wait is never under-counted), else the time SSM
+        reports for our first mount command to it. None when neither is known or believable."""
+        key = (aws.account, aws.region, instance_id)
         current = self.clock()
-        reservations = aws.client("ec2").describe_instances(InstanceIds=[instance_id])["Reservations"]
-        launched = [i["LaunchTime"].timestamp() for r in reservations for i in r["Instances"] if "LaunchTime" in i]
-        started = min(launched[0], current) if launched else current
-        return Waiting(started, started)
+        cached = self._starts.get(key)
+        if fresh or cached is None or current - self._starts_read_at.get(key, 0) > ACTIVITY_CACHE_SECONDS:
+            self._read_launch_activities(aws, group_name, instance_id, hook, current)
+        start = self._starts.get(key)
+        if start is None and commands:
+            start = commands[0]["RequestedDateTime"].timestamp()
+        if start is None:
+            logger.warning("no launch activity found for the host; its wait cannot be measured")
+            count("WaitUnmeasured")
+            return None
+        why = implausible_time(start, current, hook.global_timeout)
+        if why is not None:
+            logger.warning("start of the host's wait is implausible; ignored", reason=why)
+            return None
+        return start
+
+    def _read_launch_activities(
+        self, aws: AwsAccess, group_name: str, instance_id: str, hook: Hook, current: float
+    ) -> None:
+        """Read the group's newest activities until the host's launch is found (remembering every launch
+        seen, for the other hosts of a burst), or they are older than any wait of it can be."""
+        pages = aws.client("autoscaling").get_paginator("describe_scaling_activities")
+        try:
+            for page in pages.paginate(
+                AutoScalingGroupName=group_name,
+                PaginationConfig={"PageSize": 100, "MaxItems": 100 * MAX_ACTIVITY_PAGES},
+            ):
+                activities = page.get("Activities", [])
+                for found, start in launch_starts(activities).items():
+                    self._starts.remember((aws.account, aws.region, found), start)
+                    self._starts_read_at.remember((aws.account, aws.region, found), current)
+                starts = [a["StartTime"].timestamp() for a in activities if "StartTime" in a]
+                if (
+                    instance_id in launch_starts(activities)
+                    or not starts
+                    or current - min(starts) > hook.global_timeout
+                ):
+                    return
+        except ClientError as exc:
+            if error_code(exc) not in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):
+                raise
+            logger.error(
+                "cannot read the group's scaling activities; deploy the member template again",
+                missing_permission="autoscaling:DescribeScalingActivities",
+                error=str(exc),
+            )
+
+    def known_decided(self, aws: AwsAccess, instance_id: str) -> bool:
+        """Whether this container saw our action for the host decided in the last few minutes (another hook
+        may still hold the host)."""
+        decided_at = self._decided.get((aws.account, aws.region, instance_id))
+        return decided_at is not None and self.clock() - decided_at < DECIDED_MEMORY_SECONDS
+
+    def sweep_deadline(
+        self, aws: AwsAccess, group_name: str, instance_id: str, current: float
+    ) -> tuple[float, float | None]:
+        """When the host must be looked at again, and when its wait began (None: unknown)."""
+        hook = self._hook(aws, group_name)
+        if hook is None:
+            return current, None
+        started = self.action_started(aws, group_name, instance_id, hook)
+        key = (aws.account, aws.region, instance_id)
+        budget = wait_budget(hook, self._settings.max_wait_seconds)
+        return deadline(current, started, self._heartbeats.get(key), hook, budget), started
+
+    def looked_at(self, aws: AwsAccess, instance_id: str) -> float | None:
+        return self._looked_at.get((aws.account, aws.region, instance_id))
 
     def _group_tags(self, aws: AwsAccess, group_name: str) -> dict[str, str]:
         return self._tags.get(
@@ -493,10 +646,10 @@ def _invocation(ssm: Any, command: dict[str, Any], instance_id: str) -> dict[str
     return ssm.get_command_invocation(CommandId=command["CommandId"], InstanceId=instance_id)
 
 
-def _spec_from_parameters(parameters: dict[str, list[str]]) -> MountSpec | None:
+def _spec_from_parameters(parameters: dict[str, list[str]], roots: tuple[str, ...]) -> MountSpec | None:
     """The mount a command asked for, read back from its parameters (None if they are not ours)."""
     try:
         tags = {FILE_SYSTEM_TAG: parameters["FileSystemId"][0], MOUNT_PATH_TAG: parameters["MountPath"][0]}
-        return mount_spec_from_tags(tags)
+        return mount_spec_from_tags(tags, roots)
     except (KeyError, IndexError, TypeError, MountConfigError):
         return None

@@ -2,13 +2,14 @@
 
 Pure functions over plain data. The patterns here are the only gate between a tag
 value and a root shell on the host, and the mount document repeats them as its
-parameters' allowedPattern (tools/build_mount_document.py).
+parameters' allowedPattern (tools/build_deploy.py). A mount path must lie strictly under
+one of MOUNT_ROOTS, the directories whoever deploys the app chose (contract, "Settings").
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from chalicelib.aws_names import REGION
@@ -25,11 +26,17 @@ ACCESS_POINT_ID = re.compile(r"^fsap-[0-9a-f]{17}$")
 IPV4_ADDRESS = re.compile(r"^(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)$")
 # 128 at most: the path is also the value of the ECS attribute, which allows no more.
 MOUNT_PATH = re.compile(r"^/[A-Za-z0-9._/-]{1,127}$")
-# Mounting over any of these would break the host, so no tag may ask for it.
-SYSTEM_PATHS = frozenset(
-    "/ /bin /boot /dev /etc /home /lib /lib64 /opt /proc /root /run /sbin /sys /tmp /usr /var "
-    "/var/lib /var/lib/docker /var/lib/ecs /var/log /var/run /var/cache /var/lib/containerd".split()
-)
+# A mount path component: the characters above, never '.' or '..' nor containing '..'. Written
+# without lookarounds, which not every regular expression engine (SSM's allowedPattern) has.
+PATH_COMPONENT = r"\.?[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?"
+MOUNT_ROOT = re.compile(rf"^(?:/{PATH_COMPONENT}){{1,16}}$")
+DEFAULT_MOUNT_ROOTS = ("/mnt", "/srv", "/data", "/efs", "/media")
+
+
+def mount_path_pattern(roots: Sequence[str]) -> str:
+    """A mount path strictly under one of `roots`, as far as a pattern can say it (not its length)."""
+    alternatives = "|".join(root.replace(".", r"\.") for root in roots)
+    return rf"^(?:{alternatives})(?:/{PATH_COMPONENT})+$"
 
 
 class MountConfigError(ValueError):
@@ -52,7 +59,7 @@ def default_mount_path(file_system_id: str) -> str:
     return f"/mnt/efs/{file_system_id}"
 
 
-def validate_mount_path(path: str, tag: str) -> str:
+def validate_mount_path(path: str, tag: str, roots: Sequence[str] = DEFAULT_MOUNT_ROOTS) -> str:
     if not MOUNT_PATH.fullmatch(path):
         raise MountConfigError(tag, f"{path[:80]!r} is not an absolute path of [A-Za-z0-9._/-] up to 128 characters")
     if ".." in path:
@@ -62,8 +69,10 @@ def validate_mount_path(path: str, tag: str) -> str:
         raise MountConfigError(tag, f"{path!r} is not in normal form; write {normalised!r}")
     if any(part in ("", ".") for part in path.split("/")[1:]):
         raise MountConfigError(tag, f"{path!r} has an empty or '.' component")
-    if path in SYSTEM_PATHS:
-        raise MountConfigError(tag, f"{path!r} is a system directory; mounting over it would break the host")
+    if not any(path.startswith(root + "/") for root in roots):
+        raise MountConfigError(
+            tag, f"{path!r} is not strictly under one of MOUNT_ROOTS ({', '.join(roots)}), set when the app is deployed"
+        )
     return path
 
 
@@ -84,13 +93,13 @@ def access_point_id_from_tags(tags: Mapping[str, str]) -> str | None:
     return access_point_id
 
 
-def mount_spec_from_tags(tags: Mapping[str, str]) -> MountSpec | None:
+def mount_spec_from_tags(tags: Mapping[str, str], roots: Sequence[str] = DEFAULT_MOUNT_ROOTS) -> MountSpec | None:
     """The mount a group asks for, None when it has no file system tag; raises MountConfigError."""
     file_system_id = file_system_id_from_tags(tags)
     if file_system_id is None:
         return None
     mount_path = tags.get(MOUNT_PATH_TAG) or default_mount_path(file_system_id)
-    validate_mount_path(mount_path, MOUNT_PATH_TAG)
+    validate_mount_path(mount_path, MOUNT_PATH_TAG, roots)
     return MountSpec(file_system_id, mount_path, access_point_id_from_tags(tags))
 
 

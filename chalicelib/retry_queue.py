@@ -24,17 +24,24 @@ def retry_delay(attempt: int) -> int:
     return min(FIRST_DELAY_SECONDS * 2 ** max(attempt - 1, 0), MAX_DELAY_SECONDS)
 
 
+# Attempts beyond this change nothing (the delay is at its longest); a larger number is not believed.
+MAX_ATTEMPT = 1000
+
+
 @dataclass(frozen=True)
 class RetryMessage:
-    """A waiting host, and how long it has been waiting (epoch seconds)."""
+    """ "Look at this host again": where it is, and hints (its group's name, how often it was tried).
+
+    Anyone allowed to send to the queue can write one, so nothing in it decides anything: the step
+    checks in AWS that the host waits under our hook, in the group AWS reports, before it acts. Times
+    are not carried; `started_at` and `heartbeat_at` of messages from earlier versions are ignored.
+    """
 
     account: str
     region: str
     group_name: str
     instance_id: str
     attempt: int
-    started_at: float
-    heartbeat_at: float
 
     @property
     def origin(self) -> EventOrigin:
@@ -55,13 +62,10 @@ class RetryMessage:
         for key, pattern in checks.items():
             if not isinstance(data.get(key), str) or not pattern.fullmatch(data[key]):
                 raise MalformedEvent(f"retry message {key} is missing or invalid")
-        numbers = {}
-        for key in ("attempt", "started_at", "heartbeat_at"):
-            value = data.get(key)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise MalformedEvent(f"retry message {key} is missing or not a non-negative number")
-            numbers[key] = value
-        return cls(**{k: data[k] for k in checks}, **numbers)  # type: ignore[arg-type]
+        attempt = data.get("attempt")
+        if isinstance(attempt, bool) or not isinstance(attempt, int) or not 0 <= attempt <= MAX_ATTEMPT:
+            raise MalformedEvent(f"retry message attempt is missing or not a whole number from 0 to {MAX_ATTEMPT}")
+        return cls(**{k: data[k] for k in checks}, attempt=attempt)
 
 
 class RetryQueue:

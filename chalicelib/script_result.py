@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SUMMARY_PREFIX = "efs-automount: "
-# Exit codes the script documents as permanent: bad input, a conflicting mount, no helper, unverifiable.
-PERMANENT_EXIT_CODES = frozenset({2, 3, 4, 5})
+# Exit codes the script documents as permanent: bad input, something else at the path, no helper,
+# unverifiable, a symlink on the way to the path.
+PERMANENT_EXIT_CODES = frozenset({2, 3, 4, 5, 6})
 
 
 @dataclass(frozen=True)

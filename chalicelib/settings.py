@@ -19,6 +19,7 @@ from chalicelib.aws_names import (
     TABLE_NAME,
 )
 from chalicelib.lifecycle_result import LifecycleResult
+from chalicelib.mount_spec import DEFAULT_MOUNT_ROOTS, MOUNT_ROOT
 
 DEFAULT_HOOK_NAME = "efs-automount"
 DEFAULT_MEMBER_ROLE_NAME = "efs-automount-member"
@@ -36,6 +37,8 @@ class Settings:
     member_role_name: str = DEFAULT_MEMBER_ROLE_NAME
     external_id: str | None = None
     on_failure: LifecycleResult = LifecycleResult.ABANDON
+    # Directories a mount path must lie strictly under (deploy-time; no tag can widen them).
+    mount_roots: tuple[str, ...] = DEFAULT_MOUNT_ROOTS
     mount_document: str = DEFAULT_MOUNT_DOCUMENT
     # Seconds SSM may take to deliver the command and the script may run.
     command_timeout_seconds: int = 600
@@ -96,6 +99,14 @@ class Settings:
                 raise SettingsError(f"{name}={value!r} is not valid: expected {low} to {high}")
             return int(value)
 
+        roots = tuple(dict.fromkeys(r.strip() for r in environ.get("MOUNT_ROOTS", "").split(",") if r.strip()))
+        bad_roots = [r for r in roots if not MOUNT_ROOT.fullmatch(r) or len(r) > 120]
+        if bad_roots:
+            raise SettingsError(
+                f"MOUNT_ROOTS has entries that are not normalized absolute directories other than '/' "
+                f"(components of [A-Za-z0-9._-], no '.' or '..', at most 120 characters): {bad_roots}"
+            )
+
         queue_url = environ.get("RETRY_QUEUE_URL", "").strip() or None
         if queue_url is not None and not QUEUE_URL.fullmatch(queue_url):
             raise SettingsError(f"RETRY_QUEUE_URL={queue_url!r} is not an SQS queue URL")
@@ -113,6 +124,7 @@ class Settings:
             member_role_name=text("MEMBER_ROLE_NAME", DEFAULT_MEMBER_ROLE_NAME, ROLE_NAME),
             external_id=external_id,
             on_failure=failure_result,
+            mount_roots=roots or DEFAULT_MOUNT_ROOTS,
             mount_document=text("MOUNT_DOCUMENT", DEFAULT_MOUNT_DOCUMENT, DOCUMENT_NAME),
             command_timeout_seconds=int(timeout),
             idempotency_table=table,

@@ -2,22 +2,33 @@
 
 A lost status event, a crashed invocation, or a retry with no queue to carry it leaves a host
 in Pending:Wait; the sweeper finds it in the own and trusted accounts and runs the same step
-as every event does. A run drives at most SWEEP_MAX_HOSTS hosts.
+as every event does. A run drives at most SWEEP_MAX_HOSTS hosts: the urgent ones first (nearest
+heartbeat or budget deadline), then the ones it looked at longest ago, so that hosts stuck for good
+cannot starve the others.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.accounts import AssumeRoleFailed, AwsAccounts
+from chalicelib.accounts import AssumeRoleFailed, AwsAccess, AwsAccounts
 from chalicelib.events import EventOrigin
-from chalicelib.groups import all_groups
+from chalicelib.groups import Group, all_groups
 from chalicelib.lifecycle import LifecycleFlow
 from chalicelib.observability import count, logger
 from chalicelib.settings import Settings
+from chalicelib.wait_budget import URGENT_WITHIN_SECONDS, SweepEntry, sweep_order
 
 # Hosts younger than this are left to their launch event, so the two never race to send a command.
 GRACE_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class Waiting:
+    aws: AwsAccess
+    group: Group
+    instance_id: str
 
 
 class Sweeper:
@@ -29,7 +40,40 @@ class Sweeper:
     def run(self) -> dict[str, Any]:
         now = self._flow.clock()
         report: dict[str, Any] = {"hosts": {}, "errors": [], "truncated": False}
-        left = self._settings.sweep_max_hosts
+        hosts: dict[tuple[str, str, str], Waiting] = {}
+        entries = []
+        for host in self._waiting_hosts(report):
+            key = (host.aws.account, host.aws.region, host.instance_id)
+            try:
+                due, started = self._flow.sweep_deadline(host.aws, host.group.name, host.instance_id, now)
+            except Exception as exc:  # noqa: BLE001 - an unreadable host is looked at, not skipped
+                logger.warning("sweeper could not time a host; looking at it now", reason=str(exc))
+                due, started = now, None
+            if started is not None and now - started < GRACE_SECONDS:
+                report["hosts"][host.instance_id] = "skipped: launched moments ago"
+                continue
+            hosts[key] = host
+            entries.append(SweepEntry(key, due, self._flow.looked_at(host.aws, host.instance_id)))
+        ordered = sweep_order(entries, now)
+        budget = self._settings.sweep_max_hosts
+        if len(ordered) > budget:
+            report["truncated"] = True
+            urgent = sum(1 for e in ordered if e.deadline - now <= URGENT_WITHIN_SECONDS)
+            if urgent > budget:
+                logger.error(
+                    "more hosts near their hook's timeout than SWEEP_MAX_HOSTS; raise it or set RETRY_QUEUE_URL",
+                    urgent=urgent,
+                    sweep_max_hosts=budget,
+                )
+                count("SweepOverloaded")
+        for entry in ordered[:budget]:
+            host = hosts[entry.key]
+            report["hosts"][host.instance_id] = self._drive(host)
+        return report
+
+    def _waiting_hosts(self, report: dict[str, Any]) -> list[Waiting]:
+        """Hosts in Pending:Wait in groups with our hook, except those whose action we already decided."""
+        found = []
         own = self._accounts.own_account()
         for account in [own, *sorted(self._settings.trusted_accounts - {own})]:
             for region in self._settings.sweep_regions:
@@ -45,21 +89,14 @@ class Sweeper:
                     # Hosts held by other hooks are none of ours, and cost no part of the budget.
                     if not waiting or not self._flow.has_our_hook(aws, group.name):
                         continue
-                    for instance_id in waiting:
-                        if left == 0:
-                            report["truncated"] = True
-                            return report
-                        left -= 1
-                        report["hosts"][instance_id] = self._drive(aws, group, instance_id, now)
-        return report
+                    found += [Waiting(aws, group, i) for i in waiting if not self._flow.known_decided(aws, i)]
+        return found
 
-    def _drive(self, aws: Any, group: Any, instance_id: str, now: float) -> str:
+    def _drive(self, host: Waiting) -> str:
+        aws, group, instance_id = host.aws, host.group, host.instance_id
         try:
-            waiting = self._flow.waiting_since_launch(aws, instance_id)
-            if now - waiting.started_at < GRACE_SECONDS:
-                return "skipped: launched moments ago"
             with logger.append_context_keys(account=aws.account, region=aws.region, instance_id=instance_id):
-                return self._flow.drive(aws, group.name, instance_id, waiting, group=group)
+                return self._flow.drive(aws, group.name, instance_id, group=group)
         except Exception as exc:  # one host's trouble must not stop the sweep of the others
             logger.exception("sweeper could not drive a host", instance_id=instance_id, group=group.name)
             count("SweepErrors")

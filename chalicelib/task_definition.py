@@ -1,20 +1,22 @@
 """How a task definition tagged for EFS changes: its tags read into a TaskMount, and the next revision built.
 
 Pure functions over plain data (the DescribeTaskDefinition response shape), so the rewrite
-is testable without AWS. The input fields come from botocore's model of
-RegisterTaskDefinition, so output-only fields are dropped and fields AWS adds later are
-carried over without a code change.
+is testable without AWS. The input fields come from the shipped botocore's model of
+RegisterTaskDefinition, so output-only fields are dropped; a field newer than that model is
+found by `unknown_fields` and refuses the rewrite instead of vanishing.
 """
 
 from __future__ import annotations
 
 import copy
+import posixpath
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.mount_spec import (
+    DEFAULT_MOUNT_ROOTS,
     MountConfigError,
     access_point_id_from_tags,
     default_mount_path,
@@ -61,6 +63,16 @@ class TaskMount:
         return {"type": "memberOf", "expression": f"attribute:efs-automount.{self.file_system_id} exists"}
 
 
+def same_path(first: str, second: str) -> bool:
+    """Two absolute paths name one directory: `/data/`, `/data//` and `/srv/../data` are all `/data`."""
+    return _normalized(first) == _normalized(second)
+
+
+def _normalized(path: str) -> str:
+    # normpath keeps a leading "//" (POSIX leaves it implementation-defined); Linux treats it as "/".
+    return posixpath.normpath("/" + path.lstrip("/")) if path.startswith("/") else posixpath.normpath(path)
+
+
 def tags_as_dict(tags: Iterable[Mapping[str, str]]) -> dict[str, str]:
     return {tag["key"]: tag["value"] for tag in tags}
 
@@ -74,8 +86,13 @@ def default_mode(definition: Mapping[str, Any]) -> str:
     return "host"
 
 
-def task_mount_from_tags(tags: Mapping[str, str], definition: Mapping[str, Any]) -> TaskMount | None:
-    """The mount a revision's tags ask for, None without the file system tag; raises MountConfigError."""
+def task_mount_from_tags(
+    tags: Mapping[str, str], definition: Mapping[str, Any], roots: Sequence[str] = DEFAULT_MOUNT_ROOTS
+) -> TaskMount | None:
+    """The mount a revision's tags ask for, None without the file system tag; raises MountConfigError.
+
+    The host path follows the group tag's rule (strictly under `roots`, MOUNT_ROOTS), in native mode
+    too: a later switch to host mode must not reach any other part of the host."""
     file_system_id = file_system_id_from_tags(tags)
     if file_system_id is None:
         return None
@@ -95,7 +112,7 @@ def task_mount_from_tags(tags: Mapping[str, str], definition: Mapping[str, Any])
     if mode not in ("host", "native"):
         raise MountConfigError(MODE_TAG, f"{mode[:20]!r} is neither host nor native")
     host_path = tags.get(HOST_PATH_TAG) or default_mount_path(file_system_id)
-    validate_mount_path(host_path, HOST_PATH_TAG)
+    validate_mount_path(host_path, HOST_PATH_TAG, roots)
     access_point_id = access_point_id_from_tags(tags)
     return TaskMount(
         file_system_id=file_system_id,
@@ -106,6 +123,45 @@ def task_mount_from_tags(tags: Mapping[str, str], definition: Mapping[str, Any])
         host_path=host_path,
         access_point_id=access_point_id,
     )
+
+
+def source_standing(source_arn: str, latest_arn: str, latest_tags: Mapping[str, str]) -> str:
+    """Where a tagged revision stands in its family, from the family's latest ACTIVE revision:
+
+    - "latest": the source is what deploying by family name runs, so it is rewritten;
+    - "rewritten": the latest is the app's rewrite of this very source (a repeated delivery);
+    - "superseded": anything else is newer (the user's own revision, tagged or not, or the app's
+      rewrite of a newer source); rewriting would make an older definition the latest.
+
+    One look at the latest revision decides, however long the family's history.
+    """
+    if latest_arn == source_arn:
+        return "latest"
+    if latest_tags.get(SOURCE_TAG) == source_arn:
+        return "rewritten"
+    return "superseded"
+
+
+def unknown_fields(raw: Any, parsed: Any, path: str = "") -> list[str]:
+    """Keys of a raw JSON response that botocore's parse dropped, because its model does not know them.
+
+    botocore keeps every modelled member and every map key, and leaves out nulls, so a non-null key
+    in `raw` without a counterpart in `parsed` is a field the shipped model would lose.
+    """
+    found: list[str] = []
+    if isinstance(raw, dict) and isinstance(parsed, dict):
+        for key, value in raw.items():
+            if value is None:
+                continue
+            where = f"{path}.{key}" if path else key
+            if key not in parsed:
+                found.append(where)
+            else:
+                found += unknown_fields(value, parsed[key], where)
+    elif isinstance(raw, list) and isinstance(parsed, list):
+        for index, (raw_item, parsed_item) in enumerate(zip(raw, parsed, strict=False)):
+            found += unknown_fields(raw_item, parsed_item, f"{path}[{index}]")
+    return found
 
 
 def _volume(mount: TaskMount) -> dict[str, Any]:
@@ -123,7 +179,7 @@ def mounts_file_system(definition: Mapping[str, Any], mount: TaskMount) -> bool:
         efs = volume.get("efsVolumeConfiguration") or {}
         host = volume.get("host") or {}
         if efs.get("fileSystemId") == mount.file_system_id or (
-            host.get("sourcePath") and host["sourcePath"] == mount.host_path
+            host.get("sourcePath") and same_path(host["sourcePath"], mount.host_path)
         ):
             return True
     return False
@@ -155,7 +211,7 @@ def rewrite_task_definition(
         if container.get("name") not in selected:
             continue
         points = list(container.get("mountPoints") or [])
-        taken = [p for p in points if p.get("containerPath") == mount.container_path]
+        taken = [p for p in points if same_path(p.get("containerPath") or "", mount.container_path)]
         if taken:
             name, volume = container.get("name"), taken[0].get("sourceVolume")
             raise TaskDefinitionClash(f"container {name} already mounts {volume} at {mount.container_path}")

@@ -1,13 +1,15 @@
 """The task definition flow: a revision tagged for EFS is registered; the next revision gets the mount.
 
-Exactly once per source revision: a revision that mounts the file system (ours included) is
-never rewritten, a later revision tagged with `efs-automount:source` = this ARN means it was
-already done, and with IDEMPOTENCY_TABLE set, Powertools idempotency closes the race between
-concurrent duplicate deliveries.
+Exactly once per source revision, for any history length: the family's latest ACTIVE revision
+decides (`source_standing`). The source is rewritten only while it is that latest; the app's
+rewrite of it being the latest means it was done; anything else newer means it was superseded, and
+rewriting it would roll the family back. With IDEMPOTENCY_TABLE set, Powertools idempotency closes
+the race between concurrent duplicate deliveries.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -25,12 +27,11 @@ from chalicelib.task_definition import (
     TaskDefinitionClash,
     mounts_file_system,
     rewrite_task_definition,
+    source_standing,
     tags_as_dict,
     task_mount_from_tags,
+    unknown_fields,
 )
-
-# How many revisions newer than the source are searched for an earlier rewrite of it.
-NEWER_REVISIONS_SEARCHED = 10
 
 
 @cache
@@ -42,12 +43,6 @@ def register_input_fields() -> frozenset[str]:
     return frozenset(model.operation_model("RegisterTaskDefinition").input_shape.members)
 
 
-def _revision(arn: str) -> tuple[str, int]:
-    family_revision = arn.rsplit("/", 1)[1]
-    family, revision = family_revision.rsplit(":", 1)
-    return family, int(revision)
-
-
 class TaskDefinitionFlow:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -56,13 +51,10 @@ class TaskDefinitionFlow:
 
     def on_registered(self, registered: TaskDefinitionRegistered, aws: AwsAccess, lambda_context: Any = None) -> str:
         ecs = aws.client("ecs")
-        try:
-            described = ecs.describe_task_definition(taskDefinition=registered.reference, include=["TAGS"])
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ClientException":
-                raise
+        described = _describe(ecs, registered.reference)
+        if described is None:
             # Deregistered (or never there) by the time the event arrived: nothing to rewrite.
-            logger.warning("task definition not found; ignored", reference=registered.reference, error=str(exc))
+            logger.warning("task definition not found; ignored", reference=registered.reference)
             return "ignored: task definition not found"
         definition, tags = described["taskDefinition"], described.get("tags") or []
         source_arn = definition["taskDefinitionArn"]
@@ -71,7 +63,7 @@ class TaskDefinitionFlow:
         if SOURCE_TAG in tag_map:
             return "ignored: a revision efs-automount registered"
         try:
-            mount = task_mount_from_tags(tag_map, definition)
+            mount = task_mount_from_tags(tag_map, definition, self._settings.mount_roots)
         except MountConfigError as exc:
             logger.error("task definition tag is invalid; no revision registered", tag=exc.tag, reason=exc.reason)
             count("TaskDefinitionsRejected", Reason="invalid-tag")
@@ -80,9 +72,32 @@ class TaskDefinitionFlow:
             return "ignored: not tagged for EFS"
         if mounts_file_system(definition, mount):
             return f"ignored: already mounts {mount.file_system_id}"
-        earlier = self._earlier_rewrite(ecs, source_arn)
-        if earlier is not None:
-            return f"ignored: already rewritten as {earlier}"
+        if registered.reference == definition["family"]:
+            # Described by family name (CloudTrail left the ARN out): it is the latest already.
+            latest: tuple[str, dict[str, str]] | None = (source_arn, tag_map)
+        else:
+            latest = self._latest_of_family(ecs, definition["family"])
+        if latest is None:
+            logger.warning("the family has no active revision; no revision registered")
+            return "ignored: the family has no active revision"
+        standing = source_standing(source_arn, *latest)
+        if standing == "rewritten":
+            return f"ignored: already rewritten as {latest[0]}"
+        if standing == "superseded":
+            logger.warning(
+                "task definition superseded by a newer revision of its family; not rewritten, repair reports it",
+                superseded_by=latest[0],
+            )
+            count("TaskDefinitionsRejected", Reason="superseded")
+            return f"ignored: superseded by {latest[0]}"
+        unknown = unknown_fields(_raw_body(described), described)
+        if unknown:
+            logger.error(
+                "DescribeTaskDefinition returned fields the shipped botocore does not know; no revision registered",
+                unknown_fields=unknown,
+            )
+            count("TaskDefinitionsRejected", Reason="unknown-field")
+            return f"rejected: this botocore does not know {', '.join(unknown)}"
         try:
             request = rewrite_task_definition(definition, tags, mount, register_input_fields())
         except TaskDefinitionClash as exc:
@@ -94,26 +109,51 @@ class TaskDefinitionFlow:
             return "ignored: a concurrent delivery is registering it"
         if not registered_here:
             return "ignored: already registered by another delivery"
+        overtaken_by = self._released_meanwhile(ecs, source_arn, new_arn)
+        if overtaken_by is not None:
+            # ECS has no conditional registration: undo, so the release is the family's latest again.
+            ecs.deregister_task_definition(taskDefinition=new_arn)
+            logger.warning(
+                "task definition superseded while its rewrite was registered; the rewrite was deregistered",
+                superseded_by=overtaken_by,
+                deregistered=new_arn,
+            )
+            count("TaskDefinitionsRejected", Reason="superseded")
+            return f"ignored: superseded by {overtaken_by} while registering; {new_arn.rsplit('/', 1)[1]} deregistered"
         logger.info("task definition rewritten", new_task_definition=new_arn, mode=mount.mode)
         count("TaskDefinitionsRewritten")
         self._follow_ups(aws, source_arn, new_arn)
         return f"registered {new_arn}"
 
-    def _earlier_rewrite(self, ecs: Any, source_arn: str) -> str | None:
-        """A newer revision of the family that was made from this one, if any."""
-        family, source_revision = _revision(source_arn)
-        newer = []
-        for page in ecs.get_paginator("list_task_definitions").paginate(familyPrefix=family, sort="DESC"):
-            for arn in page["taskDefinitionArns"]:
-                arn_family, revision = _revision(arn)
-                if arn_family == family and revision > source_revision:
-                    newer.append((revision, arn))
-            if len(newer) >= NEWER_REVISIONS_SEARCHED:
-                break
-        for _, arn in sorted(newer, reverse=True)[:NEWER_REVISIONS_SEARCHED]:
-            tags = ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"]).get("tags") or []
-            if tags_as_dict(tags).get(SOURCE_TAG) == source_arn:
-                return arn
+    def _latest_of_family(self, ecs: Any, family: str) -> tuple[str, dict[str, str]] | None:
+        """The family's latest ACTIVE revision (what deploying by family name runs) and its tags."""
+        # The bare family name asks ECS for exactly that family's latest ACTIVE revision: no listing,
+        # no prefix match on other families, and INACTIVE revisions never count.
+        described = _describe(ecs, family)
+        if described is None:
+            return None
+        return described["taskDefinition"]["taskDefinitionArn"], tags_as_dict(described.get("tags") or [])
+
+    def _released_meanwhile(self, ecs: Any, source_arn: str, new_arn: str) -> str | None:
+        """An ACTIVE revision registered between the source and its rewrite that is not a rewrite of
+        the same source: a release the rewrite would roll back. No call when the rewrite's revision
+        directly follows the source's, as it almost always does."""
+        family, source_revision = revision_of(source_arn)
+        _, new_revision = revision_of(new_arn)
+        if new_revision == source_revision + 1:
+            return None
+        paginator = ecs.get_paginator("list_task_definitions")
+        for page in paginator.paginate(familyPrefix=family, status="ACTIVE", sort="DESC"):
+            revisions = [revision_of(arn) + (arn,) for arn in page["taskDefinitionArns"]]
+            for arn_family, revision, arn in revisions:
+                if arn_family != family or not source_revision < revision < new_revision:
+                    continue
+                between = _describe(ecs, arn)
+                tags = tags_as_dict((between or {}).get("tags") or [])
+                if between is not None and tags.get(SOURCE_TAG) != source_arn:
+                    return arn
+            if any(revision <= source_revision for _, revision, _ in revisions):
+                break  # newest first: the rest is older than the source
         return None
 
     def _register(
@@ -173,6 +213,31 @@ class TaskDefinitionFlow:
         if self._settings.deregister_source:
             ecs.deregister_task_definition(taskDefinition=source_arn)
             logger.info("source task definition deregistered")
+
+
+def revision_of(arn: str) -> tuple[str, int]:
+    """(family, revision) of a task definition ARN."""
+    family, revision = arn.rsplit("/", 1)[1].rsplit(":", 1)
+    return family, int(revision)
+
+
+def _describe(ecs: Any, reference: str) -> dict[str, Any] | None:
+    """DescribeTaskDefinition with tags; None when ECS has no such (describable) revision."""
+    try:
+        return ecs.describe_task_definition(taskDefinition=reference, include=["TAGS"])
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ClientException":
+            raise
+        return None
+
+
+def _raw_body(described: dict[str, Any]) -> Any:
+    body = (described.get("ResponseMetadata") or {}).get("RawBody")
+    if body is None:
+        # Only a client made outside chalicelib.accounts lacks it; without it nothing proves that no
+        # field is lost, so the rewrite fails rather than trusting the parse.
+        raise RuntimeError("DescribeTaskDefinition's raw body was not kept: use AwsAccess.client('ecs')")
+    return json.loads(body)
 
 
 def services_running(ecs: Any, task_definition_arn: str) -> list[tuple[str, str]]:

@@ -11,25 +11,37 @@
 # NFS client with EFS's recommended options. An access point needs efs-utils (TLS and IAM),
 # and so does RequireTls: there is no plain NFS fallback for either.
 #
+# Anyone who can write to the file system can plant names on it, so the script never opens a
+# name there that it did not just create exclusively; it never follows a symlink on the way to
+# the mount path; and it changes no fstab line that does not carry its mark (x-efs-automount).
+#
 # Exit codes (README: "The mount script"):
 #   0  mounted, or already mounted
-#   2  invalid input                                              permanent
-#   3  another file system is mounted at the path, or fstab
-#      mounts something else there; nothing is unmounted          permanent
-#   4  no usable mount helper                                     permanent
-#   5  mounted, but the mount does not verify (source, type,
-#      write/read probe)                                          permanent
+#   2  invalid input, or a path outside MOUNT_ROOTS                 permanent
+#   3  something else is at the path: another mount, another's
+#      fstab line, a non-empty directory or a file; nothing is
+#      unmounted, removed or changed                                 permanent
+#   4  no usable mount helper                                       permanent
+#   5  mounted, but the mount does not verify (not this file
+#      system's server, type, write/read probe)                      permanent
+#   6  the mount path leads through a symlink                       permanent
 #   75 the name does not resolve and no IP was given, or the
-#      mount failed or timed out                                  transient
+#      mount failed or timed out                                    transient
 # The last line of output is one JSON summary the Lambda logs.
 set -euo pipefail
 umask 022
 
-readonly EXIT_INVALID=2 EXIT_CONFLICT=3 EXIT_NO_HELPER=4 EXIT_UNVERIFIED=5 EXIT_TRANSIENT=75
-readonly FSTAB=/etc/fstab EFS_STATE_DIR=/var/run/efs LOCK_FILE=/run/lock/efs-automount.lock
+readonly EXIT_INVALID=2 EXIT_CONFLICT=3 EXIT_NO_HELPER=4 EXIT_UNVERIFIED=5 EXIT_SYMLINK=6 EXIT_TRANSIENT=75
+# /run is writable by root alone (/run/lock is world-writable on some distributions).
+readonly FSTAB=/etc/fstab EFS_STATE_DIR=/var/run/efs RUN_DIR=/run/efs-automount ECS_CONFIG=/etc/ecs/ecs.config
+# mount(8), X-* and x-*: userspace comments, sent neither to the mount.<type> helper nor to
+# mount(2) (x- ones are also kept in libmount's utab). A line is ours only if it carries this.
+readonly FSTAB_MARK=x-efs-automount
 readonly NFS_OPTIONS="nfsvers=4.1,rsize=1048576,wsize=1048576,hard,timeo=600,retrans=2,noresvport,_netdev"
 readonly MOUNT_TIMEOUT_SECONDS=90 INSTALL_TIMEOUT_SECONDS=180
-readonly SYSTEM_PATHS="/bin|/boot|/dev|/etc|/home|/lib|/lib64|/opt|/proc|/root|/run|/sbin|/sys|/tmp|/usr|/var|/var/lib|/var/lib/docker|/var/lib/ecs|/var/log|/var/run|/var/cache|/var/lib/containerd"
+# Directories a mount path must lie strictly under (MOUNT_ROOTS, chosen when the app is deployed).
+# tools/build_deploy.py writes the deployed roots over this line in the mount document.
+readonly MOUNT_ROOTS=/mnt,/srv,/data,/efs,/media
 
 fs_id="${SSM_FileSystemId-}"
 mount_path="${SSM_MountPath-}"
@@ -44,14 +56,15 @@ resolved_name=""
 fs_type="" source="" options=""
 source_used=""
 changed=false
+ecs_cluster=""
 
 log() { echo "efs-automount: $*" >&2; }
 
 summary() {
   # Only validated values or fixed words reach here; anything else is masked.
-  printf 'efs-automount: {"status":"%s","exit_code":%d,"file_system_id":"%s","mount_path":"%s","helper":"%s","source":"%s","changed":%s,"message":"%s"}\n' \
+  printf 'efs-automount: {"status":"%s","exit_code":%d,"file_system_id":"%s","mount_path":"%s","helper":"%s","source":"%s","changed":%s,"ecs_cluster":"%s","message":"%s"}\n' \
     "$1" "$2" "${fs_id//[^A-Za-z0-9-]/?}" "${mount_path//[^A-Za-z0-9._\/-]/?}" "$helper" \
-    "${source_used//[^A-Za-z0-9.:\/-]/?}" "$changed" "${3//[^A-Za-z0-9 ,.:\/()=_-]/?}"
+    "${source_used//[^A-Za-z0-9.:\/-]/?}" "$changed" "${ecs_cluster//[^A-Za-z0-9_-]/?}" "${3//[^A-Za-z0-9 ,.:\/()=_-]/?}"
 }
 
 fail() {
@@ -60,15 +73,23 @@ fail() {
   exit "$1"
 }
 
-validate() {
-  [[ $fs_id =~ ^fs-([0-9a-f]{8}|[0-9a-f]{17})$ ]] || fail "$EXIT_INVALID" "FileSystemId is not fs- and 8 or 17 hex digits"
+# The same rule as the Lambda's (chalicelib/mount_spec.py): normalized, and strictly under a root.
+check_mount_path() {
+  local root roots
   [[ $mount_path =~ ^/[A-Za-z0-9._/-]{1,127}$ ]] ||
     fail "$EXIT_INVALID" "MountPath is not an absolute path of [A-Za-z0-9._/-] up to 128 characters"
   [[ $mount_path != *..* && $mount_path != */ && $mount_path != *//* && $mount_path != */./* && $mount_path != */. ]] ||
     fail "$EXIT_INVALID" "MountPath is not in normal form"
-  if [[ "|$SYSTEM_PATHS|" == *"|$mount_path|"* ]]; then
-    fail "$EXIT_INVALID" "MountPath is a system directory"
-  fi
+  IFS=, read -r -a roots <<<"$MOUNT_ROOTS"
+  for root in "${roots[@]}"; do
+    [[ $mount_path != "$root"/* ]] || return 0
+  done
+  fail "$EXIT_INVALID" "MountPath is not strictly under one of MOUNT_ROOTS (${MOUNT_ROOTS//,/, })"
+}
+
+validate() {
+  [[ $fs_id =~ ^fs-([0-9a-f]{8}|[0-9a-f]{17})$ ]] || fail "$EXIT_INVALID" "FileSystemId is not fs- and 8 or 17 hex digits"
+  check_mount_path
   [[ $region =~ ^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$ ]] || fail "$EXIT_INVALID" "Region is not an AWS region name"
   [[ -z $access_point || $access_point =~ ^fsap-[0-9a-f]{17}$ ]] ||
     fail "$EXIT_INVALID" "AccessPointId is not fsap- and 17 hex digits"
@@ -157,78 +178,217 @@ plan_mount() {
   source_used=$source
 }
 
-# Is the source currently mounted at the path this file system? (TLS mounts show 127.0.0.1.)
-is_our_source() {
-  local current=$1 state_name
-  case "$current" in
-    "$(dns_name):/" | "$(dns_name):" | "${fs_id}:/" | "${fs_id}") return 0 ;;
+# What the kernel has mounted at the path: type, source and options (the top of a stack).
+mounted_at_path() { findmnt -n -r -o FSTYPE,SOURCE,OPTIONS --mountpoint "$mount_path" 2>/dev/null | tail -n 1; }
+
+# The value of option $1 in the comma-separated options $2, or nothing.
+mount_option() {
+  local option all_options
+  IFS=, read -r -a all_options <<<"$2"
+  for option in "${all_options[@]}"; do
+    if [[ $option == "$1="* ]]; then
+      printf '%s' "${option#*=}"
+      return 0
+    fi
+  done
+}
+
+# An address of this file system: the mount target IP the Lambda looked up, or what its name resolves to.
+is_file_system_address() {
+  [[ -n $1 ]] || return 1
+  [[ $1 != "$mount_target_ip" ]] || return 0
+  getent ahostsv4 "$(dns_name)" 2>/dev/null | awk -v addr="$1" '$1 == addr {found = 1} END {exit !found}'
+}
+
+# efs-utils' TLS tunnel for this path and port leads to this file system. efs-utils names its
+# state <fs-id>.<path with dots>.<port> and writes stunnel-config.<same> with
+# `connect = <dns name or mount target ip>:2049` (aws/efs-utils src/efs_utils_common/proxy.py).
+tunnel_is_this_file_system() {
+  local port=$1 name config connect
+  [[ $port =~ ^[0-9]{1,5}$ ]] || return 1
+  name="${mount_path#/}"
+  name="${fs_id}.${name//\//.}.${port}"
+  config="${EFS_STATE_DIR}/stunnel-config.${name}"
+  [[ -f ${EFS_STATE_DIR}/${name} && ! -L ${EFS_STATE_DIR}/${name} && -f $config && ! -L $config ]] || return 1
+  connect=$(awk -F ' *= *' '$1 == "connect" {value = $2} END {print value}' "$config")
+  [[ $connect == "$(dns_name):2049" || (-n $mount_target_ip && $connect == "${mount_target_ip}:2049") ]]
+}
+
+# Is what is mounted at the path this file system? A source string proves nothing (any mount can
+# be labelled fs-...:/), so the server address the kernel reached (addr=) must be this file
+# system's, or efs-utils' local tunnel for this path must lead to it.
+is_this_file_system() {
+  local fs_type_now source_now options_now
+  read -r fs_type_now source_now options_now <<<"$(mounted_at_path)"
+  [[ $fs_type_now == nfs4 ]] || return 1
+  case "$source_now" in
+    "$(dns_name):/" | "${mount_target_ip:-unset}:/")
+      is_file_system_address "$(mount_option addr "$options_now")"
+      ;;
+    127.0.0.1:/)
+      [[ $(mount_option addr "$options_now") == 127.0.0.1 ]] &&
+        tunnel_is_this_file_system "$(mount_option port "$options_now")"
+      ;;
+    *) return 1 ;;
   esac
-  if [[ -n $mount_target_ip && $current == "${mount_target_ip}:/" ]]; then
-    return 0
-  fi
-  if [[ $current == 127.0.0.1:/ ]]; then
-    state_name="${fs_id}.$(printf '%s' "${mount_path#/}" | tr / .)."
-    compgen -G "${EFS_STATE_DIR}/${state_name}*" >/dev/null
-    return
-  fi
-  return 1
 }
 
 current_source() { findmnt -n -o SOURCE --mountpoint "$mount_path" 2>/dev/null | tail -n 1; }
-current_type() { findmnt -n -o FSTYPE --mountpoint "$mount_path" 2>/dev/null | tail -n 1; }
+
+# --- the mount path -----------------------------------------------------------------------
+
+# Every component from / must be a directory, never a symlink: mkdir -p and mount follow one and
+# would put the file system wherever it points. With $1 = create, missing components are made
+# one at a time and checked again (a symlink could appear between the check and mkdir).
+walk_mount_path() {
+  local create=${1-} current="" part parts
+  IFS=/ read -r -a parts <<<"${mount_path#/}"
+  for part in "${parts[@]}"; do
+    current+="/$part"
+    [[ ! -L $current ]] || fail "$EXIT_SYMLINK" "the mount path leads through a symlink at $current"
+    if [[ ! -e $current ]]; then
+      [[ $create == create ]] || return 0
+      mkdir -- "$current" 2>/dev/null || true
+      [[ ! -L $current ]] || fail "$EXIT_SYMLINK" "the mount path leads through a symlink at $current"
+    fi
+    [[ -d $current ]] || fail "$EXIT_CONFLICT" "the mount path is not a directory at $current"
+  done
+  [[ $create != create || $(realpath -e -- "$mount_path") == "$mount_path" ]] ||
+    fail "$EXIT_SYMLINK" "the real path of the mount path differs from it (a symlink)"
+}
+
+# Before mounting: the path exists as a real, empty directory (mounting over files hides them).
+prepare_mount_path() {
+  walk_mount_path create
+  [[ -z $(ls -A -- "$mount_path") ]] ||
+    fail "$EXIT_CONFLICT" "the mount path is a directory that is not empty; nothing is mounted over it"
+}
 
 # --- fstab --------------------------------------------------------------------------------
 
-# Exactly one line for the path: ours replaces an older one of ours; another's is a conflict.
-ensure_fstab_line() {
-  local line="${source} ${mount_path} ${fs_type} ${options} 0 0" others ours new_fstab
-  others=$(awk -v path="$mount_path" -v fs="$fs_id" -v dns="$(dns_name)" -v ip="$mount_target_ip" '
-    $1 !~ /^#/ && $2 == path && !(index($1, fs ":") == 1 || index($1, dns ":") == 1 || (ip != "" && $1 == ip ":/"))
-  ' "$FSTAB")
-  [[ -z $others ]] || fail "$EXIT_CONFLICT" "fstab already mounts something else at the mount path"
-  ours=$(awk -v path="$mount_path" '$1 !~ /^#/ && $2 == path' "$FSTAB")
-  [[ $ours != "$line" ]] || return 0
+# Lines of fstab for the mount path (however the path is written), ours (with the mark) or theirs.
+fstab_lines_at_path() {
+  awk -v path="$mount_path" -v mark="$FSTAB_MARK" -v want="$1" '
+    function at_path(p) { gsub(/\/+/, "/", p); if (p != "/") sub(/\/$/, "", p); return p == path }
+    function marked(o,   n, i, a) { n = split(o, a, ","); for (i = 1; i <= n; i++) if (a[i] == mark) return 1; return 0 }
+    $1 !~ /^#/ && NF >= 2 && at_path($2) && (marked($4) ? "ours" : "theirs") == want
+  ' "$FSTAB"
+}
+
+option_set() { tr , '\n' <<<"$1" | sed '/^$/d' | sort -u | tr '\n' ,; }
+
+# Does the fstab line $1 mount exactly what is asked: the same source, type and options?
+mounts_what_is_asked() {
+  local line_source line_type line_options
+  read -r line_source _ line_type line_options _ <<<"$1"
+  [[ $line_source == "$source" && $line_type == "$fs_type" ]] &&
+    [[ $(option_set "$line_options") == "$(option_set "$options")" ]]
+}
+
+# Rewrites fstab without our lines at the path, plus $1 when given. Written in place, so the
+# file keeps its owner, mode and SELinux label; the copy is made with mktemp (O_EXCL).
+rewrite_fstab() {
+  local new_fstab
   new_fstab=$(mktemp)
-  awk -v path="$mount_path" '!($1 !~ /^#/ && $2 == path)' "$FSTAB" >"$new_fstab"
-  printf '%s\n' "$line" >>"$new_fstab"
-  # Written in place, so the file keeps its owner, mode and SELinux label.
+  awk -v path="$mount_path" -v mark="$FSTAB_MARK" '
+    function at_path(p) { gsub(/\/+/, "/", p); if (p != "/") sub(/\/$/, "", p); return p == path }
+    function marked(o,   n, i, a) { n = split(o, a, ","); for (i = 1; i <= n; i++) if (a[i] == mark) return 1; return 0 }
+    !($1 !~ /^#/ && NF >= 2 && at_path($2) && marked($4))
+  ' "$FSTAB" >"$new_fstab"
+  [[ -z ${1-} ]] || printf '%s\n' "$1" >>"$new_fstab"
   cat "$new_fstab" >"$FSTAB"
   rm -f "$new_fstab"
   changed=true
+}
+
+# Exactly one line for the path. A line is ours only by our mark: we replace ours when what is
+# asked changed. Anyone else's line stays byte for byte; it is a conflict unless it already
+# mounts exactly what is asked (then it is the line, and ours goes). Lines older versions wrote
+# carry no mark: they are treated as anyone else's.
+ensure_fstab_line() {
+  local line="${source} ${mount_path} ${fs_type} ${options},${FSTAB_MARK} 0 0" theirs ours
+  theirs=$(fstab_lines_at_path theirs)
+  ours=$(fstab_lines_at_path ours)
+  if [[ -n $theirs ]]; then
+    if [[ $theirs != *$'\n'* ]] && mounts_what_is_asked "$theirs"; then
+      log "fstab: another line already mounts exactly this at the path; it is kept as it is"
+      [[ -z $ours ]] || rewrite_fstab
+      return 0
+    fi
+    fail "$EXIT_CONFLICT" "fstab has a line efs-automount did not write for the mount path that mounts something else; it is left as it is"
+  fi
+  [[ $ours != "$line" ]] || return 0
+  rewrite_fstab "$line"
   log "fstab: $line"
 }
 
 # --- verification -------------------------------------------------------------------------
 
-verify() {
-  local probe
-  mountpoint -q -- "$mount_path" || fail "$EXIT_TRANSIENT" "the mount did not appear at the mount path"
-  is_our_source "$(current_source)" || fail "$EXIT_UNVERIFIED" "the mounted source is not this file system"
-  [[ $(current_type) == nfs4 ]] || fail "$EXIT_UNVERIFIED" "the mounted file system is not NFSv4"
-  [[ $read_only == false ]] || return 0
-  probe="${mount_path}/.efs-automount-probe.$(hostname -s 2>/dev/null || echo host).$$"
-  if ! { printf '%s\n' "$fs_id" >"$probe" && [[ $(cat -- "$probe") == "$fs_id" ]]; }; then
-    rm -f -- "$probe" 2>/dev/null || true
-    fail "$EXIT_UNVERIFIED" "the write/read probe failed (check the access point and file system policy)"
-  fi
+# A write/read probe under a name no one could have planted: random, created exclusively (dd
+# conv=excl is O_CREAT|O_EXCL, which also refuses a symlink), read back without following a
+# symlink or blocking on a FIFO, and removed by that name only.
+probe_write_read() {
+  local probe token content
+  probe=$(mktemp -u -p "$mount_path" .efs-automount-probe.XXXXXXXXXXXX) || return 1
+  token="${fs_id}.${probe##*.}"
+  printf '%s\n' "$token" | dd of="$probe" conv=excl status=none 2>/dev/null || return 1
+  content=$(timeout 10 dd if="$probe" iflag=nofollow,nonblock bs=4096 count=1 status=none 2>/dev/null) || true
   rm -f -- "$probe"
+  [[ $content == "$token" ]]
+}
+
+verify() {
+  mountpoint -q -- "$mount_path" || fail "$EXIT_TRANSIENT" "the mount did not appear at the mount path"
+  is_this_file_system || fail "$EXIT_UNVERIFIED" "the mounted source is not this file system"
+  [[ $read_only == false ]] || return 0
+  probe_write_read || fail "$EXIT_UNVERIFIED" "the write/read probe failed (check the access point and file system policy)"
+}
+
+# The host's ECS cluster, a hint for finding its container instance: ECS_CLUSTER of the agent's
+# config, "default" when unset (as the agent does), "" without an ECS config or for a bad name.
+read_ecs_cluster() {
+  local line value=default
+  [[ -f $ECS_CONFIG ]] || return 0
+  while IFS= read -r line || [[ -n $line ]]; do
+    line=${line%$'\r'}
+    if [[ $line =~ ^[[:space:]]*ECS_CLUSTER=(.*)$ ]]; then
+      value=${BASH_REMATCH[1]}
+    fi
+  done <"$ECS_CONFIG"
+  value=${value#\"}
+  value=${value%\"}
+  [[ -n $value ]] || value=default
+  if [[ $value =~ ^[A-Za-z0-9_-]{1,255}$ ]]; then
+    ecs_cluster=$value
+  else
+    log "ECS_CLUSTER in $ECS_CONFIG is not a cluster name; not reported"
+  fi
+}
+
+# Two runs at once (a repeated event) must not both edit fstab or mount.
+take_lock() {
+  [[ -e $RUN_DIR ]] || mkdir -m 700 -- "$RUN_DIR" 2>/dev/null || true
+  [[ -d $RUN_DIR && ! -L $RUN_DIR && -O $RUN_DIR ]] ||
+    fail "$EXIT_TRANSIENT" "$RUN_DIR is not a directory of this user"
+  exec 9>>"$RUN_DIR/lock"
+  flock -w 120 9 || fail "$EXIT_TRANSIENT" "another efs-automount run holds the lock"
 }
 
 main() {
+  read_ecs_cluster
   validate
-  # Two runs at once (a repeated event) must not both edit fstab or mount.
-  mkdir -p "$(dirname "$LOCK_FILE")"
-  exec 9>"$LOCK_FILE"
-  flock -w 120 9 || fail "$EXIT_TRANSIENT" "another efs-automount run holds the lock"
-
-  if mountpoint -q -- "$mount_path" && ! is_our_source "$(current_source)"; then
-    fail "$EXIT_CONFLICT" "another file system is mounted at the mount path"
+  take_lock
+  # Before anything looks at the path: mountpoint and findmnt follow symlinks too.
+  walk_mount_path
+  if mountpoint -q -- "$mount_path"; then
+    is_this_file_system || fail "$EXIT_CONFLICT" "another file system is mounted at the mount path"
+  else
+    prepare_mount_path
   fi
   choose_helper
   resolve_target
   plan_mount "$resolved_name"
   ensure_fstab_line
-  mkdir -p -- "$mount_path"
   if mountpoint -q -- "$mount_path"; then
     source_used=$(current_source)
     log "already mounted at $mount_path"
@@ -242,4 +402,7 @@ main() {
   summary mounted 0 "mounted"
 }
 
-main "$@"
+# Run, unless sourced (the tests source it to check mount paths against the Lambda's rule).
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+  main "$@"
+fi

@@ -8,7 +8,10 @@ from collections.abc import Iterable
 from simulation import moto_gaps
 from simulation.landscape import Landscape
 
-SUMMARY = 'efs-automount: {{"status":"{status}","exit_code":{code},"file_system_id":"{fs}","mount_path":"{path}"}}'
+SUMMARY = (
+    'efs-automount: {{"status":"{status}","exit_code":{code},"file_system_id":"{fs}","mount_path":"{path}",'
+    '"ecs_cluster":"{cluster}"}}'
+)
 
 
 def boot_agents(land: Landscape, instance_ids: Iterable[str], ping_status: str = "Online") -> None:
@@ -51,6 +54,8 @@ def answer(
             code=code,
             fs=parameters.get("FileSystemId", [""])[0],
             path=json.dumps(parameters.get("MountPath", [""])[0])[1:-1],
+            # The cluster named by ECS_CLUSTER in the host's /etc/ecs/ecs.config (the landscape's user data).
+            cluster=land.cluster_name,
         )
         moto_gaps.finish_invocation(
             land.account, land.region, invocation["CommandId"], invocation["InstanceId"], status, code, output, emit

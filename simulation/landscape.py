@@ -50,7 +50,8 @@ def session_in_account(account: str, region: str = "us-east-1") -> boto3.Session
 
 
 def create_member_role(session: boto3.Session, app_account: str, external_id: str = "") -> str:
-    """The member role of deploy/member-account.json, trusting the app's account."""
+    """The member role of deploy/member-account.json. It trusts the app's account here: the app's moto
+    credentials are not a role (the real template trusts the app's roles only, tests/test_security_policy.py)."""
     template = json.loads((ROOT / "deploy" / "member-account.json").read_text())
     properties = template["Resources"]["MemberRole"]["Properties"]
     statement = dict(properties["AssumeRolePolicyDocument"]["Statement"][0])
@@ -63,13 +64,25 @@ def create_member_role(session: boto3.Session, app_account: str, external_id: st
         RoleName=properties["RoleName"],
         AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [statement]}),
     )
+    member_account = role["Role"]["Arn"].split(":")[4]
     for policy in properties["Policies"]:
         iam.put_role_policy(
             RoleName=properties["RoleName"],
             PolicyName=policy["PolicyName"],
-            PolicyDocument=json.dumps(policy["PolicyDocument"]),
+            PolicyDocument=json.dumps(_as_deployed(policy["PolicyDocument"], member_account)),
         )
     return role["Role"]["Arn"]
+
+
+def _as_deployed(value: Any, account: str) -> Any:
+    """The template's policy as CloudFormation deploys it: each Fn::Sub of an ARN resolved in the stack's account."""
+    if isinstance(value, dict) and set(value) == {"Fn::Sub"}:
+        return value["Fn::Sub"].replace("${AWS::Partition}", "aws").replace("${AWS::AccountId}", account)
+    if isinstance(value, dict):
+        return {key: _as_deployed(item, account) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_as_deployed(item, account) for item in value]
+    return value
 
 
 def create_mount_document(ssm: Any, name: str = "efs-automount-mount") -> None:

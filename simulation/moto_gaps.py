@@ -15,7 +15,13 @@ the ThreadedMotoServer of the demo behave alike:
   `EC2 Command Invocation Status-change Notification`; ListCommandInvocations exists.
 - STS: AssumeRole needs the role to exist and its trust policy's sts:ExternalId to match.
 - ECS: RegisterContainerInstance emits an `ECS Container Instance State Change` event, and
-  RegisterTaskDefinition the `AWS API Call via CloudTrail` event a trail would.
+  RegisterTaskDefinition the `AWS API Call via CloudTrail` event a trail would;
+  ListContainerInstances honours the `ec2InstanceId == i-...` filter.
+- Auto Scaling keeps a scaling activity per launch (DescribeScalingActivities, newest first,
+  paginated), a lifecycle action times out into the hook's DefaultResult (`expire_actions`),
+  and a host can be made to leave a warm pool (`leave_warm_pool`).
+
+Time in this world is `WORLD.clock` (real time, or a test's clock that lets hours pass).
 
 Events AWS would put on the default event bus are appended to `WORLD.outbox`.
 """
@@ -26,8 +32,10 @@ import datetime
 import json
 import re
 import threading
+import time
 import urllib.parse
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +44,9 @@ from moto.autoscaling.exceptions import ValidationError as AsgValidationError
 from moto.autoscaling.responses import AutoScalingResponse
 from moto.core.exceptions import ServiceException
 from moto.core.responses import ActionResult, EmptyResult
+from moto.ecs import exceptions as ecs_exceptions
 from moto.ecs import models as ecs_models
+from moto.ecs.responses import EC2ContainerServiceResponse
 from moto.iam.models import iam_backends
 from moto.ssm import models as ssm_models
 from moto.ssm.responses import SimpleSystemManagerResponse
@@ -58,6 +68,11 @@ class PendingAction:
     group_name: str
     instance_id: str
     heartbeats: int = 0
+    # WORLD.clock times: when the action began and when it was last heartbeated, for expire_actions.
+    started_at: float = 0.0
+    heartbeat_at: float = 0.0
+    heartbeat_timeout: int = 3600
+    default_result: str = "ABANDON"
 
 
 @dataclass
@@ -70,10 +85,18 @@ class World:
     outbox: list[dict[str, Any]] = field(default_factory=list)
     # Every lifecycle action completed, in order: (account, region, instance id, result).
     completions: list[tuple[str, str, str, str]] = field(default_factory=list)
+    # Actions the hook's timeout decided (nobody completed them in time): (account, region, instance id).
+    timed_out: list[tuple[str, str, str]] = field(default_factory=list)
+    # Scaling activities per (account, region), oldest first, as DescribeScalingActivities reports them.
+    activities: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+    clock: Callable[[], float] = time.time
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def reset(self) -> None:
         with self.lock:
+            self.clock = time.time
+            self.timed_out.clear()
+            self.activities.clear()
             self.actions.clear()
             self.decided.clear()
             self.agents.clear()
@@ -146,8 +169,19 @@ def _replace_instances(original: Any) -> Any:
             if state.instance.id in before:
                 continue
             state.lifecycle_state = "Pending:Wait"
+            now = WORLD.clock()
+            _record_activity(backend, self.name, f"Launching a new EC2 instance: {state.instance.id}", now)
             for hook in hooks:
-                action = PendingAction(str(uuid.uuid4()), hook.name, self.name, state.instance.id)
+                action = PendingAction(
+                    str(uuid.uuid4()),
+                    hook.name,
+                    self.name,
+                    state.instance.id,
+                    started_at=now,
+                    heartbeat_at=now,
+                    heartbeat_timeout=int(hook.heartbeat_timeout or 3600),
+                    default_result=hook.default_result or "ABANDON",
+                )
                 with WORLD.lock:
                     WORLD.actions[(backend.account_id, backend.region_name, state.instance.id)] = action
                 WORLD.emit(
@@ -168,6 +202,101 @@ def _replace_instances(original: Any) -> Any:
                 )
 
     return replace_autoscaling_group_instances
+
+
+def _record_activity(backend: Any, group_name: str, description: str, start: float) -> None:
+    # As AWS records one activity per launch, described "Launching a new EC2 instance: i-…" (and
+    # "… into warm pool: i-…" / "… from warm pool: i-…" with a warm pool); its StartTime is when
+    # Auto Scaling began the launch.
+    activity = {
+        "ActivityId": str(uuid.uuid4()),
+        "AutoScalingGroupName": group_name,
+        "Description": description,
+        "Cause": f"At {_iso(start)} an instance was started in response to a difference between desired and "
+        "actual capacity.",
+        "StartTime": datetime.datetime.fromtimestamp(start, datetime.UTC),
+        "StatusCode": "InProgress",
+        "Progress": 30,
+        "Details": "{}",
+    }
+    with WORLD.lock:
+        WORLD.activities.setdefault((backend.account_id, backend.region_name), []).append(activity)
+
+
+def _iso(epoch: float) -> str:
+    return datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def describe_scaling_activities(self: AutoScalingResponse) -> ActionResult:
+    """DescribeScalingActivities (moto returns none). AWS: "Activities are sorted by start time.
+    Activities still in progress are described first"; MaxRecords defaults to 100 (at most 100), and a
+    NextToken pages on (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_DescribeScalingActivities.html)."""
+    backend = self.autoscaling_backend
+    group_name = self._get_param("AutoScalingGroupName")
+    wanted_ids = set(self._get_param("ActivityIds") or [])
+    size = min(int(self._get_param("MaxRecords") or 100), 100)
+    offset = int(self._get_param("NextToken") or 0)
+    with WORLD.lock:
+        activities = [
+            dict(a)
+            for a in WORLD.activities.get((backend.account_id, backend.region_name), [])
+            if (group_name is None or a["AutoScalingGroupName"] == group_name)
+            and (not wanted_ids or a["ActivityId"] in wanted_ids)
+        ]
+    activities.sort(key=lambda a: a["StartTime"], reverse=True)
+    page = activities[offset : offset + size]
+    result: dict[str, Any] = {"Activities": page}
+    if offset + size < len(activities):
+        result["NextToken"] = str(offset + size)
+    return ActionResult(result)
+
+
+def leave_warm_pool(account: str, region: str, instance_id: str, warmed_at: float) -> None:
+    """Make a just-launched host one that was launched into the warm pool at `warmed_at` and now leaves it:
+    its EC2 launch time and an "into warm pool" activity lie back then, the "from warm pool" activity and
+    its launch action begin now, and its launch event says Origin WarmPool."""
+    backend = asg_models.autoscaling_backends[account][region]
+    with WORLD.lock:
+        for activity in WORLD.activities.get((account, region), []):
+            if activity["Description"].endswith(f": {instance_id}"):
+                activity["Description"] = f"Launching a new EC2 instance from warm pool: {instance_id}"
+                group_name = activity["AutoScalingGroupName"]
+        for event in WORLD.outbox:
+            if event["detail"].get("EC2InstanceId") == instance_id:
+                event["detail"]["Origin"] = "WarmPool"
+    _record_activity(backend, group_name, f"Launching a new EC2 instance into warm pool: {instance_id}", warmed_at)
+    instance = backend.ec2_backend.get_instance(instance_id)
+    # moto keeps a naive UTC datetime here.
+    instance.launch_time = datetime.datetime.fromtimestamp(warmed_at, datetime.UTC).replace(tzinfo=None)
+
+
+def hold_by_another_hook(account: str, region: str, instance_id: str) -> None:
+    """After our hook's action was decided, another launch hook of the group still holds the host in
+    Pending:Wait (each hook has its own action; the host moves on when all are complete)."""
+    backend = asg_models.autoscaling_backends[account][region]
+    for group in backend.autoscaling_groups.values():
+        for state in group.instance_states:
+            if state.instance.id == instance_id:
+                state.lifecycle_state = "Pending:Wait"
+
+
+def expire_actions() -> list[tuple[str, str, str]]:
+    """Let the hook's timeouts act: "If the lifecycle hook times out, Amazon EC2 Auto Scaling performs the
+    action that you specified in the DefaultResult property" after HeartbeatTimeout seconds without a
+    heartbeat (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_LifecycleHook.html).
+    Returns the actions that timed out now."""
+    now = WORLD.clock()
+    with WORLD.lock:
+        expired = [
+            (key, action)
+            for key, action in WORLD.actions.items()
+            if now - action.heartbeat_at > action.heartbeat_timeout
+        ]
+    for key, action in expired:
+        backend = asg_models.autoscaling_backends[key[0]][key[1]]
+        _decide(backend, action, action.default_result)
+        WORLD.timed_out.append(key)
+    return [key for key, _ in expired]
 
 
 def _active_instances(self: Any) -> list[Any]:
@@ -203,6 +332,11 @@ def complete_lifecycle_action(self: AutoScalingResponse) -> EmptyResult:
     if result not in ("CONTINUE", "ABANDON"):
         raise AsgValidationError("LifecycleActionResult must be CONTINUE or ABANDON")
     action = _find_action(backend, params, "CompleteLifecycleAction")
+    _decide(backend, action, result)
+    return EmptyResult()
+
+
+def _decide(backend: Any, action: PendingAction, result: str) -> None:
     key = (backend.account_id, backend.region_name, action.instance_id)
     with WORLD.lock:
         del WORLD.actions[key]
@@ -215,12 +349,12 @@ def complete_lifecycle_action(self: AutoScalingResponse) -> EmptyResult:
     else:
         group.instance_states.remove(state)
         backend.ec2_backend.terminate_instances([action.instance_id])
-    return EmptyResult()
 
 
 def record_lifecycle_action_heartbeat(self: AutoScalingResponse) -> EmptyResult:
     action = _find_action(self.autoscaling_backend, self._get_params(), "RecordLifecycleActionHeartbeat")
     action.heartbeats += 1
+    action.heartbeat_at = WORLD.clock()
     return EmptyResult()
 
 
@@ -419,6 +553,39 @@ def _register_container_instance(original: Any) -> Any:
     return register_container_instance
 
 
+EC2_INSTANCE_FILTER = re.compile(r"\s*ec2InstanceId\s*==\s*(i-[0-9a-f]+)\s*")
+
+
+def _list_container_instances(original: Any) -> Any:
+    # moto ignores `filter`. AWS evaluates it as cluster query language, where `ec2InstanceId` is an
+    # attribute a container instance can be matched on ("ec2InstanceId == i-…"):
+    # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/cluster-query-language.html. Only that
+    # expression is needed here; any other filter is refused rather than silently ignored.
+    def list_container_instances(self: Any, cluster_str: str, status: str | None = None, filter: str | None = None):
+        arns = original(self, cluster_str, status=status)
+        if not filter:
+            return arns
+        match = EC2_INSTANCE_FILTER.fullmatch(filter)
+        if match is None:
+            raise NotImplementedError(f"cluster query language filter {filter!r} is not simulated")
+        cluster = cluster_str.split("/")[-1]
+        instances = self.container_instances.get(cluster, {})
+        return [
+            arn
+            for arn in arns
+            if instances.get(arn.split("/")[-1]) is not None
+            and instances[arn.split("/")[-1]].ec2_instance_id == match.group(1)
+        ]
+
+    return list_container_instances
+
+
+def _list_container_instances_response(self: Any) -> ActionResult:
+    cluster_str = self._get_param("cluster", "default")
+    arns = self.ecs_backend.list_container_instances(cluster_str, self._get_param("status"), self._get_param("filter"))
+    return ActionResult({"containerInstanceArns": arns})
+
+
 def _register_task_definition(original: Any) -> Any:
     # As with a CloudTrail trail recording management events: every registration reaches EventBridge.
     def register_task_definition(self: Any, family: str, container_definitions: list[dict[str, Any]], **kwargs: Any):
@@ -458,6 +625,23 @@ def _register_task_definition(original: Any) -> Any:
     return register_task_definition
 
 
+def _describe_task_definition(original: Any) -> Any:
+    # AWS: DescribeTaskDefinition's taskDefinition is "The family for the latest ACTIVE revision,
+    # family and revision (family:revision) for a specific revision in the family, or full ARN"
+    # (ECS API reference, DescribeTaskDefinition). moto answers a bare family with its highest
+    # revision even when that one is INACTIVE.
+    def describe_task_definition(self: Any, task_definition_str: str) -> Any:
+        name = task_definition_str.split("/")[-1]
+        if ":" in name:
+            return original(self, task_definition_str)
+        active = [r for r, d in (self.task_definitions.get(name) or {}).items() if d.status == "ACTIVE"]
+        if not active:
+            raise ecs_exceptions.TaskDefinitionNotFoundException()
+        return original(self, f"{name}:{max(active)}")
+
+    return describe_task_definition
+
+
 def install() -> None:
     """Extend moto in this process; safe to call more than once."""
     global _installed
@@ -468,6 +652,7 @@ def install() -> None:
     group.active_instances = _active_instances
     AutoScalingResponse.complete_lifecycle_action = complete_lifecycle_action
     AutoScalingResponse.record_lifecycle_action_heartbeat = record_lifecycle_action_heartbeat
+    AutoScalingResponse.describe_scaling_activities = describe_scaling_activities
     SimpleSystemManagerResponse.describe_instance_information = describe_instance_information
     SimpleSystemManagerResponse.list_command_invocations = list_command_invocations
     ssm_backend = ssm_models.SimpleSystemManagerBackend
@@ -475,6 +660,9 @@ def install() -> None:
     ecs_backend = ecs_models.EC2ContainerServiceBackend
     ecs_backend.register_container_instance = _register_container_instance(ecs_backend.register_container_instance)
     ecs_backend.register_task_definition = _register_task_definition(ecs_backend.register_task_definition)
+    ecs_backend.list_container_instances = _list_container_instances(ecs_backend.list_container_instances)
+    EC2ContainerServiceResponse.list_container_instances = _list_container_instances_response
+    ecs_backend.describe_task_definition = _describe_task_definition(ecs_backend.describe_task_definition)
     sts_backend = sts_models.STSBackend
     sts_backend.assume_role = _assume_role(sts_backend.assume_role)
     _installed = True

@@ -211,6 +211,8 @@ class Clock:
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock()
     monkeypatch.setattr("chalicelib.lifecycle.now", fake)
+    # The simulated AWS (activity start times, hook timeouts) goes by the same clock.
+    monkeypatch.setattr(moto_gaps.WORLD, "clock", fake)
     return fake
 
 

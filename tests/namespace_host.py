@@ -4,7 +4,12 @@ This kernel has no NFS client, so NFS and efs-utils mounts are stood in for by a
 labelled with the source the real helper would show (`127.0.0.1:/` for TLS mounts, with
 efs-utils' state file). Everything else is real: fstab and /etc/hosts (private copies
 bind-mounted over the originals), name resolution, `mount`, `mountpoint`, `flock`, and the
-write/read probe. `findmnt` reports such a tmpfs as nfs4, as it would report the real mount.
+write/read probe. `findmnt` reports such a tmpfs as nfs4 with the `addr=` (and, for TLS,
+`port=`) option the kernel would show for the server it reached, and the efs-utils stand-in
+writes the state file and stunnel configuration efs-utils writes (aws/efs-utils
+src/efs_utils_common/proxy.py: `<fs-id>.<path with dots>.<port>` and
+`stunnel-config.<same>` with `connect = <dns name or mount target ip>:2049`).
+Each namespace is also a PID namespace, so the script's own PID is small and predictable.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ DNS_NAME = f"{FS}.efs.{REGION}.amazonaws.com"
 BASE_FSTAB = "# /etc/fstab\nUUID=1b2c-root / ext4 defaults,noatime 0 1\ntmpfs /scratch tmpfs defaults 0 0\n"
 
 MOUNT_SHIM = r"""#!/bin/bash
-# Stands in for the NFS client and efs-utils: a tmpfs labelled as the real mount would be.
+# Stands in for the NFS client and efs-utils: a tmpfs labelled as the real mount would be,
+# with the server address it reached recorded for the findmnt stand-in.
 printf '%s\n' "$*" >>"$SHIM_LOG"
 type="" opts="" args=()
 while (($#)); do
@@ -41,10 +47,26 @@ if [[ $type != nfs4 && $type != efs ]]; then
 fi
 [[ ! -e $SHIM_DIR/mount-fails ]] || exit 32
 src=${args[0]} dir=${args[1]} label=${args[0]}
+mkdir -p "$SHIM_DIR/fsopts"
+record="$SHIM_DIR/fsopts/$(printf '%s' "$dir" | tr / _)"
 if [[ $type == efs && ,$opts, == *,tls,* ]]; then
   label=127.0.0.1:/
+  fs=${src%%:*}
+  name="$fs.$(printf '%s' "${dir#/}" | tr / .).20049"
+  connect="$fs.efs.$SSM_Region.amazonaws.com"
+  [[ ,$opts, != *,mounttargetip=* ]] || connect=$(printf '%s' ",$opts," | sed 's/.*,mounttargetip=\([^,]*\),.*/\1/')
+  [[ ! -e $SHIM_DIR/stunnel-connect ]] || connect=$(cat "$SHIM_DIR/stunnel-connect")
   mkdir -p /var/run/efs
-  touch "/var/run/efs/${src%%:*}.$(printf '%s' "${dir#/}" | tr / .).20049"
+  printf '{"pid": 1, "mountpoint": "%s"}' "$dir" >"/var/run/efs/$name"
+  printf '[efs]\nclient = yes\naccept = 127.0.0.1:20049\nconnect = %s:2049\n' "$connect" \
+    >"/var/run/efs/stunnel-config.$name"
+  printf 'port=20049,addr=127.0.0.1\n' >"$record"
+else
+  host=${src%:*}
+  addr=$host
+  [[ $host =~ ^[0-9.]+$ ]] || addr=$(getent ahostsv4 "$host" | awk 'NR == 1 {print $1}')
+  [[ ! -e $SHIM_DIR/nfs-server-addr ]] || addr=$(cat "$SHIM_DIR/nfs-server-addr")
+  printf 'vers=4.1,addr=%s\n' "$addr" >"$record"
 fi
 ro=""
 [[ ,$opts, != *,ro,* ]] || ro=,ro
@@ -52,7 +74,24 @@ exec /usr/bin/mount -t tmpfs -o "size=8m$ro" "$label" "$dir"
 """
 
 FINDMNT_SHIM = r"""#!/bin/bash
-/usr/bin/findmnt "$@" | sed 's/^tmpfs$/nfs4/'
+# The real findmnt, with a stand-in tmpfs shown as the nfs4 mount it stands for, options included.
+out=$(/usr/bin/findmnt "$@") || exit $?
+mountpoint="" previous=""
+for argument in "$@"; do
+  [[ $previous != --mountpoint ]] || mountpoint=$argument
+  previous=$argument
+done
+extra=""
+if [[ -n $mountpoint && -e "$SHIM_DIR/fsopts/$(printf '%s' "$mountpoint" | tr / _)" ]]; then
+  extra=$(cat "$SHIM_DIR/fsopts/$(printf '%s' "$mountpoint" | tr / _)")
+fi
+while IFS= read -r line; do
+  case "$line" in
+    tmpfs) line=nfs4 ;;
+    "tmpfs "*) line="nfs4 ${line#tmpfs }${extra:+,$extra}" ;;
+  esac
+  printf '%s\n' "$line"
+done <<<"$out"
 """
 
 INSTALLING_DNF_SHIM = r"""#!/bin/bash
@@ -78,7 +117,7 @@ def namespace_unavailable() -> str | None:
     if not shutil.which("unshare"):
         return "needs unshare (util-linux)"
     trial = subprocess.run(
-        ["unshare", "-m", "--propagation", "private", "true"], capture_output=True, text=True, check=False
+        ["unshare", "-m", "-p", "-f", "--propagation", "private", "true"], capture_output=True, text=True, check=False
     )
     if trial.returncode != 0:
         return f"unshare -m is not permitted here: {trial.stderr.strip()}"
@@ -107,7 +146,10 @@ class NamespaceHost:
     resolvable: bool = True
     fstab: str = BASE_FSTAB
     mount_fails: bool = False
-    premount: str | None = None  # a foreign mount already at /mnt/efs/data, given by its source label
+    premount: str | None = None  # a mount already at /mnt/efs/data, given by its source label
+    premount_addr: str = "192.0.2.66"  # ... and the server address the kernel shows for it
+    trace: bool = False  # run the script under strace (strace.<n> in root)
+    ecs_config: str | None = None  # the text of /etc/ecs/ecs.config (None: no ECS config on the host)
     runs: list[Run] = field(default_factory=list)
 
     def _prepare(self) -> None:
@@ -133,25 +175,48 @@ class NamespaceHost:
         if self.mount_fails:
             (shims / "mount-fails").touch()
 
-    def run(self, *environments: dict[str, str], after: str = "") -> list[Run]:
-        """Run the script once per environment, in one namespace (state carries over); returns the runs."""
+    def run(self, *steps: dict[str, str] | str, after: str = "") -> list[Run]:
+        """Run the script once per environment, in one namespace (state carries over); returns the runs.
+
+        A step that is a string is a shell snippet run as root in the namespace between the runs."""
         self._prepare()
-        calls = []
-        for index, env in enumerate(environments):
-            assignments = " ".join(f"{key}={_quote(value)}" for key, value in env.items())
-            calls.append(
-                f'env -i PATH="$SHIM_DIR:/usr/sbin:/usr/bin:/sbin:/bin" SHIM_DIR="$SHIM_DIR" SHIM_LOG="$SHIM_LOG" '
-                f'{assignments} bash "$SCRIPT" >"$ROOT/out.{index}" 2>"$ROOT/err.{index}"; echo $? >"$ROOT/rc.{index}"'
+        calls, runs = [], 0
+        for step in steps:
+            if isinstance(step, str):
+                calls.append(step)
+                continue
+            assignments = " ".join(f"{key}={_quote(value)}" for key, value in step.items())
+            tracer = (
+                f'strace -f -y -qq -e trace=open,openat,openat2,creat -o "$ROOT/strace.{runs}" ' if self.trace else ""
             )
+            calls.append(
+                f'{tracer}env -i PATH="$SHIM_DIR:/usr/sbin:/usr/bin:/sbin:/bin" SHIM_DIR="$SHIM_DIR" '
+                f'SHIM_LOG="$SHIM_LOG" {assignments} bash "$SCRIPT" >"$ROOT/out.{runs}" 2>"$ROOT/err.{runs}"; '
+                f'echo $? >"$ROOT/rc.{runs}"'
+            )
+            runs += 1
         premount = (
-            f"mkdir -p /mnt/efs/data && /usr/bin/mount -t tmpfs {_quote(self.premount)} /mnt/efs/data"
+            f"mkdir -p /mnt/efs/data && /usr/bin/mount -t tmpfs {_quote(self.premount)} /mnt/efs/data && "
+            f'mkdir -p "$SHIM_DIR/fsopts" && '
+            f'echo {_quote("addr=" + self.premount_addr)} >"$SHIM_DIR/fsopts/_mnt_efs_data"'
             if self.premount
+            else ""
+        )
+        # /etc/ecs is made in a private overlay of /etc, never on the machine running the tests.
+        ecs = (
+            'mkdir -p "$ROOT/etc-overlay" && mount -t tmpfs tmpfs "$ROOT/etc-overlay" && '
+            'mkdir "$ROOT/etc-overlay/upper" "$ROOT/etc-overlay/work" && '
+            "mount -t overlay overlay /etc "
+            '-o "lowerdir=/etc,upperdir=$ROOT/etc-overlay/upper,workdir=$ROOT/etc-overlay/work"'
+            f" && mkdir -p /etc/ecs && printf %s {_quote(self.ecs_config)} >/etc/ecs/ecs.config"
+            if self.ecs_config is not None
             else ""
         )
         driver = (
             textwrap.dedent(
                 f"""
             set -u
+            {ecs}
             mount --bind "$ROOT/etc/fstab" /etc/fstab
             mount --bind "$ROOT/etc/hosts" /etc/hosts
             mount --bind "$ROOT/etc/nsswitch.conf" /etc/nsswitch.conf
@@ -172,7 +237,7 @@ class NamespaceHost:
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         }
         subprocess.run(
-            ["unshare", "-m", "--propagation", "private", "bash", "-c", driver],
+            ["unshare", "-m", "-p", "-f", "--propagation", "private", "bash", "-c", driver],
             env=env,
             check=True,
             timeout=120,
@@ -183,9 +248,13 @@ class NamespaceHost:
                 (self.root / f"out.{i}").read_text(),
                 (self.root / f"err.{i}").read_text(),
             )
-            for i in range(len(environments))
+            for i in range(runs)
         ]
         return self.runs
+
+    def traced_opens(self, index: int = 0) -> list[str]:
+        """The open calls of run `index` as strace -y wrote them (trace=True)."""
+        return (self.root / f"strace.{index}").read_text().splitlines()
 
     @property
     def fstab_after(self) -> str:

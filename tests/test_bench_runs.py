@@ -24,7 +24,9 @@ def test_bench_runs_end_to_end_and_its_correctness_figures_hold(tmp_path):
     assert figures["burst"]["duplicate_commands"] == figures["burst"]["duplicate_decisions"] == 0
     assert figures["task_definitions"]["revisions_added"] == 3
     assert figures["per_host"]["per_host"]["continued"] == 2
-    assert figures["package"]["deployment_zip_kib"] > 0
+    assert figures["package"]["deployment_zip_kib"] > figures["package"]["without_sdk_zip_kib"] > 0
+    # The cold start compared is the one Lambda would see: the shipped botocore, or the runtime's
+    assert figures["package"]["botocore_loaded_from"] == {"shipped": "package", "without_sdk": "runtime"}
     repair = figures["repair"]
     assert repair["dry_run"]["summary"]["actions"] == repair["repair"]["summary"]["actions"] == 3
     assert repair["second_run"]["summary"] == {"examined": 5, "with_problems": 0, "actions": 0, "errors": 0}

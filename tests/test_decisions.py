@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import datetime
+import json
+
 import pytest
 
-from chalicelib.events import parse_command_status, parse_launch_action
+from chalicelib.events import MalformedEvent, parse_command_status, parse_launch_action
 from chalicelib.groups import Hook
 from chalicelib.host_record import host_record_from_tags
-from chalicelib.lifecycle import (
-    command_skip_reason,
-    heartbeat_due,
-    launch_skip_reason,
-    retry_after_failure,
-    wait_budget,
-)
+from chalicelib.lifecycle import command_skip_reason, launch_skip_reason, retry_after_failure
+from chalicelib.retry_queue import RetryMessage
 from chalicelib.script_result import script_result_from_invocation
 from chalicelib.settings import Settings
+from chalicelib.wait_budget import (
+    SweepEntry,
+    deadline,
+    heartbeat_due,
+    implausible_time,
+    launch_starts,
+    over_budget,
+    sweep_order,
+    wait_budget,
+)
 from tests.conftest import load_event
 
 
@@ -37,6 +45,8 @@ def test_heartbeats_fall_due_at_half_the_heartbeat_timeout():
     hook = Hook(heartbeat_timeout=900, global_timeout=90000)
     assert not heartbeat_due(now=1449, last_heartbeat_at=1000, hook=hook)
     assert heartbeat_due(now=1450, last_heartbeat_at=1000, hook=hook)
+    # Nothing AWS reports says when the wait began or was last heartbeated: heartbeat now
+    assert heartbeat_due(now=1000, last_heartbeat_at=None, hook=hook)
 
 
 def test_the_wait_budget_stays_short_of_the_global_timeout():
@@ -77,3 +87,73 @@ def test_host_record_ignores_a_tampered_container_instance_tag():
         {"efs-automount:ecs-cluster": "not-an-arn", "efs-automount:container-instance": "arn:aws:ecs:x"}
     )
     assert (record.cluster_arn, record.container_instance_arn) == (None, None)
+
+
+def at(epoch: float) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(epoch, datetime.UTC)
+
+
+def test_the_wait_starts_at_the_newest_launch_activity_never_at_the_warm_pool_launch():
+    activities = [  # newest first, as DescribeScalingActivities lists them
+        {"Description": "Launching a new EC2 instance from warm pool: i-0123456789abcdef0", "StartTime": at(5000)},
+        {"Description": "Launching a new EC2 instance: i-0fedcba9876543210", "StartTime": at(4000)},
+        {"Description": "Launching a new EC2 instance into warm pool: i-0123456789abcdef0", "StartTime": at(100)},
+        {"Description": "Terminating EC2 instance: i-0aaaaaaaaaaaaaaaa", "StartTime": at(50)},
+        {"Description": "Launching a new EC2 instance: i-0123456789abcdef0 and more", "StartTime": at(10)},
+    ]
+    assert launch_starts(activities) == {"i-0123456789abcdef0": 5000, "i-0fedcba9876543210": 4000}
+
+
+@pytest.mark.parametrize(
+    ("moment", "implausible"),
+    [
+        (10_000 - 365 * 86400, True),  # a launch event replayed from an archive a year later
+        (10_000 + 86400, True),  # a clock a day ahead
+        (10_000 + 60, False),  # clocks disagree a little
+        (10_000 - 3000, False),
+    ],
+)
+def test_a_start_of_the_wait_must_be_plausible(moment, implausible):
+    assert (implausible_time(moment, now=10_000, max_age=6000) is not None) is implausible
+
+
+def test_an_unknown_start_never_spends_the_budget():
+    assert not over_budget(now=10**9, started=None, budget=1800)
+    assert over_budget(now=2000, started=100, budget=1800)
+    assert not over_budget(now=1900, started=100, budget=1800)
+
+
+def test_a_hosts_deadline_is_its_next_heartbeat_or_its_budget_whichever_comes_first():
+    hook = Hook(heartbeat_timeout=900, global_timeout=90000)
+    assert deadline(now=500, started=0, last_heartbeat_at=None, hook=hook, budget=1800) == 900
+    assert deadline(now=1500, started=0, last_heartbeat_at=1200, hook=hook, budget=1800) == 1800
+    assert deadline(now=7, started=None, last_heartbeat_at=None, hook=hook, budget=1800) == 7
+
+
+def test_the_sweeper_takes_urgent_hosts_first_then_the_one_looked_at_longest_ago():
+    now = 1000
+    entries = [
+        SweepEntry(("a", "r", "i-1"), deadline=now + 800, looked_at=990),
+        SweepEntry(("a", "r", "i-2"), deadline=now + 800, looked_at=None),
+        SweepEntry(("a", "r", "i-3"), deadline=now + 100, looked_at=999),  # urgent
+        SweepEntry(("a", "r", "i-4"), deadline=now + 700, looked_at=500),
+        SweepEntry(("a", "r", "i-5"), deadline=now + 50, looked_at=999),  # most urgent
+    ]
+    assert [e.key[2] for e in sweep_order(entries, now)] == ["i-5", "i-3", "i-2", "i-4", "i-1"]
+
+
+def test_a_retry_message_carries_no_time_and_an_old_ones_times_are_ignored():
+    body = {
+        "account": "123456789012",
+        "region": "us-east-1",
+        "group_name": "ecs-hosts",
+        "instance_id": "i-0123456789abcdef0",
+        "attempt": 2,
+        "started_at": 0,
+        "heartbeat_at": 0,
+    }
+    message = RetryMessage.from_json(json.dumps(body))
+    assert message.attempt == 2
+    assert "started_at" not in json.loads(message.to_json())
+    with pytest.raises(MalformedEvent, match="attempt"):
+        RetryMessage.from_json(json.dumps({**body, "attempt": 10**9}))

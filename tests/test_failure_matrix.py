@@ -3,9 +3,13 @@ and no lifecycle action is left to time out into the hook's default."""
 
 from __future__ import annotations
 
+import datetime
+import json
+
 import boto3
 import pytest
 
+from chalicelib import entrypoints
 from chalicelib.accounts import AssumeRoleFailed
 from simulation import hosts, moto_gaps
 from simulation.eventbus import EventBus
@@ -14,6 +18,8 @@ from simulation.landscape import (
     build_landscape,
     create_member_role,
     lifecycle_state,
+    mount_attribute,
+    register_container_instance,
     scale_out,
     session_in_account,
 )
@@ -24,7 +30,8 @@ MEMBER = "210987654321"
 
 
 def assert_decided(land: Landscape, expected: dict[str, str]) -> None:
-    """Each host decided as expected, and none left waiting for the hook's timeout."""
+    """Each host decided as expected, by the app: none left waiting, none decided by the hook's timeout."""
+    assert moto_gaps.WORLD.timed_out == []
     for instance_id, result in expected.items():
         assert moto_gaps.decided_result(land.account, land.region, instance_id) == result, instance_id
         assert moto_gaps.pending_action(land.account, land.region, instance_id) is None, instance_id
@@ -52,6 +59,7 @@ def queued(tmp_path, land):
             taken = take_messages(land, url)
             if taken:
                 clock.advance(max(delay for delay, _ in taken))
+                moto_gaps.expire_actions()
                 response = lambda_.invoke("on_retry", sqs_event([record for _, record in taken]))
                 assert response == {"batchItemFailures": []}
             return [delay for delay, _ in taken]
@@ -80,11 +88,12 @@ def test_waiting_host_is_heartbeated_and_given_up_before_the_global_timeout(land
     (instance_id,) = scale_out(land, 1)
     deliver_outbox(queued.bus)
 
-    # The hook's heartbeat timeout is 900 s: a heartbeat is due every 450 s of waiting.
-    for _ in range(20):
+    # The hook's heartbeat timeout is 900 s: a heartbeat is due every 450 s of waiting. The host is
+    # looked at every few minutes at most (the queue's delays are shorter), so one always comes in time.
+    for _ in range(40):
         if moto_gaps.pending_action(land.account, land.region, instance_id) is None:
             break
-        clock.advance(400)
+        clock.advance(200)
         queued.deliver_retries(clock)
 
     assert moto_gaps.decided_result(land.account, land.region, instance_id) == "ABANDON"
@@ -326,3 +335,194 @@ def test_sweeper_leaves_groups_without_our_hook_alone(lambda_, clock):
     assert report["hosts"] == {}
     assert lifecycle_state(other, instance_id) == "Pending:Wait"
     assert mount_commands(other, instance_id) == []
+
+
+# --- Decisions rest on what AWS says now (issue 10) -------------------------------------------
+
+
+def at(epoch: float) -> str:
+    return datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def retry_message(land: Landscape, instance_id: str, **fields) -> dict:
+    """A message on the retry queue, as anyone allowed to send to it could write it."""
+    body = {
+        "account": land.account,
+        "region": land.region,
+        "group_name": land.group_name,
+        "instance_id": instance_id,
+        "attempt": 1,
+        "started_at": 0,
+        "heartbeat_at": 0,
+    }
+    body.update(fields)
+    return sqs_event([{"messageId": "forged", "receiptHandle": "forged", "body": json.dumps(body)}])
+
+
+def test_replayed_launch_event_a_year_old_mounts_the_host(land, bus, lambda_, clock):
+    (instance_id,) = scale_out(land, 1)
+    hosts.boot_agents(land, [instance_id])
+    (launch,) = moto_gaps.WORLD.drain()
+    launch["time"] = at(clock() - 365 * 86400)  # replayed from an EventBridge archive
+
+    outcome = lambda_.invoke("on_launch", launch)["outcome"]
+    hosts.answer(land, "Success")
+    deliver_outbox(bus)
+
+    assert outcome.startswith("mount command sent")
+    assert_decided(land, {instance_id: "CONTINUE"})
+
+
+def test_launch_event_from_a_skewed_clock_is_ignored_and_the_budget_still_holds(land, queued, clock, app_logs):
+    (instance_id,) = scale_out(land, 1)  # its agent never comes online
+    (launch,) = moto_gaps.WORLD.drain()
+    launch["time"] = at(clock() + 86400)
+    queued.lambda_.invoke("on_launch", launch)
+
+    for _ in range(60):
+        if moto_gaps.pending_action(land.account, land.region, instance_id) is None:
+            break
+        queued.deliver_retries(clock)
+
+    assert_decided(land, {instance_id: "ABANDON"})
+    assert 1800 < clock.offset < 1800 + 120  # MAX_WAIT_SECONDS from the launch Auto Scaling reports
+    assert any("implausible" in line["message"] for line in app_logs("WARNING"))
+
+
+def test_warm_pool_host_started_two_days_ago_retries_a_transient_failure(land, queued, clock):
+    (instance_id,) = scale_out(land, 1)
+    moto_gaps.leave_warm_pool(land.account, land.region, instance_id, warmed_at=clock() - 2 * 86400)
+    hosts.boot_agents(land, [instance_id])
+    deliver_outbox(queued.bus)
+
+    hosts.answer(land, "Failed", response_code=75)
+    deliver_outbox(queued.bus)
+    queued.deliver_retries(clock)
+    hosts.answer(land, "Success")
+    deliver_outbox(queued.bus)
+
+    assert len(mount_commands(land, instance_id)) == 2
+    assert_decided(land, {instance_id: "CONTINUE"})
+
+
+def test_forged_retry_message_started_at_zero_decides_nothing(land, queued, clock):
+    (instance_id,) = scale_out(land, 1)  # agent not online yet: the host waits
+    deliver_outbox(queued.bus)
+    take_messages(land, queued.url)  # only the forged message is left to move it
+
+    outcome = queued.lambda_.invoke("on_retry", retry_message(land, instance_id))
+    hosts.boot_agents(land, [instance_id])
+    queued.deliver_retries(clock)
+    hosts.answer(land, "Success")
+    deliver_outbox(queued.bus)
+
+    assert outcome == {"batchItemFailures": []}
+    assert len(mount_commands(land, instance_id)) == 1
+    assert_decided(land, {instance_id: "CONTINUE"})
+
+
+def test_forged_retry_message_naming_another_group_goes_by_the_group_aws_reports(land, queued, clock):
+    (instance_id,) = scale_out(land, 1)
+    deliver_outbox(queued.bus)
+    take_messages(land, queued.url)
+    hosts.boot_agents(land, [instance_id])
+
+    queued.lambda_.invoke("on_retry", retry_message(land, instance_id, group_name="another-group"))
+    hosts.answer(land, "Success")
+    deliver_outbox(queued.bus)
+
+    assert len(mount_commands(land, instance_id)) == 1
+    assert_decided(land, {instance_id: "CONTINUE"})
+
+
+def test_forged_retry_message_for_a_host_of_a_group_without_our_hook_touches_nothing(land, queued, clock):
+    other = build_landscape(
+        land.session,
+        hook_name="someone-elses-hook",
+        group_name="other-hosts",
+        group_tags={"efs-automount:file-system-id": land.file_system_id},
+        with_file_system=False,
+        with_document=False,
+    )
+    (instance_id,) = scale_out(other, 1)
+    hosts.boot_agents(other, [instance_id])
+    moto_gaps.WORLD.drain()
+
+    # named with our group's name: the host's own group (per AWS) is the one that counts
+    queued.lambda_.invoke("on_retry", retry_message(land, instance_id))
+
+    action = moto_gaps.pending_action(other.account, other.region, instance_id)
+    assert lifecycle_state(other, instance_id) == "Pending:Wait"
+    assert action is not None and action.heartbeats == 0
+    assert mount_commands(other, instance_id) == []
+    assert moto_gaps.WORLD.completions == []
+
+
+def test_forged_retry_message_for_a_host_not_waiting_changes_nothing(land, queued, clock):
+    (instance_id,) = scale_out(land, 1)
+    hosts.boot_agents(land, [instance_id])
+    deliver_outbox(queued.bus)
+    hosts.answer(land, "Success")
+    deliver_outbox(queued.bus)
+
+    queued.lambda_.invoke("on_retry", retry_message(land, instance_id))
+
+    assert lifecycle_state(land, instance_id) == "InService"
+    assert moto_gaps.WORLD.completions == [(land.account, land.region, instance_id, "CONTINUE")]
+
+
+def test_lost_registration_event_still_gets_the_host_its_attribute(land, bus):
+    (instance_id,) = scale_out(land, 1)
+    hosts.boot_agents(land, [instance_id])
+    deliver_outbox(bus)
+    container_instance = register_container_instance(land, instance_id)
+    lost = moto_gaps.WORLD.drain()  # the ECS event never reaches the app
+    assert [e["detail-type"] for e in lost] == ["ECS Container Instance State Change"]
+
+    hosts.answer(land, "Success")
+    deliver_outbox(bus)
+
+    assert mount_attribute(land, container_instance) == f"/mnt/efs/{land.file_system_id}"
+    assert_decided(land, {instance_id: "CONTINUE"})
+
+
+def test_sixty_stuck_hosts_do_not_starve_a_healthy_one(tmp_path, land, clock):
+    lambda_ = make_lambda(tmp_path, SWEEP_MAX_HOSTS="50")
+    from app import app
+
+    bus = EventBus(app, lambda_.invoke)
+    instance_ids = scale_out(land, 61)
+    healthy = instance_ids[-1]  # last in any order by instance id
+    deliver_outbox(bus)  # no agent online: every host waits for the sweeper
+    hosts.boot_agents(land, [healthy])
+
+    for _ in range(40):  # the sweeper runs every minute
+        if not moto_gaps.WORLD.actions:
+            break
+        clock.advance(60)
+        moto_gaps.expire_actions()
+        lambda_.invoke("sweeper", SCHEDULED_EVENT)
+        hosts.answer(land, "Success")
+        deliver_outbox(bus)
+
+    assert_decided(land, {healthy: "CONTINUE", **dict.fromkeys(instance_ids[:-1], "ABANDON")})
+
+
+def test_a_host_held_by_another_hook_costs_nothing_after_the_first_look(land, bus, lambda_, clock):
+    (instance_id,) = scale_out(land, 1)
+    hosts.boot_agents(land, [instance_id])
+    deliver_outbox(bus)
+    hosts.answer(land, "Success")
+    deliver_outbox(bus)
+    moto_gaps.hold_by_another_hook(land.account, land.region, instance_id)
+    clock.advance(120)
+    entrypoints.lifecycle_flow.cache_clear()  # the sweeper runs in a container of its own
+
+    first = lambda_.invoke("sweeper", SCHEDULED_EVENT)
+    lambda_.calls.clear()
+    second = lambda_.invoke("sweeper", SCHEDULED_EVENT)
+
+    assert first["hosts"] == {instance_id: "already decided"}
+    assert instance_id not in second["hosts"]
+    assert "ssm:ListCommands" not in lambda_.operations()
+    assert "autoscaling:DescribeAutoScalingInstances" not in lambda_.operations()

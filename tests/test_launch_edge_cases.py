@@ -33,7 +33,7 @@ def test_group_without_file_system_tag_continues_and_logs_an_error(bus, app_logs
         ("efs-automount:file-system-id", "fs-12345678; rm -rf /", "is not fs- followed by 8 or 17 hex digits"),
         ("efs-automount:mount-path", "/mnt/efs/$(reboot)", "is not an absolute path"),
         ("efs-automount:mount-path", "/mnt/../etc", "contains '..'"),
-        ("efs-automount:mount-path", "/etc", "is a system directory"),
+        ("efs-automount:mount-path", "/etc/cron.d", "is not strictly under one of MOUNT_ROOTS"),
         ("efs-automount:access-point-id", "fsap-nope", "is not fsap- followed by 17 hex digits"),
         ("efs-automount:on-failure", "MAYBE", "is neither ABANDON nor CONTINUE"),
     ],

@@ -12,7 +12,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chalicelib.mount_spec import SYSTEM_PATHS
 from tests.conftest import ROOT
 from tools import build_deploy
 
@@ -45,12 +44,6 @@ def test_document_parameters_use_the_lambda_patterns():
     document = json.loads((ROOT / "deploy" / "mount-document.json").read_text())
     assert document["parameters"]["FileSystemId"]["allowedPattern"] == "^fs-(?:[0-9a-f]{8}|[0-9a-f]{17})$"
     assert all(p["interpolationType"] == "ENV_VAR" for p in document["parameters"].values())
-
-
-def test_script_refuses_the_same_system_paths_as_the_lambda():
-    (line,) = [line for line in SCRIPT.read_text().splitlines() if line.startswith("readonly SYSTEM_PATHS=")]
-    script_paths = set(line.split("=", 1)[1].strip('"').split("|"))
-    assert script_paths == SYSTEM_PATHS - {"/"}
 
 
 @pytest.mark.parametrize(

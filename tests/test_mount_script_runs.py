@@ -11,7 +11,7 @@ pytestmark = pytest.mark.skipif(REASON is not None, reason=f"mount script not ru
 
 NFS_LINE = (
     f"{DNS_NAME}:/ /mnt/efs/data nfs4 "
-    "nfsvers=4.1,rsize=1048576,wsize=1048576,hard,timeo=600,retrans=2,noresvport,_netdev 0 0"
+    "nfsvers=4.1,rsize=1048576,wsize=1048576,hard,timeo=600,retrans=2,noresvport,_netdev,x-efs-automount 0 0"
 )
 
 
@@ -49,7 +49,7 @@ def test_second_run_changes_nothing(tmp_path):
 
 
 def test_changed_options_replace_our_line_and_leave_others_untouched(tmp_path):
-    old = f"{DNS_NAME}:/ /mnt/efs/data nfs4 defaults 0 0\n"
+    old = f"{DNS_NAME}:/ /mnt/efs/data nfs4 defaults,x-efs-automount 0 0\n"
     host = NamespaceHost(tmp_path, fstab=BASE_FSTAB + old)
 
     (run,) = host.run(parameters())
@@ -87,7 +87,7 @@ def test_efs_utils_present_mounts_with_tls(tmp_path):
     assert run.code == 0, run.stderr
     assert run.summary["helper"] == "efs-utils"
     assert host.mount_calls == [f"-t efs -o _netdev,tls -- {FS}:/ /mnt/efs/data"]
-    assert _lines_for_path(host.fstab_after) == [f"{FS}:/ /mnt/efs/data efs _netdev,tls 0 0"]
+    assert _lines_for_path(host.fstab_after) == [f"{FS}:/ /mnt/efs/data efs _netdev,tls,x-efs-automount 0 0"]
     (mounted,) = host.mounts_at("/mnt/efs/data")
     assert mounted["source"] == "127.0.0.1:/"
 
@@ -170,7 +170,7 @@ def test_read_only_mounts_read_only_without_a_write_probe(tmp_path):
     (run,) = host.run(parameters(SSM_ReadOnly="true"))
 
     assert run.code == 0, run.stderr
-    assert _lines_for_path(host.fstab_after)[0].split()[3].endswith(",_netdev,ro")
+    assert _lines_for_path(host.fstab_after)[0].split()[3].endswith(",_netdev,ro,x-efs-automount")
     (mounted,) = host.mounts_at("/mnt/efs/data")
     assert "ro" in mounted["options"].split(",")
 

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from chalicelib.lifecycle_result import LifecycleResult
 from chalicelib.mount_spec import (
-    SYSTEM_PATHS,
+    DEFAULT_MOUNT_ROOTS,
     MountConfigError,
     MountSpec,
     failure_result_from_tags,
@@ -51,7 +51,7 @@ def test_all_tags_are_read():
         ({"efs-automount:mount-path": "/data//x"}, "efs-automount:mount-path", "normal form"),
         ({"efs-automount:mount-path": "/data/"}, "efs-automount:mount-path", "normal form"),
         ({"efs-automount:mount-path": "/data/./x"}, "efs-automount:mount-path", "'.' component"),
-        ({"efs-automount:mount-path": "/var/lib/docker"}, "efs-automount:mount-path", "system directory"),
+        ({"efs-automount:mount-path": "/var/lib/docker"}, "efs-automount:mount-path", "MOUNT_ROOTS"),
         ({"efs-automount:mount-path": "/" + "a" * 128}, "efs-automount:mount-path", "128"),
         ({"efs-automount:access-point-id": "fsap-123"}, "efs-automount:access-point-id", "17 hex"),
     ],
@@ -116,5 +116,5 @@ def test_no_tag_value_reaches_the_host_with_a_shell_special_character(tags):
         return
     for values in mount_command_parameters(spec, "us-east-1", "10.0.0.17").values():
         assert not SHELL_SPECIALS & set(values[0])
-    assert spec.mount_path not in SYSTEM_PATHS
+    assert any(spec.mount_path.startswith(root + "/") for root in DEFAULT_MOUNT_ROOTS)
     assert ".." not in spec.mount_path

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from chalicelib.mount_targets import MountTargetNotReady, NoMountTarget, policy_requires_tls, select_mount_target_ip
-from chalicelib.script_result import parse_summary, script_result_from_invocation
+from chalicelib.script_result import PERMANENT_EXIT_CODES, parse_summary, script_result_from_invocation
 from simulation import hosts, moto_gaps
 from simulation.landscape import lifecycle_state, scale_out
-from tests.conftest import deliver_outbox
+from tests.conftest import ROOT, deliver_outbox
 
 FS = "fs-0123456789abcdef0"
 TARGETS = [
@@ -133,3 +135,18 @@ def test_file_system_policy_demanding_tls_is_passed_to_the_host(land, bus):
 
     (invocation,) = hosts.running_invocations(land)
     assert invocation["Parameters"]["RequireTls"] == ["true"]
+
+
+def test_the_permanent_exit_codes_are_those_the_script_documents():
+    # Given the script's header, where each exit code says whether it is permanent
+    documented, code = set(), None
+    for line in (ROOT / "host" / "mount-efs.sh").read_text().splitlines():
+        if not line.startswith("#   "):
+            continue
+        if match := re.match(r"#\s+(\d+)\s", line):
+            code = int(match.group(1))
+        if code is not None and line.rstrip().endswith("permanent"):
+            documented.add(code)
+
+    assert documented == PERMANENT_EXIT_CODES
+    assert script_result_from_invocation({"Status": "Failed", "ResponseCode": 6}).permanent

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 from chalice.app import CloudWatchEventConfig
@@ -49,7 +51,8 @@ def test_package_has_every_rule_with_the_app_pattern_and_the_mount_document(tmp_
         "Fn::Sub": "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:efs-automount-retries"
     }
     assert resources["RetryQueue"]["Properties"]["QueueName"] == "efs-automount-retries"
-    assert retry["DependsOn"] == ["RetryQueue"]
+    # The subscriber waits for its queue through the Ref (a DependsOn on top is redundant: cfn-lint W3005).
+    assert "DependsOn" not in retry
     for function in ("OnLaunch", "OnCommandStatus", "Sweeper", "OnRetry"):
         variables = resources[function]["Properties"]["Environment"]["Variables"]
         assert variables["RETRY_QUEUE_URL"] == {"Ref": "RetryQueue"}, function
@@ -66,3 +69,29 @@ def test_package_has_every_rule_with_the_app_pattern_and_the_mount_document(tmp_
     assert (repair["Timeout"], repair["MemorySize"]) == (900, 512)
     assert "Events" not in repair  # invoked by hand only
     assert repair["Environment"]["Variables"]["RETRY_QUEUE_URL"] == {"Ref": "RetryQueue"}
+    # The rewrite keeps what this botocore's model knows: the package carries the pinned botocore
+    shipped = zipfile.ZipFile(tmp_path / "deployment.zip").namelist()
+    for name, version in _pins("requirements.txt").items():
+        dist_info = f"{name.replace('-', '_')}-{version}.dist-info/METADATA"
+        assert dist_info in shipped, f"{dist_info} is not in deployment.zip"
+    assert "botocore/data/ecs/2014-11-13/service-2.json.gz" in shipped or (
+        "botocore/data/ecs/2014-11-13/service-2.json" in shipped
+    )
+
+
+def _pins(requirements: str) -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / requirements).read_text().splitlines():
+        match = re.fullmatch(r"([A-Za-z0-9_.\[\]-]+)==(\S+)", line.split("#")[0].strip())
+        if match:
+            pins[re.sub(r"\[.*\]", "", match[1]).lower()] = match[2]
+    return pins
+
+
+def test_the_shipped_boto3_and_botocore_are_the_ones_the_tests_run_with():
+    shipped, tested = _pins("requirements.txt"), _pins("requirements-dev.txt")
+    import boto3
+    import botocore
+
+    assert shipped["boto3"] == tested["boto3"] == boto3.__version__
+    assert shipped["botocore"] == tested["botocore"] == botocore.__version__

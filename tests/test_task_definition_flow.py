@@ -13,6 +13,7 @@ from tests.conftest import OWN_ACCOUNT, deliver_outbox, load_event, make_lambda
 
 FS = "fs-0123456789abcdef0"
 MEMBER = "210987654321"
+SOURCE = "arn:aws:ecs:us-east-1:123456789012:task-definition/uploads:1"
 
 
 def _ecs(session=None):
@@ -172,8 +173,8 @@ def _create_idempotency_table():
 
 
 def _race(monkeypatch):
-    # Both deliveries pass the revision-exists check before either registers.
-    monkeypatch.setattr(TaskDefinitionFlow, "_earlier_rewrite", lambda self, ecs, arn: None)
+    # Both deliveries see the source as the family's latest before either registers.
+    monkeypatch.setattr(TaskDefinitionFlow, "_latest_of_family", lambda self, ecs, family: (SOURCE, {}))
 
 
 def test_concurrent_duplicates_without_a_table_can_register_twice(tmp_path, monkeypatch):

@@ -18,7 +18,9 @@ from chalicelib.task_definition import (
     default_mode,
     mounts_file_system,
     rewrite_task_definition,
+    source_standing,
     task_mount_from_tags,
+    unknown_fields,
 )
 from chalicelib.task_definition_flow import register_input_fields
 
@@ -180,6 +182,41 @@ def test_a_clash_is_named_and_nothing_is_built(fields, mount, message):
         rewrite_task_definition(_definition(**fields), TAGS, mount, INPUT)
 
 
+@pytest.mark.parametrize(
+    ("existing", "asked"),
+    [
+        ("/data/", "/data"),
+        ("/data", "/data/"),
+        ("/data//", "/data"),
+        ("/srv/./data", "/srv/data"),
+        ("/a/../data", "/data"),
+    ],
+)
+def test_a_mount_point_at_the_same_path_written_differently_is_a_clash(existing, asked):
+    # Given a container that already mounts a volume at `existing`; ECS would mount both at one directory
+    fields = {
+        "containerDefinitions": [{"name": "web", "mountPoints": [{"sourceVolume": "v", "containerPath": existing}]}]
+    }
+
+    with pytest.raises(TaskDefinitionClash, match="already mounts v at"):
+        rewrite_task_definition(_definition(**fields), TAGS, TaskMount(FS, container_path=asked), INPUT)
+
+
+def test_a_mount_point_below_or_beside_the_path_is_not_a_clash():
+    points = [{"sourceVolume": "v", "containerPath": "/data/cache"}, {"sourceVolume": "w", "containerPath": "/data2"}]
+    fields = {"containerDefinitions": [{"name": "web", "mountPoints": points}]}
+
+    request = rewrite_task_definition(_definition(**fields), TAGS, TaskMount(FS, container_path="/data"), INPUT)
+
+    assert request["containerDefinitions"][0]["mountPoints"][-1]["containerPath"] == "/data"
+
+
+def test_a_host_path_written_with_a_trailing_slash_already_mounts_the_file_system():
+    definition = _definition(volumes=[{"name": "shared", "host": {"sourcePath": f"/mnt/efs/{FS}/"}}])
+
+    assert mounts_file_system(definition, TaskMount(FS, host_path=f"/mnt/efs/{FS}"))
+
+
 def test_too_many_tags_is_a_clash():
     tags = TAGS + [{"key": f"k{i}", "value": "v"} for i in range(49)]
     with pytest.raises(TaskDefinitionClash, match="50 tags"):
@@ -226,3 +263,45 @@ def test_invalid_task_definition_tags_are_named(tag, value):
     with pytest.raises(MountConfigError) as raised:
         task_mount_from_tags({"efs-automount:file-system-id": FS, tag: value}, {})
     assert raised.value.tag == tag
+
+
+SOURCE = "arn:aws:ecs:us-east-1:123456789012:task-definition/web:1"
+
+
+@pytest.mark.parametrize(
+    ("latest_arn", "latest_tags", "standing"),
+    [
+        (SOURCE, {"efs-automount:file-system-id": FS}, "latest"),
+        (SOURCE.replace(":1", ":2"), {SOURCE_TAG: SOURCE}, "rewritten"),
+        (SOURCE.replace(":1", ":3"), {SOURCE_TAG: SOURCE.replace(":1", ":2")}, "superseded"),
+        (SOURCE.replace(":1", ":2"), {"efs-automount:file-system-id": FS}, "superseded"),
+        (SOURCE.replace(":1", ":2"), {}, "superseded"),
+    ],
+)
+def test_the_familys_latest_revision_decides_where_the_source_stands(latest_arn, latest_tags, standing):
+    assert source_standing(SOURCE, latest_arn, latest_tags) == standing
+
+
+def test_unknown_fields_names_every_key_the_parse_dropped_and_nothing_else():
+    raw = {
+        "taskDefinition": {
+            "family": "web",
+            "containerDefinitions": [{"name": "a", "dockerLabels": {"x": "1"}}, {"name": "b", "newThing": 1}],
+            "hostname": None,
+            "futureField": {"on": True},
+        },
+        "tags": [],
+    }
+    parsed = {
+        "taskDefinition": {
+            "family": "web",
+            "containerDefinitions": [{"name": "a", "dockerLabels": {"x": "1"}}, {"name": "b"}],
+        },
+        "tags": [],
+        "ResponseMetadata": {},
+    }
+
+    assert unknown_fields(raw, parsed) == [
+        "taskDefinition.containerDefinitions[1].newThing",
+        "taskDefinition.futureField",
+    ]

@@ -1,4 +1,4 @@
-"""The hand-kept IAM policy allows every AWS operation the suite saw the app make, and nothing more."""
+"""The hand-kept IAM policy, base and opt-in, allows every AWS operation the suite saw the app make, and no more."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import pytest
 from tests.conftest import RECORDED_OPERATIONS, ROOT
 
 POLICY = json.loads((ROOT / ".chalice" / "policy.json").read_text())
+# Granted only where UPDATE_SERVICES or DEREGISTER_SOURCE is on; the suite runs those paths too.
+OPT_IN = json.loads((ROOT / ".chalice" / "policy-opt-in.json").read_text())
 # Operations AWS allows every principal: they need no statement.
 NEEDS_NO_PERMISSION = {"sts:GetCallerIdentity"}
 # Lambda's runtime writes the logs and polls the retry queue; the app's code calls neither itself.
@@ -21,9 +23,9 @@ IMPLIED_BY = {
 }
 
 
-def _allowed_actions() -> list[str]:
+def _allowed_actions(policies: tuple[dict, ...] = (POLICY, OPT_IN)) -> list[str]:
     actions = []
-    for statement in POLICY["Statement"]:
+    for statement in [s for policy in policies for s in policy["Statement"]]:
         assert statement["Effect"] == "Allow"
         if statement["Sid"] not in RUNTIME_ONLY:
             actions += statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
@@ -61,9 +63,12 @@ def test_policy_has_no_wildcard_actions():
     assert not [a for a in _allowed_actions() if "*" in a]
 
 
-def test_mount_commands_are_limited_to_the_mount_document():
-    (statement,) = [s for s in POLICY["Statement"] if "ssm:SendCommand" in s["Action"]]
-    assert statement["Resource"] == ["arn:*:ssm:*:*:document/efs-automount-mount", "arn:*:ec2:*:*:instance/*"]
+def test_mount_commands_are_limited_to_our_own_accounts_mount_document_and_group_members():
+    statements = [s for s in POLICY["Statement"] if "ssm:SendCommand" in s["Action"]]
+    assert [s["Resource"] for s in statements] == [
+        "arn:*:ssm:*:${aws:PrincipalAccount}:document/efs-automount-mount",
+        "arn:*:ec2:*:${aws:PrincipalAccount}:instance/*",
+    ]
 
 
 def test_member_role_policy_is_the_app_policy_without_logs_assume_role_and_the_table():
@@ -71,9 +76,17 @@ def test_member_role_policy_is_the_app_policy_without_logs_assume_role_and_the_t
     (policy,) = template["Resources"]["MemberRole"]["Properties"]["Policies"]
     member_actions = {a for s in policy["PolicyDocument"]["Statement"] for a in s["Action"]}
     app_only = {"sts:AssumeRole", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "sqs:SendMessage"}
-    assert member_actions == set(_allowed_actions()) - app_only
+    assert member_actions == set(_allowed_actions((POLICY,))) - app_only
+    opt_in = {
+        a
+        for name in ("UpdateServicesPolicy", "DeregisterSourcePolicy")
+        for s in template["Resources"][name]["Properties"]["PolicyDocument"]["Statement"]
+        for a in s["Action"]
+    }
+    assert opt_in == set(_allowed_actions((OPT_IN,)))
 
 
-def test_passing_roles_is_limited_to_ecs_tasks():
+def test_passing_roles_is_limited_to_our_own_accounts_roles_and_ecs_tasks():
     (statement,) = [s for s in POLICY["Statement"] if "iam:PassRole" in s["Action"]]
+    assert statement["Resource"] == "arn:*:iam::${aws:PrincipalAccount}:role/*"
     assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}

@@ -1,7 +1,12 @@
 """Writes deploy/: the mount document, the templates that create it, and the member account template.
 
 Run `make deploy-files` after changing host/mount-efs.sh, the tag patterns in
-chalicelib/mount_spec.py or .chalice/policy.json; a test fails while deploy/ is stale.
+chalicelib/mount_spec.py, MOUNT_ROOTS in .chalice/config.json, .chalice/policy.json or
+.chalice/policy-opt-in.json; a test fails while deploy/ is stale.
+
+MOUNT_ROOTS is a deploy-time choice: it is read from the config's top-level
+environment_variables and baked into the document (the MountPath allowedPattern and the
+script's own roots), so the Lambda, SSM and the host refuse the same paths.
 """
 
 from __future__ import annotations
@@ -17,14 +22,76 @@ sys.path.insert(0, str(ROOT))
 
 from chalicelib.aws_names import REGION  # noqa: E402
 from chalicelib.events import command_status_pattern, container_instance_pattern, launch_pattern  # noqa: E402
-from chalicelib.mount_spec import ACCESS_POINT_ID, FILE_SYSTEM_ID, IPV4_ADDRESS, MOUNT_PATH  # noqa: E402
-from chalicelib.settings import DEFAULT_HOOK_NAME, DEFAULT_MEMBER_ROLE_NAME, DEFAULT_MOUNT_DOCUMENT  # noqa: E402
+from chalicelib.mount_spec import (  # noqa: E402
+    ACCESS_POINT_ID,
+    DEFAULT_MOUNT_ROOTS,
+    FILE_SYSTEM_ID,
+    IPV4_ADDRESS,
+    mount_path_pattern,
+)
+from chalicelib.settings import (  # noqa: E402
+    DEFAULT_HOOK_NAME,
+    DEFAULT_MEMBER_ROLE_NAME,
+    DEFAULT_MOUNT_DOCUMENT,
+    Settings,
+    SettingsError,
+)
 
 SCRIPT = ROOT / "host" / "mount-efs.sh"
 RETRY_QUEUE_NAME = "efs-automount-retries"
 # Lets on_retry report single failed messages (Powertools batch) instead of failing the whole batch.
 PARTIAL_BATCH = ["ReportBatchItemFailures"]
 POLICY = ROOT / ".chalice" / "policy.json"
+CHALICE_CONFIG = ROOT / ".chalice" / "config.json"
+# The script's own copy of the roots; the document's copy replaces this line.
+SCRIPT_ROOTS_LINE = f"readonly MOUNT_ROOTS={','.join(DEFAULT_MOUNT_ROOTS)}"
+# Statements granted only where their setting is on; each Sid starts with the template parameter that grants it.
+OPT_IN_POLICY = ROOT / ".chalice" / "policy-opt-in.json"
+OPT_INS = {"UpdateServices": "UPDATE_SERVICES", "DeregisterSource": "DEREGISTER_SOURCE"}
+# With autogen_policy off, `chalice package` gives every function its own role, named after the function.
+FUNCTIONS = ("OnLaunch", "OnCommandStatus", "OnContainerInstance", "OnTaskDefinition", "Sweeper", "OnRetry", "Repair")
+# The functions that may move services or deregister revisions: the rewrite's follow-ups, which repair runs too
+# when it registers a missed rewrite (the same flow), and repair's own update of services left on a source.
+FOLLOW_UPS_FUNCTIONS = ("OnTaskDefinition", "Repair")
+# checkov findings that do not apply to the functions, each with the reason (rendered into the template, where
+# checkov reads them). Everything else checkov checks passes.
+FUNCTION_CHECKOV_SKIPS = [
+    {
+        "id": "CKV_AWS_115",
+        "comment": "No reserved concurrency: a burst of launches must not be throttled into lifecycle timeouts.",
+    },
+    {
+        "id": "CKV_AWS_116",
+        "comment": "No dead-letter queue: a lost event is recovered by the sweeper, which re-reads AWS every minute.",
+    },
+    {
+        "id": "CKV_AWS_117",
+        "comment": "Not in a VPC: the functions call only AWS APIs; a VPC would add NAT or endpoints, no isolation.",
+    },
+    {
+        "id": "CKV_AWS_173",
+        "comment": "Environment variables hold names and flags only, no secrets; Lambda encrypts them at rest.",
+    },
+]
+TABLE_CHECKOV_SKIPS = [
+    {
+        "id": "CKV_AWS_119",
+        "comment": "Encrypted at rest with the AWS owned key; it holds only hashes of task definition ARNs for 24 h.",
+    },
+    {
+        "id": "CKV_AWS_28",
+        "comment": "No point-in-time recovery: records expire after 24 h and restoring them would restore nothing.",
+    },
+]
+QUEUE_CHECKOV_SKIPS = [
+    {
+        "id": "CKV_AWS_27",
+        "comment": "Encrypted at rest with SSE-SQS (SqsManagedSseEnabled); this check knows only KMS keys.",
+    }
+]
+# IAM role ARNs only (a path is allowed): never an account id or an account's root, which would trust every
+# principal of that account that may call sts:AssumeRole.
+ROLE_ARN_PATTERN = r"^arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]+$"
 DEPLOY = ROOT / "deploy"
 # Statements the member role does not need: the Lambda's own logs, assuming member roles, and the
 # idempotency table and retry queue, which live in the app's account.
@@ -36,43 +103,79 @@ APP_ONLY_STATEMENTS = {
     "RetryQueueSubscription",
 }
 
-PARAMETERS: dict[str, tuple[str, str, str | None]] = {
-    "FileSystemId": ("The EFS file system id.", FILE_SYSTEM_ID.pattern, None),
-    "MountPath": ("Absolute host path to mount it at.", MOUNT_PATH.pattern, None),
-    "Region": ("The file system's region.", REGION.pattern, None),
-    "AccessPointId": ("An EFS access point id, or empty.", f"^$|{ACCESS_POINT_ID.pattern}", ""),
-    "MountTargetIp": (
-        "IP of the mount target in the host's AZ, used when the DNS name does not resolve yet; or empty.",
-        f"^$|{IPV4_ADDRESS.pattern}",
-        "",
-    ),
-    "ReadOnly": ("true to mount read-only.", "^(true|false)$", "false"),
-    "RequireTls": ("true when the mount must use TLS (never plain NFS).", "^(true|false)$", "false"),
-    "DnsWaitSeconds": ("How long to wait for the file system's DNS name before using the IP.", "^[0-9]{1,3}$", "30"),
-}
+
+def parameters(roots: tuple[str, ...]) -> dict[str, tuple[str, str, str | None]]:
+    """The document's parameters: description, allowedPattern and default of each."""
+    return {
+        "FileSystemId": ("The EFS file system id.", FILE_SYSTEM_ID.pattern, None),
+        "MountPath": (
+            f"Absolute host path to mount it at, under one of {', '.join(roots)}.",
+            mount_path_pattern(roots),
+            None,
+        ),
+        "Region": ("The file system's region.", REGION.pattern, None),
+        "AccessPointId": ("An EFS access point id, or empty.", f"^$|{ACCESS_POINT_ID.pattern}", ""),
+        "MountTargetIp": (
+            "IP of the mount target in the host's AZ, used when the DNS name does not resolve yet; or empty.",
+            f"^$|{IPV4_ADDRESS.pattern}",
+            "",
+        ),
+        "ReadOnly": ("true to mount read-only.", "^(true|false)$", "false"),
+        "RequireTls": ("true when the mount must use TLS (never plain NFS).", "^(true|false)$", "false"),
+        "DnsWaitSeconds": (
+            "How long to wait for the file system's DNS name before using the IP.",
+            "^[0-9]{1,3}$",
+            "30",
+        ),
+    }
 
 
-def mount_document() -> dict[str, Any]:
-    parameters: dict[str, Any] = {}
+def mount_roots(config: dict[str, Any]) -> tuple[str, ...]:
+    """MOUNT_ROOTS of the chalice config: one value for every stage, since one document serves them all."""
+    value = config.get("environment_variables", {}).get("MOUNT_ROOTS", "")
+    for stage, stage_config in config.get("stages", {}).items():
+        override = stage_config.get("environment_variables", {}).get("MOUNT_ROOTS")
+        if override is not None and override != value:
+            raise SystemExit(
+                f"stage {stage} sets MOUNT_ROOTS={override!r}, but the mount document is built from the top-level "
+                f"MOUNT_ROOTS={value!r}: set it once, at the top level of .chalice/config.json"
+            )
+    try:
+        return Settings.from_environ({"MOUNT_ROOTS": value}).mount_roots
+    except SettingsError as exc:
+        raise SystemExit(f".chalice/config.json: {exc}") from exc
+
+
+def script_for_roots(roots: tuple[str, ...]) -> str:
+    """host/mount-efs.sh with its MOUNT_ROOTS line set to `roots`."""
+    text = SCRIPT.read_text()
+    if text.count(SCRIPT_ROOTS_LINE + "\n") != 1:
+        raise SystemExit(f"host/mount-efs.sh must have exactly one line {SCRIPT_ROOTS_LINE!r}")
+    return text.replace(SCRIPT_ROOTS_LINE + "\n", f"readonly MOUNT_ROOTS={','.join(roots)}\n")
+
+
+def mount_document(roots: tuple[str, ...] | None = None) -> dict[str, Any]:
+    roots = roots or mount_roots(json.loads(CHALICE_CONFIG.read_text()))
+    document_parameters: dict[str, Any] = {}
     # Agents older than 3.3.2746.0 do not set SSM_* variables: fall back to SSM's own
     # substitution, which allowedPattern keeps to characters that cannot leave the quotes.
     # SSM runs the commands with sh, which is dash on some distributions: re-run under bash.
     prelude = ['if [ -z "${BASH_VERSION-}" ]; then exec bash "$0" "$@"; fi']
-    for name, (description, pattern, default) in PARAMETERS.items():
-        parameters[name] = {
+    for name, (description, pattern, default) in parameters(roots).items():
+        document_parameters[name] = {
             "type": "String",
             "description": description,
             "allowedPattern": pattern,
             "interpolationType": "ENV_VAR",
         }
         if default is not None:
-            parameters[name]["default"] = default
+            document_parameters[name]["default"] = default
         prelude.append(f"if [ -z \"${{SSM_{name}+x}}\" ]; then export SSM_{name}='{{{{ {name} }}}}'; fi")
-    script = SCRIPT.read_text().splitlines()
+    script = script_for_roots(roots).splitlines()
     return {
         "schemaVersion": "2.2",
         "description": "efs-automount: mount an Amazon EFS file system on this host (idempotent, fstab, verified).",
-        "parameters": parameters,
+        "parameters": document_parameters,
         "mainSteps": [
             {
                 "action": "aws:runShellScript",
@@ -97,13 +200,89 @@ def document_resource() -> dict[str, Any]:
     }
 
 
-def app_resources() -> dict[str, Any]:
-    """Merged into `chalice package`: the mount document, and the idempotency table wired to its function."""
+def pinned(resource: str) -> Any:
+    """A resource of policy.json as a template writes it: the stack's own partition and account, not wildcards.
+
+    policy.json is static (`chalice deploy` sends it as it is), so it names the caller's account with the policy
+    variable ${aws:PrincipalAccount}; a template knows its account and partition.
+    """
+    text = resource.replace("arn:*:", "arn:${AWS::Partition}:", 1)
+    text = text.replace("${aws:PrincipalAccount}", "${AWS::AccountId}")
+    return {"Fn::Sub": text} if "${" in text else text
+
+
+def template_policy(statements: list[dict[str, Any]]) -> dict[str, Any]:
+    rendered = []
+    for statement in statements:
+        statement = copy.deepcopy(statement)
+        resources = statement["Resource"]
+        statement["Resource"] = [pinned(r) for r in resources] if isinstance(resources, list) else pinned(resources)
+        rendered.append(statement)
+    return {"Version": "2012-10-17", "Statement": rendered}
+
+
+def opt_in_statements(parameter: str) -> list[dict[str, Any]]:
+    statements = json.loads(OPT_IN_POLICY.read_text())["Statement"]
+    return [s for s in statements if s["Sid"].startswith(parameter)]
+
+
+def opt_in_parameters() -> dict[str, Any]:
     return {
+        parameter: {
+            "Type": "String",
+            "AllowedValues": ["true", "false"],
+            "Default": "false",
+            "Description": f"The app's {setting} setting: true grants the permissions it needs, and only then.",
+        }
+        for parameter, setting in OPT_INS.items()
+    }
+
+
+def opt_in_conditions() -> dict[str, Any]:
+    return {f"{parameter}On": {"Fn::Equals": [{"Ref": parameter}, "true"]} for parameter in OPT_INS}
+
+
+def opt_in_policies(roles: list[str]) -> dict[str, Any]:
+    """One policy per opt-in setting, attached to the roles only when the setting is on."""
+    return {
+        f"{parameter}Policy": {
+            "Type": "AWS::IAM::Policy",
+            "Condition": f"{parameter}On",
+            "Properties": {
+                "PolicyName": f"efs-automount-{setting.lower().replace('_', '-')}",
+                "Roles": [{"Ref": role} for role in roles],
+                "PolicyDocument": template_policy(opt_in_statements(parameter)),
+            },
+        }
+        for parameter, setting in OPT_INS.items()
+    }
+
+
+def app_resources() -> dict[str, Any]:
+    """Merged into `chalice package`: the mount document, the idempotency table and retry queue wired to their
+    functions, the roles' policies pinned to the stack's account, and the opt-in permissions behind parameters."""
+    base_policy = template_policy(json.loads(POLICY.read_text())["Statement"])
+    template = {
+        "Parameters": opt_in_parameters(),
+        "Conditions": opt_in_conditions(),
+        "Outputs": {
+            "AppRoleArns": {
+                "Description": "The app's execution roles: the AppRoleArns parameter of deploy/member-account.json.",
+                "Value": {"Fn::Join": [",", [{"Fn::GetAtt": [f"{f}Role", "Arn"]} for f in FUNCTIONS]]},
+            }
+        },
         "Resources": {
+            **{
+                f"{function}Role": {
+                    "Properties": {"Policies": [{"PolicyName": f"{function}RolePolicy", "PolicyDocument": base_policy}]}
+                }
+                for function in FUNCTIONS
+            },
+            **opt_in_policies([f"{function}Role" for function in FOLLOW_UPS_FUNCTIONS]),
             "MountDocument": document_resource(),
             "IdempotencyTable": {
                 "Type": "AWS::DynamoDB::Table",
+                "Metadata": {"checkov": {"skip": TABLE_CHECKOV_SKIPS}},
                 "Properties": {
                     # The policy allows tables named efs-automount-* only.
                     "TableName": {"Fn::Sub": "efs-automount-idempotency-${AWS::StackName}"},
@@ -113,34 +292,32 @@ def app_resources() -> dict[str, Any]:
                     "TimeToLiveSpecification": {"AttributeName": "expiration", "Enabled": True},
                 },
             },
-            "OnTaskDefinition": {
-                "Properties": {"Environment": {"Variables": {"IDEMPOTENCY_TABLE": {"Ref": "IdempotencyTable"}}}}
-            },
             "RetryDeadLetterQueue": {
                 "Type": "AWS::SQS::Queue",
-                "Properties": {"QueueName": f"{RETRY_QUEUE_NAME}-dlq", "MessageRetentionPeriod": 1209600},
+                "Metadata": {"checkov": {"skip": QUEUE_CHECKOV_SKIPS}},
+                "Properties": {
+                    "QueueName": f"{RETRY_QUEUE_NAME}-dlq",
+                    "MessageRetentionPeriod": 1209600,
+                    "SqsManagedSseEnabled": True,
+                },
             },
             "RetryQueue": {
                 "Type": "AWS::SQS::Queue",
+                "Metadata": {"checkov": {"skip": QUEUE_CHECKOV_SKIPS}},
                 "Properties": {
                     # The name `make package` subscribes on_retry to.
                     "QueueName": RETRY_QUEUE_NAME,
                     # At least six times the function timeout, as Lambda's SQS trigger advises.
                     "VisibilityTimeout": 360,
                     "MessageRetentionPeriod": 86400,
+                    "SqsManagedSseEnabled": True,
                     "RedrivePolicy": {
                         "deadLetterTargetArn": {"Fn::GetAtt": ["RetryDeadLetterQueue", "Arn"]},
                         "maxReceiveCount": 5,
                     },
                 },
             },
-            # Functions that may schedule a retry learn the queue; the subscriber waits for it to exist.
-            **{
-                function: {"Properties": {"Environment": {"Variables": {"RETRY_QUEUE_URL": {"Ref": "RetryQueue"}}}}}
-                for function in ("OnLaunch", "OnCommandStatus", "Sweeper", "Repair")
-            },
             "OnRetry": {
-                "DependsOn": ["RetryQueue"],
                 "Properties": {
                     "Environment": {"Variables": {"RETRY_QUEUE_URL": {"Ref": "RetryQueue"}}},
                     "Events": {
@@ -148,14 +325,42 @@ def app_resources() -> dict[str, Any]:
                     },
                 },
             },
-        }
+        },
     }
+    resources = template["Resources"]
+    # Repair registers a missed rewrite through the same flow, so it learns the same table and settings.
+    for function in FOLLOW_UPS_FUNCTIONS:
+        _add_variables(resources, function, {"IDEMPOTENCY_TABLE": {"Ref": "IdempotencyTable"}})
+        _add_variables(resources, function, {setting: {"Ref": parameter} for parameter, setting in OPT_INS.items()})
+    # Functions that may schedule a retry learn the queue. The Ref also makes the subscriber (and the
+    # event source mapping SAM makes for it) wait for the queue to exist.
+    for function in ("OnLaunch", "OnCommandStatus", "Sweeper", "Repair"):
+        _add_variables(resources, function, {"RETRY_QUEUE_URL": {"Ref": "RetryQueue"}})
+    for function in FUNCTIONS:
+        resources.setdefault(function, {})["Metadata"] = {"checkov": {"skip": FUNCTION_CHECKOV_SKIPS}}
+    return template
+
+
+def _add_variables(resources: dict[str, Any], function: str, variables: dict[str, Any]) -> None:
+    properties = resources.setdefault(function, {}).setdefault("Properties", {})
+    properties.setdefault("Environment", {}).setdefault("Variables", {}).update(variables)
 
 
 def member_policy() -> dict[str, Any]:
     policy = json.loads(POLICY.read_text())
-    kept = [copy.deepcopy(s) for s in policy["Statement"] if s["Sid"] not in APP_ONLY_STATEMENTS]
-    return {"Version": policy["Version"], "Statement": kept}
+    return template_policy([s for s in policy["Statement"] if s["Sid"] not in APP_ONLY_STATEMENTS])
+
+
+def stage_policy(settings: list[str]) -> dict[str, Any]:
+    """policy.json plus the opt-in statements of the given settings: a stage's iam_policy_file for `chalice deploy`."""
+    parameters = {setting: parameter for parameter, setting in OPT_INS.items()}
+    unknown = sorted(set(settings) - set(parameters))
+    if unknown:
+        raise SystemExit(f"unknown opt-in settings {unknown}; known: {sorted(parameters)}")
+    policy = json.loads(POLICY.read_text())
+    for setting in settings:
+        policy["Statement"] += opt_in_statements(parameters[setting])
+    return policy
 
 
 def member_template() -> dict[str, Any]:
@@ -173,14 +378,21 @@ def member_template() -> dict[str, Any]:
             "and the rules forwarding events to the app."
         ),
         "Parameters": {
-            "AppAccountId": {
-                "Type": "String",
-                "AllowedPattern": "^\\d{12}$",
-                "Description": "Account running efs-automount.",
+            "AppRoleArns": {
+                "Type": "CommaDelimitedList",
+                "AllowedPattern": ROLE_ARN_PATTERN,
+                "Description": (
+                    "The app's execution role ARNs, comma-separated: the AppRoleArns output of the app's stack, "
+                    "or arn:aws:iam::<app account>:role/efs-automount-<stage>-<function> for chalice deploy."
+                ),
             },
             "ExternalId": {"Type": "String", "Default": "", "Description": "The app's EXTERNAL_ID setting, if set."},
+            **opt_in_parameters(),
         },
-        "Conditions": {"HasExternalId": {"Fn::Not": [{"Fn::Equals": [{"Ref": "ExternalId"}, ""]}]}},
+        "Conditions": {
+            "HasExternalId": {"Fn::Not": [{"Fn::Equals": [{"Ref": "ExternalId"}, ""]}]},
+            **opt_in_conditions(),
+        },
         "Resources": {
             "MemberRole": {
                 "Type": "AWS::IAM::Role",
@@ -191,7 +403,9 @@ def member_template() -> dict[str, Any]:
                         "Statement": [
                             {
                                 "Effect": "Allow",
-                                "Principal": {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AppAccountId}:root"}},
+                                # The app's roles only, never its account's root: any other principal of the
+                                # app's account would otherwise get these rights in every trusted account.
+                                "Principal": {"AWS": {"Ref": "AppRoleArns"}},
                                 "Action": "sts:AssumeRole",
                                 "Condition": trust_condition,
                             }
@@ -200,10 +414,15 @@ def member_template() -> dict[str, Any]:
                     "Policies": [{"PolicyName": "efs-automount-member", "PolicyDocument": member_policy()}],
                 },
             },
+            **opt_in_policies(["MemberRole"]),
             "MountDocument": document_resource(),
             **forward_rules(),
         },
     }
+
+
+# The app's account, read from its first role ARN (arn:partition:iam::account:role/name).
+APP_ACCOUNT_ID = {"Fn::Select": [4, {"Fn::Split": [":", {"Fn::Select": [0, {"Ref": "AppRoleArns"}]}]}]}
 
 
 def forward_rules() -> dict[str, Any]:
@@ -223,7 +442,10 @@ def forward_rules() -> dict[str, Any]:
                     {
                         "Id": "efs-automount",
                         "Arn": {
-                            "Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AppAccountId}:event-bus/default"
+                            "Fn::Sub": [
+                                "arn:${AWS::Partition}:events:${AWS::Region}:${AppAccountId}:event-bus/default",
+                                {"AppAccountId": APP_ACCOUNT_ID},
+                            ]
                         },
                     }
                 ],
@@ -246,6 +468,9 @@ def render(content: dict[str, Any]) -> str:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["stage-policy"]:
+        print(render(stage_policy(sys.argv[2:])), end="")
+        return
     DEPLOY.mkdir(exist_ok=True)
     for path, content in outputs().items():
         path.write_text(render(content))

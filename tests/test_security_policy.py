@@ -1,0 +1,207 @@
+"""What the app's IAM can be made to do, read from what is deployed: `.chalice/policy.json` (`chalice deploy`),
+the packaged template (`make package`) and the member template (deploy/member-account.json).
+
+- No account wildcard in a `SendCommand` document resource: a document of our name shared from another account
+  and called by its ARN would otherwise run as root on every host.
+- No trust of a whole account: only the app's own execution roles may assume the member role.
+- No opt-in permission granted to a deployment that has not opted in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT
+
+POLICY = json.loads((ROOT / ".chalice" / "policy.json").read_text())
+MEMBER = json.loads((ROOT / "deploy" / "member-account.json").read_text())
+# Each opt-in action, and the template parameter (= the app setting) that must be on for it to be granted.
+OPT_IN = {"ecs:UpdateService": "UpdateServices", "ecs:DeregisterTaskDefinition": "DeregisterSource"}
+# The account field of an ARN that names the caller's own account, in a static policy or in a template.
+OWN_ACCOUNT = {"${aws:PrincipalAccount}", "${AWS::AccountId}"}
+
+
+@pytest.fixture(scope="module")
+def packaged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The template `make package` writes."""
+    out = tmp_path_factory.mktemp("package")
+    chalice = Path(sys.executable).parent / "chalice"
+    queue_url = "https://sqs.us-east-1.amazonaws.com/000000000000/efs-automount-retries"
+    env = dict(os.environ, AWS_DEFAULT_REGION="us-east-1", RETRY_QUEUE_URL=queue_url)
+    command = [str(chalice), "package", "--stage", "prod", "--merge-template", "deploy/app-resources.json", str(out)]
+    subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
+    return json.loads((out / "sam.json").read_text())
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _text(value: Any) -> str:
+    """An ARN as written: a plain string, or the string of an Fn::Sub."""
+    if isinstance(value, dict) and "Fn::Sub" in value:
+        sub = value["Fn::Sub"]
+        return sub if isinstance(sub, str) else sub[0]
+    assert isinstance(value, str), f"cannot read {value!r}"
+    return value
+
+
+def _arn_fields(arn: Any) -> list[str]:
+    """The colon-separated fields of an ARN, keeping a ${variable} (which may hold a colon) whole."""
+    protected = re.sub(r"\$\{[^}]*\}", lambda m: m.group(0).replace(":", "\0"), _text(arn))
+    return [field.replace("\0", ":") for field in protected.split(":")]
+
+
+def _statements(template: dict[str, Any]) -> Iterator[tuple[str, str | None, dict[str, Any]]]:
+    """(resource name, its CloudFormation condition or None, statement) of every permission policy."""
+    for name, resource in template["Resources"].items():
+        properties = resource.get("Properties", {})
+        documents = []
+        if resource["Type"] == "AWS::IAM::Role":
+            documents = [policy["PolicyDocument"] for policy in properties.get("Policies", [])]
+        elif resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            documents = [properties["PolicyDocument"]]
+        for document in documents:
+            for statement in document["Statement"]:
+                yield name, resource.get("Condition"), statement
+
+
+def _deployed_policies(packaged: dict[str, Any]) -> dict[str, list[tuple[str, str | None, dict[str, Any]]]]:
+    return {
+        ".chalice/policy.json": [("policy.json", None, s) for s in POLICY["Statement"]],
+        "packaged template": list(_statements(packaged)),
+        "member template": list(_statements(MEMBER)),
+    }
+
+
+def test_mount_commands_run_only_our_own_accounts_document(packaged):
+    for where, statements in _deployed_policies(packaged).items():
+        documents = [
+            _text(resource)
+            for _, _, statement in statements
+            if "ssm:SendCommand" in _listed(statement["Action"])
+            for resource in _listed(statement["Resource"])
+            if ":document/" in _text(resource)
+        ]
+        assert documents, where
+        for arn in documents:
+            partition, account = _arn_fields(arn)[1], _arn_fields(arn)[4]
+            assert account in OWN_ACCOUNT, f"{where}: {arn} lets a document shared from another account run"
+            if where != ".chalice/policy.json":
+                assert partition == "${AWS::Partition}", f"{where}: {arn}"
+
+
+def test_mount_commands_reach_only_auto_scaling_group_members(packaged):
+    for where, statements in _deployed_policies(packaged).items():
+        for _, _, statement in statements:
+            if "ssm:SendCommand" not in _listed(statement["Action"]):
+                continue
+            instances = [r for r in _listed(statement["Resource"]) if ":document/" not in _text(r)]
+            if instances:
+                assert [_arn_fields(r)[5] for r in instances] == ["instance/*"], where
+                condition = statement.get("Condition", {})
+                assert condition == {"Null": {"ssm:resourceTag/aws:autoscaling:groupName": "false"}}, where
+
+
+def _trusted_principals(template: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    for name, resource in template["Resources"].items():
+        if resource["Type"] != "AWS::IAM::Role":
+            continue
+        for statement in resource["Properties"]["AssumeRolePolicyDocument"]["Statement"]:
+            for principal in _listed(statement["Principal"].get("AWS", [])):
+                yield name, principal
+
+
+def test_no_role_trusts_a_whole_account(packaged):
+    for template in (packaged, MEMBER):
+        for name, principal in _trusted_principals(template):
+            if isinstance(principal, dict) and "Ref" in principal:
+                parameter = template["Parameters"][principal["Ref"]]
+                assert parameter["Type"] == "CommaDelimitedList"
+                pattern = parameter["AllowedPattern"]
+                assert re.fullmatch(pattern, "arn:aws:iam::123456789012:role/efs-automount-prod-on_launch")
+                for account in ("arn:aws:iam::123456789012:root", "123456789012", "*"):
+                    assert not re.fullmatch(pattern, account), f"{name} may be made to trust {account}"
+            else:
+                text = _text(principal)
+                assert ":role/" in text and not text.endswith(":root"), f"{name} trusts {text}"
+
+
+def test_member_role_trusts_the_app_roles_with_the_external_id():
+    (statement,) = MEMBER["Resources"]["MemberRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"AWS": {"Ref": "AppRoleArns"}}
+    assert statement["Condition"]["Fn::If"][0] == "HasExternalId"
+    assert statement["Condition"]["Fn::If"][1] == {"StringEquals": {"sts:ExternalId": {"Ref": "ExternalId"}}}
+
+
+def test_the_app_template_names_the_roles_the_member_template_must_trust(packaged):
+    roles = [name for name, r in packaged["Resources"].items() if r["Type"] == "AWS::IAM::Role"]
+    joined = packaged["Outputs"]["AppRoleArns"]["Value"]["Fn::Join"]
+    assert joined[0] == ","
+    assert sorted(json.dumps(arn) for arn in joined[1]) == sorted(
+        json.dumps({"Fn::GetAtt": [role, "Arn"]}) for role in roles
+    )
+
+
+def _is_on(template: dict[str, Any], condition: str | None, parameter: str) -> bool:
+    """True when the CloudFormation condition holds exactly when the parameter is "true"."""
+    if condition is None:
+        return False
+    return template["Conditions"][condition] == {"Fn::Equals": [{"Ref": parameter}, "true"]}
+
+
+def test_opt_in_permissions_are_granted_only_where_the_feature_is_on(packaged):
+    for where, statements in _deployed_policies(packaged).items():
+        template = {".chalice/policy.json": {}, "packaged template": packaged, "member template": MEMBER}[where]
+        for name, condition, statement in statements:
+            for action in set(_listed(statement["Action"])) & set(OPT_IN):
+                assert _is_on(template, condition, OPT_IN[action]), f"{where}: {name} grants {action} to everyone"
+    granted = {a for _, _, s in _statements(packaged) for a in _listed(s["Action"])}
+    assert set(OPT_IN) <= granted, "the packaged template cannot turn the follow-ups on"
+
+
+def test_opt_in_settings_follow_the_same_parameters_as_their_permissions(packaged):
+    variables = packaged["Resources"]["OnTaskDefinition"]["Properties"]["Environment"]["Variables"]
+    assert variables["UPDATE_SERVICES"] == {"Ref": "UpdateServices"}
+    assert variables["DEREGISTER_SOURCE"] == {"Ref": "DeregisterSource"}
+    for template in (packaged, MEMBER):
+        for parameter in OPT_IN.values():
+            assert template["Parameters"][parameter] == {
+                "Type": "String",
+                "AllowedValues": ["true", "false"],
+                "Default": "false",
+                "Description": template["Parameters"][parameter]["Description"],
+            }
+
+
+def test_passed_roles_are_our_own_accounts_and_only_to_ecs_tasks(packaged):
+    for where, statements in _deployed_policies(packaged).items():
+        passing = [s for _, _, s in statements if "iam:PassRole" in _listed(s["Action"])]
+        assert passing, where
+        for statement in passing:
+            for resource in _listed(statement["Resource"]):
+                assert _arn_fields(resource)[4] in OWN_ACCOUNT, f"{where}: {resource}"
+            assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}
+
+
+def test_a_chalice_deploy_stage_policy_grants_only_the_opt_ins_it_names():
+    from tools.build_deploy import stage_policy
+
+    def actions(settings: list[str]) -> set[str]:
+        return {a for s in stage_policy(settings)["Statement"] for a in _listed(s["Action"])}
+
+    assert actions([]) == {a for s in POLICY["Statement"] for a in _listed(s["Action"])}
+    assert "ecs:UpdateService" in actions(["UPDATE_SERVICES"])
+    assert "ecs:DeregisterTaskDefinition" not in actions(["UPDATE_SERVICES"])
+    assert "ecs:DeregisterTaskDefinition" in actions(["DEREGISTER_SOURCE"])
+    with pytest.raises(SystemExit):
+        stage_policy(["UPDATE_EVERYTHING"])
