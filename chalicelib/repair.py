@@ -31,6 +31,7 @@ from chalicelib.repair_findings import (
     task_definition_findings,
 )
 from chalicelib.settings import Settings
+from chalicelib.sweeper import GRACE_SECONDS as SWEEPER_GRACE_SECONDS
 from chalicelib.task_definition import SOURCE_TAG, mounts_file_system, tags_as_dict, task_mount_from_tags
 from chalicelib.task_definition_flow import TaskDefinitionFlow
 
@@ -41,8 +42,6 @@ GROUP_NAMES_PER_CALL = 50
 INSTANCE_INFORMATION_PER_CALL = 50
 SERVICES_PER_CALL = 10
 TAGGED_HOSTS_PER_CALL = 100
-# Hosts younger than this are left to their launch event, as the sweeper leaves them.
-LAUNCH_GRACE_SECONDS = 60
 # Stop before an item when less time than this is left: enough to finish one and return the report.
 STOP_MARGIN_MILLIS = 30_000
 
@@ -134,10 +133,10 @@ class Repair:
     ) -> list[Group]:
         """The groups to examine: the one asked for, or the cluster's (through its capacity providers and the
         groups of its container instances); only those tagged for EFS."""
-        if request.auto_scaling_group is not None:
-            names = {request.auto_scaling_group}
+        if request.auto_scaling_group is not None or cluster_arn is None:
+            # The input check requires one of the two.
+            names = {request.auto_scaling_group} if request.auto_scaling_group is not None else set()
         else:
-            assert cluster_arn is not None
             names = self._capacity_provider_groups(aws, cluster_arn)
             instance_ids = sorted(self._container_instances(aws, cluster_arn))
             autoscaling = aws.client("autoscaling")
@@ -242,11 +241,12 @@ class Repair:
         in_service: list[tuple[Group, MountSpec, str]] = []
         for group in groups:
             try:
-                spec = mount_spec_from_tags(group.tags)
+                spec = mount_spec_from_tags(group.tags, self._settings.mount_roots)
             except MountConfigError as exc:
                 report["errors"].append({"item": group.name, "error": f"group tag is invalid: {exc}"})
                 continue
-            assert spec is not None, "only groups tagged for EFS are examined"
+            if spec is None:
+                continue  # only groups tagged for EFS are examined
             waiting = sorted(i for i, state in group.instance_states.items() if state == "Pending:Wait")
             if waiting and self._lifecycle.has_our_hook(aws, group.name):
                 for instance_id in waiting:
@@ -293,15 +293,17 @@ class Repair:
             "actions": [],
         }
         try:
-            waiting = self._lifecycle.waiting_since_launch(aws, instance_id)
-            waited = int(self._lifecycle.clock() - waiting.started_at)
-            if waited < LAUNCH_GRACE_SECONDS:
+            # The sweeper's reading of when the wait began (Auto Scaling's launch activity), and its grace.
+            now = self._lifecycle.clock()
+            _, started = self._lifecycle.sweep_deadline(aws, group.name, instance_id, now)
+            if started is not None and now - started < SWEEPER_GRACE_SECONDS:
                 return item  # its launch event is moments old and acts on it
-            item["problems"].append(f"waiting on the {self._settings.hook_name} hook for {waited} s")
+            waited = f" for {int(now - started)} s" if started is not None else " (since when, AWS does not say)"
+            item["problems"].append(f"waiting on the {self._settings.hook_name} hook{waited}")
             if request.dry_run:
                 item["actions"].append("would drive its launch step (send the mount, complete or decide)")
             else:
-                outcome = self._lifecycle.drive(aws, group.name, instance_id, waiting, group=group)
+                outcome = self._lifecycle.drive(aws, group.name, instance_id, group=group)
                 item["actions"].append(f"launch step: {outcome}")
         except Exception as exc:
             self._error(report, instance_id, exc)
@@ -322,8 +324,7 @@ class Repair:
         if findings.fix is HostFix.NEEDS_EVIDENCE:
             findings = host_findings(*args, confirmed_by_ssm=self._mount_confirmed(aws, item["instance_id"], spec))
         item["problems"] += findings.problems
-        if findings.fix is HostFix.SET_ATTRIBUTE:
-            assert view is not None
+        if findings.fix is HostFix.SET_ATTRIBUTE and view is not None:  # set only on a registered host
             attribute = attribute_name(spec.file_system_id)
             if request.dry_run:
                 item["actions"].append(f"would set the attribute {attribute} to {spec.mount_path}")
@@ -424,25 +425,27 @@ class Repair:
         if SOURCE_TAG in tags:
             return item  # a revision the app registered
         try:
-            mount = task_mount_from_tags(tags, definition)
+            mount = task_mount_from_tags(tags, definition, self._settings.mount_roots)
         except MountConfigError as exc:
             item["problems"].append(f"tag is invalid, so it is never rewritten: {exc}")
             return item
-        assert mount is not None
+        if mount is None:
+            return None  # not tagged for EFS
         mounted = mounts_file_system(definition, mount)
-        rewrite = None if mounted else self._task_definitions._earlier_rewrite(ecs, arn)
-        latest = None if mounted or rewrite else self._latest_revision(ecs, definition["family"])
-        findings = task_definition_findings(arn, services, mounted, rewrite, latest, self._settings.update_services)
+        # The flow's own verdict, so that repair (dry run or not) classifies a revision as the event handler does.
+        standing = None if mounted else self._task_definitions.standing(ecs, arn, definition, tags)
+        verdict, latest = standing if standing is not None else (None, None)
+        findings = task_definition_findings(services, mounted, verdict, latest, self._settings.update_services)
         item["problems"] += findings.problems
         if findings.fix is TaskDefinitionFix.UPDATE_SERVICES:
             for service in sorted(services):
                 if request.dry_run:
-                    item["actions"].append(f"would update service {service} to {rewrite}")
+                    item["actions"].append(f"would update service {service} to {latest}")
                     continue
-                ecs.update_service(cluster=cluster_arn, service=service, taskDefinition=rewrite)
+                ecs.update_service(cluster=cluster_arn, service=service, taskDefinition=latest)
                 logger.info("service moved to the rewritten task definition by repair", service=service)
                 count("ServicesUpdated")
-                item["actions"].append(f"service {service} updated to {rewrite}")
+                item["actions"].append(f"service {service} updated to {latest}")
         elif findings.fix is TaskDefinitionFix.REGISTER:
             if request.dry_run:
                 item["actions"].append("would register the next revision with the EFS volume")
@@ -456,16 +459,6 @@ class Repair:
                 else:
                     item["problems"].append(f"not rewritten: {outcome}")
         return item
-
-    def _latest_revision(self, ecs: Any, family: str) -> str | None:
-        """The family's newest active revision (familyPrefix also matches longer family names)."""
-        newest: tuple[int, str] | None = None
-        for page in ecs.get_paginator("list_task_definitions").paginate(familyPrefix=family, status="ACTIVE"):
-            for arn in page["taskDefinitionArns"]:
-                arn_family, revision = arn.rsplit("/", 1)[1].rsplit(":", 1)
-                if arn_family == family and (newest is None or int(revision) > newest[0]):
-                    newest = (int(revision), arn)
-        return newest[1] if newest else None
 
     def _error(self, report: dict[str, Any], item: str, exc: Exception) -> None:
         logger.exception("repair could not finish an item", item=item)

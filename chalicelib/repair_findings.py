@@ -143,26 +143,31 @@ class TaskDefinitionFindings:
 
 
 def task_definition_findings(
-    arn: str,
     services: list[str],
     mounts_file_system: bool,
-    rewrite_arn: str | None,
+    standing: str | None,
     latest_arn: str | None,
     update_services: bool,
 ) -> TaskDefinitionFindings:
-    """What is wrong with a revision tagged for EFS that services of the cluster run, and the fix."""
+    """What is wrong with a revision tagged for EFS that services of the cluster run, and the fix.
+
+    `standing` and `latest_arn` are the task definition flow's own verdict (`TaskDefinitionFlow.standing`): None
+    when the family has no ACTIVE revision, else "latest", "rewritten" (the latest is its rewrite) or "superseded".
+    """
     if mounts_file_system:
         return TaskDefinitionFindings((), TaskDefinitionFix.NOTHING)
+    if standing is None:
+        return TaskDefinitionFindings(("its family has no ACTIVE revision: not rewritten",), TaskDefinitionFix.NOTHING)
     running = f"service{'s' if len(services) > 1 else ''} {', '.join(sorted(services))}"
-    if rewrite_arn is not None:
-        problem = f"{running} still run{'' if len(services) > 1 else 's'} it, not its rewrite {rewrite_arn}"
+    if standing == "rewritten":
+        problem = f"{running} still run{'' if len(services) > 1 else 's'} it, not its rewrite {latest_arn}"
         if update_services:
             return TaskDefinitionFindings((problem,), TaskDefinitionFix.UPDATE_SERVICES)
         advice = "UPDATE_SERVICES is off: update the service to the rewrite, or turn the setting on"
         return TaskDefinitionFindings((problem, advice), TaskDefinitionFix.NOTHING)
-    if latest_arn is not None and latest_arn != arn:
+    if standing == "superseded":
         problem = (
-            f"superseded by {latest_arn} before it was rewritten: not rewritten, "
+            f"superseded by {latest_arn}, which is not its rewrite: not rewritten, "
             "because the app never makes an older definition the family's latest"
         )
         return TaskDefinitionFindings((problem,), TaskDefinitionFix.NOTHING)

@@ -3,6 +3,8 @@ run that changes nothing, a second run that finds nothing, scope, accounts, per-
 
 from __future__ import annotations
 
+import copy
+
 import boto3
 import chalice.test
 import pytest
@@ -335,9 +337,64 @@ def test_superseded_source_is_reported_not_rewritten(tmp_path):
 
     (item,) = report["task_definitions"]
     assert item["task_definition"] == source
-    assert item["problems"][0].startswith(f"superseded by {newer} before it was rewritten")
+    assert item["problems"][0].startswith(f"superseded by {newer}, which is not its rewrite: not rewritten")
     assert item["actions"] == []
     assert len(ecs.list_task_definitions(familyPrefix="reports")["taskDefinitionArns"]) == 2
+
+
+def test_a_source_superseded_after_its_rewrite_is_classified_as_the_handler_does_and_its_service_left(tmp_path):
+    # Given reports:1 rewritten as reports:2 by the app, then the user's own reports:3, and a service still on :1
+    lambda_ = make_lambda(tmp_path, UPDATE_SERVICES="true")
+    bus = EventBus(_app(), lambda_.invoke)
+    land = build_landscape(boto3.Session(region_name="us-east-1"))
+    ecs = land.client("ecs")
+    source = ecs.register_task_definition(
+        family="reports",
+        containerDefinitions=[{"name": "app", "image": "public.ecr.aws/app/reports:1", "memory": 256}],
+        tags=[{"key": FS_TAG, "value": land.file_system_id}],
+    )["taskDefinition"]["taskDefinitionArn"]
+    (source_event,) = moto_gaps.WORLD.drain()
+    bus.deliver(copy.deepcopy(source_event))
+    deliver_outbox(bus)  # rewritten as reports:2
+    newer = ecs.register_task_definition(
+        family="reports", containerDefinitions=[{"name": "app", "image": "public.ecr.aws/app/reports:3", "memory": 1}]
+    )["taskDefinition"]["taskDefinitionArn"]
+    moto_gaps.WORLD.drain()
+    ecs.create_service(cluster=land.cluster_name, serviceName="reports", taskDefinition=source, desiredCount=0)
+
+    # When the dry run, then the repair, look at it
+    dry = lambda_.invoke("repair", {"cluster": land.cluster_name, "dry_run": True})
+    real = lambda_.invoke("repair", {"cluster": land.cluster_name})
+
+    # Then both say what the event handler says (superseded by reports:3), and the service stays where the user put it
+    ((_, handled),) = bus.deliver(source_event)  # the same event delivered again now
+    assert handled["outcome"] == f"ignored: superseded by {newer}"
+    for report in (dry, real):
+        (item,) = report["task_definitions"]
+        assert item["problems"][0].startswith(f"superseded by {newer}")
+        assert item["actions"] == []
+    (service,) = ecs.describe_services(cluster=land.cluster_name, services=["reports"])["services"]
+    assert service["taskDefinition"] == source
+    assert len(ecs.list_task_definitions(familyPrefix="reports")["taskDefinitionArns"]) == 3
+
+
+def test_a_tagged_revision_whose_family_has_no_active_revision_is_reported_alike_by_dry_run_and_repair(tmp_path):
+    # Given a service still running a tagged revision that was deregistered, the family's only one
+    lambda_ = make_lambda(tmp_path)
+    land = build_landscape(boto3.Session(region_name="us-east-1"))
+    source = _task_definition_registered_while_down(land)
+    land.client("ecs").deregister_task_definition(taskDefinition=source)
+    moto_gaps.WORLD.drain()
+
+    dry = lambda_.invoke("repair", {"cluster": land.cluster_name, "dry_run": True})
+    real = lambda_.invoke("repair", {"cluster": land.cluster_name})
+
+    # Then neither promises or registers a rewrite: the handler would not make one either
+    for report in (dry, real):
+        (item,) = report["task_definitions"]
+        assert item["problems"] == ["its family has no ACTIVE revision: not rewritten"]
+        assert item["actions"] == []
+    assert lambda_.operations().count("ecs:RegisterTaskDefinition") == 0
 
 
 def test_a_service_on_the_unrewritten_revision_is_reported_and_updated_only_with_update_services(tmp_path):
@@ -367,6 +424,24 @@ def test_a_service_on_the_unrewritten_revision_is_reported_and_updated_only_with
     assert service["taskDefinition"] == rewrite
     again = updating.invoke("repair", {"cluster": land.cluster_name})
     assert [i["problems"] for i in again["task_definitions"]] == [[]]
+
+
+def test_a_group_mount_path_outside_mount_roots_is_an_error_and_no_mount_is_sent(tmp_path):
+    # Given MOUNT_ROOTS=/srv and a group whose mount path (the default /mnt/efs/<fs>) lies outside it
+    lambda_ = make_lambda(tmp_path, MOUNT_ROOTS="/srv")
+    bus = EventBus(_app(), lambda_.invoke)
+    land = build_landscape(boto3.Session(region_name="us-east-1"))
+    never, _ = _host_in_service_before_the_tag(land, bus)
+    lambda_.calls.clear()
+
+    report = lambda_.invoke("repair", {"cluster": land.cluster_name})
+
+    # Then the group is reported as the launch step would refuse it, and nothing is sent to its hosts
+    (error,) = report["errors"]
+    assert error["item"] == land.group_name
+    assert "MOUNT_ROOTS" in error["error"]
+    assert never not in _by_instance(report)
+    assert "ssm:SendCommand" not in lambda_.operations()
 
 
 # --- scope, accounts, errors, time ----------------------------------------------------------

@@ -44,16 +44,17 @@ def test_what_counts_as_mounted(recorded, registered, attribute, ssm, fix):
 
 
 @pytest.mark.parametrize(
-    ("mounted", "rewrite", "latest", "update", "fix"),
+    ("mounted", "standing", "latest", "update", "fix"),
     [
         (True, None, None, False, TaskDefinitionFix.NOTHING),
-        (False, ARN[:-1] + "2", None, False, TaskDefinitionFix.NOTHING),
-        (False, ARN[:-1] + "2", None, True, TaskDefinitionFix.UPDATE_SERVICES),
-        (False, None, ARN[:-1] + "3", True, TaskDefinitionFix.NOTHING),  # superseded: reported only
-        (False, None, ARN, False, TaskDefinitionFix.REGISTER),
+        (False, "rewritten", ARN[:-1] + "2", False, TaskDefinitionFix.NOTHING),
+        (False, "rewritten", ARN[:-1] + "2", True, TaskDefinitionFix.UPDATE_SERVICES),
+        (False, "superseded", ARN[:-1] + "3", True, TaskDefinitionFix.NOTHING),  # reported only
+        (False, None, None, True, TaskDefinitionFix.NOTHING),  # the family has no ACTIVE revision: reported only
+        (False, "latest", ARN, False, TaskDefinitionFix.REGISTER),
     ],
 )
-def test_what_follows_for_a_tagged_revision_a_service_runs(mounted, rewrite, latest, update, fix):
-    findings = task_definition_findings(ARN, ["reports"], mounted, rewrite, latest, update)
+def test_what_follows_for_a_tagged_revision_a_service_runs(mounted, standing, latest, update, fix):
+    findings = task_definition_findings(["reports"], mounted, standing, latest, update)
     assert findings.fix is fix
     assert bool(findings.problems) is not mounted
