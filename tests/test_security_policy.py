@@ -205,3 +205,24 @@ def test_a_chalice_deploy_stage_policy_grants_only_the_opt_ins_it_names():
     assert "ecs:DeregisterTaskDefinition" in actions(["DEREGISTER_SOURCE"])
     with pytest.raises(SystemExit):
         stage_policy(["UPDATE_EVERYTHING"])
+
+
+def test_repairs_role_can_make_every_read_repair_makes_and_update_services_only_where_opted_in(packaged):
+    resources = packaged["Resources"]
+    # Repair's own reads, granted unconditionally (a dry run needs them whatever the settings)
+    (policy,) = resources["RepairRole"]["Properties"]["Policies"]
+    granted = {a for s in policy["PolicyDocument"]["Statement"] for a in _listed(s["Action"])}
+    repair_reads = {"ecs:DescribeClusters", "ecs:DescribeCapacityProviders", "ecs:ListServices", "ecs:DescribeServices"}
+    assert repair_reads <= granted
+    assert not granted & set(OPT_IN)
+    # It runs the rewrite flow and moves services: the same settings and opt-in policies as on_task_definition
+    for parameter in OPT_IN.values():
+        attached = resources[f"{parameter}Policy"]
+        assert {"Ref": "RepairRole"} in attached["Properties"]["Roles"]
+        assert _is_on(packaged, attached["Condition"], parameter)
+    variables = resources["Repair"]["Properties"]["Environment"]["Variables"]
+    assert variables["UPDATE_SERVICES"] == {"Ref": "UpdateServices"}
+    assert variables["DEREGISTER_SOURCE"] == {"Ref": "DeregisterSource"}
+    assert variables["IDEMPOTENCY_TABLE"] == {"Ref": "IdempotencyTable"}
+    # A member account must trust repair's role, or repair cannot reach it
+    assert {"Fn::GetAtt": ["RepairRole", "Arn"]} in packaged["Outputs"]["AppRoleArns"]["Value"]["Fn::Join"][1]
