@@ -7,7 +7,7 @@ LINT_VENV ?= .venv-lint
 LINT_STAMP := $(LINT_VENV)/.installed-$(shell cat requirements-lint.txt | cksum | cut -d' ' -f1)
 HOSTS ?= 3
 
-.PHONY: install test demo lint lint-templates deploy-files package bench clean
+.PHONY: install test demo lint lint-templates deploy-files package bench clean repair
 
 install: $(STAMP)
 
@@ -62,3 +62,13 @@ clean:
 # Benchmarks (not tests): cold start, per host, burst, task definitions, package. Writes build/bench.json.
 bench: install
 	$(PY) -m bench.run
+
+# Repair a cluster through the deployed function, with your own AWS credentials:
+#   make repair CLUSTER=web DRY_RUN=1   (also GROUP=, ACCOUNT=, REGION=, JSON=1, STAGE=)
+# `python -m tools.repair` exits 0 nothing to do, 2 problems found or fixed, 1 errors; make reports any
+# non-zero exit as its own error 2.
+repair: install
+	$(PY) -m tools.repair --stage $${STAGE:-prod} \
+		$(if $(CLUSTER),--cluster $(CLUSTER)) $(if $(GROUP),--auto-scaling-group $(GROUP)) \
+		$(if $(ACCOUNT),--account $(ACCOUNT)) $(if $(REGION),--region $(REGION)) \
+		$(if $(DRY_RUN),--dry-run) $(if $(JSON),--json)

@@ -11,7 +11,7 @@ from chalicelib.events import (
     launch_pattern,
     task_definition_registered_pattern,
 )
-from chalicelib.observability import lambda_handler
+from chalicelib.observability import lambda_function_handler, lambda_handler
 from chalicelib.settings import DEFAULT_HOOK_NAME, DEFAULT_MOUNT_DOCUMENT
 
 app = Chalice(app_name="efs-automount", configure_logs=False)
@@ -51,6 +51,12 @@ def on_task_definition(event, context):
 @lambda_handler
 def sweeper(event, context):
     return entrypoints.handle_sweep(event)
+
+
+@app.lambda_function(name="repair")
+@lambda_function_handler
+def repair(event, context):
+    return entrypoints.handle_repair(event, context)
 
 
 # Without a queue there is nothing to subscribe to: the sweeper carries retries then.

@@ -336,7 +336,135 @@ def task_definitions(count: int) -> dict[str, Any]:
     }
 
 
-# --- 6. package: size, and cold start as Lambda would load it --------------------------------
+# --- 6. repair at scale --------------------------------------------------------------------------
+
+# Assumed latency of one AWS API call from Lambda in the same region, for the projection to real AWS.
+ASSUMED_AWS_CALL_SECONDS = 0.05
+
+
+def repair_at_scale(host_count: int, service_count: int) -> dict[str, Any]:
+    """A cluster of `host_count` hosts in service and `service_count` services, a few of each drifted: the
+    dry run, the repair, and the second run after the mounts' status events, each metered."""
+    from moto import mock_aws
+
+    meter = METER
+    # With UPDATE_SERVICES the service of a missed rewrite moves to it, so the second run finds nothing at all.
+    with mock_aws(), patched_env({**stage_environment(), "UPDATE_SERVICES": "true"}):
+        import boto3
+
+        from simulation import hosts, moto_gaps
+        from simulation.eventbus import EventBus
+
+        app = fresh_app()
+        from simulation.landscape import build_landscape, register_container_instance, scale_out
+
+        moto_gaps.install()
+        moto_gaps.WORLD.reset()
+        land = build_landscape(boto3.Session(region_name="us-east-1"))
+        drift = drifted_cluster(
+            land, host_count, service_count, hosts, moto_gaps, register_container_instance, scale_out
+        )
+        invoke = invoker(app, meter)
+        runs: dict[str, Any] = {}
+        for name, payload in (
+            ("dry_run", {"cluster": land.cluster_name, "dry_run": True}),
+            ("repair", {"cluster": land.cluster_name}),
+        ):
+            meter.reset()
+            invoke.seconds = 0.0  # type: ignore[attr-defined]
+            report = invoke("repair", payload)
+            runs[name] = run_figures(report, meter, invoke.seconds)  # type: ignore[attr-defined]
+        hosts.answer(land, "Success")
+        bus = EventBus(app, invoker(app, Meter()))
+        for event in moto_gaps.WORLD.drain():
+            bus.deliver(event)
+        meter.reset()
+        invoke.seconds = 0.0  # type: ignore[attr-defined]
+        runs["second_run"] = run_figures(invoke("repair", {"cluster": land.cluster_name}), meter, invoke.seconds)  # type: ignore[attr-defined]
+    slowest = max(runs.values(), key=lambda r: r["projected_seconds"])
+    return {
+        "hosts": host_count,
+        "services": service_count,
+        "drift": drift,
+        **runs,
+        "timeout_seconds": 900,
+        "fits_in_one_invocation": slowest["projected_seconds"] < 900,
+        "note": f"projected = own time + AWS calls x {ASSUMED_AWS_CALL_SECONDS} s (calls are sequential)",
+    }
+
+
+def drifted_cluster(
+    land: Any, host_count: int, service_count: int, hosts: Any, moto_gaps: Any, register: Any, scale_out: Any
+) -> dict[str, int]:
+    """Hosts put in service (no hook) and registered, most mounted and marked; 2% never mounted, 1% with the
+    attribute lost (SSM remembers their mount); services mostly on plain or rewritten revisions, 2.5% on a
+    tagged revision that was never rewritten."""
+    autoscaling, ec2, ecs, ssm = (land.client(s) for s in ("autoscaling", "ec2", "ecs", "ssm"))
+    autoscaling.delete_lifecycle_hook(LifecycleHookName=land.hook_name, AutoScalingGroupName=land.group_name)
+    instance_ids = scale_out(land, host_count)
+    hosts.boot_agents(land, instance_ids)
+    container_instances = {i: register(land, i) for i in instance_ids}
+    never = max(1, host_count // 50)
+    lost = max(1, host_count // 100)
+    fs, path = land.file_system_id, f"/mnt/efs/{land.file_system_id}"
+    for index, instance_id in enumerate(instance_ids[never:]):
+        tags = [
+            {"Key": f"efs-automount:mounted:{fs}", "Value": path},
+            {"Key": "efs-automount:ecs-cluster", "Value": land.cluster_arn},
+            {"Key": "efs-automount:container-instance", "Value": container_instances[instance_id]},
+        ]
+        ec2.create_tags(Resources=[instance_id], Tags=tags)
+        if index < lost:
+            parameters = {"FileSystemId": [fs], "MountPath": [path], "Region": [land.region]}
+            command = ssm.send_command(
+                DocumentName="efs-automount-mount", InstanceIds=[instance_id], Parameters=parameters
+            )
+            moto_gaps.finish_invocation(
+                land.account, land.region, command["Command"]["CommandId"], instance_id, "Success", emit=False
+            )
+            continue
+        ecs.put_attributes(
+            cluster=land.cluster_arn,
+            attributes=[{"name": f"efs-automount.{fs}", "value": path, "targetId": container_instances[instance_id]}],
+        )
+    missed = max(1, service_count // 40)
+    rewritten = service_count // 10
+    container = [{"name": "app", "image": "public.ecr.aws/app/app:1", "memory": 256}]
+    for index in range(service_count):
+        tags = [{"key": "efs-automount:file-system-id", "value": fs}] if index < missed + rewritten else []
+        if missed <= index < missed + rewritten:
+            tags.append(
+                {"key": "efs-automount:source", "value": f"arn:aws:ecs:us-east-1:{land.account}:task-definition/x:1"}
+            )
+        arn = ecs.register_task_definition(family=f"svc-{index}", containerDefinitions=container, tags=tags)
+        ecs.create_service(
+            cluster=land.cluster_name,
+            serviceName=f"svc-{index}",
+            taskDefinition=arn["taskDefinition"]["taskDefinitionArn"],
+            desiredCount=0,
+        )
+    moto_gaps.WORLD.drain()
+    return {"never_mounted": never, "attribute_lost": lost, "missed_rewrites": missed}
+
+
+def run_figures(report: dict[str, Any], meter: Meter, handler_seconds: float) -> dict[str, Any]:
+    by_operation: dict[str, int] = {}
+    for call in meter.calls:
+        by_operation[call] = by_operation.get(call, 0) + 1
+    own = handler_seconds - meter.aws_seconds
+    return {
+        "summary": report["summary"],
+        "stopped": report["stopped"],
+        "aws_calls": len(meter.calls),
+        "aws_calls_by_operation": dict(sorted(by_operation.items())),
+        "seconds_local": round(handler_seconds, 2),
+        "own_seconds": round(own, 2),
+        "projected_seconds": round(own + len(meter.calls) * ASSUMED_AWS_CALL_SECONDS, 1),
+        "report_kib": round(len(json.dumps(report)) / 1024, 1),
+    }
+
+
+# --- 7. package: size, and cold start as Lambda would load it --------------------------------
 
 # What a project needs for `chalice package` (tests, simulation and tooling are never packaged).
 PACKAGED_PARTS = ("app.py", "chalicelib", ".chalice", "deploy", "requirements.txt")
@@ -509,6 +637,7 @@ def table(results: dict[str, Any]) -> str:
             f"{tds['aws_calls_per_rewrite']}, {tds['own_ms_per_rewrite']} ms",
             "per rewrite",
         ),
+        *repair_rows(results["repair"]),
         (
             "package: deployment.zip, shipped / without SDK",
             f"{pkg['deployment_zip_kib']} / {pkg['without_sdk_zip_kib']} KiB",
@@ -524,12 +653,29 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(f"  {name:<{width}}  {value:>16}  {note}" for name, value, note in rows)
 
 
+def repair_rows(repair: dict[str, Any]) -> list[tuple[str, str, str]]:
+    size = f"{repair['hosts']} hosts, {repair['services']} services"
+    rows = []
+    for name in ("dry_run", "repair", "second_run"):
+        run = repair[name]
+        rows.append(
+            (
+                f"repair, {size}: {name.replace('_', ' ')}",
+                f"{run['aws_calls']} calls, {run['seconds_local']} s",
+                f"~{run['projected_seconds']} s on AWS; timeout 900 s",
+            )
+        )
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cold-runs", type=int, default=9)
     parser.add_argument("--hosts", type=int, default=30, help="hosts measured per host (steady state)")
     parser.add_argument("--burst", type=int, default=1000)
     parser.add_argument("--task-definitions", type=int, default=500)
+    parser.add_argument("--repair-hosts", type=int, default=1000)
+    parser.add_argument("--repair-services", type=int, default=200)
     parser.add_argument("--out", type=Path, default=OUT, help="where the figures go (JSON)")
     args = parser.parse_args(argv)
     METER.install()
@@ -539,6 +685,7 @@ def main(argv: list[str] | None = None) -> int:
         ("per_host", lambda: per_host(args.hosts, command_seconds=20.0)),
         ("task_definitions", lambda: task_definitions(args.task_definitions)),
         ("burst", lambda: burst(args.burst, throttle_share=0.2)),
+        ("repair", lambda: repair_at_scale(args.repair_hosts, args.repair_services)),
         ("package", lambda: package(args.cold_runs)),
     ]
     for name, step in steps:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from chalice.app import CloudWatchEvent, EventSourceHandler
 
 from chalicelib.accounts import AssumeRoleFailed, AwsAccess, UntrustedAccount, aws_accounts
+from chalicelib.aws_names import ACCOUNT_ID
 from chalicelib.events import (
     EventOrigin,
     MalformedEvent,
@@ -188,6 +189,42 @@ def handle_retries(event: Any, context: Any = None) -> dict[str, Any]:
     return process_partial_response(
         event=event, record_handler=one, processor=BatchProcessor(EventType.SQS), context=context
     )
+
+
+def handle_repair(event: Any, context: Any = None) -> dict[str, Any]:
+    """Repair's door: the input checked key by key and the account checked against the trusted ones, both
+    before any AWS call; then the same sessions and flows as the event handlers."""
+    import os
+
+    from chalicelib.repair import Repair
+    from chalicelib.repair_findings import RepairInputError, parse_repair_request
+
+    settings = load_settings()
+    request = parse_repair_request(event, os.environ.get("AWS_REGION", ""))
+    account = request.account or own_account_of(context)
+    if account not in settings.trusted_accounts and account != own_account_of(context):
+        logger.warning("repair asked for an untrusted account", account=account)
+        raise RepairInputError("account", f"{account} is neither this app's account nor in TRUSTED_ACCOUNTS")
+    logger.append_keys(account=account, region=request.region, cluster=request.cluster)
+    origin = EventOrigin(account, request.region)
+    remaining = getattr(context, "get_remaining_time_in_millis", None) or (lambda: 900_000)
+    repair = Repair(settings, lifecycle_flow(), task_definition_flow(), remaining)
+    try:
+        aws = aws_accounts().for_origin(origin)
+    except AssumeRoleFailed as exc:
+        logger.error("repair cannot act in a trusted account", reason=str(exc))
+        count("AssumeRoleFailures")
+        raise
+    return repair.run(request, aws)
+
+
+def own_account_of(context: Any) -> str:
+    """The app's own account: from the invoked function's ARN when Lambda gives one (no AWS call), else STS."""
+    arn = getattr(context, "invoked_function_arn", "") or ""
+    parts = arn.split(":")
+    if len(parts) >= 5 and ACCOUNT_ID.fullmatch(parts[4]):
+        return parts[4]
+    return aws_accounts().own_account()
 
 
 def handle_sweep(event: Any = None) -> dict[str, Any]:

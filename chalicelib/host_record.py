@@ -83,6 +83,16 @@ def record_mount(ec2: Any, instance_id: str, spec: MountSpec) -> None:
     )
 
 
+def record_container_instance(ec2: Any, instance_id: str, cluster_arn: str, container_instance_arn: str) -> None:
+    ec2.create_tags(
+        Resources=[instance_id],
+        Tags=[
+            {"Key": CLUSTER_TAG, "Value": cluster_arn},
+            {"Key": CONTAINER_INSTANCE_TAG, "Value": container_instance_arn},
+        ],
+    )
+
+
 def set_mount_attributes(ecs: Any, cluster_arn: str, container_instance_arn: str, mounts: dict[str, str]) -> None:
     # With a full ARN as targetId, ECS needs no targetType.
     ecs.put_attributes(
@@ -171,13 +181,7 @@ class ContainerInstanceFlow:
             if not record.mounts and not self._group_wants_efs(record, aws):
                 self._settle(change.container_instance_arn)
                 return "ignored: host is not in a group tagged for EFS"
-            ec2.create_tags(
-                Resources=[change.instance_id],
-                Tags=[
-                    {"Key": CLUSTER_TAG, "Value": change.cluster_arn},
-                    {"Key": CONTAINER_INSTANCE_TAG, "Value": change.container_instance_arn},
-                ],
-            )
+            record_container_instance(ec2, change.instance_id, change.cluster_arn, change.container_instance_arn)
             # The mount may have been confirmed since the first read: read again after writing.
             record = read_host_record(ec2, change.instance_id)
             proven, unproven = self._proven(aws, change.instance_id, record)

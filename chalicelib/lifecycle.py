@@ -373,17 +373,7 @@ class LifecycleFlow:
         attempt: int,
     ) -> str:
         try:
-            command = (
-                aws.client("ssm")
-                .send_command(
-                    DocumentName=self._settings.mount_document,
-                    InstanceIds=[instance_id],
-                    Parameters=parameters,
-                    TimeoutSeconds=self._settings.command_timeout_seconds,
-                    Comment=f"efs-automount: mount {spec.file_system_id} at launch"[:100],
-                )
-                .get("Command", {})
-            )
+            command = self._send_mount_command(aws, instance_id, spec, parameters, "at launch")
         except ClientError as exc:
             code = error_code(exc)
             if code == "InvalidInstanceId":
@@ -406,6 +396,46 @@ class LifecycleFlow:
             mount_target_ip=parameters["MountTargetIp"][0],
             require_tls=parameters["RequireTls"][0],
         )
+        count("MountCommandsSent")
+        return f"mount command sent: {command.get('CommandId')}"
+
+    def _send_mount_command(
+        self, aws: AwsAccess, instance_id: str, spec: MountSpec, parameters: dict[str, list[str]], why: str
+    ) -> dict[str, Any]:
+        return (
+            aws.client("ssm")
+            .send_command(
+                DocumentName=self._settings.mount_document,
+                InstanceIds=[instance_id],
+                Parameters=parameters,
+                TimeoutSeconds=self._settings.command_timeout_seconds,
+                Comment=f"efs-automount: mount {spec.file_system_id} {why}"[:100],
+            )
+            .get("Command", {})
+        )
+
+    def mount_in_service(self, aws: AwsAccess, instance_id: str, zone: str, spec: MountSpec) -> str:
+        """Repair: send the launch step's mount (same document, parameters, mount target) to a host already in
+        service whose SSM agent is online. Nothing is completed or heartbeated: there is no action left. Its
+        status event records the mount and sets the attribute, as for any mount."""
+        try:
+            file_system = self._file_system(aws, spec.file_system_id)
+            ip = select_mount_target_ip(file_system.mount_targets, spec.file_system_id, zone)
+        except (NoMountTarget, MountTargetNotReady) as exc:
+            return f"not sent: {exc}"
+        parameters = mount_command_parameters(spec, aws.region, ip, file_system.requires_tls)
+        try:
+            command = self._send_mount_command(aws, instance_id, spec, parameters, "by repair")
+        except ClientError as exc:
+            if error_code(exc) in (
+                "InvalidInstanceId",
+                "InvalidDocument",
+                "InvalidParameters",
+                "InvalidDocumentVersion",
+            ):
+                return f"not sent: {exc}"
+            raise
+        logger.info("mount command sent by repair", command_id=command.get("CommandId"), instance_id=instance_id)
         count("MountCommandsSent")
         return f"mount command sent: {command.get('CommandId')}"
 

@@ -47,14 +47,21 @@ def _tracing_enabled() -> bool:
     return os.environ.get("POWERTOOLS_TRACE_DISABLED", "true").lower() == "false"
 
 
-def lambda_handler(function: Callable[[dict[str, Any], Any], Any]) -> Callable[[Any], Any]:
-    """Wrap `function(event_dict, context)` as a Chalice event handler with logging and metrics."""
+def lambda_function_handler(function: Callable[[dict[str, Any], Any], Any]) -> Callable[[Any, Any], Any]:
+    """Wrap `function(event_dict, context)` with logging and metrics; Chalice's plain `lambda_function`
+    hands it the event and context as they are."""
     wrapped = logger.inject_lambda_context(clear_state=True)(metrics.log_metrics(function))
     if _tracing_enabled():
         # X-Ray costs import time on every cold start, so it loads only when asked for.
         from aws_lambda_powertools import Tracer
 
         wrapped = Tracer(service=SERVICE).capture_lambda_handler(wrapped)
+    return functools.wraps(function)(wrapped)
+
+
+def lambda_handler(function: Callable[[dict[str, Any], Any], Any]) -> Callable[[Any], Any]:
+    """Wrap `function(event_dict, context)` as a Chalice event handler with logging and metrics."""
+    wrapped = lambda_function_handler(function)
 
     @functools.wraps(function)
     def handler(event: Any) -> Any:

@@ -72,24 +72,20 @@ class TaskDefinitionFlow:
             return "ignored: not tagged for EFS"
         if mounts_file_system(definition, mount):
             return f"ignored: already mounts {mount.file_system_id}"
-        if registered.reference == definition["family"]:
-            # Described by family name (CloudTrail left the ARN out): it is the latest already.
-            latest: tuple[str, dict[str, str]] | None = (source_arn, tag_map)
-        else:
-            latest = self._latest_of_family(ecs, definition["family"])
-        if latest is None:
+        standing = self.standing(ecs, registered.reference, definition, tag_map)
+        if standing is None:
             logger.warning("the family has no active revision; no revision registered")
             return "ignored: the family has no active revision"
-        standing = source_standing(source_arn, *latest)
-        if standing == "rewritten":
-            return f"ignored: already rewritten as {latest[0]}"
-        if standing == "superseded":
+        verdict, latest_arn = standing
+        if verdict == "rewritten":
+            return f"ignored: already rewritten as {latest_arn}"
+        if verdict == "superseded":
             logger.warning(
                 "task definition superseded by a newer revision of its family; not rewritten, repair reports it",
-                superseded_by=latest[0],
+                superseded_by=latest_arn,
             )
             count("TaskDefinitionsRejected", Reason="superseded")
-            return f"ignored: superseded by {latest[0]}"
+            return f"ignored: superseded by {latest_arn}"
         unknown = unknown_fields(_raw_body(described), described)
         if unknown:
             logger.error(
@@ -124,6 +120,21 @@ class TaskDefinitionFlow:
         count("TaskDefinitionsRewritten")
         self._follow_ups(aws, source_arn, new_arn)
         return f"registered {new_arn}"
+
+    def standing(
+        self, ecs: Any, reference: str, definition: dict[str, Any], tags: dict[str, str]
+    ) -> tuple[str, str] | None:
+        """Where the described revision stands in its family (`source_standing`) and the family's latest ACTIVE
+        revision; None when the family has none. The event handler and repair (dry run or not) both decide by it."""
+        source_arn = definition["taskDefinitionArn"]
+        if reference == definition["family"]:
+            # Described by family name (CloudTrail left the ARN out): it is the latest already.
+            latest: tuple[str, dict[str, str]] | None = (source_arn, tags)
+        else:
+            latest = self._latest_of_family(ecs, definition["family"])
+        if latest is None:
+            return None
+        return source_standing(source_arn, *latest), latest[0]
 
     def _latest_of_family(self, ecs: Any, family: str) -> tuple[str, dict[str, str]] | None:
         """The family's latest ACTIVE revision (what deploying by family name runs) and its tags."""

@@ -74,7 +74,9 @@ class Timeline:
         self._out(f"  {time.monotonic() - self._start:6.2f}s  {actor:<22} {message}")
 
 
-def run(hosts_count: int, failures: int, out: Callable[[str], None] = print) -> tuple[list[dict[str, str]], list[str]]:
+def run(
+    hosts_count: int, failures: int, out: Callable[[str], None] = print
+) -> tuple[list[dict[str, str]], list[str], list[str], dict[str, Any]]:
     import boto3
     from chalice.test import Client
 
@@ -84,7 +86,6 @@ def run(hosts_count: int, failures: int, out: Callable[[str], None] = print) -> 
     from simulation.landscape import (
         build_landscape,
         lifecycle_state,
-        mount_attribute,
         register_container_instance,
         scale_out,
     )
@@ -176,7 +177,19 @@ def run(hosts_count: int, failures: int, out: Callable[[str], None] = print) -> 
             timeline("ECS agent", f"{instance_id} registered in {land.cluster_name} after its mount")
     deliver(moto_gaps.WORLD.drain())
     task_definition_lines = demo_task_definition(land, deliver, timeline)
+    rows = result_rows(land, instance_ids, commands, registered)
+    from simulation.demo_repair import repair_scene
+
+    repair_lines, last_repair = repair_scene(app, land, registered, deliver, timeline)
     log.close()
+    return rows, task_definition_lines, repair_lines, last_repair
+
+
+def result_rows(
+    land: Any, instance_ids: list[str], commands: dict[str, str], registered: dict[str, str]
+) -> list[dict[str, str]]:
+    from simulation import moto_gaps
+    from simulation.landscape import lifecycle_state, mount_attribute
 
     rows = []
     for instance_id in instance_ids:
@@ -197,7 +210,7 @@ def run(hosts_count: int, failures: int, out: Callable[[str], None] = print) -> 
                 "state": lifecycle_state(land, instance_id),
             }
         )
-    return rows, task_definition_lines
+    return rows
 
 
 def demo_task_definition(land: Any, deliver: Callable[[list[dict[str, Any]]], None], timeline: Timeline) -> list[str]:
@@ -257,11 +270,13 @@ def main(argv: list[str] | None = None) -> int:
     with local_aws() as endpoint:
         print(f"efs-automount demo: local AWS at {endpoint}\n")
         print("Timeline")
-        rows, task_definition_lines = run(args.hosts, args.fail)
+        rows, task_definition_lines, repair_lines, last_repair = run(args.hosts, args.fail)
     print("\nResult")
     print_table(rows)
     print("\nTask definition")
     print("\n".join(task_definition_lines))
+    print("\nRepair")
+    print("\n".join(repair_lines))
     print(f"\nThe app's JSON logs and EMF metrics: {LOG_FILE.relative_to(ROOT)}")
     if "(2 revisions)" not in task_definition_lines[0]:
         print("demo FAILED: the tagged task definition did not get exactly one new revision")
@@ -271,6 +286,14 @@ def main(argv: list[str] | None = None) -> int:
     wrong = [r["host"] for r in rows if r["lifecycle result"] != expected.get(r["host"], "CONTINUE")]
     if undecided or wrong:
         print(f"demo FAILED: undecided {undecided}, wrong result {wrong}")
+        return 1
+    if last_repair["summary"] != {
+        "examined": last_repair["summary"]["examined"],
+        "with_problems": 0,
+        "actions": 0,
+        "errors": 0,
+    }:
+        print("demo FAILED: the second repair still found something")
         return 1
     return 0
 

@@ -15,7 +15,7 @@ def test_bench_runs_end_to_end_and_its_correctness_figures_hold(tmp_path):
     out = tmp_path / "bench.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     command = [sys.executable, "-m", "bench.run", "--cold-runs", "1", "--hosts", "2", "--burst", "5"]
-    command += ["--task-definitions", "3", "--out", str(out)]
+    command += ["--task-definitions", "3", "--repair-hosts", "4", "--repair-services", "3", "--out", str(out)]
 
     subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
 
@@ -27,3 +27,10 @@ def test_bench_runs_end_to_end_and_its_correctness_figures_hold(tmp_path):
     assert figures["package"]["deployment_zip_kib"] > figures["package"]["without_sdk_zip_kib"] > 0
     # The cold start compared is the one Lambda would see: the shipped botocore, or the runtime's
     assert figures["package"]["botocore_loaded_from"] == {"shipped": "package", "without_sdk": "runtime"}
+    repair = figures["repair"]
+    assert repair["dry_run"]["summary"]["actions"] == repair["repair"]["summary"]["actions"] == 3
+    assert repair["second_run"]["summary"] == {"examined": 5, "with_problems": 0, "actions": 0, "errors": 0}
+    assert not any(
+        call.split(":")[1].startswith(("Create", "Put", "Send", "Register", "Update"))
+        for call in repair["dry_run"]["aws_calls_by_operation"]
+    )

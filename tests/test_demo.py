@@ -28,7 +28,15 @@ def test_demo_mounts_every_host_and_abandons_the_failed_one():
     assert all(row[3].startswith("/mnt/efs/fs-") for row in rows[1:])
     assert "waiting: agent, retry in 10s" in result.stdout
     assert "retry message for" in result.stdout
-    task_definition = result.stdout.split("\nTask definition\n")[1]
+    task_definition = result.stdout.split("\nTask definition\n")[1].split("\nRepair\n")[0]
     assert "uploads:1 -> uploads:2 (2 revisions)" in task_definition
     assert "attribute:efs-automount.fs-" in task_definition
     assert "ignored: already rewritten as" in result.stdout
+    # The repair scene: a dry run reports the three drifts, repair fixes them, a second run finds nothing
+    dry_run, fixed, again = result.stdout.split("\nRepair\n")[1].split("$ make repair")[1:]
+    assert "! never mounted" in dry_run and "-> would send the mount command" in dry_run
+    assert "! container instance lacks the attribute efs-automount.fs-" in dry_run
+    assert "-> would register the next revision" in dry_run
+    assert "examined 4, with problems 3, actions 3, errors 0" in dry_run
+    assert "-> mount command sent: " in fixed and "-> registered arn:" in fixed and "-> attribute" in fixed
+    assert "nothing to repair" in again and "with problems 0, actions 0, errors 0" in again

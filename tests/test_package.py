@@ -34,7 +34,7 @@ def test_package_has_every_rule_with_the_app_pattern_and_the_mount_document(tmp_
         event["Properties"]["Pattern"]["detail-type"][0]
         for resource in resources.values()
         if resource["Type"] == "AWS::Serverless::Function"
-        for event in resource["Properties"]["Events"].values()
+        for event in resource["Properties"].get("Events", {}).values()
         if event["Type"] == "CloudWatchEvent"
     }
     expected = {
@@ -64,6 +64,11 @@ def test_package_has_every_rule_with_the_app_pattern_and_the_mount_document(tmp_
     assert rewrite_variables["IDEMPOTENCY_TABLE"] == {"Ref": "IdempotencyTable"}
     assert rewrite_variables["HOOK_NAME"] == "efs-automount"
     assert resources["IdempotencyTable"]["Type"] == "AWS::DynamoDB::Table"
+    repair = resources["Repair"]["Properties"]
+    # Measured in `make bench` (README: Repair): a 1,000-host cluster with 200 services fits in one invocation.
+    assert (repair["Timeout"], repair["MemorySize"]) == (900, 512)
+    assert "Events" not in repair  # invoked by hand only
+    assert repair["Environment"]["Variables"]["RETRY_QUEUE_URL"] == {"Ref": "RetryQueue"}
     # The rewrite keeps what this botocore's model knows: the package carries the pinned botocore
     shipped = zipfile.ZipFile(tmp_path / "deployment.zip").namelist()
     for name, version in _pins("requirements.txt").items():

@@ -209,7 +209,7 @@ def test_a_chalice_deploy_stage_policy_grants_only_the_opt_ins_it_names():
 
 # Review of issue 9: the retry queue, account wildcards, task definition tagging and the functions' logs.
 # The functions that schedule retries, and so the only principals that may send to the retry queue.
-RETRY_SENDERS = ("OnLaunch", "OnCommandStatus", "Sweeper", "OnRetry")
+RETRY_SENDERS = ("OnLaunch", "OnCommandStatus", "Sweeper", "OnRetry", "Repair")
 
 
 def _queue_policies(template: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
@@ -265,7 +265,7 @@ def test_a_chalice_deploy_queue_policy_names_the_stage_roles():
     assert statement["Resource"] == "arn:aws:sqs:eu-west-1:123456789012:efs-automount-retries"
     assert statement["Condition"]["ArnNotEquals"]["aws:PrincipalArn"] == [
         f"arn:aws:iam::123456789012:role/efs-automount-prod-{name}"
-        for name in ("on_launch", "on_command_status", "sweeper", "on_retry")
+        for name in ("on_launch", "on_command_status", "sweeper", "on_retry", "repair")
     ]
     china = retry_queue_attributes("https://sqs.cn-north-1.amazonaws.com.cn/123456789012/efs-automount-retries", "dev")
     assert json.loads(china["Policy"])["Statement"][0]["Resource"].startswith("arn:aws-cn:sqs:cn-north-1:")
@@ -346,3 +346,24 @@ def test_the_readmes_bus_policy_lets_members_forward_exactly_what_the_app_acts_o
     detail_types = {t for p in patterns for t in p["detail-type"]}
     assert set(condition["ForAllValues:StringEquals"]["events:source"]) == sources
     assert set(condition["StringEquals"]["events:detail-type"]) == detail_types
+
+
+def test_repairs_role_can_make_every_read_repair_makes_and_update_services_only_where_opted_in(packaged):
+    resources = packaged["Resources"]
+    # Repair's own reads, granted unconditionally (a dry run needs them whatever the settings)
+    (policy,) = resources["RepairRole"]["Properties"]["Policies"]
+    granted = {a for s in policy["PolicyDocument"]["Statement"] for a in _listed(s["Action"])}
+    repair_reads = {"ecs:DescribeClusters", "ecs:DescribeCapacityProviders", "ecs:ListServices", "ecs:DescribeServices"}
+    assert repair_reads <= granted
+    assert not granted & set(OPT_IN)
+    # It runs the rewrite flow and moves services: the same settings and opt-in policies as on_task_definition
+    for parameter in OPT_IN.values():
+        attached = resources[f"{parameter}Policy"]
+        assert {"Ref": "RepairRole"} in attached["Properties"]["Roles"]
+        assert _is_on(packaged, attached["Condition"], parameter)
+    variables = resources["Repair"]["Properties"]["Environment"]["Variables"]
+    assert variables["UPDATE_SERVICES"] == {"Ref": "UpdateServices"}
+    assert variables["DEREGISTER_SOURCE"] == {"Ref": "DeregisterSource"}
+    assert variables["IDEMPOTENCY_TABLE"] == {"Ref": "IdempotencyTable"}
+    # A member account must trust repair's role, or repair cannot reach it
+    assert {"Fn::GetAtt": ["RepairRole", "Arn"]} in packaged["Outputs"]["AppRoleArns"]["Value"]["Fn::Join"][1]

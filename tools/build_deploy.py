@@ -50,11 +50,13 @@ SCRIPT_ROOTS_LINE = f"readonly MOUNT_ROOTS={','.join(DEFAULT_MOUNT_ROOTS)}"
 OPT_IN_POLICY = ROOT / ".chalice" / "policy-opt-in.json"
 OPT_INS = {"UpdateServices": "UPDATE_SERVICES", "DeregisterSource": "DEREGISTER_SOURCE"}
 # With autogen_policy off, `chalice package` gives every function its own role, named after the function.
-FUNCTIONS = ("OnLaunch", "OnCommandStatus", "OnContainerInstance", "OnTaskDefinition", "Sweeper", "OnRetry")
-# The functions that schedule retries: they learn the queue's URL, and the queue accepts messages from their roles only.
-RETRY_SENDERS = ("OnLaunch", "OnCommandStatus", "Sweeper", "OnRetry")
-# The only function that moves services or deregisters revisions (task_definition_flow's follow-ups).
-FOLLOW_UPS_FUNCTION = "OnTaskDefinition"
+FUNCTIONS = ("OnLaunch", "OnCommandStatus", "OnContainerInstance", "OnTaskDefinition", "Sweeper", "OnRetry", "Repair")
+# The functions that schedule retries (repair drives waiting hosts with the same step): they learn the queue's
+# URL, and the queue accepts messages from their roles only.
+RETRY_SENDERS = ("OnLaunch", "OnCommandStatus", "Sweeper", "OnRetry", "Repair")
+# The functions that may move services or deregister revisions: the rewrite's follow-ups, which repair runs too
+# when it registers a missed rewrite (the same flow), and repair's own update of services left on a source.
+FOLLOW_UPS_FUNCTIONS = ("OnTaskDefinition", "Repair")
 # checkov findings that do not apply to the functions, each with the reason (rendered into the template, where
 # checkov reads them). Everything else checkov checks passes.
 FUNCTION_CHECKOV_SKIPS = [
@@ -314,15 +316,15 @@ def opt_in_conditions() -> dict[str, Any]:
     return {f"{parameter}On": {"Fn::Equals": [{"Ref": parameter}, "true"]} for parameter in OPT_INS}
 
 
-def opt_in_policies(role: str) -> dict[str, Any]:
-    """One policy per opt-in setting, attached to the role only when the setting is on."""
+def opt_in_policies(roles: list[str]) -> dict[str, Any]:
+    """One policy per opt-in setting, attached to the roles only when the setting is on."""
     return {
         f"{parameter}Policy": {
             "Type": "AWS::IAM::Policy",
             "Condition": f"{parameter}On",
             "Properties": {
                 "PolicyName": f"efs-automount-{setting.lower().replace('_', '-')}",
-                "Roles": [{"Ref": role}],
+                "Roles": [{"Ref": role} for role in roles],
                 "PolicyDocument": template_policy(opt_in_statements(parameter)),
             },
         }
@@ -357,7 +359,7 @@ def app_resources() -> dict[str, Any]:
                 }
                 for function in FUNCTIONS
             },
-            **opt_in_policies(f"{FOLLOW_UPS_FUNCTION}Role"),
+            **opt_in_policies([f"{function}Role" for function in FOLLOW_UPS_FUNCTIONS]),
             "MountDocument": document_resource(),
             "IdempotencyTable": {
                 "Type": "AWS::DynamoDB::Table",
@@ -370,16 +372,6 @@ def app_resources() -> dict[str, Any]:
                     "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
                     "TimeToLiveSpecification": {"AttributeName": "expiration", "Enabled": True},
                 },
-            },
-            FOLLOW_UPS_FUNCTION: {
-                "Properties": {
-                    "Environment": {
-                        "Variables": {
-                            "IDEMPOTENCY_TABLE": {"Ref": "IdempotencyTable"},
-                            **{setting: {"Ref": parameter} for parameter, setting in OPT_INS.items()},
-                        }
-                    }
-                }
             },
             "RetryDeadLetterQueue": {
                 "Type": "AWS::SQS::Queue",
@@ -416,13 +408,6 @@ def app_resources() -> dict[str, Any]:
                     ),
                 },
             },
-            # Functions that may schedule a retry learn the queue. The Ref also makes the subscriber (and the
-            # event source mapping SAM makes for it) wait for the queue to exist.
-            **{
-                function: {"Properties": {"Environment": {"Variables": {"RETRY_QUEUE_URL": {"Ref": "RetryQueue"}}}}}
-                for function in RETRY_SENDERS
-                if function != "OnRetry"
-            },
             "OnRetry": {
                 "Properties": {
                     "Environment": {"Variables": {"RETRY_QUEUE_URL": {"Ref": "RetryQueue"}}},
@@ -433,11 +418,26 @@ def app_resources() -> dict[str, Any]:
             },
         },
     }
+    resources = template["Resources"]
+    # Repair registers a missed rewrite through the same flow, so it learns the same table and settings.
+    for function in FOLLOW_UPS_FUNCTIONS:
+        _add_variables(resources, function, {"IDEMPOTENCY_TABLE": {"Ref": "IdempotencyTable"}})
+        _add_variables(resources, function, {setting: {"Ref": parameter} for parameter, setting in OPT_INS.items()})
+    # Functions that may schedule a retry learn the queue. The Ref also makes the subscriber (and the
+    # event source mapping SAM makes for it) wait for the queue to exist.
+    for function in RETRY_SENDERS:
+        if function != "OnRetry":
+            _add_variables(resources, function, {"RETRY_QUEUE_URL": {"Ref": "RetryQueue"}})
     for function in FUNCTIONS:
-        resource = template["Resources"].setdefault(function, {})
+        resource = resources.setdefault(function, {})
         resource["Metadata"] = {"checkov": {"skip": FUNCTION_CHECKOV_SKIPS}}
         resource.setdefault("Properties", {})["FunctionName"] = function_name(function)
     return template
+
+
+def _add_variables(resources: dict[str, Any], function: str, variables: dict[str, Any]) -> None:
+    properties = resources.setdefault(function, {}).setdefault("Properties", {})
+    properties.setdefault("Environment", {}).setdefault("Variables", {}).update(variables)
 
 
 def member_policy() -> dict[str, Any]:
@@ -508,7 +508,7 @@ def member_template() -> dict[str, Any]:
                     "Policies": [{"PolicyName": "efs-automount-member", "PolicyDocument": member_policy()}],
                 },
             },
-            **opt_in_policies("MemberRole"),
+            **opt_in_policies(["MemberRole"]),
             "MountDocument": document_resource(),
             **forward_rules(),
         },

@@ -1,0 +1,470 @@
+"""Repair: finds what drifted in a cluster's hosts and task definitions and fixes it through the flows the
+event handlers use (the launch step, the mount, the attribute, the rewrite), or, in a dry run, says what
+it would do. Reads are batched to AWS's limits; the decisions are in repair_findings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from chalicelib.accounts import AwsAccess
+from chalicelib.events import EventOrigin, TaskDefinitionRegistered
+from chalicelib.groups import Group
+from chalicelib.host_record import (
+    HostRecord,
+    attribute_name,
+    host_record_from_tags,
+    record_container_instance,
+    set_mount_attributes,
+)
+from chalicelib.lifecycle import LifecycleFlow, _commands_for
+from chalicelib.mount_spec import FILE_SYSTEM_TAG, MountConfigError, MountSpec, mount_spec_from_tags
+from chalicelib.observability import count, logger
+from chalicelib.repair_findings import (
+    HostFix,
+    RepairRequest,
+    TaskDefinitionFix,
+    host_findings,
+    summarize,
+    task_definition_findings,
+)
+from chalicelib.settings import Settings
+from chalicelib.sweeper import GRACE_SECONDS as SWEEPER_GRACE_SECONDS
+from chalicelib.task_definition import SOURCE_TAG, mounts_file_system, tags_as_dict, task_mount_from_tags
+from chalicelib.task_definition_flow import TaskDefinitionFlow
+
+# AWS's batch limits.
+CONTAINER_INSTANCES_PER_CALL = 100
+AUTO_SCALING_INSTANCES_PER_CALL = 50
+GROUP_NAMES_PER_CALL = 50
+INSTANCE_INFORMATION_PER_CALL = 50
+SERVICES_PER_CALL = 10
+TAGGED_HOSTS_PER_CALL = 100
+# Stop before an item when less time than this is left: enough to finish one and return the report.
+STOP_MARGIN_MILLIS = 30_000
+
+
+def _batches(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@dataclass(frozen=True)
+class ContainerInstanceView:
+    arn: str
+    cluster_arn: str
+    attributes: dict[str, str | None] = field(default_factory=dict)
+
+
+class OutOfTime(Exception):
+    """Less time is left than one more item may need."""
+
+
+class Repair:
+    def __init__(
+        self,
+        settings: Settings,
+        lifecycle: LifecycleFlow,
+        task_definitions: TaskDefinitionFlow,
+        remaining_millis: Callable[[], int],
+    ) -> None:
+        self._settings = settings
+        self._lifecycle = lifecycle
+        self._task_definitions = task_definitions
+        self._remaining_millis = remaining_millis
+        # One run's reads: the cluster (with its capacity providers) and its container instances.
+        self._cluster: dict[str, Any] = {}
+        self._container_instance_views: dict[str, dict[str, ContainerInstanceView]] = {}
+
+    def run(self, request: RepairRequest, aws: AwsAccess) -> dict[str, Any]:
+        report: dict[str, Any] = {
+            "cluster": request.cluster,
+            "auto_scaling_group": request.auto_scaling_group,
+            "account": aws.account,
+            "region": aws.region,
+            "dry_run": request.dry_run,
+            "instances": [],
+            "lifecycle_actions": [],
+            "task_definitions": [],
+            "errors": [],
+            "stopped": None,
+        }
+        where = "discovering the cluster's groups"
+        try:
+            cluster_arn = self._cluster_arn(aws, request.cluster) if request.cluster else None
+            report["cluster"] = cluster_arn
+            groups = self._groups(aws, request, cluster_arn, report["errors"])
+            where = "examining hosts"
+            self._hosts(aws, request, cluster_arn, groups, report)
+            if cluster_arn is not None:
+                where = "examining the services' task definitions"
+                self._services(aws, request, cluster_arn, report)
+        except OutOfTime as exc:
+            report["stopped"] = {
+                "where": f"{where}: {exc}",
+                "how_to_go_on": "invoke repair again with the same input: what was fixed is now found fine and "
+                "skipped quickly; or narrow it with `auto_scaling_group`",
+            }
+            logger.warning("repair stopped before its time ran out", where=report["stopped"]["where"])
+        except ClusterNotFound as exc:
+            report["errors"].append({"item": request.cluster, "error": str(exc)})
+        report["summary"] = summarize(report)
+        logger.info("repair done", dry_run=request.dry_run, **report["summary"])
+        return report
+
+    def _check_time(self, item: str) -> None:
+        if self._remaining_millis() < STOP_MARGIN_MILLIS:
+            raise OutOfTime(f"stopped before {item}")
+
+    # --- discovery ---------------------------------------------------------------------------
+
+    def _cluster_arn(self, aws: AwsAccess, cluster: str) -> str:
+        described = aws.client("ecs").describe_clusters(clusters=[cluster])
+        found = [c for c in described.get("clusters", []) if c.get("status", "ACTIVE") != "INACTIVE"]
+        if not found:
+            raise ClusterNotFound(f"cluster {cluster} not found in account {aws.account}, region {aws.region}")
+        self._cluster = found[0]
+        return found[0]["clusterArn"]
+
+    def _groups(
+        self, aws: AwsAccess, request: RepairRequest, cluster_arn: str | None, errors: list[dict[str, str]]
+    ) -> list[Group]:
+        """The groups to examine: the one asked for, or the cluster's (through its capacity providers and the
+        groups of its container instances); only those tagged for EFS."""
+        if request.auto_scaling_group is not None or cluster_arn is None:
+            # The input check requires one of the two.
+            names = {request.auto_scaling_group} if request.auto_scaling_group is not None else set()
+        else:
+            names = self._capacity_provider_groups(aws, cluster_arn)
+            instance_ids = sorted(self._container_instances(aws, cluster_arn))
+            autoscaling = aws.client("autoscaling")
+            for batch in _batches(instance_ids, AUTO_SCALING_INSTANCES_PER_CALL):
+                found = autoscaling.describe_auto_scaling_instances(InstanceIds=batch)["AutoScalingInstances"]
+                names |= {member["AutoScalingGroupName"] for member in found}
+        groups = self._describe_groups(aws, sorted(names))
+        if request.auto_scaling_group is not None and not groups:
+            errors.append({"item": request.auto_scaling_group, "error": "Auto Scaling group not found"})
+        tagged = [group for group in groups if FILE_SYSTEM_TAG in group.tags]
+        if request.auto_scaling_group is not None and groups and not tagged:
+            errors.append({"item": request.auto_scaling_group, "error": f"group has no {FILE_SYSTEM_TAG} tag"})
+        return tagged
+
+    def _capacity_provider_groups(self, aws: AwsAccess, cluster_arn: str) -> set[str]:
+        ecs = aws.client("ecs")
+        providers = [p for p in self._cluster.get("capacityProviders") or [] if p not in ("FARGATE", "FARGATE_SPOT")]
+        names: set[str] = set()
+        if not providers:
+            return names
+        for provider in ecs.describe_capacity_providers(capacityProviders=providers).get("capacityProviders", []):
+            group_arn = (provider.get("autoScalingGroupProvider") or {}).get("autoScalingGroupArn", "")
+            if "autoScalingGroupName/" in group_arn:
+                names.add(group_arn.split("autoScalingGroupName/", 1)[1])
+        return names
+
+    def _describe_groups(self, aws: AwsAccess, names: list[str]) -> list[Group]:
+        autoscaling = aws.client("autoscaling")
+        groups = []
+        for batch in _batches(names, GROUP_NAMES_PER_CALL):
+            pages = autoscaling.get_paginator("describe_auto_scaling_groups").paginate(AutoScalingGroupNames=batch)
+            for page in pages:
+                for raw in page["AutoScalingGroups"]:
+                    instances = raw.get("Instances", [])
+                    groups.append(
+                        Group(
+                            name=raw["AutoScalingGroupName"],
+                            tags={tag["Key"]: tag["Value"] for tag in raw.get("Tags", [])},
+                            instance_states={i["InstanceId"]: i["LifecycleState"] for i in instances},
+                            instance_zones={i["InstanceId"]: i["AvailabilityZone"] for i in instances},
+                        )
+                    )
+        return groups
+
+    def _container_instances(self, aws: AwsAccess, cluster_arn: str) -> dict[str, ContainerInstanceView]:
+        """The cluster's container instances by EC2 instance id (kept per cluster for one run)."""
+        known = self._container_instance_views.get(cluster_arn)
+        if known is not None:
+            return known
+        ecs = aws.client("ecs")
+        arns: list[str] = []
+        for page in ecs.get_paginator("list_container_instances").paginate(cluster=cluster_arn):
+            arns += page["containerInstanceArns"]
+        found: dict[str, ContainerInstanceView] = {}
+        for batch in _batches(arns, CONTAINER_INSTANCES_PER_CALL):
+            described = ecs.describe_container_instances(cluster=cluster_arn, containerInstances=batch)
+            for item in described["containerInstances"]:
+                if item.get("ec2InstanceId"):
+                    found[item["ec2InstanceId"]] = ContainerInstanceView(
+                        arn=item["containerInstanceArn"],
+                        cluster_arn=cluster_arn,
+                        attributes={a["name"]: a.get("value") for a in item.get("attributes", [])},
+                    )
+        self._container_instance_views[cluster_arn] = found
+        return found
+
+    def _host_records(self, aws: AwsAccess, instance_ids: list[str]) -> dict[str, HostRecord]:
+        ec2 = aws.client("ec2")
+        tags: dict[str, dict[str, str]] = {instance_id: {} for instance_id in instance_ids}
+        for batch in _batches(instance_ids, TAGGED_HOSTS_PER_CALL):
+            filters = [{"Name": "resource-id", "Values": batch}, {"Name": "resource-type", "Values": ["instance"]}]
+            for page in ec2.get_paginator("describe_tags").paginate(Filters=filters):
+                for tag in page["Tags"]:
+                    tags.setdefault(tag["ResourceId"], {})[tag["Key"]] = tag["Value"]
+        return {instance_id: host_record_from_tags(found) for instance_id, found in tags.items()}
+
+    def _agents_online(self, aws: AwsAccess, instance_ids: list[str]) -> set[str]:
+        ssm = aws.client("ssm")
+        online: set[str] = set()
+        for batch in _batches(instance_ids, INSTANCE_INFORMATION_PER_CALL):
+            pages = ssm.get_paginator("describe_instance_information").paginate(
+                Filters=[{"Key": "InstanceIds", "Values": batch}]
+            )
+            for page in pages:
+                online |= {
+                    item["InstanceId"]
+                    for item in page.get("InstanceInformationList", [])
+                    if item.get("PingStatus") == "Online"
+                }
+        return online
+
+    # --- hosts -------------------------------------------------------------------------------
+
+    def _hosts(
+        self,
+        aws: AwsAccess,
+        request: RepairRequest,
+        cluster_arn: str | None,
+        groups: list[Group],
+        report: dict[str, Any],
+    ) -> None:
+        in_service: list[tuple[Group, MountSpec, str]] = []
+        for group in groups:
+            try:
+                spec = mount_spec_from_tags(group.tags, self._settings.mount_roots)
+            except MountConfigError as exc:
+                report["errors"].append({"item": group.name, "error": f"group tag is invalid: {exc}"})
+                continue
+            if spec is None:
+                continue  # only groups tagged for EFS are examined
+            waiting = sorted(i for i, state in group.instance_states.items() if state == "Pending:Wait")
+            if waiting and self._lifecycle.has_our_hook(aws, group.name):
+                for instance_id in waiting:
+                    self._check_time(f"host {instance_id} waiting in {group.name}")
+                    report["lifecycle_actions"].append(self._waiting_host(aws, request, group, instance_id, report))
+            in_service += [
+                (group, spec, i) for i, state in sorted(group.instance_states.items()) if state == "InService"
+            ]
+        records = self._host_records(aws, [instance_id for _, _, instance_id in in_service])
+        clusters = [cluster_arn] if cluster_arn else sorted({r.cluster_arn for r in records.values() if r.cluster_arn})
+        container_instances: dict[str, ContainerInstanceView] = {}
+        for cluster in clusters:
+            for instance_id, view in self._container_instances(aws, cluster).items():
+                container_instances.setdefault(instance_id, view)
+        pending_mounts: list[tuple[dict[str, Any], Group, MountSpec, str]] = []
+        for group, spec, instance_id in in_service:
+            self._check_time(f"host {instance_id} in {group.name}")
+            item = {
+                "instance_id": instance_id,
+                "auto_scaling_group": group.name,
+                "container_instance": None,
+                "problems": [],
+                "actions": [],
+            }
+            report["instances"].append(item)
+            try:
+                view = container_instances.get(instance_id)
+                item["container_instance"] = view.arn if view else None
+                fix = self._examine_host(aws, request, spec, records[instance_id], view, item)
+                if fix is HostFix.SEND_MOUNT:
+                    pending_mounts.append((item, group, spec, instance_id))
+            except Exception as exc:  # one host's trouble never stops the others
+                self._error(report, instance_id, exc)
+        if pending_mounts:
+            self._send_mounts(aws, request, pending_mounts, records, container_instances, report)
+
+    def _waiting_host(
+        self, aws: AwsAccess, request: RepairRequest, group: Group, instance_id: str, report: dict[str, Any]
+    ) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            "instance_id": instance_id,
+            "auto_scaling_group": group.name,
+            "problems": [],
+            "actions": [],
+        }
+        try:
+            # The sweeper's reading of when the wait began (Auto Scaling's launch activity), and its grace.
+            now = self._lifecycle.clock()
+            _, started = self._lifecycle.sweep_deadline(aws, group.name, instance_id, now)
+            if started is not None and now - started < SWEEPER_GRACE_SECONDS:
+                return item  # its launch event is moments old and acts on it
+            waited = f" for {int(now - started)} s" if started is not None else " (since when, AWS does not say)"
+            item["problems"].append(f"waiting on the {self._settings.hook_name} hook{waited}")
+            if request.dry_run:
+                item["actions"].append("would drive its launch step (send the mount, complete or decide)")
+            else:
+                outcome = self._lifecycle.drive(aws, group.name, instance_id, group=group)
+                item["actions"].append(f"launch step: {outcome}")
+        except Exception as exc:
+            self._error(report, instance_id, exc)
+        return item
+
+    def _examine_host(
+        self,
+        aws: AwsAccess,
+        request: RepairRequest,
+        spec: MountSpec,
+        record: HostRecord,
+        view: ContainerInstanceView | None,
+        item: dict[str, Any],
+    ) -> HostFix:
+        attribute_value = view.attributes.get(attribute_name(spec.file_system_id)) if view else None
+        args = (spec.file_system_id, spec.mount_path, record.mounts, view is not None, attribute_value)
+        findings = host_findings(*args)
+        if findings.fix is HostFix.NEEDS_EVIDENCE:
+            findings = host_findings(*args, confirmed_by_ssm=self._mount_confirmed(aws, item["instance_id"], spec))
+        item["problems"] += findings.problems
+        if findings.fix is HostFix.SET_ATTRIBUTE and view is not None:  # set only on a registered host
+            attribute = attribute_name(spec.file_system_id)
+            if request.dry_run:
+                item["actions"].append(f"would set the attribute {attribute} to {spec.mount_path}")
+            else:
+                set_mount_attributes(
+                    aws.client("ecs"), view.cluster_arn, view.arn, {spec.file_system_id: spec.mount_path}
+                )
+                logger.info("mount attribute set by repair", instance_id=item["instance_id"], cluster=view.cluster_arn)
+                item["actions"].append(f"attribute {attribute} set to {spec.mount_path}")
+        return findings.fix
+
+    def _mount_confirmed(self, aws: AwsAccess, instance_id: str, spec: MountSpec) -> bool:
+        """SSM's own record of a successful mount of this file system at this path on this host."""
+        for command in _commands_for(aws.client("ssm"), instance_id, self._settings.mount_document):
+            parameters = command.get("Parameters", {})
+            if (
+                command.get("Status") == "Success"
+                and command.get("InstanceIds") == [instance_id]
+                and parameters.get("FileSystemId") == [spec.file_system_id]
+                and parameters.get("MountPath") == [spec.mount_path]
+            ):
+                return True
+        return False
+
+    def _send_mounts(
+        self,
+        aws: AwsAccess,
+        request: RepairRequest,
+        pending: list[tuple[dict[str, Any], Group, MountSpec, str]],
+        records: dict[str, HostRecord],
+        container_instances: dict[str, ContainerInstanceView],
+        report: dict[str, Any],
+    ) -> None:
+        online = self._agents_online(aws, [instance_id for *_, instance_id in pending])
+        for item, group, spec, instance_id in pending:
+            self._check_time(f"the mount of host {instance_id}")
+            if instance_id not in online:
+                item["problems"].append("its SSM agent is not online: no mount can be sent now")
+                continue
+            if request.dry_run:
+                item["actions"].append(f"would send the mount command ({spec.file_system_id} at {spec.mount_path})")
+                continue
+            try:
+                view = container_instances.get(instance_id)
+                if view is not None and records[instance_id].container_instance_arn != view.arn:
+                    # What its registration event records, so that the mount's status event finds the container
+                    # instance. Not the registration flow itself: that sets the attribute on the tag's word alone.
+                    record_container_instance(aws.client("ec2"), instance_id, view.cluster_arn, view.arn)
+                zone = group.instance_zones.get(instance_id, "")
+                outcome = self._lifecycle.mount_in_service(aws, instance_id, zone, spec)
+                (item["actions"] if outcome.startswith("mount command sent") else item["problems"]).append(outcome)
+            except Exception as exc:
+                self._error(report, instance_id, exc)
+
+    # --- task definitions --------------------------------------------------------------------
+
+    def _services(self, aws: AwsAccess, request: RepairRequest, cluster_arn: str, report: dict[str, Any]) -> None:
+        ecs = aws.client("ecs")
+        services: dict[str, list[str]] = {}
+        service_arns: list[str] = []
+        for page in ecs.get_paginator("list_services").paginate(cluster=cluster_arn):
+            service_arns += page["serviceArns"]
+        for batch in _batches(service_arns, SERVICES_PER_CALL):
+            for service in ecs.describe_services(cluster=cluster_arn, services=batch)["services"]:
+                if service.get("taskDefinition"):
+                    services.setdefault(service["taskDefinition"], []).append(service["serviceName"])
+        for arn, names in sorted(services.items()):
+            self._check_time(f"task definition {arn}")
+            try:
+                item = self._task_definition(aws, request, cluster_arn, arn, names, report)
+            except Exception as exc:
+                self._error(report, arn, exc)
+                continue
+            if item is not None:
+                report["task_definitions"].append(item)
+
+    def _task_definition(
+        self,
+        aws: AwsAccess,
+        request: RepairRequest,
+        cluster_arn: str,
+        arn: str,
+        services: list[str],
+        report: dict[str, Any],
+    ) -> dict[str, Any] | None:
+        ecs = aws.client("ecs")
+        described = ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
+        definition, tags = described["taskDefinition"], tags_as_dict(described.get("tags") or [])
+        if FILE_SYSTEM_TAG not in tags:
+            return None
+        item: dict[str, Any] = {
+            "family": definition["family"],
+            "task_definition": arn,
+            "services": sorted(services),
+            "problems": [],
+            "actions": [],
+        }
+        if SOURCE_TAG in tags:
+            return item  # a revision the app registered
+        try:
+            mount = task_mount_from_tags(tags, definition, self._settings.mount_roots)
+        except MountConfigError as exc:
+            item["problems"].append(f"tag is invalid, so it is never rewritten: {exc}")
+            return item
+        if mount is None:
+            return None  # not tagged for EFS
+        mounted = mounts_file_system(definition, mount)
+        # The flow's own verdict, so that repair (dry run or not) classifies a revision as the event handler does.
+        standing = None if mounted else self._task_definitions.standing(ecs, arn, definition, tags)
+        verdict, latest = standing if standing is not None else (None, None)
+        findings = task_definition_findings(services, mounted, verdict, latest, self._settings.update_services)
+        item["problems"] += findings.problems
+        if findings.fix is TaskDefinitionFix.UPDATE_SERVICES:
+            for service in sorted(services):
+                if request.dry_run:
+                    item["actions"].append(f"would update service {service} to {latest}")
+                    continue
+                ecs.update_service(cluster=cluster_arn, service=service, taskDefinition=latest)
+                logger.info("service moved to the rewritten task definition by repair", service=service)
+                count("ServicesUpdated")
+                item["actions"].append(f"service {service} updated to {latest}")
+        elif findings.fix is TaskDefinitionFix.REGISTER:
+            if request.dry_run:
+                item["actions"].append("would register the next revision with the EFS volume")
+            else:
+                registered = TaskDefinitionRegistered(EventOrigin(aws.account, aws.region), arn)
+                outcome = self._task_definitions.on_registered(registered, aws)
+                if outcome.startswith("registered "):
+                    item["actions"].append(outcome)
+                elif outcome.startswith("rejected: "):
+                    report["errors"].append({"item": arn, "error": outcome})
+                else:
+                    item["problems"].append(f"not rewritten: {outcome}")
+        return item
+
+    def _error(self, report: dict[str, Any], item: str, exc: Exception) -> None:
+        logger.exception("repair could not finish an item", item=item)
+        count("RepairErrors")
+        report["errors"].append({"item": item, "error": str(exc) or type(exc).__name__})
+
+
+class ClusterNotFound(Exception):
+    """The cluster named in the input does not exist (or no longer) in that account and region."""

@@ -1,0 +1,188 @@
+"""Repair's pure part: its input checked into a RepairRequest, and what is wrong with a host or a task
+definition and which fix follows. Plain data in, plain data out; the repair flow reads and writes AWS."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from chalicelib.aws_names import ACCOUNT_ID, CLUSTER_ARN, GROUP_NAME, REGION
+
+REPAIR_KEYS = ("cluster", "auto_scaling_group", "account", "region", "dry_run")
+CLUSTER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+
+
+class RepairInputError(ValueError):
+    """Repair was invoked with a key that is missing, unknown or malformed; the message names the key."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"repair input `{key}`: {reason}")
+        self.key = key
+
+
+@dataclass(frozen=True)
+class RepairRequest:
+    cluster: str | None
+    auto_scaling_group: str | None
+    account: str | None
+    region: str
+    dry_run: bool = False
+
+
+def parse_repair_request(event: Any, own_region: str) -> RepairRequest:
+    """The invocation's JSON object, checked key by key before any AWS call."""
+    if not isinstance(event, dict):
+        raise RepairInputError("(input)", "expected a JSON object with `cluster` or `auto_scaling_group`")
+    unknown = sorted(str(key) for key in event if key not in REPAIR_KEYS)
+    if unknown:
+        raise RepairInputError(unknown[0], f"is not a repair key (known: {', '.join(REPAIR_KEYS)})")
+
+    def text(key: str, pattern: re.Pattern[str], shape: str) -> str | None:
+        value = event.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            raise RepairInputError(key, f"{str(value)[:80]!r} is not {shape}")
+        return value
+
+    cluster = event.get("cluster")
+    if cluster is not None and not (
+        isinstance(cluster, str) and (CLUSTER_NAME.fullmatch(cluster) or CLUSTER_ARN.fullmatch(cluster))
+    ):
+        raise RepairInputError("cluster", f"{str(cluster)[:80]!r} is not an ECS cluster name or ARN")
+    group = text("auto_scaling_group", GROUP_NAME, "an Auto Scaling group name")
+    if cluster is None and group is None:
+        raise RepairInputError("cluster", "is required unless `auto_scaling_group` is given")
+    account = text("account", ACCOUNT_ID, "a 12-digit account id")
+    region = text("region", REGION, "a region name") or own_region
+    if not REGION.fullmatch(region or ""):
+        raise RepairInputError("region", "is required: the function's own region is unknown")
+    dry_run = event.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        raise RepairInputError("dry_run", f"{str(dry_run)[:20]!r} is not true or false")
+    if isinstance(cluster, str) and CLUSTER_ARN.fullmatch(cluster):
+        # An ARN names its own account and region: they must be the ones repair acts in.
+        arn_region, arn_account = cluster.split(":")[3:5]
+        if account is not None and arn_account != account:
+            raise RepairInputError("cluster", f"is in account {arn_account}, not in `account` {account}")
+        if arn_region != region:
+            raise RepairInputError("cluster", f"is in region {arn_region}, not in `region` {region}")
+        account = account or arn_account
+    return RepairRequest(cluster, group, account, region, dry_run)
+
+
+# --- hosts ------------------------------------------------------------------------------------
+
+
+class HostFix(Enum):
+    NOTHING = "nothing"
+    # The mount record looks right but the attribute is not: SSM's history must confirm the mount first.
+    NEEDS_EVIDENCE = "needs evidence"
+    SET_ATTRIBUTE = "set attribute"
+    SEND_MOUNT = "send mount"
+
+
+@dataclass(frozen=True)
+class HostFindings:
+    problems: tuple[str, ...]
+    fix: HostFix
+
+
+def host_findings(
+    file_system_id: str,
+    mount_path: str,
+    recorded_mounts: dict[str, str],
+    registered: bool,
+    attribute_value: str | None,
+    confirmed_by_ssm: bool | None = None,
+) -> HostFindings:
+    """What is wrong with a host in service, and the fix (README: Repair, "Evidence of a mount").
+
+    The mount record (the host's tag `efs-automount:mounted:<fs>`, written only after SSM confirmed the
+    mount) says whether to mount. Setting the attribute changes where tasks run, so it also needs SSM's
+    own record of that successful mount; without it the mount is sent again, which verifies it on the host.
+    """
+    attribute = f"efs-automount.{file_system_id}"
+    recorded = recorded_mounts.get(file_system_id)
+    if recorded != mount_path:
+        problem = "never mounted" if recorded is None else f"mounted at {recorded}, the group asks for {mount_path}"
+        problems = [problem]
+        if attribute_value is not None:
+            problems.append(f"its container instance carries {attribute} without a confirmed mount")
+        return HostFindings(tuple(problems), HostFix.SEND_MOUNT)
+    if not registered or attribute_value == mount_path:
+        return HostFindings((), HostFix.NOTHING)
+    problem = (
+        f"container instance lacks the attribute {attribute}"
+        if attribute_value is None
+        else f"attribute {attribute} is {attribute_value!r}, not {mount_path!r}"
+    )
+    if confirmed_by_ssm is None:
+        return HostFindings((problem,), HostFix.NEEDS_EVIDENCE)
+    if confirmed_by_ssm:
+        return HostFindings((problem,), HostFix.SET_ATTRIBUTE)
+    unconfirmed = "SSM's command history (30 days) has no successful mount to confirm the host's mount record"
+    return HostFindings((problem, unconfirmed), HostFix.SEND_MOUNT)
+
+
+# --- task definitions -------------------------------------------------------------------------
+
+
+class TaskDefinitionFix(Enum):
+    NOTHING = "nothing"
+    REGISTER = "register"
+    UPDATE_SERVICES = "update services"
+
+
+@dataclass(frozen=True)
+class TaskDefinitionFindings:
+    problems: tuple[str, ...]
+    fix: TaskDefinitionFix
+
+
+def task_definition_findings(
+    services: list[str],
+    mounts_file_system: bool,
+    standing: str | None,
+    latest_arn: str | None,
+    update_services: bool,
+) -> TaskDefinitionFindings:
+    """What is wrong with a revision tagged for EFS that services of the cluster run, and the fix.
+
+    `standing` and `latest_arn` are the task definition flow's own verdict (`TaskDefinitionFlow.standing`): None
+    when the family has no ACTIVE revision, else "latest", "rewritten" (the latest is its rewrite) or "superseded".
+    """
+    if mounts_file_system:
+        return TaskDefinitionFindings((), TaskDefinitionFix.NOTHING)
+    if standing is None:
+        return TaskDefinitionFindings(("its family has no ACTIVE revision: not rewritten",), TaskDefinitionFix.NOTHING)
+    running = f"service{'s' if len(services) > 1 else ''} {', '.join(sorted(services))}"
+    if standing == "rewritten":
+        problem = f"{running} still run{'' if len(services) > 1 else 's'} it, not its rewrite {latest_arn}"
+        if update_services:
+            return TaskDefinitionFindings((problem,), TaskDefinitionFix.UPDATE_SERVICES)
+        advice = "UPDATE_SERVICES is off: update the service to the rewrite, or turn the setting on"
+        return TaskDefinitionFindings((problem, advice), TaskDefinitionFix.NOTHING)
+    if standing == "superseded":
+        problem = (
+            f"superseded by {latest_arn}, which is not its rewrite: not rewritten, "
+            "because the app never makes an older definition the family's latest"
+        )
+        return TaskDefinitionFindings((problem,), TaskDefinitionFix.NOTHING)
+    problem = "tagged for EFS but never rewritten (its RegisterTaskDefinition event was missed)"
+    return TaskDefinitionFindings((problem,), TaskDefinitionFix.REGISTER)
+
+
+# --- the report -------------------------------------------------------------------------------
+
+
+def summarize(report: dict[str, Any]) -> dict[str, int]:
+    items = report["instances"] + report["lifecycle_actions"] + report["task_definitions"]
+    return {
+        "examined": len(items),
+        "with_problems": sum(1 for item in items if item["problems"]),
+        "actions": sum(len(item["actions"]) for item in items),
+        "errors": len(report["errors"]),
+    }

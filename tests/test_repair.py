@@ -1,0 +1,568 @@
+"""The repair function over moto: each kind of drift found and fixed through the handlers' own flows, a dry
+run that changes nothing, a second run that finds nothing, scope, accounts, per-item errors, a clean stop."""
+
+from __future__ import annotations
+
+import copy
+
+import boto3
+import chalice.test
+import pytest
+from chalice.local import LambdaContext
+
+from chalicelib.repair_findings import RepairInputError
+from simulation import hosts, moto_gaps
+from simulation.eventbus import EventBus
+from simulation.landscape import (
+    build_landscape,
+    create_member_role,
+    lifecycle_state,
+    mount_attribute,
+    register_container_instance,
+    scale_out,
+    session_in_account,
+)
+from tests.conftest import OWN_ACCOUNT, deliver_outbox, make_lambda, reset_app_caches
+
+MEMBER = "210987654321"
+STRANGER = "111122223333"
+FS_TAG = "efs-automount:file-system-id"
+# Read-only operations: a dry run makes no call outside this list.
+READ_PREFIXES = ("Describe", "List", "Get")
+
+
+class RepairContext(LambdaContext):
+    """Lambda's context for repair: its real timeout (chalice's test client gives every function 3 s)."""
+
+    remaining_millis: int | None = None
+
+    def __init__(self, function_name: str, memory_size: int, **_: object) -> None:
+        super().__init__(function_name, memory_size, max_runtime_ms=900_000)
+        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:{OWN_ACCOUNT}:function:efs-automount-dev-{function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        if RepairContext.remaining_millis is not None:
+            return RepairContext.remaining_millis
+        return super().get_remaining_time_in_millis()
+
+
+@pytest.fixture(autouse=True)
+def repair_context(monkeypatch):
+    RepairContext.remaining_millis = None
+    monkeypatch.setattr(chalice.test, "LambdaContext", RepairContext)
+    yield RepairContext
+    RepairContext.remaining_millis = None
+
+
+def _app():
+    from app import app
+
+    return app
+
+
+def _tag_group(land, value):
+    land.client("autoscaling").create_or_update_tags(
+        Tags=[
+            {
+                "ResourceId": land.group_name,
+                "ResourceType": "auto-scaling-group",
+                "Key": FS_TAG,
+                "Value": value,
+                "PropagateAtLaunch": False,
+            }
+        ]
+    )
+
+
+def _mounted_hosts(land, bus, count):
+    """Hosts launched, registered and mounted through the app's normal flow."""
+    instance_ids = scale_out(land, count)
+    hosts.boot_agents(land, instance_ids)
+    deliver_outbox(bus)
+    container_instances = {i: register_container_instance(land, i) for i in instance_ids}
+    deliver_outbox(bus)
+    hosts.answer(land, "Success")
+    deliver_outbox(bus)
+    return container_instances
+
+
+def _host_in_service_before_the_tag(land, bus):
+    """The group had no file system tag when this host launched: let in, never mounted."""
+    land.client("autoscaling").delete_tags(
+        Tags=[{"ResourceId": land.group_name, "ResourceType": "auto-scaling-group", "Key": FS_TAG}]
+    )
+    reset_app_caches()  # a minute later: the app's cached group tags have expired
+    (instance_id,) = scale_out(land, 1)
+    hosts.boot_agents(land, [instance_id])
+    deliver_outbox(bus)
+    container_instance = register_container_instance(land, instance_id)
+    deliver_outbox(bus)
+    _tag_group(land, land.file_system_id)
+    reset_app_caches()
+    return instance_id, container_instance
+
+
+def _reregistered_while_down(land, instance_id, old_arn):
+    """The host's container instance registered again; its state change event was lost."""
+    ecs = land.client("ecs")
+    ecs.deregister_container_instance(cluster=land.cluster_name, containerInstance=old_arn, force=True)
+    new_arn = register_container_instance(land, instance_id)
+    moto_gaps.WORLD.drain()
+    return new_arn
+
+
+def _task_definition_registered_while_down(land, family="reports", service="reports"):
+    ecs = land.client("ecs")
+    arn = ecs.register_task_definition(
+        family=family,
+        containerDefinitions=[{"name": "app", "image": "public.ecr.aws/app/reports:1", "memory": 256}],
+        tags=[{"key": FS_TAG, "value": land.file_system_id}],
+    )["taskDefinition"]["taskDefinitionArn"]
+    moto_gaps.WORLD.drain()  # the CloudTrail event never reached the app
+    ecs.create_service(cluster=land.cluster_name, serviceName=service, taskDefinition=arn, desiredCount=0)
+    return arn
+
+
+def _drifted(tmp_path, **env):
+    lambda_ = make_lambda(tmp_path, **env)
+    bus = EventBus(_app(), lambda_.invoke)
+    land = build_landscape(boto3.Session(region_name="us-east-1"))
+    container_instances = _mounted_hosts(land, bus, 2)
+    healthy, lost = sorted(container_instances)
+    never, never_ci = _host_in_service_before_the_tag(land, bus)
+    new_ci = _reregistered_while_down(land, lost, container_instances[lost])
+    task_definition = _task_definition_registered_while_down(land)
+    lambda_.calls.clear()
+    return (
+        lambda_,
+        bus,
+        land,
+        {
+            "healthy": healthy,
+            "lost": lost,
+            "lost_ci": new_ci,
+            "never": never,
+            "never_ci": never_ci,
+            "task_definition": task_definition,
+        },
+    )
+
+
+def _by_instance(report):
+    return {item["instance_id"]: item for item in report["instances"]}
+
+
+def _changes(lambda_):
+    return [op for op in lambda_.operations() if not op.split(":", 1)[1].startswith(READ_PREFIXES)]
+
+
+# --- input ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("payload", "key"),
+    [
+        (["web"], "(input)"),
+        ({}, "cluster"),
+        ({"cluster": "web", "clustr": "x"}, "clustr"),
+        ({"cluster": "web/../x"}, "cluster"),
+        ({"cluster": 7}, "cluster"),
+        ({"auto_scaling_group": "bad\nname"}, "auto_scaling_group"),
+        ({"cluster": "web", "account": "12345"}, "account"),
+        ({"cluster": "web", "region": "mars-1"}, "region"),
+        ({"cluster": "web", "dry_run": "yes"}, "dry_run"),
+        ({"cluster": f"arn:aws:ecs:us-east-1:{MEMBER}:cluster/web", "account": OWN_ACCOUNT}, "cluster"),
+        ({"cluster": f"arn:aws:ecs:eu-west-1:{OWN_ACCOUNT}:cluster/web"}, "cluster"),
+        ({"cluster": "web", "account": STRANGER}, "account"),
+        ({"cluster": f"arn:aws:ecs:us-east-1:{STRANGER}:cluster/web"}, "account"),
+    ],
+)
+def test_bad_input_fails_naming_the_key_before_any_aws_call(tmp_path, payload, key):
+    lambda_ = make_lambda(tmp_path, TRUSTED_ACCOUNTS=MEMBER)
+
+    with pytest.raises(RepairInputError) as raised:
+        lambda_.invoke("repair", payload)
+
+    assert raised.value.key == key
+    assert f"`{key}`" in str(raised.value)
+    assert lambda_.operations() == []
+
+
+# --- finding and fixing ---------------------------------------------------------------------
+
+
+def test_dry_run_reports_every_drift_and_makes_no_call_that_changes_anything(tmp_path):
+    lambda_, _, land, drift = _drifted(tmp_path)
+    commands_before = len(land.client("ssm").list_commands()["Commands"])
+
+    report = lambda_.invoke("repair", {"cluster": land.cluster_name, "dry_run": True})
+
+    assert _changes(lambda_) == []
+    assert report["dry_run"] is True and report["cluster"] == land.cluster_arn
+    instances = _by_instance(report)
+    assert instances[drift["healthy"]]["problems"] == instances[drift["healthy"]]["actions"] == []
+    assert instances[drift["never"]]["problems"] == ["never mounted"]
+    assert instances[drift["never"]]["actions"] == [
+        f"would send the mount command ({land.file_system_id} at /mnt/efs/{land.file_system_id})"
+    ]
+    assert instances[drift["lost"]]["container_instance"] == drift["lost_ci"]
+    assert instances[drift["lost"]]["problems"] == [
+        f"container instance lacks the attribute efs-automount.{land.file_system_id}"
+    ]
+    assert instances[drift["lost"]]["actions"][0].startswith("would set the attribute")
+    (task_definition,) = report["task_definitions"]
+    assert task_definition["task_definition"] == drift["task_definition"]
+    assert task_definition["problems"][0].startswith("tagged for EFS but never rewritten")
+    assert task_definition["actions"] == ["would register the next revision with the EFS volume"]
+    assert report["summary"] == {"examined": 4, "with_problems": 3, "actions": 3, "errors": 0}
+    # Nothing changed in AWS
+    assert len(land.client("ssm").list_commands()["Commands"]) == commands_before
+    assert mount_attribute(land, drift["lost_ci"]) is None
+    assert len(land.client("ecs").list_task_definitions(familyPrefix="reports")["taskDefinitionArns"]) == 1
+
+
+def test_repair_fixes_each_drift_and_a_second_run_finds_nothing_and_sends_nothing(tmp_path):
+    # UPDATE_SERVICES on: otherwise the service left on the source revision stays reported (next test)
+    lambda_, bus, land, drift = _drifted(tmp_path, UPDATE_SERVICES="true")
+
+    report = lambda_.invoke("repair", {"cluster": land.cluster_arn})
+
+    instances = _by_instance(report)
+    (sent,) = instances[drift["never"]]["actions"]
+    assert sent.startswith("mount command sent: ")
+    assert instances[drift["lost"]]["actions"] == [
+        f"attribute efs-automount.{land.file_system_id} set to /mnt/efs/{land.file_system_id}"
+    ]
+    assert mount_attribute(land, drift["lost_ci"]) == f"/mnt/efs/{land.file_system_id}"
+    (task_definition,) = report["task_definitions"]
+    assert task_definition["actions"] == [f"registered arn:aws:ecs:us-east-1:{OWN_ACCOUNT}:task-definition/reports:2"]
+    assert report["errors"] == []
+    # The command is the launch step's: same document, parameters and mount target IP
+    (command,) = land.client("ssm").list_commands(CommandId=sent.split(": ")[1])["Commands"]
+    assert command["DocumentName"] == "efs-automount-mount"
+    assert command["Parameters"]["FileSystemId"] == [land.file_system_id]
+    assert command["Parameters"]["MountTargetIp"][0].startswith("10.0.")
+
+    # The host's agent answers; the status event records the mount and sets the attribute
+    hosts.answer(land, "Success")
+    deliver_outbox(bus)
+    assert mount_attribute(land, drift["never_ci"]) == f"/mnt/efs/{land.file_system_id}"
+    assert lifecycle_state(land, drift["never"]) == "InService"
+    # The app's own registration came back through CloudTrail and added nothing
+    assert len(land.client("ecs").list_task_definitions(familyPrefix="reports")["taskDefinitionArns"]) == 2
+
+    lambda_.calls.clear()
+    again = lambda_.invoke("repair", {"cluster": land.cluster_arn})
+
+    assert again["summary"]["with_problems"] == again["summary"]["actions"] == again["summary"]["errors"] == 0
+    assert _changes(lambda_) == []
+
+
+def test_a_stalled_waiting_host_is_driven_by_the_launch_step(tmp_path, clock):
+    lambda_ = make_lambda(tmp_path)
+    bus = EventBus(_app(), lambda_.invoke)
+    land = build_landscape(boto3.Session(region_name="us-east-1"))
+    _mounted_hosts(land, bus, 1)
+    (waiting,) = scale_out(land, 1)
+    hosts.boot_agents(land, [waiting])
+    container_instance = register_container_instance(land, waiting)
+    deliver_outbox(bus)  # mount sent, registration recorded...
+    hosts.answer(land, "Success")
+    moto_gaps.WORLD.drain()  # ...but the status event was lost
+    clock.advance(120)
+
+    dry = lambda_.invoke("repair", {"cluster": land.cluster_name, "dry_run": True})
+    (item,) = dry["lifecycle_actions"]
+    assert item["problems"][0].startswith("waiting on the efs-automount hook for ")
+    assert item["actions"] == ["would drive its launch step (send the mount, complete or decide)"]
+    assert lifecycle_state(land, waiting) == "Pending:Wait"
+
+    report = lambda_.invoke("repair", {"cluster": land.cluster_name})
+
+    (item,) = report["lifecycle_actions"]
+    assert item["actions"] == ["launch step: completed CONTINUE"]
+    assert lifecycle_state(land, waiting) == "InService"
+    assert mount_attribute(land, container_instance) == f"/mnt/efs/{land.file_system_id}"
+    assert lambda_.invoke("repair", {"cluster": land.cluster_name})["summary"]["with_problems"] == 0
+
+
+def test_a_host_waiting_moments_ago_is_left_to_its_launch_event(tmp_path):
+    lambda_ = make_lambda(tmp_path)
+    land = build_landscape(boto3.Session(region_name="us-east-1"))
+    (waiting,) = scale_out(land, 1)
+    hosts.boot_agents(land, [waiting])
+    register_container_instance(land, waiting)
+    moto_gaps.WORLD.drain()
+
+    report = lambda_.invoke("repair", {"cluster": land.cluster_name})
+
+    (item,) = report["lifecycle_actions"]
+    assert item["problems"] == item["actions"] == []
+    assert land.client("ssm").list_commands()["Commands"] == []
+
+
+def test_a_mount_record_ssm_cannot_confirm_is_verified_on_the_host_not_trusted(tmp_path):
+    lambda_ = make_lambda(tmp_path)
+    bus = EventBus(_app(), lambda_.invoke)
+    land = build_landscape(boto3.Session(region_name="us-east-1"))
+    instance_id, container_instance = _host_in_service_before_the_tag(land, bus)
+    # Someone else wrote the app's tag by hand (or the mount is older than SSM's 30-day history)
+    land.client("ec2").create_tags(
+        Resources=[instance_id],
+        Tags=[{"Key": f"efs-automount:mounted:{land.file_system_id}", "Value": f"/mnt/efs/{land.file_system_id}"}],
+    )
+
+    report = lambda_.invoke("repair", {"cluster": land.cluster_name})
+
+    (item,) = report["instances"]
+    assert "SSM's command history" in item["problems"][1]
+    assert item["actions"][0].startswith("mount command sent: ")
+    assert mount_attribute(land, container_instance) is None  # not on the tag's word alone
+    hosts.answer(land, "Success")
+    deliver_outbox(bus)
+    assert mount_attribute(land, container_instance) == f"/mnt/efs/{land.file_system_id}"
+
+
+def test_superseded_source_is_reported_not_rewritten(tmp_path):
+    lambda_ = make_lambda(tmp_path)
+    land = build_landscape(boto3.Session(region_name="us-east-1"))
+    source = _task_definition_registered_while_down(land)
+    ecs = land.client("ecs")
+    newer = ecs.register_task_definition(
+        family="reports", containerDefinitions=[{"name": "app", "image": "public.ecr.aws/app/reports:2", "memory": 1}]
+    )["taskDefinition"]["taskDefinitionArn"]
+    moto_gaps.WORLD.drain()
+
+    report = lambda_.invoke("repair", {"cluster": land.cluster_name})
+
+    (item,) = report["task_definitions"]
+    assert item["task_definition"] == source
+    assert item["problems"][0].startswith(f"superseded by {newer}, which is not its rewrite: not rewritten")
+    assert item["actions"] == []
+    assert len(ecs.list_task_definitions(familyPrefix="reports")["taskDefinitionArns"]) == 2
+
+
+def test_a_source_superseded_after_its_rewrite_is_classified_as_the_handler_does_and_its_service_left(tmp_path):
+    # Given reports:1 rewritten as reports:2 by the app, then the user's own reports:3, and a service still on :1
+    lambda_ = make_lambda(tmp_path, UPDATE_SERVICES="true")
+    bus = EventBus(_app(), lambda_.invoke)
+    land = build_landscape(boto3.Session(region_name="us-east-1"))
+    ecs = land.client("ecs")
+    source = ecs.register_task_definition(
+        family="reports",
+        containerDefinitions=[{"name": "app", "image": "public.ecr.aws/app/reports:1", "memory": 256}],
+        tags=[{"key": FS_TAG, "value": land.file_system_id}],
+    )["taskDefinition"]["taskDefinitionArn"]
+    (source_event,) = moto_gaps.WORLD.drain()
+    bus.deliver(copy.deepcopy(source_event))
+    deliver_outbox(bus)  # rewritten as reports:2
+    newer = ecs.register_task_definition(
+        family="reports", containerDefinitions=[{"name": "app", "image": "public.ecr.aws/app/reports:3", "memory": 1}]
+    )["taskDefinition"]["taskDefinitionArn"]
+    moto_gaps.WORLD.drain()
+    ecs.create_service(cluster=land.cluster_name, serviceName="reports", taskDefinition=source, desiredCount=0)
+
+    # When the dry run, then the repair, look at it
+    dry = lambda_.invoke("repair", {"cluster": land.cluster_name, "dry_run": True})
+    real = lambda_.invoke("repair", {"cluster": land.cluster_name})
+
+    # Then both say what the event handler says (superseded by reports:3), and the service stays where the user put it
+    ((_, handled),) = bus.deliver(source_event)  # the same event delivered again now
+    assert handled["outcome"] == f"ignored: superseded by {newer}"
+    for report in (dry, real):
+        (item,) = report["task_definitions"]
+        assert item["problems"][0].startswith(f"superseded by {newer}")
+        assert item["actions"] == []
+    (service,) = ecs.describe_services(cluster=land.cluster_name, services=["reports"])["services"]
+    assert service["taskDefinition"] == source
+    assert len(ecs.list_task_definitions(familyPrefix="reports")["taskDefinitionArns"]) == 3
+
+
+def test_a_tagged_revision_whose_family_has_no_active_revision_is_reported_alike_by_dry_run_and_repair(tmp_path):
+    # Given a service still running a tagged revision that was deregistered, the family's only one
+    lambda_ = make_lambda(tmp_path)
+    land = build_landscape(boto3.Session(region_name="us-east-1"))
+    source = _task_definition_registered_while_down(land)
+    land.client("ecs").deregister_task_definition(taskDefinition=source)
+    moto_gaps.WORLD.drain()
+
+    dry = lambda_.invoke("repair", {"cluster": land.cluster_name, "dry_run": True})
+    real = lambda_.invoke("repair", {"cluster": land.cluster_name})
+
+    # Then neither promises or registers a rewrite: the handler would not make one either
+    for report in (dry, real):
+        (item,) = report["task_definitions"]
+        assert item["problems"] == ["its family has no ACTIVE revision: not rewritten"]
+        assert item["actions"] == []
+    assert lambda_.operations().count("ecs:RegisterTaskDefinition") == 0
+
+
+def test_a_service_on_the_unrewritten_revision_is_reported_and_updated_only_with_update_services(tmp_path):
+    lambda_ = make_lambda(tmp_path)
+    bus = EventBus(_app(), lambda_.invoke)
+    land = build_landscape(boto3.Session(region_name="us-east-1"))
+    ecs = land.client("ecs")
+    source = ecs.register_task_definition(
+        family="reports",
+        containerDefinitions=[{"name": "app", "image": "public.ecr.aws/app/reports:1", "memory": 256}],
+        tags=[{"key": FS_TAG, "value": land.file_system_id}],
+    )["taskDefinition"]["taskDefinitionArn"]
+    deliver_outbox(bus)  # rewritten as reports:2
+    ecs.create_service(cluster=land.cluster_name, serviceName="reports", taskDefinition=source, desiredCount=0)
+    rewrite = source.rsplit(":", 1)[0] + ":2"
+
+    report = lambda_.invoke("repair", {"cluster": land.cluster_name})
+    (item,) = report["task_definitions"]
+    assert item["problems"][0] == f"service reports still runs it, not its rewrite {rewrite}"
+    assert item["actions"] == []
+
+    updating = make_lambda(tmp_path, UPDATE_SERVICES="true")
+    report = updating.invoke("repair", {"cluster": land.cluster_name})
+    (item,) = report["task_definitions"]
+    assert item["actions"] == [f"service reports updated to {rewrite}"]
+    (service,) = ecs.describe_services(cluster=land.cluster_name, services=["reports"])["services"]
+    assert service["taskDefinition"] == rewrite
+    again = updating.invoke("repair", {"cluster": land.cluster_name})
+    assert [i["problems"] for i in again["task_definitions"]] == [[]]
+
+
+def test_a_group_mount_path_outside_mount_roots_is_an_error_and_no_mount_is_sent(tmp_path):
+    # Given MOUNT_ROOTS=/srv and a group whose mount path (the default /mnt/efs/<fs>) lies outside it
+    lambda_ = make_lambda(tmp_path, MOUNT_ROOTS="/srv")
+    bus = EventBus(_app(), lambda_.invoke)
+    land = build_landscape(boto3.Session(region_name="us-east-1"))
+    never, _ = _host_in_service_before_the_tag(land, bus)
+    lambda_.calls.clear()
+
+    report = lambda_.invoke("repair", {"cluster": land.cluster_name})
+
+    # Then the group is reported as the launch step would refuse it, and nothing is sent to its hosts
+    (error,) = report["errors"]
+    assert error["item"] == land.group_name
+    assert "MOUNT_ROOTS" in error["error"]
+    assert never not in _by_instance(report)
+    assert "ssm:SendCommand" not in lambda_.operations()
+
+
+# --- scope, accounts, errors, time ----------------------------------------------------------
+
+
+def test_auto_scaling_group_limits_the_scope_to_that_group(tmp_path):
+    lambda_ = make_lambda(tmp_path)
+    bus = EventBus(_app(), lambda_.invoke)
+    land = build_landscape(boto3.Session(region_name="us-east-1"))
+    (mine,) = _mounted_hosts(land, bus, 1)
+    autoscaling = land.client("autoscaling")
+    (group,) = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[land.group_name])["AutoScalingGroups"]
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName="batch-hosts",
+        LaunchTemplate={"LaunchTemplateName": f"{land.group_name}-template", "Version": "$Latest"},
+        MinSize=0,
+        MaxSize=1,
+        DesiredCapacity=1,
+        VPCZoneIdentifier=group["VPCZoneIdentifier"],
+        Tags=[
+            {
+                "ResourceId": "batch-hosts",
+                "ResourceType": "auto-scaling-group",
+                "Key": FS_TAG,
+                "Value": land.file_system_id,
+                "PropagateAtLaunch": False,
+            }
+        ],
+    )
+    (theirs,) = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["batch-hosts"])["AutoScalingGroups"][0][
+        "Instances"
+    ]
+    register_container_instance(land, theirs["InstanceId"])
+    moto_gaps.WORLD.drain()
+
+    whole = lambda_.invoke("repair", {"cluster": land.cluster_name, "dry_run": True})
+    scoped = lambda_.invoke("repair", {"auto_scaling_group": land.group_name, "dry_run": True})
+
+    assert sorted(i["instance_id"] for i in whole["instances"]) == sorted([mine, theirs["InstanceId"]])
+    assert [i["instance_id"] for i in scoped["instances"]] == [mine]
+    assert scoped["instances"][0]["container_instance"] is not None
+    assert scoped["lifecycle_actions"] == [] and scoped["task_definitions"] == []
+
+
+def test_a_trusted_account_is_repaired_through_its_member_role(tmp_path):
+    session = session_in_account(MEMBER)
+    create_member_role(session, OWN_ACCOUNT)
+    land = build_landscape(session)
+    lambda_ = make_lambda(tmp_path, TRUSTED_ACCOUNTS=MEMBER)
+    bus = EventBus(_app(), lambda_.invoke)
+    never, never_ci = _host_in_service_before_the_tag(land, bus)
+
+    report = lambda_.invoke("repair", {"cluster": land.cluster_name, "account": MEMBER})
+
+    assert report["account"] == MEMBER
+    assert report["cluster"] == f"arn:aws:ecs:us-east-1:{MEMBER}:cluster/{land.cluster_name}"
+    assert _by_instance(report)[never]["actions"][0].startswith("mount command sent: ")
+    assert "sts:AssumeRole" in lambda_.operations()
+    hosts.answer(land, "Success")
+    deliver_outbox(bus)
+    assert mount_attribute(land, never_ci) == f"/mnt/efs/{land.file_system_id}"
+
+
+def test_one_failing_host_is_an_error_item_and_the_others_are_still_repaired(tmp_path, monkeypatch):
+    lambda_ = make_lambda(tmp_path)
+    bus = EventBus(_app(), lambda_.invoke)
+    land = build_landscape(boto3.Session(region_name="us-east-1"))
+    first, _ = _host_in_service_before_the_tag(land, bus)
+    second, _ = _host_in_service_before_the_tag(land, bus)
+    from chalicelib.lifecycle import LifecycleFlow
+
+    original = LifecycleFlow.mount_in_service
+
+    def flaky(self, aws, instance_id, zone, spec):
+        if instance_id == first:
+            raise RuntimeError("SSM is having a bad day")
+        return original(self, aws, instance_id, zone, spec)
+
+    monkeypatch.setattr(LifecycleFlow, "mount_in_service", flaky)
+
+    report = lambda_.invoke("repair", {"cluster": land.cluster_name})
+
+    assert report["errors"] == [{"item": first, "error": "SSM is having a bad day"}]
+    assert _by_instance(report)[second]["actions"][0].startswith("mount command sent: ")
+    assert report["summary"]["errors"] == 1
+
+
+def test_when_time_runs_out_it_stops_cleanly_and_says_where_and_how_to_go_on(tmp_path, repair_context):
+    lambda_, _, land, drift = _drifted(tmp_path)
+    repair_context.remaining_millis = 10_000
+
+    report = lambda_.invoke("repair", {"cluster": land.cluster_name})
+
+    assert report["stopped"]["where"].startswith("examining hosts: stopped before host ")
+    assert "invoke repair again" in report["stopped"]["how_to_go_on"]
+    assert _changes(lambda_) == []
+
+
+def test_a_capacity_provider_group_is_examined_before_any_host_registered(tmp_path):
+    lambda_ = make_lambda(tmp_path)
+    bus = EventBus(_app(), lambda_.invoke)
+    land = build_landscape(boto3.Session(region_name="us-east-1"))
+    never, _ = _host_in_service_before_the_tag(land, bus)
+    ecs = land.client("ecs")
+    ecs.deregister_container_instance(
+        cluster=land.cluster_name,
+        containerInstance=ecs.list_container_instances(cluster=land.cluster_name)["containerInstanceArns"][0],
+        force=True,
+    )
+    (group,) = land.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[land.group_name])[
+        "AutoScalingGroups"
+    ]
+    ecs.create_capacity_provider(
+        name="ecs-hosts", autoScalingGroupProvider={"autoScalingGroupArn": group["AutoScalingGroupARN"]}
+    )
+    ecs.put_cluster_capacity_providers(
+        cluster=land.cluster_name, capacityProviders=["ecs-hosts"], defaultCapacityProviderStrategy=[]
+    )
+
+    report = lambda_.invoke("repair", {"cluster": land.cluster_name, "dry_run": True})
+
+    (item,) = report["instances"]
+    assert item["instance_id"] == never and item["container_instance"] is None
+    assert item["problems"] == ["never mounted"]

@@ -1,0 +1,125 @@
+"""`make repair`'s command line: the deployed function invoked, its report as a table or JSON, and the exit
+code (0 nothing to do, 2 problems found or fixed, 1 errors)."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import boto3
+import pytest
+
+from chalicelib.repair_findings import RepairInputError
+from simulation.eventbus import EventBus
+from simulation.landscape import build_landscape
+from tests.conftest import make_lambda
+from tests.test_repair import _app, _host_in_service_before_the_tag, repair_context  # noqa: F401
+from tools import repair as cli
+
+
+def _invoker(lambda_):
+    def invoke(payload):
+        try:
+            return lambda_.invoke("repair", payload)
+        except RepairInputError as exc:  # as Lambda reports a function error to the caller
+            raise cli.RepairFailed(f"RepairInputError: {exc}") from exc
+
+    return invoke
+
+
+def _run(argv, invoke):
+    lines: list[str] = []
+    code = cli.main(argv, invoke=invoke, out=lines.append)
+    return code, "\n".join(lines)
+
+
+def test_problems_found_print_as_a_table_and_exit_2_then_0_once_repaired(tmp_path):
+    lambda_ = make_lambda(tmp_path)
+    bus = EventBus(_app(), lambda_.invoke)
+    land = build_landscape(boto3.Session(region_name="us-east-1"))
+    never, _ = _host_in_service_before_the_tag(land, bus)
+
+    code, text = _run(["--cluster", land.cluster_name, "--dry-run"], _invoker(lambda_))
+
+    assert code == 2
+    assert text.startswith(f"dry run: nothing was changed of {land.cluster_arn}")
+    (row,) = [line for line in text.splitlines() if line.startswith("host")]
+    assert never in row and "ecs-hosts" in row and "! never mounted" in row
+    assert any(line.strip().startswith("-> would send the mount command") for line in text.splitlines())
+    assert "examined 1, with problems 1, actions 1, errors 0" in text
+
+    code, text = _run(["--cluster", land.cluster_name, "--json"], _invoker(lambda_))
+    assert code == 2
+    assert json.loads(text)["instances"][0]["actions"][0].startswith("mount command sent: ")
+
+
+def test_nothing_to_do_exits_0(tmp_path):
+    lambda_ = make_lambda(tmp_path)
+    land = build_landscape(boto3.Session(region_name="us-east-1"))
+
+    code, text = _run(["--cluster", land.cluster_name], _invoker(lambda_))
+
+    assert code == 0
+    assert "nothing to repair" in text
+
+
+def test_an_error_exits_1(tmp_path):
+    lambda_ = make_lambda(tmp_path)
+
+    code, text = _run(["--cluster", "no-such-cluster"], _invoker(lambda_))
+    assert code == 1
+    assert "! cluster no-such-cluster not found" in text
+
+    code, text = _run(["--cluster", "web", "--account", "111122223333"], _invoker(lambda_))
+    assert code == 1
+    assert text.startswith("repair failed: RepairInputError: repair input `account`")
+
+
+class FakeLambda:
+    def __init__(self, payload, function_error=None):
+        self.payload, self.function_error, self.requests = payload, function_error, []
+
+    def invoke(self, **request):
+        self.requests.append(request)
+        response = {"Payload": io.BytesIO(json.dumps(self.payload).encode())}
+        if self.function_error:
+            response["FunctionError"] = self.function_error
+        return response
+
+
+@pytest.mark.parametrize("function_error", [None, "Unhandled"])
+def test_the_deployed_function_is_invoked_by_its_stage_name_once(monkeypatch, function_error):
+    payload = {"errorType": "RepairInputError", "errorMessage": "repair input `cluster`: is required"}
+    if function_error is None:
+        payload = {
+            "cluster": None,
+            "auto_scaling_group": "g",
+            "account": "123456789012",
+            "region": "eu-west-1",
+            "dry_run": True,
+            "instances": [],
+            "lifecycle_actions": [],
+            "task_definitions": [],
+            "errors": [],
+            "stopped": None,
+            "summary": {"examined": 0, "with_problems": 0, "actions": 0, "errors": 0},
+        }
+    fake = FakeLambda(payload, function_error)
+    made = {}
+
+    def client(service, region_name=None, config=None):
+        made.update(service=service, region=region_name, attempts=config.retries["total_max_attempts"])
+        return fake
+
+    monkeypatch.setattr(boto3, "client", client)
+
+    code, text = _run(["--auto-scaling-group", "g", "--dry-run", "--stage", "dev"], None)
+
+    (request,) = fake.requests
+    assert request["FunctionName"] == "efs-automount-dev-repair"
+    assert json.loads(request["Payload"]) == {"dry_run": True, "auto_scaling_group": "g"}
+    assert made == {"service": "lambda", "region": None, "attempts": 1}
+    if function_error:
+        assert (code, text) == (1, "repair failed: RepairInputError: repair input `cluster`: is required")
+    else:
+        assert code == 0
