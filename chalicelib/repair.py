@@ -19,7 +19,8 @@ from chalicelib.host_record import (
     record_container_instance,
     set_mount_attributes,
 )
-from chalicelib.lifecycle import LifecycleFlow, _commands_for
+from chalicelib.lifecycle import LifecycleFlow
+from chalicelib.mount_commands import proven_mounts
 from chalicelib.mount_spec import FILE_SYSTEM_TAG, MountConfigError, MountSpec, mount_spec_from_tags
 from chalicelib.observability import count, logger
 from chalicelib.repair_findings import (
@@ -337,17 +338,16 @@ class Repair:
         return findings.fix
 
     def _mount_confirmed(self, aws: AwsAccess, instance_id: str, spec: MountSpec) -> bool:
-        """SSM's own record of a successful mount of this file system at this path on this host."""
-        for command in _commands_for(aws.client("ssm"), instance_id, self._settings.mount_document):
-            parameters = command.get("Parameters", {})
-            if (
-                command.get("Status") == "Success"
-                and command.get("InstanceIds") == [instance_id]
-                and parameters.get("FileSystemId") == [spec.file_system_id]
-                and parameters.get("MountPath") == [spec.mount_path]
-            ):
-                return True
-        return False
+        """SSM's own record of a successful mount of this file system at this path on this host: the rule the
+        registration and status flows use (mount_commands.proven_mounts)."""
+        proven, _ = proven_mounts(
+            aws.client("ssm"),
+            instance_id,
+            self._settings.mount_document,
+            self._settings.mount_roots,
+            {spec.file_system_id: spec.mount_path},
+        )
+        return spec.file_system_id in proven
 
     def _send_mounts(
         self,
