@@ -276,8 +276,8 @@ def test_a_chalice_deploy_queue_policy_names_the_stage_roles():
 def test_no_write_reaches_another_accounts_resources(packaged):
     # A resource ARN of a write names the caller's own account, never `*`: the member role writes in its own
     # account, the app's roles in theirs. Reads without resource-level permissions stay `*`, and assuming the
-    # member role is meant to reach other accounts.
-    crosses_accounts = {"sts:AssumeRole"}
+    # member role is meant to reach other accounts, and so is forwarding a member's events to the app's bus.
+    crosses_accounts = {"sts:AssumeRole", "events:PutEvents"}
     for where, statements in _deployed_policies(packaged).items():
         for name, _, statement in statements:
             if set(_listed(statement["Action"])) <= crosses_accounts:

@@ -1,0 +1,68 @@
+"""The member template (deploy/member-account.json): what a trusted account forwards to the app, and that it deploys
+as the README shows it, alone or as a StackSet across an organization."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from chalice.app import CloudWatchEventConfig
+
+from app import app
+from chalicelib.settings import DEFAULT_HOOK_NAME, DEFAULT_MOUNT_DOCUMENT
+from tests.conftest import ROOT
+
+MEMBER_PATH = ROOT / "deploy" / "member-account.json"
+MEMBER = json.loads(MEMBER_PATH.read_text())
+# CloudFormation takes a template inline (`deploy`, `create-stack-set --template-body`) up to this size; beyond it,
+# only from S3 (CloudFormation API reference, TemplateBody: "maximum length of 51,200 bytes").
+TEMPLATE_BODY_LIMIT = 51_200
+
+
+def _canonical(pattern: dict[str, Any]) -> str:
+    return json.dumps(pattern, sort_keys=True)
+
+
+def _rules(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in template["Resources"].items() if r["Type"] == "AWS::Events::Rule"}
+
+
+def test_every_eventbridge_handlers_pattern_is_forwarded_exactly_by_the_member_template():
+    # Given the app's EventBridge handlers, each with the whole filter of its rule
+    handled = sorted(
+        _canonical(source.event_pattern) for source in app.event_sources if isinstance(source, CloudWatchEventConfig)
+    )
+    assert len(handled) == 4
+    # Then a member account forwards exactly those events, one rule each: nothing the app acts on is left in the
+    # member account (a task definition registered there is rewritten too), and nothing else leaves it.
+    forwarded = sorted(_canonical(rule["Properties"]["EventPattern"]) for rule in _rules(MEMBER).values())
+    assert forwarded == handled
+    # The patterns hold the hook and document names; the templates are built for the names the app is configured
+    # with (a hook renamed in .chalice/config.json alone would leave members forwarding the old hook's events).
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())["environment_variables"]
+    assert (config["HOOK_NAME"], config["MOUNT_DOCUMENT"]) == (DEFAULT_HOOK_NAME, DEFAULT_MOUNT_DOCUMENT)
+
+
+def test_member_rules_deliver_to_the_apps_default_bus_through_a_role_of_their_own():
+    # A bus that grants an organization (aws:PrincipalOrgID) accepts events from a rule of a member account only
+    # when the rule's target names a role (EventBridge PutPermission: "must specify a RoleArn").
+    rules = _rules(MEMBER)
+    assert rules
+    for name, rule in rules.items():
+        (target,) = rule["Properties"]["Targets"]
+        bus = target["Arn"]["Fn::Sub"][0]
+        assert bus == "arn:${AWS::Partition}:events:${AWS::Region}:${AppAccountId}:event-bus/default", name
+        assert target["RoleArn"] == {"Fn::GetAtt": ["ForwardRole", "Arn"]}, name
+    role = MEMBER["Resources"]["ForwardRole"]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "events.amazonaws.com"}
+    (policy,) = role["Policies"]
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    # It may put events on the app's bus and nowhere else.
+    assert statement["Action"] == "events:PutEvents"
+    assert statement["Resource"] == next(iter(rules.values()))["Properties"]["Targets"][0]["Arn"]
+
+
+def test_the_member_template_fits_an_inline_template_body():
+    # The README's `aws cloudformation deploy` and `create-stack-set --template-body` send the file as it is.
+    assert len(MEMBER_PATH.read_bytes()) <= TEMPLATE_BODY_LIMIT
