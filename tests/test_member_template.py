@@ -66,3 +66,65 @@ def test_member_rules_deliver_to_the_apps_default_bus_through_a_role_of_their_ow
 def test_the_member_template_fits_an_inline_template_body():
     # The README's `aws cloudformation deploy` and `create-stack-set --template-body` send the file as it is.
     assert len(MEMBER_PATH.read_bytes()) <= TEMPLATE_BODY_LIMIT
+
+
+def _holds(template: dict[str, Any], condition: Any, values: dict[str, str]) -> bool:
+    """Evaluate a CloudFormation condition with the given parameter (and pseudo parameter) values."""
+
+    def value(item: Any) -> Any:
+        if isinstance(item, dict) and "Ref" in item:
+            return values[item["Ref"]]
+        return item
+
+    if isinstance(condition, str):
+        return _holds(template, template["Conditions"][condition], values)
+    ((function, arguments),) = condition.items()
+    if function == "Condition":
+        return _holds(template, arguments, values)
+    if function == "Fn::Equals":
+        return value(arguments[0]) == value(arguments[1])
+    if function == "Fn::Not":
+        return not _holds(template, arguments[0], values)
+    if function == "Fn::Or":
+        return any(_holds(template, c, values) for c in arguments)
+    if function == "Fn::And":
+        return all(_holds(template, c, values) for c in arguments)
+    raise AssertionError(f"cannot evaluate {function}")
+
+
+def _created(template: dict[str, Any], values: dict[str, str]) -> set[str]:
+    return {
+        name
+        for name, resource in template["Resources"].items()
+        if "Condition" not in resource or _holds(template, resource["Condition"], values)
+    }
+
+
+def test_one_stack_set_over_several_regions_creates_the_named_member_role_once_per_account():
+    # Given a StackSet with the same parameters for every account, deployed to two regions of each account
+    parameters = {p: d.get("Default", "") for p, d in MEMBER["Parameters"].items()}
+    parameters.update(ExternalId="x", UpdateServices="true", RoleRegion="eu-west-1")
+    here = _created(MEMBER, {**parameters, "AWS::Region": "eu-west-1"})
+    elsewhere = _created(MEMBER, {**parameters, "AWS::Region": "us-east-1"})
+    # Then IAM's one account-wide role (and its opt-in policies) is made in the chosen region only; the document and
+    # the forwarding rules, which are regional, in both.
+    role_resources = {"MemberRole", "UpdateServicesPolicy"}
+    assert role_resources <= here
+    assert not role_resources & elsewhere
+    regional = {"MountDocument", "ForwardRole", *_rules(MEMBER)}
+    assert regional <= here and regional <= elsewhere
+    # And a single stack (no RoleRegion) makes the role where it is deployed, as before.
+    parameters["RoleRegion"] = ""
+    assert role_resources <= _created(MEMBER, {**parameters, "AWS::Region": "us-east-1"})
+
+
+def test_no_member_template_parameter_differs_between_accounts():
+    # A service-managed StackSet deploys one parameter set to every account of the chosen units: every parameter
+    # is a property of the app (its roles, external id, settings), none of one member account.
+    assert set(MEMBER["Parameters"]) == {
+        "AppRoleArns",
+        "ExternalId",
+        "UpdateServices",
+        "DeregisterSource",
+        "RoleRegion",
+    }

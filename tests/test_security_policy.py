@@ -156,7 +156,11 @@ def _is_on(template: dict[str, Any], condition: str | None, parameter: str) -> b
     """True when the CloudFormation condition holds exactly when the parameter is "true"."""
     if condition is None:
         return False
-    return template["Conditions"][condition] == {"Fn::Equals": [{"Ref": parameter}, "true"]}
+    definition = template["Conditions"][condition]
+    if definition == {"Fn::Equals": [{"Ref": parameter}, "true"]}:
+        return True
+    # Or that and more (the member template's: and only in the region that creates the member role).
+    return any(_is_on(template, c.get("Condition"), parameter) for c in definition.get("Fn::And", []))
 
 
 def test_opt_in_permissions_are_granted_only_where_the_feature_is_on(packaged):

@@ -42,6 +42,7 @@ from chalicelib.settings import (  # noqa: E402
     Settings,
     SettingsError,
 )
+from tools import operations  # noqa: E402
 
 SCRIPT = ROOT / "host" / "mount-efs.sh"
 RETRY_QUEUE_NAME = "efs-automount-retries"
@@ -321,12 +322,13 @@ def opt_in_conditions() -> dict[str, Any]:
     return {f"{parameter}On": {"Fn::Equals": [{"Ref": parameter}, "true"]} for parameter in OPT_INS}
 
 
-def opt_in_policies(roles: list[str]) -> dict[str, Any]:
-    """One policy per opt-in setting, attached to the roles only when the setting is on."""
+def opt_in_policies(roles: list[str], condition_suffix: str = "On") -> dict[str, Any]:
+    """One policy per opt-in setting, attached to the roles only when the setting is on (condition
+    `<parameter><condition_suffix>`)."""
     return {
         f"{parameter}Policy": {
             "Type": "AWS::IAM::Policy",
-            "Condition": f"{parameter}On",
+            "Condition": f"{parameter}{condition_suffix}",
             "Properties": {
                 "PolicyName": f"efs-automount-{setting.lower().replace('_', '-')}",
                 "Roles": [{"Ref": role} for role in roles],
@@ -342,8 +344,8 @@ def app_resources() -> dict[str, Any]:
     functions, the roles' policies pinned to the stack's account, and the opt-in permissions behind parameters."""
     base_policy = template_policy(json.loads(POLICY.read_text())["Statement"])
     template = {
-        "Parameters": opt_in_parameters(),
-        "Conditions": opt_in_conditions(),
+        "Parameters": {**opt_in_parameters(), **operations.parameters()},
+        "Conditions": {**opt_in_conditions(), **operations.conditions()},
         "Outputs": {
             "AppRoleArns": {
                 "Description": "The app's execution roles: the AppRoleArns parameter of deploy/member-account.json.",
@@ -424,6 +426,11 @@ def app_resources() -> dict[str, Any]:
         },
     }
     resources = template["Resources"]
+    resources.update(
+        operations.operations_resources(
+            {function: function_name(function) for function in FUNCTIONS}, list(forwarded_patterns().values())
+        )
+    )
     # Repair registers a missed rewrite through the same flow, so it learns the same table and settings.
     for function in FOLLOW_UPS_FUNCTIONS:
         _add_variables(resources, function, {"IDEMPOTENCY_TABLE": {"Ref": "IdempotencyTable"}})
@@ -487,14 +494,34 @@ def member_template() -> dict[str, Any]:
             },
             "ExternalId": {"Type": "String", "Default": "", "Description": "The app's EXTERNAL_ID setting, if set."},
             **opt_in_parameters(),
+            "RoleRegion": {
+                "Type": "String",
+                "Default": "",
+                "AllowedPattern": f"^$|{REGION.pattern}",
+                "Description": (
+                    "Where the member role, which IAM keeps account-wide, is created: empty for a stack in one region; "
+                    "for a StackSet over several regions, one of them (the others create no role)."
+                ),
+            },
         },
         "Conditions": {
             "HasExternalId": {"Fn::Not": [{"Fn::Equals": [{"Ref": "ExternalId"}, ""]}]},
             **opt_in_conditions(),
+            "CreatesRole": {
+                "Fn::Or": [
+                    {"Fn::Equals": [{"Ref": "RoleRegion"}, ""]},
+                    {"Fn::Equals": [{"Ref": "RoleRegion"}, {"Ref": "AWS::Region"}]},
+                ]
+            },
+            **{
+                f"{parameter}OnRole": {"Fn::And": [{"Condition": f"{parameter}On"}, {"Condition": "CreatesRole"}]}
+                for parameter in OPT_INS
+            },
         },
         "Resources": {
             "MemberRole": {
                 "Type": "AWS::IAM::Role",
+                "Condition": "CreatesRole",
                 "Properties": {
                     "RoleName": DEFAULT_MEMBER_ROLE_NAME,
                     "AssumeRolePolicyDocument": {
@@ -513,7 +540,7 @@ def member_template() -> dict[str, Any]:
                     "Policies": [{"PolicyName": "efs-automount-member", "PolicyDocument": member_policy()}],
                 },
             },
-            **opt_in_policies(["MemberRole"]),
+            **opt_in_policies(["MemberRole"], condition_suffix="OnRole"),
             "MountDocument": document_resource(),
             **forward_rules(),
         },
