@@ -4,6 +4,7 @@ as the README shows it, alone or as a StackSet across an organization."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from chalice.app import CloudWatchEventConfig
@@ -128,3 +129,33 @@ def test_no_member_template_parameter_differs_between_accounts():
         "DeregisterSource",
         "RoleRegion",
     }
+
+
+def _readme_commands(program: str) -> list[str]:
+    """Every command of the README's bash blocks that starts with `program`, its continuation lines joined."""
+    readme = (ROOT / "README.md").read_text()
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", readme, re.S):
+        for command in block.replace("\\\n", " ").splitlines():
+            command = command.split("  #")[0].strip()
+            if command.startswith(program):
+                commands.append(" ".join(command.split()))
+    return commands
+
+
+def test_the_readmes_cloudformation_commands_can_send_their_templates():
+    # A template over 51,200 bytes goes through S3 (--s3-bucket / --template-url); the member template goes inline,
+    # and names its role (CAPABILITY_NAMED_IAM).
+    commands = _readme_commands("aws cloudformation deploy") + _readme_commands("aws cloudformation create-stack-set")
+    member = [c for c in commands if "deploy/member-account.json" in c]
+    assert len(member) == 2, commands
+    for command in commands:
+        if command not in member:
+            assert "--s3-bucket" in command or "--template-url" in command, command
+    for command in member:
+        assert "CAPABILITY_NAMED_IAM" in command, command
+    (stack_set,) = [c for c in commands if "create-stack-set" in c]
+    assert "--permission-model SERVICE_MANAGED" in stack_set
+    assert "--auto-deployment Enabled=true,RetainStacksOnAccountRemoval=false" in stack_set
+    (instances,) = _readme_commands("aws cloudformation create-stack-instances")
+    assert "--deployment-targets OrganizationalUnitIds=" in instances and "--regions " in instances
