@@ -37,7 +37,7 @@ def test_script_is_shellcheck_clean():
 
 def test_deploy_files_are_up_to_date_with_script_patterns_and_policy():
     for path, content in build_deploy.outputs().items():
-        assert path.read_text() == build_deploy.render(content), f"{path.name} is stale: run `make deploy-files`"
+        assert path.read_text() == build_deploy.render(content, path), f"{path.name} is stale: run `make deploy-files`"
 
 
 def test_document_parameters_use_the_lambda_patterns():

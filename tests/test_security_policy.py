@@ -156,7 +156,11 @@ def _is_on(template: dict[str, Any], condition: str | None, parameter: str) -> b
     """True when the CloudFormation condition holds exactly when the parameter is "true"."""
     if condition is None:
         return False
-    return template["Conditions"][condition] == {"Fn::Equals": [{"Ref": parameter}, "true"]}
+    definition = template["Conditions"][condition]
+    if definition == {"Fn::Equals": [{"Ref": parameter}, "true"]}:
+        return True
+    # Or that and more (the member template's: and only in the region that creates the member role).
+    return any(_is_on(template, c.get("Condition"), parameter) for c in definition.get("Fn::And", []))
 
 
 def test_opt_in_permissions_are_granted_only_where_the_feature_is_on(packaged):
@@ -276,8 +280,8 @@ def test_a_chalice_deploy_queue_policy_names_the_stage_roles():
 def test_no_write_reaches_another_accounts_resources(packaged):
     # A resource ARN of a write names the caller's own account, never `*`: the member role writes in its own
     # account, the app's roles in theirs. Reads without resource-level permissions stay `*`, and assuming the
-    # member role is meant to reach other accounts.
-    crosses_accounts = {"sts:AssumeRole"}
+    # member role is meant to reach other accounts, and so is forwarding a member's events to the app's bus.
+    crosses_accounts = {"sts:AssumeRole", "events:PutEvents"}
     for where, statements in _deployed_policies(packaged).items():
         for name, _, statement in statements:
             if set(_listed(statement["Action"])) <= crosses_accounts:

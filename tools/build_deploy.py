@@ -22,7 +22,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from chalicelib.aws_names import REGION  # noqa: E402
-from chalicelib.events import command_status_pattern, container_instance_pattern, launch_pattern  # noqa: E402
+from chalicelib.events import (  # noqa: E402
+    command_status_pattern,
+    container_instance_pattern,
+    launch_pattern,
+    task_definition_registered_pattern,
+)
 from chalicelib.mount_spec import (  # noqa: E402
     ACCESS_POINT_ID,
     DEFAULT_MOUNT_ROOTS,
@@ -37,6 +42,7 @@ from chalicelib.settings import (  # noqa: E402
     Settings,
     SettingsError,
 )
+from tools import operations  # noqa: E402
 
 SCRIPT = ROOT / "host" / "mount-efs.sh"
 RETRY_QUEUE_NAME = "efs-automount-retries"
@@ -316,12 +322,13 @@ def opt_in_conditions() -> dict[str, Any]:
     return {f"{parameter}On": {"Fn::Equals": [{"Ref": parameter}, "true"]} for parameter in OPT_INS}
 
 
-def opt_in_policies(roles: list[str]) -> dict[str, Any]:
-    """One policy per opt-in setting, attached to the roles only when the setting is on."""
+def opt_in_policies(roles: list[str], condition_suffix: str = "On") -> dict[str, Any]:
+    """One policy per opt-in setting, attached to the roles only when the setting is on (condition
+    `<parameter><condition_suffix>`)."""
     return {
         f"{parameter}Policy": {
             "Type": "AWS::IAM::Policy",
-            "Condition": f"{parameter}On",
+            "Condition": f"{parameter}{condition_suffix}",
             "Properties": {
                 "PolicyName": f"efs-automount-{setting.lower().replace('_', '-')}",
                 "Roles": [{"Ref": role} for role in roles],
@@ -337,8 +344,8 @@ def app_resources() -> dict[str, Any]:
     functions, the roles' policies pinned to the stack's account, and the opt-in permissions behind parameters."""
     base_policy = template_policy(json.loads(POLICY.read_text())["Statement"])
     template = {
-        "Parameters": opt_in_parameters(),
-        "Conditions": opt_in_conditions(),
+        "Parameters": {**opt_in_parameters(), **operations.parameters()},
+        "Conditions": {**opt_in_conditions(), **operations.conditions()},
         "Outputs": {
             "AppRoleArns": {
                 "Description": "The app's execution roles: the AppRoleArns parameter of deploy/member-account.json.",
@@ -419,6 +426,11 @@ def app_resources() -> dict[str, Any]:
         },
     }
     resources = template["Resources"]
+    resources.update(
+        operations.operations_resources(
+            {function: function_name(function) for function in FUNCTIONS}, list(forwarded_patterns().values())
+        )
+    )
     # Repair registers a missed rewrite through the same flow, so it learns the same table and settings.
     for function in FOLLOW_UPS_FUNCTIONS:
         _add_variables(resources, function, {"IDEMPOTENCY_TABLE": {"Ref": "IdempotencyTable"}})
@@ -482,14 +494,34 @@ def member_template() -> dict[str, Any]:
             },
             "ExternalId": {"Type": "String", "Default": "", "Description": "The app's EXTERNAL_ID setting, if set."},
             **opt_in_parameters(),
+            "RoleRegion": {
+                "Type": "String",
+                "Default": "",
+                "AllowedPattern": f"^$|{REGION.pattern}",
+                "Description": (
+                    "Where the member role, which IAM keeps account-wide, is created: empty for a stack in one region; "
+                    "for a StackSet over several regions, one of them (the others create no role)."
+                ),
+            },
         },
         "Conditions": {
             "HasExternalId": {"Fn::Not": [{"Fn::Equals": [{"Ref": "ExternalId"}, ""]}]},
             **opt_in_conditions(),
+            "CreatesRole": {
+                "Fn::Or": [
+                    {"Fn::Equals": [{"Ref": "RoleRegion"}, ""]},
+                    {"Fn::Equals": [{"Ref": "RoleRegion"}, {"Ref": "AWS::Region"}]},
+                ]
+            },
+            **{
+                f"{parameter}OnRole": {"Fn::And": [{"Condition": f"{parameter}On"}, {"Condition": "CreatesRole"}]}
+                for parameter in OPT_INS
+            },
         },
         "Resources": {
             "MemberRole": {
                 "Type": "AWS::IAM::Role",
+                "Condition": "CreatesRole",
                 "Properties": {
                     "RoleName": DEFAULT_MEMBER_ROLE_NAME,
                     "AssumeRolePolicyDocument": {
@@ -508,7 +540,7 @@ def member_template() -> dict[str, Any]:
                     "Policies": [{"PolicyName": "efs-automount-member", "PolicyDocument": member_policy()}],
                 },
             },
-            **opt_in_policies(["MemberRole"]),
+            **opt_in_policies(["MemberRole"], condition_suffix="OnRole"),
             "MountDocument": document_resource(),
             **forward_rules(),
         },
@@ -517,36 +549,65 @@ def member_template() -> dict[str, Any]:
 
 # The app's account, read from its first role ARN (arn:partition:iam::account:role/name).
 APP_ACCOUNT_ID = {"Fn::Select": [4, {"Fn::Split": [":", {"Fn::Select": [0, {"Ref": "AppRoleArns"}]}]}]}
+APP_BUS = {
+    "Fn::Sub": [
+        "arn:${AWS::Partition}:events:${AWS::Region}:${AppAccountId}:event-bus/default",
+        {"AppAccountId": APP_ACCOUNT_ID},
+    ]
+}
 
 
-def forward_rules() -> dict[str, Any]:
-    """Rules sending this account's events to the app's default bus, with the app's own patterns."""
-    patterns = {
+def forwarded_patterns() -> dict[str, dict[str, Any]]:
+    """Every pattern the app's EventBridge handlers are declared with (app.py), by the rule that forwards it."""
+    return {
         "ForwardLaunchActions": launch_pattern(DEFAULT_HOOK_NAME),
         "ForwardMountCommandStatus": command_status_pattern(DEFAULT_MOUNT_DOCUMENT),
         "ForwardContainerInstances": container_instance_pattern(),
+        # Recorded only where the member account has a trail of management events (README: Other accounts).
+        "ForwardTaskDefinitions": task_definition_registered_pattern(),
     }
-    return {
+
+
+def forward_rules() -> dict[str, Any]:
+    """Rules sending this account's events to the app's default bus, with the app's own patterns, through a role:
+    a bus that grants a whole organization (aws:PrincipalOrgID) accepts a member's rule only with one."""
+    rules: dict[str, Any] = {
         name: {
             "Type": "AWS::Events::Rule",
             "Properties": {
                 "Description": "efs-automount: forward to the app's account",
                 "EventPattern": pattern,
-                "Targets": [
+                "Targets": [{"Id": "efs-automount", "Arn": APP_BUS, "RoleArn": {"Fn::GetAtt": ["ForwardRole", "Arn"]}}],
+            },
+        }
+        for name, pattern in forwarded_patterns().items()
+    }
+    rules["ForwardRole"] = {
+        "Type": "AWS::IAM::Role",
+        "Properties": {
+            "Description": "efs-automount: EventBridge puts this account's events on the app's bus, nowhere else",
+            "AssumeRolePolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [
                     {
-                        "Id": "efs-automount",
-                        "Arn": {
-                            "Fn::Sub": [
-                                "arn:${AWS::Partition}:events:${AWS::Region}:${AppAccountId}:event-bus/default",
-                                {"AppAccountId": APP_ACCOUNT_ID},
-                            ]
-                        },
+                        "Effect": "Allow",
+                        "Principal": {"Service": "events.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
                     }
                 ],
             },
-        }
-        for name, pattern in patterns.items()
+            "Policies": [
+                {
+                    "PolicyName": "efs-automount-forward",
+                    "PolicyDocument": {
+                        "Version": "2012-10-17",
+                        "Statement": [{"Effect": "Allow", "Action": "events:PutEvents", "Resource": APP_BUS}],
+                    },
+                }
+            ],
+        },
     }
+    return rules
 
 
 def outputs() -> dict[Path, dict[str, Any]]:
@@ -557,7 +618,14 @@ def outputs() -> dict[Path, dict[str, Any]]:
     }
 
 
-def render(content: dict[str, Any]) -> str:
+# Written without indentation: `aws cloudformation deploy` and `create-stack-set --template-body` take a template
+# inline only up to 51,200 bytes (CloudFormation's TemplateBody limit), and indented it is larger.
+COMPACT = {DEPLOY / "member-account.json"}
+
+
+def render(content: dict[str, Any], path: Path | None = None) -> str:
+    if path in COMPACT:
+        return json.dumps(content, separators=(",", ":")) + "\n"
     return json.dumps(content, indent=2) + "\n"
 
 
@@ -572,7 +640,7 @@ def main() -> None:
         return
     DEPLOY.mkdir(exist_ok=True)
     for path, content in outputs().items():
-        path.write_text(render(content))
+        path.write_text(render(content, path))
         print(f"wrote {path.relative_to(ROOT)}")
 
 

@@ -1,0 +1,161 @@
+"""The member template (deploy/member-account.json): what a trusted account forwards to the app, and that it deploys
+as the README shows it, alone or as a StackSet across an organization."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from chalice.app import CloudWatchEventConfig
+
+from app import app
+from chalicelib.settings import DEFAULT_HOOK_NAME, DEFAULT_MOUNT_DOCUMENT
+from tests.conftest import ROOT
+
+MEMBER_PATH = ROOT / "deploy" / "member-account.json"
+MEMBER = json.loads(MEMBER_PATH.read_text())
+# CloudFormation takes a template inline (`deploy`, `create-stack-set --template-body`) up to this size; beyond it,
+# only from S3 (CloudFormation API reference, TemplateBody: "maximum length of 51,200 bytes").
+TEMPLATE_BODY_LIMIT = 51_200
+
+
+def _canonical(pattern: dict[str, Any]) -> str:
+    return json.dumps(pattern, sort_keys=True)
+
+
+def _rules(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in template["Resources"].items() if r["Type"] == "AWS::Events::Rule"}
+
+
+def test_every_eventbridge_handlers_pattern_is_forwarded_exactly_by_the_member_template():
+    # Given the app's EventBridge handlers, each with the whole filter of its rule
+    handled = sorted(
+        _canonical(source.event_pattern) for source in app.event_sources if isinstance(source, CloudWatchEventConfig)
+    )
+    assert len(handled) == 4
+    # Then a member account forwards exactly those events, one rule each: nothing the app acts on is left in the
+    # member account (a task definition registered there is rewritten too), and nothing else leaves it.
+    forwarded = sorted(_canonical(rule["Properties"]["EventPattern"]) for rule in _rules(MEMBER).values())
+    assert forwarded == handled
+    # The patterns hold the hook and document names; the templates are built for the names the app is configured
+    # with (a hook renamed in .chalice/config.json alone would leave members forwarding the old hook's events).
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())["environment_variables"]
+    assert (config["HOOK_NAME"], config["MOUNT_DOCUMENT"]) == (DEFAULT_HOOK_NAME, DEFAULT_MOUNT_DOCUMENT)
+
+
+def test_member_rules_deliver_to_the_apps_default_bus_through_a_role_of_their_own():
+    # A bus that grants an organization (aws:PrincipalOrgID) accepts events from a rule of a member account only
+    # when the rule's target names a role (EventBridge PutPermission: "must specify a RoleArn").
+    rules = _rules(MEMBER)
+    assert rules
+    for name, rule in rules.items():
+        (target,) = rule["Properties"]["Targets"]
+        bus = target["Arn"]["Fn::Sub"][0]
+        assert bus == "arn:${AWS::Partition}:events:${AWS::Region}:${AppAccountId}:event-bus/default", name
+        assert target["RoleArn"] == {"Fn::GetAtt": ["ForwardRole", "Arn"]}, name
+    role = MEMBER["Resources"]["ForwardRole"]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "events.amazonaws.com"}
+    (policy,) = role["Policies"]
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    # It may put events on the app's bus and nowhere else.
+    assert statement["Action"] == "events:PutEvents"
+    assert statement["Resource"] == next(iter(rules.values()))["Properties"]["Targets"][0]["Arn"]
+
+
+def test_the_member_template_fits_an_inline_template_body():
+    # The README's `aws cloudformation deploy` and `create-stack-set --template-body` send the file as it is.
+    assert len(MEMBER_PATH.read_bytes()) <= TEMPLATE_BODY_LIMIT
+
+
+def _holds(template: dict[str, Any], condition: Any, values: dict[str, str]) -> bool:
+    """Evaluate a CloudFormation condition with the given parameter (and pseudo parameter) values."""
+
+    def value(item: Any) -> Any:
+        if isinstance(item, dict) and "Ref" in item:
+            return values[item["Ref"]]
+        return item
+
+    if isinstance(condition, str):
+        return _holds(template, template["Conditions"][condition], values)
+    ((function, arguments),) = condition.items()
+    if function == "Condition":
+        return _holds(template, arguments, values)
+    if function == "Fn::Equals":
+        return value(arguments[0]) == value(arguments[1])
+    if function == "Fn::Not":
+        return not _holds(template, arguments[0], values)
+    if function == "Fn::Or":
+        return any(_holds(template, c, values) for c in arguments)
+    if function == "Fn::And":
+        return all(_holds(template, c, values) for c in arguments)
+    raise AssertionError(f"cannot evaluate {function}")
+
+
+def _created(template: dict[str, Any], values: dict[str, str]) -> set[str]:
+    return {
+        name
+        for name, resource in template["Resources"].items()
+        if "Condition" not in resource or _holds(template, resource["Condition"], values)
+    }
+
+
+def test_one_stack_set_over_several_regions_creates_the_named_member_role_once_per_account():
+    # Given a StackSet with the same parameters for every account, deployed to two regions of each account
+    parameters = {p: d.get("Default", "") for p, d in MEMBER["Parameters"].items()}
+    parameters.update(ExternalId="x", UpdateServices="true", RoleRegion="eu-west-1")
+    here = _created(MEMBER, {**parameters, "AWS::Region": "eu-west-1"})
+    elsewhere = _created(MEMBER, {**parameters, "AWS::Region": "us-east-1"})
+    # Then IAM's one account-wide role (and its opt-in policies) is made in the chosen region only; the document and
+    # the forwarding rules, which are regional, in both.
+    role_resources = {"MemberRole", "UpdateServicesPolicy"}
+    assert role_resources <= here
+    assert not role_resources & elsewhere
+    regional = {"MountDocument", "ForwardRole", *_rules(MEMBER)}
+    assert regional <= here and regional <= elsewhere
+    # And a single stack (no RoleRegion) makes the role where it is deployed, as before.
+    parameters["RoleRegion"] = ""
+    assert role_resources <= _created(MEMBER, {**parameters, "AWS::Region": "us-east-1"})
+
+
+def test_no_member_template_parameter_differs_between_accounts():
+    # A service-managed StackSet deploys one parameter set to every account of the chosen units: every parameter
+    # is a property of the app (its roles, external id, settings), none of one member account.
+    assert set(MEMBER["Parameters"]) == {
+        "AppRoleArns",
+        "ExternalId",
+        "UpdateServices",
+        "DeregisterSource",
+        "RoleRegion",
+    }
+
+
+def _readme_commands(program: str) -> list[str]:
+    """Every command of the README's bash blocks that starts with `program`, its continuation lines joined."""
+    readme = (ROOT / "README.md").read_text()
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", readme, re.S):
+        for command in block.replace("\\\n", " ").splitlines():
+            command = command.split("  #")[0].strip()
+            if command.startswith(program):
+                commands.append(" ".join(command.split()))
+    return commands
+
+
+def test_the_readmes_cloudformation_commands_can_send_their_templates():
+    # A template over 51,200 bytes goes through S3 (--s3-bucket / --template-url); the member template goes inline,
+    # and names its role (CAPABILITY_NAMED_IAM).
+    commands = _readme_commands("aws cloudformation deploy") + _readme_commands("aws cloudformation create-stack-set")
+    member = [c for c in commands if "deploy/member-account.json" in c]
+    assert len(member) == 2, commands
+    for command in commands:
+        if command not in member:
+            assert "--s3-bucket" in command or "--template-url" in command, command
+    for command in member:
+        assert "CAPABILITY_NAMED_IAM" in command, command
+    (stack_set,) = [c for c in commands if "create-stack-set" in c]
+    assert "--permission-model SERVICE_MANAGED" in stack_set
+    assert "--auto-deployment Enabled=true,RetainStacksOnAccountRemoval=false" in stack_set
+    (instances,) = _readme_commands("aws cloudformation create-stack-instances")
+    assert "--deployment-targets OrganizationalUnitIds=" in instances and "--regions " in instances
