@@ -89,3 +89,19 @@ def test_make_help_lists_every_target_and_the_demo_options():
     listed = {line.split()[0] for line in result.stdout.splitlines() if line.startswith("  ") and line.split()}
     assert set(targets) <= listed | {"help"}, set(targets) - listed
     assert "HOSTS=" in result.stdout and "FAIL=" in result.stdout
+
+
+def test_without_root_or_unshare_the_demo_says_the_mount_is_simulated():
+    from types import SimpleNamespace
+
+    from simulation.demo import host_lines
+
+    agents = SimpleNamespace(
+        simulated="needs root to mount in a private namespace",
+        summaries={"i-0123456789abcdef0": (0, 'efs-automount: {"status":"mounted","exit_code":0}')},
+    )
+
+    lines = host_lines(agents)
+
+    assert lines[0].strip().startswith("The mount is simulated: host/mount-efs.sh did not run here (needs root")
+    assert lines[-1].split()[:3] == ["i-0123456789abcdef0", "exit", "0"]
