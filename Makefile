@@ -6,8 +6,26 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | 
 LINT_VENV ?= .venv-lint
 LINT_STAMP := $(LINT_VENV)/.installed-$(shell cat requirements-lint.txt | cksum | cut -d' ' -f1)
 HOSTS ?= 3
+# Hosts whose mount fails in the demo: they hold someone else's data at the mount path, the script
+# refuses it (exit 3, permanent) and the app completes their launch ABANDON. `make demo FAIL=1`.
+FAIL ?= 0
 
-.PHONY: install test demo lint lint-templates deploy-files package bench clean repair
+.PHONY: help install test demo lint lint-templates deploy-files package bench clean repair
+
+help:
+	@echo 'efs-automount: make <target>. Targets that run Python create .venv/ and install into it first.'
+	@echo ''
+	@echo '  demo            the whole flow on an embedded local AWS (HOSTS=3 hosts, FAIL=0 of them fail)'
+	@echo '  test            lint, then the whole test suite'
+	@echo '  bench           benchmarks; the figures end in one table, written to build/bench.json'
+	@echo '  repair          repair a deployed cluster (CLUSTER=, GROUP=, ACCOUNT=, REGION=, DRY_RUN=1, JSON=1)'
+	@echo '  package         the CloudFormation/SAM package of the app (STAGE=prod) in build/package'
+	@echo '  deploy-files    regenerate deploy/ (mount document, templates)'
+	@echo '  lint            ruff (with its security rules), ruff format --check, lint-templates'
+	@echo '  lint-templates  cfn-lint and checkov over the packaged and the member template'
+	@echo '  install         create .venv/ with requirements-dev.txt'
+	@echo '  clean           remove .venv/, .venv-lint/, build/ and the test caches'
+	@echo '  help            this list'
 
 install: $(STAMP)
 
@@ -40,8 +58,9 @@ lint-templates: package $(LINT_STAMP)
 	$(LINT_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation \
 		-f build/package/sam.json -f deploy/member-account.json
 
+# As root with unshare, each simulated host runs host/mount-efs.sh for real in a private mount namespace.
 demo: install
-	$(PY) -m simulation.demo --hosts $(HOSTS)
+	$(PY) -m simulation.demo --hosts $(HOSTS) --fail $(FAIL)
 
 # Regenerate deploy/ after changing host/mount-efs.sh, the tag patterns or .chalice/policy*.json.
 deploy-files: install

@@ -1,12 +1,14 @@
 """`make bench`: what efs-automount costs per host, per burst and per cold start.
 
 Figures that depend on this machine's speed are reported as ratios measured in one run.
-Writes build/bench.json and prints a table. Benchmarks are not tests: nothing here asserts.
+Writes build/bench.json, files the app's own log and metric lines in build/bench.log, shows progress
+while it measures, and ends with one table. Benchmarks are not tests: nothing here asserts.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -15,14 +17,28 @@ import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, TypeVar
+
+from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 OUT = ROOT / "build" / "bench.json"
+LOG = ROOT / "build" / "bench.log"
+T = TypeVar("T")
+
+# Where the app's JSON log lines go (its EMF metrics print to stdout, which the steps send to the same file).
+APP_LOG: list[IO[str]] = []
+
+
+def progress(items: Iterable[T], what: str, total: int | None = None) -> Iterator[T]:
+    """A progress bar on the terminal (stderr) for one long part; none when stderr is not a terminal."""
+    return iter(tqdm(items, desc=f"  {what}", total=total, leave=False, unit="", dynamic_ncols=True, disable=None))
+
+
 CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
 
 
@@ -82,7 +98,10 @@ def fresh_app() -> Any:
     """The app as a new Lambda container would have it: no cached settings, clients or flows."""
     from app import app
     from chalicelib import accounts, entrypoints, settings
+    from chalicelib.observability import logger
 
+    if APP_LOG:
+        logger.registered_handler.setStream(APP_LOG[0])
     settings.load_settings.cache_clear()
     accounts.aws_accounts.cache_clear()
     for flow in (entrypoints.lifecycle_flow, entrypoints.container_instance_flow, entrypoints.task_definition_flow):
@@ -133,7 +152,7 @@ def cold_start(runs: int) -> dict[str, Any]:
         return float(out.stdout.strip())
 
     pairs = []
-    for index in range(runs):
+    for index in progress(range(runs), "cold start: paired imports"):
         # Alternate which goes first, so neither always meets a warmer file cache.
         if index % 2:
             app_seconds, boto_seconds = once("app"), once("boto3")
@@ -191,7 +210,7 @@ def per_host(hosts_measured: int, command_seconds: float) -> dict[str, Any]:
             one_host()
         meter.reset()
         invoke.seconds = 0.0  # type: ignore[attr-defined]
-        decided = [one_host() for _ in range(hosts_measured)]
+        decided = [one_host() for _ in progress(range(hosts_measured), "per host: hosts")]
         calls_per_host = len(meter.calls) / hosts_measured
         handler_seconds = invoke.seconds / hosts_measured  # type: ignore[attr-defined]
         own_seconds = (invoke.seconds - meter.aws_seconds) / hosts_measured  # type: ignore[attr-defined]
@@ -247,10 +266,10 @@ def burst(host_count: int, throttle_share: float) -> dict[str, Any]:
         instance_ids = scale_out(land, host_count)
         for instance_id in instance_ids:
             moto_gaps.register_agent(land.account, land.region, instance_id)
-        for event in moto_gaps.WORLD.drain():
+        for event in progress(moto_gaps.WORLD.drain(), "burst: launch events"):
             bus.deliver(event)
         answer_all(land)
-        for event in moto_gaps.WORLD.drain():
+        for event in progress(moto_gaps.WORLD.drain(), "burst: status events"):
             bus.deliver(event)
         elapsed = time.perf_counter() - started
         throttler.share = 0.0
@@ -312,16 +331,16 @@ def task_definitions(count: int) -> dict[str, Any]:
         invoke = invoker(app, meter)
         containers = [{"name": "web", "image": "public.ecr.aws/nginx/nginx:1.27", "memory": 256}]
         tags = [{"key": "efs-automount:file-system-id", "value": "fs-0123456789abcdef0"}]
-        for index in range(count):
+        for index in progress(range(count), "task definitions: registering"):
             ecs.register_task_definition(family=f"app-{index}", containerDefinitions=containers, tags=tags)
         registrations = moto_gaps.WORLD.drain()
         meter.reset()
-        for event in registrations:
+        for event in progress(registrations, "task definitions: rewrites"):
             invoke("on_task_definition", event)
         first_pass_calls, first_pass_aws = len(meter.calls), meter.aws_seconds
         first_pass_seconds = invoke.seconds  # type: ignore[attr-defined]
         # The app's own registrations come back, and EventBridge delivers every event a second time.
-        for event in moto_gaps.WORLD.drain() + registrations:
+        for event in progress(moto_gaps.WORLD.drain() + registrations, "task definitions: deliveries again"):
             invoke("on_task_definition", event)
         moto_gaps.WORLD.drain()
         revisions = sum(
@@ -407,7 +426,9 @@ def drifted_cluster(
     never = max(1, host_count // 50)
     lost = max(1, host_count // 100)
     fs, path = land.file_system_id, f"/mnt/efs/{land.file_system_id}"
-    for index, instance_id in enumerate(instance_ids[never:]):
+    for index, instance_id in progress(
+        enumerate(instance_ids[never:]), "repair: drifting the cluster", total=len(instance_ids) - never
+    ):
         tags = [
             {"Key": f"efs-automount:mounted:{fs}", "Value": path},
             {"Key": "efs-automount:ecs-cluster", "Value": land.cluster_arn},
@@ -533,7 +554,7 @@ def package(runs: int) -> dict[str, Any]:
         imports: dict[str, list[float]] = {name: [] for name in zips}
         precompiled: list[float] = []
         botocore_from: dict[str, str] = {}
-        for index in range(runs):
+        for index in progress(range(runs), "package: unpack and import"):
             # Alternate which goes first, so neither always meets a warmer file cache.
             for name in sorted(zips, reverse=bool(index % 2)):
                 target = work / f"unpacked-{name}-{index}"
@@ -615,6 +636,7 @@ def table(results: dict[str, Any]) -> str:
         return "meets" if ok else "MISSES"
 
     rows = [
+        ("figure", "result", "note"),
         (
             "cold start: import app / import boto3",
             f"{cold['ratio_median']}x",
@@ -650,7 +672,9 @@ def table(results: dict[str, Any]) -> str:
         ),
     ]
     width = max(len(r[0]) for r in rows)
-    return "\n".join(f"  {name:<{width}}  {value:>16}  {note}" for name, value, note in rows)
+    lines = [f"  {name:<{width}}  {value:>16}  {note}" for name, value, note in rows]
+    lines.insert(1, f"  {'-' * width}  {'-' * 16}  {'-' * max(len(r[2]) for r in rows)}")
+    return "\n".join(lines)
 
 
 def repair_rows(repair: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -677,8 +701,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repair-hosts", type=int, default=1000)
     parser.add_argument("--repair-services", type=int, default=200)
     parser.add_argument("--out", type=Path, default=OUT, help="where the figures go (JSON)")
+    parser.add_argument("--log", type=Path, default=LOG, help="where the app's log and metric lines go")
     args = parser.parse_args(argv)
     METER.install()
+    args.log.parent.mkdir(parents=True, exist_ok=True)
+    log = args.log.open("w")
+    APP_LOG[:] = [log]
     results: dict[str, Any] = {}
     steps = [
         ("cold_start", lambda: cold_start(args.cold_runs)),
@@ -688,14 +716,21 @@ def main(argv: list[str] | None = None) -> int:
         ("repair", lambda: repair_at_scale(args.repair_hosts, args.repair_services)),
         ("package", lambda: package(args.cold_runs)),
     ]
-    for name, step in steps:
+    print(
+        f"efs-automount bench: {len(steps)} parts, a few minutes; progress below, figures at the end", file=sys.stderr
+    )
+    for number, (name, step) in enumerate(steps, start=1):
         started = time.perf_counter()
-        results[name] = step()
-        print(f"  {name} measured in {time.perf_counter() - started:.1f}s", file=sys.stderr)
+        # The handlers' EMF metrics print to stdout, as in Lambda: filed with the logs, off the terminal.
+        with contextlib.redirect_stdout(log):
+            results[name] = step()
+        log.flush()
+        print(f"  [{number}/{len(steps)}] {name} measured in {time.perf_counter() - started:.1f}s", file=sys.stderr)
+    log.close()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(table(results))
-    print(f"\n  figures: {args.out}")
+    print(f"\n  figures: {args.out}; the app's log and metric lines: {args.log}")
     return 0
 
 

@@ -3,8 +3,10 @@
 A moto server on 127.0.0.1 (with simulation/moto_gaps.py filling what moto lacks) stands
 in for AWS; the app's handlers run in this process as Lambda would run them, their boto3
 clients pointed at the server; events are routed by the app's own EventBridge patterns;
-the hosts' SSM and ECS agents are simulated. One host's SSM agent comes online late, so
-its launch waits on the retry queue (SQS, with a delay) until the agent is online.
+the hosts' SSM and ECS agents are simulated. Where it can (root with `unshare`), each SSM agent runs
+the mount document's script for real in a private mount namespace, a tmpfs standing in for NFS.
+One host's SSM agent comes online late, so its launch waits on the retry queue (SQS, with a delay)
+until the agent is online.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import logging
 import os
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -65,18 +68,30 @@ def local_aws() -> Iterator[str]:
                 os.environ[key] = value
 
 
+# The longest actor, "Lambda on_container_instance": every message starts in the same column.
+ACTOR_WIDTH = 28
+CLOCK = "on a simulated clock: this run's own seconds, plus the waits it skips instead of sleeping (SQS delays)"
+
+
 class Timeline:
+    """The demo's clock: real time since the start, plus every wait the demo skips (a retry message's delay)."""
+
     def __init__(self, out: Callable[[str], None]) -> None:
         self._out = out
         self._start = time.monotonic()
+        self._skipped = 0.0
+
+    def skip(self, seconds: float) -> None:
+        self._skipped += seconds
 
     def __call__(self, actor: str, message: str) -> None:
-        self._out(f"  {time.monotonic() - self._start:6.2f}s  {actor:<22} {message}")
+        now = time.monotonic() - self._start + self._skipped
+        self._out(f"  {now:6.2f}s  {actor:<{ACTOR_WIDTH}} {message}")
 
 
 def run(
-    hosts_count: int, failures: int, out: Callable[[str], None] = print
-) -> tuple[list[dict[str, str]], list[str], list[str], dict[str, Any]]:
+    hosts_count: int, failures: int, agents_dir: Path, out: Callable[[str], None] = print
+) -> tuple[list[dict[str, str]], list[str], list[str], list[str], dict[str, Any]]:
     import boto3
     from chalice.test import Client
 
@@ -102,6 +117,7 @@ def run(
     logger.registered_handler.setStream(log)
     lambda_client = Client(app, stage_name="dev", project_dir=str(ROOT))
     timeline = Timeline(out)
+    agents = hosts.ScriptAgents(land, agents_dir)
 
     def invoke(name: str, event: dict[str, Any]) -> Any:
         # EMF metrics print to stdout, as in Lambda; the demo files them with the logs.
@@ -156,6 +172,7 @@ def run(
         timeline("hosts", f"SSM agent online on {late}")
         taken = take_messages(land, queue_url)
         for delay, _ in taken:
+            timeline.skip(delay)
             timeline("SQS", f"retry message for {late} delivered after its {delay}s delay")
         response = invoke("on_retry", sqs_event([record for _, record in taken]))
         timeline("Lambda on_retry", f"{len(taken)} message(s), {len(response['batchItemFailures'])} failed")
@@ -163,12 +180,12 @@ def run(
             commands[late] = command["CommandId"]
             timeline("Lambda on_retry", f"{late}: mount command sent: {command['CommandId']}")
 
-    failing = set(instance_ids[:failures])
+    # A failing host's script finds someone else's data at the mount path: exit 3, permanent.
+    failing = instance_ids[:failures]
     for instance_id in instance_ids:
-        status = "Failed" if instance_id in failing else "Success"
-        # A failing host's script finds another file system at the path: exit 3, permanent.
-        hosts.answer(land, status, response_code=3 if instance_id in failing else 0, instance_ids=[instance_id])
-        timeline("SSM agent", f"{instance_id}: mount script finished: {status}")
+        for _, _, status in agents.answer([instance_id], occupied=failing):
+            code = agents.summaries[instance_id][0]
+            timeline("SSM agent", f"{instance_id}: mount script finished: {status} (exit {code})")
         deliver(moto_gaps.WORLD.drain())
 
     for instance_id in instance_ids:
@@ -180,9 +197,27 @@ def run(
     rows = result_rows(land, instance_ids, commands, registered)
     from simulation.demo_repair import repair_scene
 
-    repair_lines, last_repair = repair_scene(app, land, registered, deliver, timeline)
+    repair_lines, last_repair = repair_scene(app, land, registered, deliver, timeline, agents)
     log.close()
-    return rows, task_definition_lines, repair_lines, last_repair
+    return rows, host_lines(agents), task_definition_lines, repair_lines, last_repair
+
+
+def host_lines(agents: Any) -> list[str]:
+    """Each host's mount script summary, as SSM returned it to the app."""
+    if agents.simulated:
+        title = [
+            f"  The mount is simulated: host/mount-efs.sh did not run here ({agents.simulated}).",
+            "  Run as root with unshare to see it run. The simulated agents' summaries:",
+        ]
+    else:
+        title = [
+            "  host/mount-efs.sh ran for real on each host, as the mount document runs it, in a private mount",
+            "  namespace where a tmpfs stands in for NFS. Its own summary, as SSM returned it to the app:",
+        ]
+    width = max(len(host) for host in agents.summaries)
+    lines = list(title)
+    lines += [f"  {host:<{width}}  exit {code:<3} {summary}" for host, (code, summary) in agents.summaries.items()]
+    return lines
 
 
 def result_rows(
@@ -262,17 +297,27 @@ def print_table(rows: list[dict[str, str]], out: Callable[[str], None] = print) 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=3, help="hosts to scale out by (default 3)")
-    parser.add_argument("--fail", type=int, default=0, help="how many hosts' mounts fail (default 0)")
+    parser.add_argument(
+        "--fail",
+        type=int,
+        default=0,
+        help="how many hosts' mounts fail: the first FAIL hosts find someone else's data at the mount path, "
+        "the script refuses it (exit 3, permanent) and the app abandons the host (default 0)",
+    )
     args = parser.parse_args(argv)
     if args.hosts < 1 or not 0 <= args.fail <= args.hosts:
         parser.error("--hosts must be at least 1 and --fail between 0 and --hosts")
     sys.path.insert(0, str(ROOT))
-    with local_aws() as endpoint:
+    with local_aws() as endpoint, tempfile.TemporaryDirectory(prefix="efs-automount-hosts-") as agents_dir:
         print(f"efs-automount demo: local AWS at {endpoint}\n")
-        print("Timeline")
-        rows, task_definition_lines, repair_lines, last_repair = run(args.hosts, args.fail)
+        print(f"Timeline, {CLOCK}")
+        rows, hosts_lines, task_definition_lines, repair_lines, last_repair = run(
+            args.hosts, args.fail, Path(agents_dir)
+        )
     print("\nResult")
     print_table(rows)
+    print("\nHosts")
+    print("\n".join(hosts_lines))
     print("\nTask definition")
     print("\n".join(task_definition_lines))
     print("\nRepair")

@@ -54,6 +54,7 @@ def repair_scene(
     registered: dict[str, str],
     deliver: Callable[[list[dict[str, Any]]], None],
     timeline: Callable[[str, str], None],
+    agents: Any,
 ) -> tuple[list[str], dict[str, Any]]:
     """Make the drift, then dry run, repair, and repair again; returns the printed reports and the last one."""
     from simulation import hosts, moto_gaps
@@ -101,8 +102,8 @@ def repair_scene(
         summary = report["summary"]
         timeline("operator", f"{title}: {summary['with_problems']} problem(s), {summary['actions']} action(s)")
         printed += [f"$ {title}", *(f"  {line}" for line in render_table(report).splitlines()), ""]
-    for command, instance_id in hosts.answer(land, "Success"):
-        timeline("SSM agent", f"{instance_id}: repair's mount command {command[:8]} finished: Success")
+    for command, instance_id, status in agents.answer():
+        timeline("SSM agent", f"{instance_id}: repair's mount command {command[:8]} finished: {status}")
     deliver(moto_gaps.WORLD.drain())
     last = invoke({"cluster": land.cluster_name})
     timeline("operator", f"make repair CLUSTER=apps again: {last['summary']['with_problems']} problem(s)")

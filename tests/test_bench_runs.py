@@ -12,12 +12,24 @@ from tests.conftest import ROOT
 
 
 def test_bench_runs_end_to_end_and_its_correctness_figures_hold(tmp_path):
-    out = tmp_path / "bench.json"
+    out, log = tmp_path / "bench.json", tmp_path / "bench.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     command = [sys.executable, "-m", "bench.run", "--cold-runs", "1", "--hosts", "2", "--burst", "5"]
     command += ["--task-definitions", "3", "--repair-hosts", "4", "--repair-services", "3", "--out", str(out)]
+    command += ["--log", str(log)]
 
-    subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
+    run = subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True, text=True, timeout=300)
+
+    # It reads like a report: the app's JSON log lines and EMF metrics went to the log file, not the terminal,
+    # and the figures end in one table
+    terminal = run.stdout + run.stderr
+    assert '"level"' not in terminal and "_aws" not in terminal, terminal[:2000]
+    logged = log.read_text()
+    assert '"_aws"' in logged and '"level"' in logged
+    report = run.stdout.rstrip().splitlines()
+    assert report[0].split() == ["figure", "result", "note"]
+    assert any(line.strip().startswith("burst: decided CONTINUE") and "5 / 5" in line for line in report)
+    assert str(out) in report[-1] and str(log) in report[-1]
 
     figures = json.loads(out.read_text())
     assert figures["burst"]["continued"] == 5

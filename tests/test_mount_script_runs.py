@@ -1,10 +1,10 @@
-"""host/mount-efs.sh run for real as root in private mount namespaces (see tests/namespace_host.py)."""
+"""host/mount-efs.sh run for real as root in private mount namespaces (see simulation/namespace_host.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.namespace_host import BASE_FSTAB, DNS_NAME, FS, NamespaceHost, namespace_unavailable, parameters
+from simulation.namespace_host import BASE_FSTAB, DNS_NAME, FS, NamespaceHost, namespace_unavailable, parameters
 
 REASON = namespace_unavailable()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"mount script not run for real: {REASON}")

@@ -1,7 +1,7 @@
 """host/mount-efs.sh cannot be turned against its host (issue 9, findings 1, 2, 4, 5), run for real.
 
 Each test plays one move of someone who can write to the file system, tag a group, edit fstab
-or answer NFS at an address, in a private mount namespace (tests/namespace_host.py).
+or answer NFS at an address, in a private mount namespace (simulation/namespace_host.py).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import socket
 
 import pytest
 
-from tests.namespace_host import BASE_FSTAB, DNS_NAME, FS, NamespaceHost, namespace_unavailable, parameters
+from simulation.namespace_host import BASE_FSTAB, DNS_NAME, FS, NamespaceHost, namespace_unavailable, parameters
 
 REASON = namespace_unavailable()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"mount script not run for real: {REASON}")

@@ -175,6 +175,9 @@ class NamespaceHost:
     efs_utils: bool = False
     installable_efs_utils: bool = False
     resolvable: bool = True
+    dns_name: str = DNS_NAME  # the file system's DNS name, which /etc/hosts resolves when resolvable
+    dns_address: str = "10.0.0.17"  # ... to this address
+    script: Path = SCRIPT  # what runs: the script itself, or the mount document's runCommand
     fstab: str = BASE_FSTAB
     mount_fails: bool = False
     premount: str | None = None  # a mount already at /mnt/efs/data, given by its source label
@@ -193,7 +196,7 @@ class NamespaceHost:
         etc.mkdir(parents=True)
         shims.mkdir()
         (etc / "fstab").write_text(self.fstab)
-        hosts = "127.0.0.1 localhost\n" + (f"10.0.0.17 {DNS_NAME}\n" if self.resolvable else "")
+        hosts = "127.0.0.1 localhost\n" + (f"{self.dns_address} {self.dns_name}\n" if self.resolvable else "")
         (etc / "hosts").write_text(hosts)
         (etc / "nsswitch.conf").write_text("hosts: files\n")
         (etc / "resolv.conf").write_text("")
@@ -285,7 +288,7 @@ class NamespaceHost:
             "ROOT": str(self.root),
             "SHIM_DIR": str(self.root / "shims"),
             "SHIM_LOG": str(self.root / "mount.log"),
-            "SCRIPT": str(SCRIPT),
+            "SCRIPT": str(self.script),
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         }
         subprocess.run(
