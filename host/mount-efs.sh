@@ -101,7 +101,7 @@ take_down_mounts() {
 check_mount_path() {
   local root roots
   [[ $mount_path =~ ^/[A-Za-z0-9._/-]{1,127}$ ]] ||
-    fail "$EXIT_INVALID" "MountPath is not an absolute path of [A-Za-z0-9._/-] up to 128 characters"
+    fail "$EXIT_INVALID" "MountPath is not an absolute path of letters, digits and . _ / - up to 128 characters"
   [[ $mount_path != *..* && $mount_path != */ && $mount_path != *//* && $mount_path != */./* && $mount_path != */. ]] ||
     fail "$EXIT_INVALID" "MountPath is not in normal form"
   IFS=, read -r -a roots <<<"$MOUNT_ROOTS"
@@ -339,7 +339,7 @@ walk_mount_path() {
 prepare_mount_path() {
   walk_mount_path create
   [[ -z $(ls -A -- "$mount_path") ]] ||
-    fail "$EXIT_CONFLICT" "the mount path is a directory that is not empty; nothing is mounted over it"
+    fail "$EXIT_CONFLICT" "the mount path is a directory that is not empty, and nothing is mounted over it"
 }
 
 # --- fstab --------------------------------------------------------------------------------
@@ -406,13 +406,13 @@ new_fstab_text() {
 rewrite_fstab() {
   local new_fstab
   new_fstab=$(mktemp "${FSTAB%/*}/.fstab.efs-automount.XXXXXXXX" 2>/dev/null) ||
-    fail "$EXIT_TRANSIENT" "fstab could not be copied (is /etc full or read-only?), and is unchanged"
+    fail "$EXIT_TRANSIENT" "fstab could not be copied (/etc may be full or read-only), and is unchanged"
   if ! { new_fstab_text "${1-}" | dd of="$new_fstab" conv=fsync status=none 2>/dev/null &&
     chown --reference="$FSTAB" -- "$new_fstab" && chmod --reference="$FSTAB" -- "$new_fstab" &&
     { ! selinux_enabled || chcon --reference="$FSTAB" -- "$new_fstab"; } &&
     mv -f -- "$new_fstab" "$FSTAB"; }; then
     rm -f -- "$new_fstab"
-    fail "$EXIT_TRANSIENT" "fstab could not be written (is /etc full?), and is unchanged"
+    fail "$EXIT_TRANSIENT" "fstab could not be written (/etc may be full), and is unchanged"
   fi
   changed=true
 }
@@ -434,7 +434,7 @@ plan_fstab_line() {
       [[ -z $ours ]] || drop_our_line=true
       return 0
     fi
-    fail "$EXIT_CONFLICT" "fstab has a line efs-automount did not write for the mount path that mounts something else; it is left as it is"
+    fail "$EXIT_CONFLICT" "fstab has a line efs-automount did not write for the mount path that mounts something else, and it is left as it is"
   fi
   [[ $ours == "$line" ]] || fstab_line=$line
 }

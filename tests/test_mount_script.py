@@ -91,3 +91,15 @@ def test_old_agents_textual_substitution_cannot_break_out_of_the_quotes(name):
         assert result.stdout == value and result.returncode == 0
 
     check()
+
+
+def test_every_failure_message_reaches_the_lambda_as_written():
+    # The summary masks any character outside its message set with '?', so an operator reading the
+    # Lambda's log would see "not empty? nothing is mounted": every message must keep to that set.
+    script = (ROOT / "host" / "mount-efs.sh").read_text()
+    # The bash class (A-Za-z0-9 ,.:/()=_-) reads the same as a Python one.
+    allowed = re.search(r'"\$\{3//\[\^([^]]+)\]/\?\}"', script).group(1).replace("\\/", "/")
+    messages = re.findall(r'fail "\$\w+" "([^"]*)"', script)
+    assert len(messages) > 20
+    masked = [m for m in messages if re.sub(rf"\$\{{[^}}]*\}}|\$\w+|[{allowed}]", "", m)]
+    assert masked == []
