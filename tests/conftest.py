@@ -9,6 +9,8 @@ import datetime
 import io
 import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -236,3 +238,22 @@ def throttled(monkeypatch: pytest.MonkeyPatch) -> Throttler:
     monkeypatch.setattr(Endpoint, "_do_get_response", throttler(Endpoint._do_get_response))
     monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0)
     return throttler
+
+
+@pytest.fixture(scope="session")
+def package_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What `chalice package` writes for the prod stage with deploy/app-resources.json merged (as `make package`
+    does before precompiling): built once for every test that reads the template or the zip."""
+    out = tmp_path_factory.mktemp("package")
+    chalice = Path(sys.executable).parent / "chalice"
+    queue_url = "https://sqs.us-east-1.amazonaws.com/000000000000/efs-automount-retries"
+    env = dict(os.environ, AWS_DEFAULT_REGION="us-east-1", RETRY_QUEUE_URL=queue_url)
+    command = [str(chalice), "package", "--stage", "prod", "--merge-template", "deploy/app-resources.json", str(out)]
+    subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
+    return out
+
+
+@pytest.fixture(scope="session")
+def packaged(package_dir: Path) -> dict[str, Any]:
+    """The packaged template."""
+    return json.loads((package_dir / "sam.json").read_text())

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -16,19 +13,8 @@ from app import app
 from tests.conftest import ROOT
 
 
-def test_package_has_every_rule_with_the_app_pattern_and_the_mount_document(tmp_path: Path):
-    chalice = Path(sys.executable).parent / "chalice"
-    queue_name = "https://sqs.us-east-1.amazonaws.com/000000000000/efs-automount-retries"
-    env = dict(os.environ, AWS_DEFAULT_REGION="us-east-1", RETRY_QUEUE_URL=queue_name)
-    subprocess.run(
-        [str(chalice), "package", "--stage", "prod", "--merge-template", "deploy/app-resources.json", str(tmp_path)],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    resources = json.loads((tmp_path / "sam.json").read_text())["Resources"]
+def test_package_has_every_rule_with_the_app_pattern_and_the_mount_document(package_dir: Path):
+    resources = json.loads((package_dir / "sam.json").read_text())["Resources"]
 
     patterns = {
         event["Properties"]["Pattern"]["detail-type"][0]
@@ -70,7 +56,7 @@ def test_package_has_every_rule_with_the_app_pattern_and_the_mount_document(tmp_
     assert "Events" not in repair  # invoked by hand only
     assert repair["Environment"]["Variables"]["RETRY_QUEUE_URL"] == {"Ref": "RetryQueue"}
     # The rewrite keeps what this botocore's model knows: the package carries the pinned botocore
-    shipped = zipfile.ZipFile(tmp_path / "deployment.zip").namelist()
+    shipped = zipfile.ZipFile(package_dir / "deployment.zip").namelist()
     for name, version in _pins("requirements.txt").items():
         dist_info = f"{name.replace('-', '_')}-{version}.dist-info/METADATA"
         assert dist_info in shipped, f"{dist_info} is not in deployment.zip"

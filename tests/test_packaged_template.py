@@ -5,33 +5,14 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
-import subprocess
-import sys
 from contextlib import redirect_stdout
-from pathlib import Path
 from typing import Any
 
-import pytest
-
 from chalicelib import observability
-from tests.conftest import ROOT
 from tests.test_member_template import MEMBER, _holds, _rules
 
 FUNCTIONS = ("OnLaunch", "OnCommandStatus", "OnContainerInstance", "OnTaskDefinition", "Sweeper", "OnRetry", "Repair")
-
-
-@pytest.fixture(scope="module")
-def packaged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The template `make package` writes."""
-    out = tmp_path_factory.mktemp("package")
-    chalice = Path(sys.executable).parent / "chalice"
-    queue_url = "https://sqs.us-east-1.amazonaws.com/000000000000/efs-automount-retries"
-    env = dict(os.environ, AWS_DEFAULT_REGION="us-east-1", RETRY_QUEUE_URL=queue_url)
-    command = [str(chalice), "package", "--stage", "prod", "--merge-template", "deploy/app-resources.json", str(out)]
-    subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
-    return json.loads((out / "sam.json").read_text())
 
 
 def _defaults(template: dict[str, Any], **values: str) -> dict[str, str]:

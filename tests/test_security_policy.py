@@ -10,12 +10,8 @@ the packaged template (`make package`) and the member template (deploy/member-ac
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,18 +24,6 @@ MEMBER = json.loads((ROOT / "deploy" / "member-account.json").read_text())
 OPT_IN = {"ecs:UpdateService": "UpdateServices", "ecs:DeregisterTaskDefinition": "DeregisterSource"}
 # The account field of an ARN that names the caller's own account, in a static policy or in a template.
 OWN_ACCOUNT = {"${aws:PrincipalAccount}", "${AWS::AccountId}"}
-
-
-@pytest.fixture(scope="module")
-def packaged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The template `make package` writes."""
-    out = tmp_path_factory.mktemp("package")
-    chalice = Path(sys.executable).parent / "chalice"
-    queue_url = "https://sqs.us-east-1.amazonaws.com/000000000000/efs-automount-retries"
-    env = dict(os.environ, AWS_DEFAULT_REGION="us-east-1", RETRY_QUEUE_URL=queue_url)
-    command = [str(chalice), "package", "--stage", "prod", "--merge-template", "deploy/app-resources.json", str(out)]
-    subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
-    return json.loads((out / "sam.json").read_text())
 
 
 def _listed(value: Any) -> list[Any]:
