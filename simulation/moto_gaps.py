@@ -439,6 +439,10 @@ def _send_command(original: Any) -> Any:
                     raise SsmError("InvalidInstanceId", f"Instances [[{instance_id}]] not in a valid state for account")
         requested = list(dict.fromkeys(kwargs.get("instance_ids") or []))
         command = original(self, **kwargs)
+        # SSM stamps a command with the time it was requested: in this world, WORLD.clock (moto uses real time).
+        expires_in = command.expires_after - command.requested_date_time
+        command.requested_date_time = datetime.datetime.fromtimestamp(WORLD.clock(), datetime.UTC).replace(tzinfo=None)
+        command.expires_after = command.requested_date_time + expires_in
         if requested:
             # moto adds every instance in the region when Targets is empty; AWS runs on InstanceIds only.
             command.instance_ids = requested
@@ -504,6 +508,21 @@ def list_command_invocations(self: SimpleSystemManagerResponse) -> ActionResult:
         if instance_id is None or invocation["InstanceId"] == instance_id
     ]
     return ActionResult({"CommandInvocations": invocations})
+
+
+def cancel_command(self: SimpleSystemManagerResponse) -> ActionResult:
+    """CancelCommand: "Attempts to cancel the command specified by the Command ID. There is no guarantee that
+    the command will be terminated" (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_CancelCommand.html);
+    InstanceIds: "If not provided, the command is canceled on every instance on which it was requested". Here an
+    invocation still running ends Cancelled (with its status event), a finished one is left as it ended."""
+    command_id, instance_ids = self._get_param("CommandId"), self._get_param("InstanceIds")
+    command = self.ssm_backend.get_command_by_id(command_id)
+    for invocation in list(command.invocations):
+        if (not instance_ids or invocation["InstanceId"] in instance_ids) and invocation[
+            "Status"
+        ] not in FINAL_STATUSES:
+            finish_invocation(self.current_account, self.region, command_id, invocation["InstanceId"], "Cancelled", -1)
+    return EmptyResult()
 
 
 # --- STS ------------------------------------------------------------------------------------
@@ -676,6 +695,7 @@ def install() -> None:
     AutoScalingResponse.describe_scaling_activities = describe_scaling_activities
     SimpleSystemManagerResponse.describe_instance_information = describe_instance_information
     SimpleSystemManagerResponse.list_command_invocations = list_command_invocations
+    SimpleSystemManagerResponse.cancel_command = cancel_command
     ssm_backend = ssm_models.SimpleSystemManagerBackend
     ssm_backend.send_command = _send_command(ssm_backend.send_command)
     ecs_backend = ecs_models.EC2ContainerServiceBackend
