@@ -297,12 +297,16 @@ class LifecycleFlow:
         if state is None:
             logger.info("host is no longer in its group; its flow ends here", group=group_name)
             return "done: host gone"
-        if state != "Pending:Wait":
+        if state != "Pending:Wait" and not enters_warm_pool(state):
             return f"done: host is {state}"
         self._looked_at.remember(key, self.clock())
         hook = self._hook(aws, group_name)
         if hook is None:
             return f"ignored: group has no {self._settings.hook_name} hook"
+        if enters_warm_pool(state):
+            # AWS reports the host on its way into the warm pool, stopped there until used: it mounts on the
+            # launch that takes it out. Completed here too, so a lost launch event costs nothing.
+            return self._complete(aws, group_name, instance_id, LifecycleResult.CONTINUE)
         try:
             failure_result = failure_result_from_tags(tags, self._settings.on_failure)
             spec = mount_spec_from_tags(tags, self._settings.mount_roots)

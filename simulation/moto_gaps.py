@@ -284,6 +284,8 @@ def enter_warm_pool(account: str, region: str, instance_id: str) -> None:
         for state in group.instance_states:
             if state.instance.id == instance_id:
                 state.lifecycle_state = "Warmed:Pending:Wait"
+                if group.warm_pool is None:
+                    group.put_warm_pool(None, 0, "Stopped", None)
     with WORLD.lock:
         for event in WORLD.outbox:
             if event["detail"].get("EC2InstanceId") == instance_id:
@@ -525,6 +527,22 @@ def cancel_command(self: SimpleSystemManagerResponse) -> ActionResult:
     return EmptyResult()
 
 
+# A warm pool's hosts are the pool's, not the group's: DescribeWarmPool "Gets information about a warm pool and
+# its instances" (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_DescribeWarmPool.html), while the
+# group's description counts them apart (AutoScalingGroup.WarmPoolSize, "The current size of the warm pool",
+# https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_AutoScalingGroup.html) and its Instances hold the
+# group's own. moto lists every host under the group and none under the pool.
+def _group_instances(group: Any) -> list[Any]:
+    return [s for s in group.instance_states if not s.lifecycle_state.startswith("Warmed:")]
+
+
+def describe_warm_pool(self: AutoScalingResponse) -> ActionResult:
+    group_name = self._get_param("AutoScalingGroupName")
+    group = self.autoscaling_backend.describe_auto_scaling_groups([group_name])[0]
+    warmed = [s for s in group.instance_states if s.lifecycle_state.startswith("Warmed:")]
+    return ActionResult({"WarmPoolConfiguration": group.get_warm_pool(), "Instances": warmed})
+
+
 # --- STS ------------------------------------------------------------------------------------
 
 
@@ -696,6 +714,8 @@ def install() -> None:
     SimpleSystemManagerResponse.describe_instance_information = describe_instance_information
     SimpleSystemManagerResponse.list_command_invocations = list_command_invocations
     SimpleSystemManagerResponse.cancel_command = cancel_command
+    AutoScalingResponse.describe_warm_pool = describe_warm_pool
+    asg_models.FakeAutoScalingGroup.instances = property(_group_instances)  # type: ignore[method-assign,assignment]
     ssm_backend = ssm_models.SimpleSystemManagerBackend
     ssm_backend.send_command = _send_command(ssm_backend.send_command)
     ecs_backend = ecs_models.EC2ContainerServiceBackend
