@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.accounts import AwsAccess
 from chalicelib.events import LAUNCH_TRANSITION, CommandStatus, LaunchAction
-from chalicelib.groups import Group, Hook, describe_hook, describe_member, group_tags
+from chalicelib.groups import Group, GroupMember, Hook, describe_hook, describe_member, group_tags
 from chalicelib.host_record import (
     CLUSTER_NAME,
     CONTAINER_INSTANCE_TAG,
@@ -253,7 +253,7 @@ class LifecycleFlow:
             if member is not None and member.lifecycle_state == "Pending:Wait":
                 # Whether this command lets the host in is the step's decision: of this launch, and the
                 # mount the group's tags ask for now.
-                return self.drive(aws, member.group_name, status.instance_id)
+                return self.drive(aws, member.group_name, status.instance_id, member=member)
             # A host in service (or outside any group) mounted by hand: the attribute follows SSM's word.
             record = self._mounted(aws, status.instance_id, spec, command)
             if record.group_name is None:
@@ -275,6 +275,7 @@ class LifecycleFlow:
         attempt: int = 0,
         group: Group | None = None,
         fresh_tags: bool = False,
+        member: GroupMember | None = None,
     ) -> str:
         """Move a host in Pending:Wait on: send the mount, wait, retry, or decide. Safe to repeat.
 
@@ -288,7 +289,8 @@ class LifecycleFlow:
                 group.tags,
             )
         else:
-            member = describe_member(aws.client("autoscaling"), instance_id)
+            # `member`: AWS's report of the host read a moment ago by the caller (the status event's step).
+            member = member or describe_member(aws.client("autoscaling"), instance_id)
             if member is not None and member.group_name != group_name:
                 logger.warning("host is in another group than named; going by AWS", named=group_name)
             group_name = member.group_name if member else group_name
