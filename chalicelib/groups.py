@@ -16,6 +16,8 @@ class Group:
     # Instance id -> Availability Zone and -> lifecycle state, for the instances the group has now.
     instance_zones: dict[str, str] = field(default_factory=dict)
     instance_states: dict[str, str] = field(default_factory=dict)
+    # Whether the group has a warm pool (whose hosts DescribeAutoScalingGroups does not list).
+    has_warm_pool: bool = False
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ def _group(raw: dict[str, Any]) -> Group:
         tags={tag["Key"]: tag["Value"] for tag in raw.get("Tags", [])},
         instance_zones={i["InstanceId"]: i["AvailabilityZone"] for i in instances},
         instance_states={i["InstanceId"]: i["LifecycleState"] for i in instances},
+        has_warm_pool=bool(raw.get("WarmPoolConfiguration")),
     )
 
 
@@ -84,3 +87,20 @@ def describe_hook(autoscaling: Any, group_name: str, hook_name: str) -> Hook | N
             # AWS's global timeout: the lesser of 48 hours and 100 heartbeat timeouts.
             return Hook(heartbeat, int(hook.get("GlobalTimeout", min(172800, 100 * heartbeat))))
     return None
+
+
+def warm_pool_waiting(autoscaling: Any, group_name: str) -> dict[str, str]:
+    """Instance id -> zone of the group's warm-pool hosts waiting on a launch hook on their way into the pool
+    (Warmed:Pending:Wait), as DescribeWarmPool reports them."""
+    waiting: dict[str, str] = {}
+    token = None
+    while True:
+        page = autoscaling.describe_warm_pool(
+            AutoScalingGroupName=group_name, **({"NextToken": token} if token else {})
+        )
+        for instance in page.get("Instances", []):
+            if instance.get("LifecycleState") == "Warmed:Pending:Wait":
+                waiting[instance["InstanceId"]] = instance.get("AvailabilityZone", "")
+        token = page.get("NextToken")
+        if not token:
+            return waiting

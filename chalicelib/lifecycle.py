@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.accounts import AwsAccess
 from chalicelib.events import LAUNCH_TRANSITION, CommandStatus, LaunchAction
-from chalicelib.groups import Group, Hook, describe_hook, describe_member, group_tags
+from chalicelib.groups import Group, GroupMember, Hook, describe_hook, describe_member, group_tags
 from chalicelib.host_record import (
     CLUSTER_NAME,
     CONTAINER_INSTANCE_TAG,
@@ -38,7 +38,14 @@ from chalicelib.host_record import (
 from chalicelib.lifecycle_result import LifecycleResult
 
 # The SSM record of our commands; the lifecycle names are kept for repair, which reads them from here.
-from chalicelib.mount_commands import RUNNING_STATUSES, proven_mounts
+from chalicelib.mount_commands import (
+    RUNNING_STATUSES,
+    host_status,
+    launch_commands,
+    proven_mounts,
+    requested_at,
+    send_rounds,
+)
 from chalicelib.mount_commands import commands_for as _commands_for
 from chalicelib.mount_commands import invocation as _invocation
 from chalicelib.mount_commands import spec_from_parameters as _spec_from_parameters
@@ -177,9 +184,14 @@ class LifecycleFlow:
         self._settings = settings
         self._retry_queue = retry_queue
         self.clock = clock or (lambda: now())
-        self._file_systems: TtlCache[FileSystemAccess] = TtlCache(FILE_SYSTEM_CACHE_SECONDS)
-        self._hooks: TtlCache[Hook | None] = TtlCache(HOOK_CACHE_SECONDS)
-        self._tags: TtlCache[dict[str, str]] = TtlCache(GROUP_TAG_CACHE_SECONDS)
+
+        # The caches go by the flow's clock, as every other time the flow keeps.
+        def flow_clock() -> float:
+            return self.clock()
+
+        self._file_systems: TtlCache[FileSystemAccess] = TtlCache(FILE_SYSTEM_CACHE_SECONDS, clock=flow_clock)
+        self._hooks: TtlCache[Hook | None] = TtlCache(HOOK_CACHE_SECONDS, clock=flow_clock)
+        self._tags: TtlCache[dict[str, str]] = TtlCache(GROUP_TAG_CACHE_SECONDS, clock=flow_clock)
         self._warned_no_queue = False
         # Launch activity starts (AWS's), our own heartbeats, the last look, and hosts whose action is decided.
         self._starts = HostMemory()
@@ -187,6 +199,8 @@ class LifecycleFlow:
         self._heartbeats = HostMemory()
         self._looked_at = HostMemory()
         self._decided = HostMemory()
+        # When this container first saw the host waiting: the measure of last resort (README: "Edge cases").
+        self._first_seen = HostMemory()
 
     # --- entry points -------------------------------------------------------------------------
 
@@ -235,10 +249,16 @@ class LifecycleFlow:
             if spec is None:
                 logger.error("command parameters are not a valid mount; ignored", command_id=status.command_id)
                 return "ignored: parameters not a mount"
+            member = describe_member(aws.client("autoscaling"), status.instance_id)
+            if member is not None and member.lifecycle_state == "Pending:Wait":
+                # Whether this command lets the host in is the step's decision: of this launch, and the
+                # mount the group's tags ask for now.
+                return self.drive(aws, member.group_name, status.instance_id, member=member)
+            # A host in service (or outside any group) mounted by hand: the attribute follows SSM's word.
             record = self._mounted(aws, status.instance_id, spec, command)
             if record.group_name is None:
                 return "mounted; host is not in an Auto Scaling group"
-            return self._complete(aws, record.group_name, status.instance_id, LifecycleResult.CONTINUE)
+            return "already decided"  # as before this step: the attribute set again, nothing decided
         record = read_host_record(aws.client("ec2"), status.instance_id)
         if record.group_name is None:
             logger.error("mount failed on a host outside any Auto Scaling group", status=confirmed)
@@ -254,6 +274,8 @@ class LifecycleFlow:
         instance_id: str,
         attempt: int = 0,
         group: Group | None = None,
+        fresh_tags: bool = False,
+        member: GroupMember | None = None,
     ) -> str:
         """Move a host in Pending:Wait on: send the mount, wait, retry, or decide. Safe to repeat.
 
@@ -267,25 +289,33 @@ class LifecycleFlow:
                 group.tags,
             )
         else:
-            member = describe_member(aws.client("autoscaling"), instance_id)
+            # `member`: AWS's report of the host read a moment ago by the caller (the status event's step).
+            member = member or describe_member(aws.client("autoscaling"), instance_id)
             if member is not None and member.group_name != group_name:
                 logger.warning("host is in another group than named; going by AWS", named=group_name)
             group_name = member.group_name if member else group_name
             state, zone = (member.lifecycle_state, member.zone) if member else (None, "")
-            tags = self._group_tags(aws, group_name) if member else {}
+            tags = self._group_tags(aws, group_name, fresh_tags) if member else {}
         if state is None:
             logger.info("host is no longer in its group; its flow ends here", group=group_name)
             return "done: host gone"
-        if state != "Pending:Wait":
+        if state != "Pending:Wait" and not enters_warm_pool(state):
             return f"done: host is {state}"
         self._looked_at.remember(key, self.clock())
         hook = self._hook(aws, group_name)
         if hook is None:
             return f"ignored: group has no {self._settings.hook_name} hook"
+        if enters_warm_pool(state):
+            # AWS reports the host on its way into the warm pool, stopped there until used: it mounts on the
+            # launch that takes it out. Completed here too, so a lost launch event costs nothing.
+            return self._complete(aws, group_name, instance_id, LifecycleResult.CONTINUE)
         try:
             failure_result = failure_result_from_tags(tags, self._settings.on_failure)
             spec = mount_spec_from_tags(tags, self._settings.mount_roots)
         except MountConfigError as exc:
+            if group is None and not fresh_tags:
+                # A cached tag must not throw a host away: AWS's tags of this moment decide.
+                return self.drive(aws, group_name, instance_id, attempt, fresh_tags=True)
             logger.error("group tag is invalid; no mount command sent", tag=exc.tag, reason=exc.reason)
             count("MountsFailed", Reason="invalid-tag")
             return self._complete(aws, group_name, instance_id, _safe_failure_result(tags, self._settings))
@@ -298,23 +328,50 @@ class LifecycleFlow:
 
         ssm = aws.client("ssm")
         commands = _commands_for(ssm, instance_id, self._settings.mount_document)
-        latest = commands[-1] if commands else None
-        if latest is not None and latest["Status"] == "Success":
-            # The status event was lost or is late: the command's own record decides.
-            spec_run = _spec_from_parameters(latest.get("Parameters", {}), self._settings.mount_roots) or spec
-            self._mounted(aws, instance_id, spec_run, latest)
-            return self._complete(aws, group_name, instance_id, LifecycleResult.CONTINUE)
         current = self.clock()
-        started = self.action_started(aws, group_name, instance_id, hook, commands)
+        if key not in self._first_seen:
+            self._first_seen.remember(key, current)
+        # The launch's start is read after our newest command was sent, so a relaunch (warm pool) before it shows.
+        read_after = requested_at(commands[-1]) if commands else None
+        started = self.action_started(aws, group_name, instance_id, hook, commands, read_after=read_after)
+        ours = launch_commands(commands, self._launch_start(key), spec, self._settings.mount_roots)
+        statuses = {c["CommandId"]: host_status(ssm, c, instance_id) for c in ours}
+        mounted = next((c for c in reversed(ours) if statuses[c["CommandId"]] == "Success"), None)
+        if mounted is not None:
+            # The status event was lost or is late: SSM's record of this launch's command decides.
+            self._mounted(aws, instance_id, spec, mounted)
+            return self._complete(aws, group_name, instance_id, LifecycleResult.CONTINUE)
         self._keep_alive(aws, group_name, instance_id, hook, started, current)
-        if latest is not None and latest["Status"] in RUNNING_STATUSES:
+        running = [c for c in ours if statuses[c["CommandId"]] in RUNNING_STATUSES]
+
+        budget = wait_budget(hook, self._settings.max_wait_seconds)
+        if over_budget(current, started, budget):
+            # Decide only on what AWS reports now: read the launch activity afresh (a cached start may
+            # belong to an earlier launch of a reused warm-pool host).
+            started = self.action_started(aws, group_name, instance_id, hook, commands, fresh=True)
+            if started is not None and over_budget(current, started, budget):
+                # A command still running past the budget (a hung host) is cancelled, then the host decided.
+                self._cancel(ssm, instance_id, running)
+                failure_result = self._failure_result_now(aws, group_name, failure_result)
+                logger.error(
+                    "host waited longer than its budget; deciding with the failure result",
+                    waited_seconds=int(current - started),
+                    commands_cancelled=len(running),
+                    result=failure_result.value,
+                )
+                count("MountsFailed", Reason="timeout")
+                return self._complete(aws, group_name, instance_id, failure_result)
+        if running:
             return "waiting: mount command running"
 
-        if latest is not None:
-            result = script_result_from_invocation(_invocation(ssm, latest, instance_id))
-            failed = sum(1 for c in commands if c["Status"] not in RUNNING_STATUSES | {"Success"})
+        rounds = send_rounds(ours)
+        if rounds:
+            last = rounds[-1][-1]
+            result = script_result_from_invocation(_invocation(ssm, last, instance_id))
+            failed = len(rounds)  # overlapping steps' commands are one attempt (README: "Nothing lost")
             kind = "permanent" if result.permanent else "transient"
             if not retry_after_failure(result, failed, self._settings.mount_attempts):
+                failure_result = self._failure_result_now(aws, group_name, failure_result)
                 logger.error(
                     "mount failed for good",
                     status=result.status,
@@ -326,37 +383,30 @@ class LifecycleFlow:
                 )
                 count("MountsFailed", Reason=kind)
                 return self._complete(aws, group_name, instance_id, failure_result)
-            retry_at = latest["RequestedDateTime"].timestamp() + retry_delay(failed)
+            retry_at = requested_at(last) + retry_delay(failed)
             if current < retry_at:
                 logger.warning("mount failed transiently; retrying", exit_code=result.exit_code, attempts=failed)
                 return self._later(aws, group_name, instance_id, attempt, int(retry_at - current) + 1, "mount retry")
 
-        budget = wait_budget(hook, self._settings.max_wait_seconds)
-        if over_budget(current, started, budget):
-            # Decide only on what AWS reports now: read the launch activity afresh (a cached start may
-            # belong to an earlier launch of a reused warm-pool host).
-            started = self.action_started(aws, group_name, instance_id, hook, commands, fresh=True)
-            if started is not None and over_budget(current, started, budget):
-                logger.error(
-                    "host waited longer than its budget; deciding with the failure result",
-                    waited_seconds=int(current - started),
-                    result=failure_result.value,
-                )
-                count("MountsFailed", Reason="timeout")
-                return self._complete(aws, group_name, instance_id, failure_result)
         try:
             file_system = self._file_system(aws, spec.file_system_id)
             ip = select_mount_target_ip(file_system.mount_targets, spec.file_system_id, zone)
         except NoMountTarget as exc:
             logger.error("cannot mount from the host's zone; no mount command sent", reason=str(exc), zone=zone)
             count("MountsFailed", Reason="no-mount-target")
-            return self._complete(aws, group_name, instance_id, failure_result)
+            return self._complete(
+                aws, group_name, instance_id, self._failure_result_now(aws, group_name, failure_result)
+            )
         except MountTargetNotReady as exc:
             logger.warning("mount target not ready; waiting", reason=str(exc))
             return self._later(aws, group_name, instance_id, attempt, retry_delay(attempt + 1), "mount target")
         if not _agent_online(ssm, instance_id):
             logger.info("SSM agent not online yet; waiting", attempt=attempt + 1)
             return self._later(aws, group_name, instance_id, attempt, retry_delay(attempt + 1), "agent")
+        if _commands_for(ssm, instance_id, self._settings.mount_document)[len(commands) :]:
+            # Another step sent one since this one listed (an overlapping retry, sweep or invoke): it is ours.
+            logger.info("another step sent the mount command meanwhile; not sending a second")
+            return "waiting: mount command running"
         parameters = mount_command_parameters(spec, aws.region, ip, file_system.requires_tls)
         return self._send(aws, group_name, instance_id, spec, parameters, failure_result, attempt)
 
@@ -508,7 +558,11 @@ class LifecycleFlow:
         completed = complete_lifecycle_action(
             aws.client("autoscaling"), self._settings.hook_name, group_name, instance_id, result
         )
-        self._decided.remember((aws.account, aws.region, instance_id), self.clock())
+        key = (aws.account, aws.region, instance_id)
+        self._decided.remember(key, self.clock())
+        # A warm pool may launch the host again: that launch is measured afresh.
+        for memory in (self._starts, self._first_seen, self._heartbeats):
+            memory.pop(key, None)
         return f"completed {result.value}" if completed else "already decided"
 
     def _keep_alive(
@@ -555,6 +609,7 @@ class LifecycleFlow:
         hook: Hook,
         commands: list[dict[str, Any]] | None = None,
         fresh: bool = False,
+        read_after: float | None = None,
     ) -> float | None:
         """When the host's wait began, as AWS reports it: the start of Auto Scaling's launch activity for it
         (which precedes the lifecycle action, so the wait is never under-counted), else the time SSM
@@ -562,15 +617,24 @@ class LifecycleFlow:
         key = (aws.account, aws.region, instance_id)
         current = self.clock()
         cached = self._starts.get(key)
-        if fresh or cached is None or current - self._starts_read_at.get(key, 0) > ACTIVITY_CACHE_SECONDS:
+        read_at = self._starts_read_at.get(key, 0)
+        stale = current - read_at > ACTIVITY_CACHE_SECONDS or (read_after is not None and read_at < read_after)
+        if fresh or cached is None or stale:
             self._read_launch_activities(aws, group_name, instance_id, hook, current)
         start = self._starts.get(key)
-        if start is None and commands:
-            start = commands[0]["RequestedDateTime"].timestamp()
         if start is None:
-            logger.warning("no launch activity found for the host; its wait cannot be measured")
+            # Without the launch activity (the member role lacks autoscaling:DescribeScalingActivities, or it
+            # is older than the pages read), the wait is measured from the first moment AWS is known to have
+            # reported the host waiting: our first command to it (SSM's time), else this container's first
+            # look. Both come after the true start, so a wait is never over-counted; a lost container
+            # restarts the measure, loudly (README: "Edge cases").
+            seen = [requested_at(c) for c in commands or []] + [self._first_seen.get(key, current)]
+            start = min(seen)
+            logger.error(
+                "no launch activity found for the host; its wait is measured from our first sight of it",
+                missing_permission="autoscaling:DescribeScalingActivities",
+            )
             count("WaitUnmeasured")
-            return None
         why = implausible_time(start, current, hook.global_timeout)
         if why is not None:
             logger.warning("start of the host's wait is implausible; ignored", reason=why)
@@ -629,10 +693,31 @@ class LifecycleFlow:
     def looked_at(self, aws: AwsAccess, instance_id: str) -> float | None:
         return self._looked_at.get((aws.account, aws.region, instance_id))
 
-    def _group_tags(self, aws: AwsAccess, group_name: str) -> dict[str, str]:
-        return self._tags.get(
-            (aws.account, aws.region, group_name), lambda: group_tags(aws.client("autoscaling"), group_name)
-        )
+    def _group_tags(self, aws: AwsAccess, group_name: str, fresh: bool = False) -> dict[str, str]:
+        key = (aws.account, aws.region, group_name)
+        if fresh:
+            self._tags.forget(key)
+        return self._tags.get(key, lambda: group_tags(aws.client("autoscaling"), group_name))
+
+    def _failure_result_now(self, aws: AwsAccess, group_name: str, cached: LifecycleResult) -> LifecycleResult:
+        """The failure result the group's tags ask for as AWS reports them now (a cached value may be a
+        minute old): a host is thrown away or let in unmounted only on the tag of this moment."""
+        fresh = _safe_failure_result(self._group_tags(aws, group_name, fresh=True), self._settings)
+        if fresh != cached:
+            logger.warning("failure result changed since the group's tags were read", was=cached.value, now=fresh.value)
+        return fresh
+
+    def _launch_start(self, key: HostKey) -> float | None:
+        return self._starts.get(key)
+
+    def _cancel(self, ssm: Any, instance_id: str, running: list[dict[str, Any]]) -> None:
+        """Cancel our commands still running on the host, so none mounts after the host was decided."""
+        for command in running:
+            try:
+                ssm.cancel_command(CommandId=command["CommandId"], InstanceIds=[instance_id])
+            except ClientError as exc:
+                # Finished meanwhile (the decision stands: the budget is spent), or already cancelled.
+                logger.warning("could not cancel a mount command", command_id=command["CommandId"], error=str(exc))
 
     def has_our_hook(self, aws: AwsAccess, group_name: str) -> bool:
         return self._hook(aws, group_name) is not None

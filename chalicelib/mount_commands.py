@@ -73,3 +73,50 @@ def proven_mounts(
         if fs in claimed
     }
     return mounts_proven(claimed, reported)
+
+
+# Steps that overlap for one host (a retry message, the sweeper, a status event) may each send: commands
+# requested this close together are one send round, one attempt. Shorter than the first backoff (10 s),
+# so two rounds the backoff separates never merge.
+ROUND_SECONDS = 9
+
+
+def requested_at(command: dict[str, Any]) -> float:
+    return command["RequestedDateTime"].timestamp()
+
+
+def launch_commands(
+    commands: list[dict[str, Any]], launch_started: float | None, spec: MountSpec, roots: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """The commands (oldest first) that count for this launch: requested at or after the start of the launch
+    AWS reports (a warm pool reuses a host: an earlier launch's record proves nothing now), and asking for
+    the mount the group's tags ask for now. Every command when the launch's start is unknown."""
+    wanted = (spec.file_system_id, spec.mount_path)
+    counted = []
+    for command in commands:
+        asked = spec_from_parameters(command.get("Parameters", {}), roots)
+        if asked is None or (asked.file_system_id, asked.mount_path) != wanted:
+            continue
+        if launch_started is None or requested_at(command) >= launch_started:
+            counted.append(command)
+    return counted
+
+
+def send_rounds(commands: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The commands (oldest first) grouped into send rounds: a round is every command requested within
+    ROUND_SECONDS of its first."""
+    rounds: list[list[dict[str, Any]]] = []
+    for command in commands:
+        if rounds and requested_at(command) - requested_at(rounds[-1][0]) < ROUND_SECONDS:
+            rounds[-1].append(command)
+        else:
+            rounds.append([command])
+    return rounds
+
+
+def host_status(ssm: Any, command: dict[str, Any], instance_id: str) -> str:
+    """The status of the command on this host: the command's own for a one-host command (no call), the
+    host's invocation's otherwise (a command's Success allows failures up to MaxErrors)."""
+    if command.get("InstanceIds") == [instance_id]:
+        return str(command["Status"])
+    return str(invocation(ssm, command, instance_id)["Status"])

@@ -152,7 +152,8 @@ def task_definition_findings(
     """What is wrong with a revision tagged for EFS that services of the cluster run, and the fix.
 
     `standing` and `latest_arn` are the task definition flow's own verdict (`TaskDefinitionFlow.standing`): None
-    when the family has no ACTIVE revision, else "latest", "rewritten" (the latest is its rewrite) or "superseded".
+    when the family has no ACTIVE revision, else "latest", "rewritten" (the latest is its rewrite), "in-flight"
+    (the latest is the rewrite of an older revision, for the moment a release takes to overtake it) or "superseded".
     """
     if mounts_file_system:
         return TaskDefinitionFindings((), TaskDefinitionFix.NOTHING)
@@ -169,6 +170,11 @@ def task_definition_findings(
         problem = (
             f"superseded by {latest_arn}, which is not its rewrite: not rewritten, "
             "because the app never makes an older definition the family's latest"
+        )
+        return TaskDefinitionFindings((problem,), TaskDefinitionFix.NOTHING)
+    if standing == "in-flight":
+        problem = (
+            f"{latest_arn}, the rewrite of an older revision, is the family's latest for the moment: run repair again"
         )
         return TaskDefinitionFindings((problem,), TaskDefinitionFix.NOTHING)
     problem = "tagged for EFS but never rewritten (its RegisterTaskDefinition event was missed)"

@@ -9,13 +9,13 @@ cannot starve the others.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from chalicelib.accounts import AssumeRoleFailed, AwsAccess, AwsAccounts
 from chalicelib.events import EventOrigin
-from chalicelib.groups import Group, all_groups
-from chalicelib.lifecycle import LifecycleFlow
+from chalicelib.groups import Group, all_groups, warm_pool_waiting
+from chalicelib.lifecycle import WARM_POOL_WAIT, LifecycleFlow
 from chalicelib.observability import count, logger
 from chalicelib.settings import Settings
 from chalicelib.wait_budget import URGENT_WITHIN_SECONDS, SweepEntry, sweep_order
@@ -72,24 +72,46 @@ class Sweeper:
         return report
 
     def _waiting_hosts(self, report: dict[str, Any]) -> list[Waiting]:
-        """Hosts in Pending:Wait in groups with our hook, except those whose action we already decided."""
+        """Hosts waiting on our hook (in Pending:Wait, or Warmed:Pending:Wait on the way into a warm pool) in
+        groups with it, except those whose action we already decided. One account or region that cannot be
+        read (not enabled, denied, throttled) is reported and skipped: the others are still swept."""
         found = []
         own = self._accounts.own_account()
         for account in [own, *sorted(self._settings.trusted_accounts - {own})]:
             for region in self._settings.sweep_regions:
                 try:
                     aws = self._accounts.for_origin(EventOrigin(account, region))
+                    found += self._waiting_in(aws)
                 except AssumeRoleFailed as exc:
                     logger.error("sweeper cannot act in a trusted account", reason=str(exc), account=account)
                     count("AssumeRoleFailures")
                     report["errors"].append(str(exc))
-                    continue
-                for group in all_groups(aws.client("autoscaling")):
-                    waiting = sorted(i for i, state in group.instance_states.items() if state == "Pending:Wait")
-                    # Hosts held by other hooks are none of ours, and cost no part of the budget.
-                    if not waiting or not self._flow.has_our_hook(aws, group.name):
-                        continue
-                    found += [Waiting(aws, group, i) for i in waiting if not self._flow.known_decided(aws, i)]
+                except Exception as exc:  # noqa: BLE001 - one unreadable place must not stop the sweep
+                    logger.exception(
+                        "sweeper cannot list the groups of an account and region", account=account, region=region
+                    )
+                    count("SweepErrors")
+                    report["errors"].append(f"{account} {region}: {exc}")
+        return found
+
+    def _waiting_in(self, aws: AwsAccess) -> list[Waiting]:
+        found = []
+        autoscaling = aws.client("autoscaling")
+        for group in all_groups(autoscaling):
+            waiting = sorted(i for i, state in group.instance_states.items() if state == "Pending:Wait")
+            # Hosts held by other hooks are none of ours, and cost no part of the budget.
+            if not (waiting or group.has_warm_pool) or not self._flow.has_our_hook(aws, group.name):
+                continue
+            if group.has_warm_pool:
+                # DescribeAutoScalingGroups does not list a warm pool's hosts: DescribeWarmPool does.
+                warmed = warm_pool_waiting(autoscaling, group.name)
+                group = replace(
+                    group,
+                    instance_states={**group.instance_states, **dict.fromkeys(warmed, WARM_POOL_WAIT)},
+                    instance_zones={**group.instance_zones, **warmed},
+                )
+                waiting += sorted(warmed)
+            found += [Waiting(aws, group, i) for i in waiting if not self._flow.known_decided(aws, i)]
         return found
 
     def _drive(self, host: Waiting) -> str:

@@ -134,12 +134,26 @@ def source_standing(source_arn: str, latest_arn: str, latest_tags: Mapping[str, 
       rewrite of a newer source); rewriting would make an older definition the latest.
 
     One look at the latest revision decides, however long the family's history.
+    - "in-flight": the latest is the app's rewrite of an older source of the family, which that source's
+      own delivery deregisters once it sees this source (a release racing the rewrite): not decided yet.
     """
     if latest_arn == source_arn:
         return "latest"
-    if latest_tags.get(SOURCE_TAG) == source_arn:
+    rewritten_from = latest_tags.get(SOURCE_TAG)
+    if rewritten_from == source_arn:
         return "rewritten"
+    if rewritten_from and _same_family_older(rewritten_from, source_arn):
+        return "in-flight"
     return "superseded"
+
+
+def _same_family_older(arn: str, than: str) -> bool:
+    try:
+        family, revision = arn.rsplit("/", 1)[1].rsplit(":", 1)
+        than_family, than_revision = than.rsplit("/", 1)[1].rsplit(":", 1)
+        return family == than_family and int(revision) < int(than_revision)
+    except (IndexError, ValueError):
+        return False
 
 
 def unknown_fields(raw: Any, parsed: Any, path: str = "") -> list[str]:

@@ -34,6 +34,10 @@ from chalicelib.task_definition import (
 )
 
 
+class RewriteInFlight(Exception):
+    """The family's latest is the app's rewrite of an older revision, about to be undone: decided on retry."""
+
+
 @cache
 def register_input_fields() -> frozenset[str]:
     """The request fields of RegisterTaskDefinition, from botocore's service model."""
@@ -78,7 +82,13 @@ class TaskDefinitionFlow:
             return "ignored: the family has no active revision"
         verdict, latest_arn = standing
         if verdict == "rewritten":
-            return f"ignored: already rewritten as {latest_arn}"
+            # A repeated delivery, or the retry of one that died after registering: finish what it left.
+            return self._finish_rewritten(aws, source_arn, latest_arn)
+        if verdict == "in-flight":
+            # Lambda delivers the event again (1 and 2 minutes later): by then the older rewrite is gone.
+            raise RewriteInFlight(
+                f"{latest_arn} (the rewrite of an older revision) is briefly the family's latest; retried"
+            )
         if verdict == "superseded":
             logger.warning(
                 "task definition superseded by a newer revision of its family; not rewritten, repair reports it",
@@ -105,17 +115,9 @@ class TaskDefinitionFlow:
             return "ignored: a concurrent delivery is registering it"
         if not registered_here:
             return "ignored: already registered by another delivery"
-        overtaken_by = self._released_meanwhile(ecs, source_arn, new_arn)
-        if overtaken_by is not None:
-            # ECS has no conditional registration: undo, so the release is the family's latest again.
-            ecs.deregister_task_definition(taskDefinition=new_arn)
-            logger.warning(
-                "task definition superseded while its rewrite was registered; the rewrite was deregistered",
-                superseded_by=overtaken_by,
-                deregistered=new_arn,
-            )
-            count("TaskDefinitionsRejected", Reason="superseded")
-            return f"ignored: superseded by {overtaken_by} while registering; {new_arn.rsplit('/', 1)[1]} deregistered"
+        undone = self._undo_if_released_meanwhile(ecs, source_arn, new_arn)
+        if undone is not None:
+            return undone
         logger.info("task definition rewritten", new_task_definition=new_arn, mode=mount.mode)
         count("TaskDefinitionsRewritten")
         self._follow_ups(aws, source_arn, new_arn)
@@ -135,6 +137,29 @@ class TaskDefinitionFlow:
         if latest is None:
             return None
         return source_standing(source_arn, *latest), latest[0]
+
+    def _finish_rewritten(self, aws: AwsAccess, source_arn: str, new_arn: str) -> str:
+        """The rewrite is the family's latest: check again for a release it overtook (free when the
+        revisions are adjacent), then run the follow-ups, which change only what is not done yet."""
+        undone = self._undo_if_released_meanwhile(aws.client("ecs"), source_arn, new_arn)
+        if undone is not None:
+            return undone
+        self._follow_ups(aws, source_arn, new_arn)
+        return f"ignored: already rewritten as {new_arn}"
+
+    def _undo_if_released_meanwhile(self, ecs: Any, source_arn: str, new_arn: str) -> str | None:
+        overtaken_by = self._released_meanwhile(ecs, source_arn, new_arn)
+        if overtaken_by is None:
+            return None
+        # ECS has no conditional registration: undo, so the release is the family's latest again.
+        ecs.deregister_task_definition(taskDefinition=new_arn)
+        logger.warning(
+            "task definition superseded while its rewrite was registered; the rewrite was deregistered",
+            superseded_by=overtaken_by,
+            deregistered=new_arn,
+        )
+        count("TaskDefinitionsRejected", Reason="superseded")
+        return f"ignored: superseded by {overtaken_by} while registering; {new_arn.rsplit('/', 1)[1]} deregistered"
 
     def _latest_of_family(self, ecs: Any, family: str) -> tuple[str, dict[str, str]] | None:
         """The family's latest ACTIVE revision (what deploying by family name runs) and its tags."""
@@ -222,8 +247,11 @@ class TaskDefinitionFlow:
                 logger.info("service moved to the rewritten task definition", cluster=cluster, service=service)
                 count("ServicesUpdated")
         if self._settings.deregister_source:
-            ecs.deregister_task_definition(taskDefinition=source_arn)
-            logger.info("source task definition deregistered")
+            source = _describe(ecs, source_arn)
+            # Repeatable: a retry finds the source INACTIVE already (still describable) and leaves it.
+            if source is not None and source["taskDefinition"].get("status") == "ACTIVE":
+                ecs.deregister_task_definition(taskDefinition=source_arn)
+                logger.info("source task definition deregistered")
 
 
 def revision_of(arn: str) -> tuple[str, int]:

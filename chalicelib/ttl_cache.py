@@ -29,3 +29,7 @@ class TtlCache(Generic[Value]):
             self._entries.pop(next(iter(self._entries)))
         self._entries[key] = (now, value)
         return value
+
+    def forget(self, key: Hashable) -> None:
+        """Drop the key's value: the next `get` loads it afresh."""
+        self._entries.pop(key, None)

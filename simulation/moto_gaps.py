@@ -284,6 +284,8 @@ def enter_warm_pool(account: str, region: str, instance_id: str) -> None:
         for state in group.instance_states:
             if state.instance.id == instance_id:
                 state.lifecycle_state = "Warmed:Pending:Wait"
+                if group.warm_pool is None:
+                    group.put_warm_pool(None, 0, "Stopped", None)
     with WORLD.lock:
         for event in WORLD.outbox:
             if event["detail"].get("EC2InstanceId") == instance_id:
@@ -439,6 +441,10 @@ def _send_command(original: Any) -> Any:
                     raise SsmError("InvalidInstanceId", f"Instances [[{instance_id}]] not in a valid state for account")
         requested = list(dict.fromkeys(kwargs.get("instance_ids") or []))
         command = original(self, **kwargs)
+        # SSM stamps a command with the time it was requested: in this world, WORLD.clock (moto uses real time).
+        expires_in = command.expires_after - command.requested_date_time
+        command.requested_date_time = datetime.datetime.fromtimestamp(WORLD.clock(), datetime.UTC).replace(tzinfo=None)
+        command.expires_after = command.requested_date_time + expires_in
         if requested:
             # moto adds every instance in the region when Targets is empty; AWS runs on InstanceIds only.
             command.instance_ids = requested
@@ -504,6 +510,37 @@ def list_command_invocations(self: SimpleSystemManagerResponse) -> ActionResult:
         if instance_id is None or invocation["InstanceId"] == instance_id
     ]
     return ActionResult({"CommandInvocations": invocations})
+
+
+def cancel_command(self: SimpleSystemManagerResponse) -> ActionResult:
+    """CancelCommand: "Attempts to cancel the command specified by the Command ID. There is no guarantee that
+    the command will be terminated" (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_CancelCommand.html);
+    InstanceIds: "If not provided, the command is canceled on every instance on which it was requested". Here an
+    invocation still running ends Cancelled (with its status event), a finished one is left as it ended."""
+    command_id, instance_ids = self._get_param("CommandId"), self._get_param("InstanceIds")
+    command = self.ssm_backend.get_command_by_id(command_id)
+    for invocation in list(command.invocations):
+        if (not instance_ids or invocation["InstanceId"] in instance_ids) and invocation[
+            "Status"
+        ] not in FINAL_STATUSES:
+            finish_invocation(self.current_account, self.region, command_id, invocation["InstanceId"], "Cancelled", -1)
+    return EmptyResult()
+
+
+# A warm pool's hosts are the pool's, not the group's: DescribeWarmPool "Gets information about a warm pool and
+# its instances" (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_DescribeWarmPool.html), while the
+# group's description counts them apart (AutoScalingGroup.WarmPoolSize, "The current size of the warm pool",
+# https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_AutoScalingGroup.html) and its Instances hold the
+# group's own. moto lists every host under the group and none under the pool.
+def _group_instances(group: Any) -> list[Any]:
+    return [s for s in group.instance_states if not s.lifecycle_state.startswith("Warmed:")]
+
+
+def describe_warm_pool(self: AutoScalingResponse) -> ActionResult:
+    group_name = self._get_param("AutoScalingGroupName")
+    group = self.autoscaling_backend.describe_auto_scaling_groups([group_name])[0]
+    warmed = [s for s in group.instance_states if s.lifecycle_state.startswith("Warmed:")]
+    return ActionResult({"WarmPoolConfiguration": group.get_warm_pool(), "Instances": warmed})
 
 
 # --- STS ------------------------------------------------------------------------------------
@@ -676,6 +713,9 @@ def install() -> None:
     AutoScalingResponse.describe_scaling_activities = describe_scaling_activities
     SimpleSystemManagerResponse.describe_instance_information = describe_instance_information
     SimpleSystemManagerResponse.list_command_invocations = list_command_invocations
+    SimpleSystemManagerResponse.cancel_command = cancel_command
+    AutoScalingResponse.describe_warm_pool = describe_warm_pool
+    asg_models.FakeAutoScalingGroup.instances = property(_group_instances)  # type: ignore[method-assign,assignment]
     ssm_backend = ssm_models.SimpleSystemManagerBackend
     ssm_backend.send_command = _send_command(ssm_backend.send_command)
     ecs_backend = ecs_models.EC2ContainerServiceBackend

@@ -95,7 +95,11 @@ def test_command_sent_to_several_hosts_is_confirmed_per_host(land, bus, lambda_)
     command_id = land.client("ssm").send_command(
         DocumentName="efs-automount-mount",
         InstanceIds=[first, second],
-        Parameters={"FileSystemId": [land.file_system_id], "MountPath": ["/mnt/shared"], "Region": ["us-east-1"]},
+        Parameters={
+            "FileSystemId": [land.file_system_id],
+            "MountPath": [f"/mnt/efs/{land.file_system_id}"],  # what the group's tags ask for
+            "Region": ["us-east-1"],
+        },
     )["Command"]["CommandId"]
 
     # When only the first host has finished
@@ -107,3 +111,21 @@ def test_command_sent_to_several_hosts_is_confirmed_per_host(land, bus, lambda_)
     assert lifecycle_state(land, first) == "InService"
     assert lifecycle_state(land, second) == "Pending:Wait"
     assert command_id
+
+
+def test_a_success_at_another_path_than_the_groups_does_not_let_the_host_in(land, bus):
+    # Given an operator mounted the file system by hand at a path the group's tags do not ask for
+    (instance_id,) = scale_out(land, 1)
+    moto_gaps.WORLD.drain()
+    hosts.boot_agents(land, [instance_id])
+    land.client("ssm").send_command(
+        DocumentName="efs-automount-mount",
+        InstanceIds=[instance_id],
+        Parameters={"FileSystemId": [land.file_system_id], "MountPath": ["/mnt/shared"], "Region": ["us-east-1"]},
+    )
+    hosts.answer(land, "Success")
+
+    # When its status event arrives, then the app mounts what the group asks for before letting the host in
+    ((_, outcome),) = deliver_outbox(bus)[:1]
+    assert outcome["outcome"].startswith("mount command sent")
+    assert lifecycle_state(land, instance_id) == "Pending:Wait"

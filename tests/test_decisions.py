@@ -11,10 +11,12 @@ from chalicelib.events import MalformedEvent, parse_command_status, parse_launch
 from chalicelib.groups import Hook
 from chalicelib.host_record import host_record_from_tags, trusted_container_instance
 from chalicelib.lifecycle import command_skip_reason, enters_warm_pool, launch_skip_reason, retry_after_failure
-from chalicelib.mount_commands import latest_finished, mounts_proven
+from chalicelib.mount_commands import latest_finished, launch_commands, mounts_proven, send_rounds
+from chalicelib.mount_spec import MountSpec
 from chalicelib.retry_queue import RetryMessage
 from chalicelib.script_result import script_result_from_invocation
 from chalicelib.settings import Settings
+from chalicelib.task_definition import source_standing
 from chalicelib.wait_budget import (
     SweepEntry,
     deadline,
@@ -234,3 +236,38 @@ def test_the_container_instance_trusted_is_the_one_ecs_reports_on_the_host():
     assert trusted_container_instance(described, HOST) == ours
     assert trusted_container_instance(described[:1], HOST) is None
     assert trusted_container_instance([], HOST) is None
+
+
+def _command(at: float, fs: str = "fs-0123456789abcdef0", path: str = "/mnt/efs/data") -> dict:
+    return {
+        "CommandId": f"c{at}",
+        "RequestedDateTime": datetime.datetime.fromtimestamp(at, datetime.UTC),
+        "Parameters": {"FileSystemId": [fs], "MountPath": [path]},
+    }
+
+
+def test_commands_sent_by_overlapping_steps_are_one_attempt_and_backed_off_rounds_are_not():
+    # three steps overlapping within a second, then the backed-off retry 20 s later
+    rounds = send_rounds([_command(100.0), _command(100.4), _command(101.0), _command(121.0)])
+    assert [len(r) for r in rounds] == [3, 1]
+
+
+def test_only_this_launchs_commands_for_the_mount_the_group_asks_now_count():
+    spec = MountSpec("fs-0123456789abcdef0", "/mnt/efs/data")
+    earlier_launch, other_path, other_fs, this_one = (
+        _command(50.0),
+        _command(200.0, path="/mnt/efs/old"),
+        _command(210.0, fs="fs-0fedcba9876543210"),
+        _command(220.0),
+    )
+    commands = [earlier_launch, other_path, other_fs, this_one]
+    assert launch_commands(commands, 100.0, spec, ("/mnt",)) == [this_one]
+    assert launch_commands(commands, None, spec, ("/mnt",)) == [earlier_launch, this_one]  # start unknown
+
+
+def test_a_release_behind_the_rewrite_of_an_older_revision_is_in_flight_not_superseded():
+    arn = "arn:aws:ecs:us-east-1:123456789012:task-definition/web:{}".format
+    rewrite_of_v1 = {"efs-automount:source": arn(1)}
+    assert source_standing(arn(2), arn(3), rewrite_of_v1) == "in-flight"
+    assert source_standing(arn(1), arn(3), rewrite_of_v1) == "rewritten"
+    assert source_standing(arn(2), arn(4), {"efs-automount:source": arn(3)}) == "superseded"  # a newer one's

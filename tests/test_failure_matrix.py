@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import datetime
 import json
+import uuid
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
+from moto.autoscaling.responses import AutoScalingResponse
+from moto.core.exceptions import ServiceException
+from moto.ssm import models as ssm_models
 
-from chalicelib import entrypoints
+from chalicelib import entrypoints, sweeper
 from chalicelib.accounts import AssumeRoleFailed
 from simulation import hosts, moto_gaps
 from simulation.eventbus import EventBus
@@ -610,3 +615,425 @@ def test_forged_container_instance_tag_cannot_mark_another_host(land, bus):
     assert mount_attribute(land, other_container_instance) is None
     assert mount_attribute(land, target_container_instance) == f"/mnt/efs/{land.file_system_id}"
     assert_decided(land, {target: "CONTINUE"})
+
+
+# --- The second adversarial review of issue 10 (findings 1-4, 7-10) ---
+
+
+# Adversarial: two steps for one waiting host run at the same time (a retry message and the sweeper,
+# or any principal allowed to invoke on_retry directly). Both list the host's commands before either
+# sends, so both send: duplicate mount commands, and transient attempts burnt at once.
+
+
+def forged(land, instance_id, attempt=1):
+    body = {
+        "account": land.account,
+        "region": land.region,
+        "group_name": land.group_name,
+        "instance_id": instance_id,
+        "attempt": attempt,
+    }
+    return sqs_event([{"messageId": f"m{attempt}", "receiptHandle": "r", "body": json.dumps(body)}])
+
+
+def interleave(monkeypatch, second_step):
+    """Run `second_step` inside the first step, after it listed the host's commands and before it sends."""
+    from chalicelib import lifecycle
+
+    original = lifecycle._agent_online
+    ran = []
+
+    def agent_online(ssm, instance_id):
+        online = original(ssm, instance_id)
+        if not ran:
+            ran.append(True)
+            second_step()
+        return online
+
+    monkeypatch.setattr(lifecycle, "_agent_online", agent_online)
+
+
+def test_two_concurrent_steps_send_two_mount_commands(land, queued, clock, monkeypatch):  # noqa: F811
+    (instance_id,) = scale_out_waiting(land, queued)
+    hosts.boot_agents(land, [instance_id])
+    clock.advance(70)
+    # the queued retry and another step (the sweeper's, or a direct invoke of on_retry) overlap
+    interleave(monkeypatch, lambda: queued.lambda_.invoke("on_retry", forged(land, instance_id, 2)))
+    queued.lambda_.invoke("on_retry", forged(land, instance_id, 1))
+
+    hosts.answer(land, "Success")
+    deliver_outbox(queued.bus)
+    assert_decided(land, {instance_id: "CONTINUE"})
+    assert len(mount_commands(land, instance_id)) == 1, "duplicate mount commands"
+
+
+def test_concurrent_steps_after_one_transient_failure_abandon_the_host_at_once(land, queued, clock, monkeypatch):  # noqa: F811
+    (instance_id,) = scale_out_waiting(land, queued)
+    hosts.boot_agents(land, [instance_id])
+    queued.deliver_retries(clock)  # first mount command sent
+    hosts.answer(land, "Failed", response_code=75)  # transient (DNS of a new mount target, say)
+    moto_gaps.WORLD.drain()
+    take_messages(land, queued.url)
+    clock.advance(15)
+    # three steps overlap (forged invokes of on_retry, or retry + sweeper + status event)
+    from chalicelib import lifecycle
+
+    original = lifecycle._agent_online
+    depth = []
+
+    def agent_online(ssm, iid):
+        online = original(ssm, iid)
+        if len(depth) < 2:
+            depth.append(True)
+            queued.lambda_.invoke("on_retry", forged(land, instance_id, 5 + len(depth)))
+        return online
+
+    monkeypatch.setattr(lifecycle, "_agent_online", agent_online)
+    queued.lambda_.invoke("on_retry", forged(land, instance_id, 4))
+    hosts.answer(land, "Failed", response_code=75)  # the transient cause is still there 15 s later
+    deliver_outbox(queued.bus)
+    # README: transient failures are "sent again after 10 s, 20 s, ..., up to MOUNT_ATTEMPTS (3)"; one
+    # forged burst must not spend them all within a second and throw the host away.
+    assert moto_gaps.decided_result(land.account, land.region, instance_id) is None, (
+        f"host decided {moto_gaps.decided_result(land.account, land.region, instance_id)} "
+        f"after {len(mount_commands(land, instance_id))} commands, 15 s after its first failure"
+    )
+
+
+def scale_out_waiting(land, queued):
+    from simulation.landscape import scale_out
+
+    ids = scale_out(land, 1)
+    deliver_outbox(queued.bus)  # agent not online: waits
+    take_messages(land, queued.url)
+    return ids
+
+
+# Adversarial: one served account/region whose Auto Scaling calls fail with anything but an assume-role
+# failure (an SCP denying a region, an opt-in region not enabled in a member account, a member role
+# without autoscaling:DescribeLifecycleHooks, a throttled DescribeAutoScalingGroups beyond 6 attempts)
+# makes the whole sweep raise: no host in any account is swept or heartbeated, and a host whose status
+# event was lost times out into the hook's default.
+
+
+def test_one_unreachable_region_stops_the_sweep_of_every_account(tmp_path, land, clock, monkeypatch):
+    lambda_ = make_lambda(tmp_path, SWEEP_REGIONS="af-south-1")
+    from app import app
+    from simulation.eventbus import EventBus
+
+    bus = EventBus(app, lambda_.invoke)
+    original = sweeper.all_groups
+
+    def all_groups(autoscaling):
+        if autoscaling.meta.region_name == "af-south-1":  # opt-in region not enabled, or denied by an SCP
+            raise ClientError(
+                {
+                    "Error": {
+                        "Code": "UnrecognizedClientException",
+                        "Message": "The security token included in the request is invalid.",
+                    }
+                },
+                "DescribeAutoScalingGroups",
+            )
+        return original(autoscaling)
+
+    monkeypatch.setattr(sweeper, "all_groups", all_groups)
+
+    (instance_id,) = scale_out(land, 1)
+    hosts.boot_agents(land, [instance_id])
+    deliver_outbox(bus)
+    hosts.answer(land, "Success", emit=False)  # the status event is lost: only the sweeper can decide
+
+    for _ in range(20):  # the sweeper runs every minute for 20 minutes
+        clock.advance(60)
+        moto_gaps.expire_actions()
+        report = lambda_.invoke("sweeper", SCHEDULED_EVENT)  # one bad place must not fail the whole run
+
+    assert_decided(land, {instance_id: "CONTINUE"})
+    assert any("af-south-1" in error for error in report["errors"])
+
+
+# Adversarial: warm pools.
+#
+# 1. A host launching into the warm pool waits in Warmed:Pending:Wait under our hook. Only its launch event
+#    completes it: the sweeper looks at Pending:Wait hosts only, and `drive` returns "done: host is
+#    Warmed:Pending:Wait". A lost event (EventBridge does not promise delivery; a member account's rule
+#    missing; on_launch failing past Lambda's retries) leaves the action to time out into the default.
+# 2. A host that was mounted, returned to the warm pool and launched from it again is let in on the
+#    SSM record of its *previous* launch: no command is sent for this launch, whatever the group's tags
+#    say now. Failures of an earlier launch likewise count against this launch's attempts.
+
+
+def test_lost_warm_pool_entry_event_is_left_to_the_hooks_timeout(land, bus, lambda_, clock):
+    (instance_id,) = scale_out(land, 1)
+    moto_gaps.enter_warm_pool(land.account, land.region, instance_id)
+    moto_gaps.WORLD.drain()  # the launch event (Destination WarmPool) is lost
+    assert lifecycle_state(land, instance_id) == "Warmed:Pending:Wait"
+
+    for _ in range(20):  # 20 minutes of sweeps
+        clock.advance(60)
+        moto_gaps.expire_actions()
+        lambda_.invoke("sweeper", SCHEDULED_EVENT)
+
+    assert_decided(land, {instance_id: "CONTINUE"})
+
+
+def _relaunch_from_warm_pool(land, instance_id):
+    """The host went back to the warm pool on scale-in (ReuseOnScaleIn) and is launched from it again:
+    a new launch action of our hook, a new "from warm pool" activity, a new launch event."""
+    backend = moto_gaps.asg_models.autoscaling_backends[land.account][land.region]
+    group = backend.autoscaling_groups[land.group_name]
+    state = next(s for s in group.instance_states if s.instance.id == instance_id)
+    state.lifecycle_state = "Pending:Wait"
+    now = moto_gaps.WORLD.clock()
+    moto_gaps._record_activity(
+        backend, land.group_name, f"Launching a new EC2 instance from warm pool: {instance_id}", now
+    )
+    action = moto_gaps.PendingAction(
+        str(uuid.uuid4()),
+        land.hook_name,
+        land.group_name,
+        instance_id,
+        started_at=now,
+        heartbeat_at=now,
+        heartbeat_timeout=900,
+    )
+    moto_gaps.WORLD.actions[(land.account, land.region, instance_id)] = action
+    moto_gaps.WORLD.decided.pop((land.account, land.region, instance_id), None)
+    moto_gaps.WORLD.emit(
+        land.account,
+        land.region,
+        "aws.autoscaling",
+        "EC2 Instance-launch Lifecycle Action",
+        {
+            "Origin": "WarmPool",
+            "Destination": "AutoScalingGroup",
+            "LifecycleActionToken": action.token,
+            "AutoScalingGroupName": land.group_name,
+            "LifecycleHookName": land.hook_name,
+            "EC2InstanceId": instance_id,
+            "LifecycleTransition": moto_gaps.LAUNCHING,
+        },
+        [],
+    )
+
+
+def test_relaunch_from_warm_pool_is_let_in_on_a_previous_launchs_mount(land, bus, lambda_, clock):
+    (instance_id,) = scale_out(land, 1)
+    hosts.boot_agents(land, [instance_id])
+    deliver_outbox(bus)
+    hosts.answer(land, "Success")
+    deliver_outbox(bus)
+    assert lifecycle_state(land, instance_id) == "InService"
+
+    # Days later the group is pointed at a new file system (anyone with autoscaling tag rights, or the owner)
+    efs = land.client("efs")
+    new_fs = efs.create_file_system(CreationToken="new-data")["FileSystemId"]
+    for subnet in land.subnet_ids:
+        efs.create_mount_target(FileSystemId=new_fs, SubnetId=subnet)
+    land.client("autoscaling").create_or_update_tags(
+        Tags=[
+            {
+                "ResourceId": land.group_name,
+                "ResourceType": "auto-scaling-group",
+                "Key": "efs-automount:file-system-id",
+                "Value": new_fs,
+                "PropagateAtLaunch": False,
+            }
+        ]
+    )
+    clock.advance(3600)
+    _relaunch_from_warm_pool(land, instance_id)
+
+    outcomes = [o for _, o in deliver_outbox(bus)]
+
+    commands = mount_commands(land, instance_id)
+    sent_for_new = [c for c in commands if c["Parameters"]["FileSystemId"] == [new_fs]]
+    decided = moto_gaps.decided_result(land.account, land.region, instance_id)
+    assert sent_for_new, f"host let in without mounting {new_fs}: {outcomes}, decided {decided}"
+
+
+def test_failures_of_a_previous_launch_count_against_this_one(tmp_path, land, clock):
+    from app import app
+    from simulation.eventbus import EventBus
+    from tests.conftest import make_lambda
+
+    # the group lets hosts in when mounting fails for good (efs-automount:on-failure CONTINUE)
+    land.client("autoscaling").create_or_update_tags(
+        Tags=[
+            {
+                "ResourceId": land.group_name,
+                "ResourceType": "auto-scaling-group",
+                "Key": "efs-automount:on-failure",
+                "Value": "CONTINUE",
+                "PropagateAtLaunch": False,
+            }
+        ]
+    )
+    lambda_ = make_lambda(tmp_path)
+    bus = EventBus(app, lambda_.invoke)
+    (instance_id,) = scale_out(land, 1)
+    hosts.boot_agents(land, [instance_id])
+    deliver_outbox(bus)
+    for _ in range(3):  # three transient failures (the file system's DNS was broken that day)
+        hosts.answer(land, "Failed", response_code=75)
+        deliver_outbox(bus)
+        clock.advance(61)
+        lambda_.invoke("sweeper", SCHEDULED_EVENT)
+        deliver_outbox(bus)
+    assert moto_gaps.decided_result(land.account, land.region, instance_id) == "CONTINUE"
+    before = len(mount_commands(land, instance_id))
+
+    # fixed since; the host goes back to the warm pool and is launched from it a day later
+    clock.advance(86400)
+    _relaunch_from_warm_pool(land, instance_id)
+    outcomes = [o for _, o in deliver_outbox(bus)]
+
+    assert len(mount_commands(land, instance_id)) > before, f"no mount tried for this launch: {outcomes}"
+
+
+# Adversarial: the wait budget.
+#
+# 1. `drive` returns "waiting: mount command running" before it looks at the budget, so a host whose
+#    command hangs (agent lost after accepting it, host frozen) keeps waiting past MAX_WAIT_SECONDS, for
+#    as long as SSM's delivery and execution timeouts allow (up to COMMAND_TIMEOUT_SECONDS + 600 s).
+# 2. A host whose wait cannot be measured (member role without autoscaling:DescribeScalingActivities, and
+#    no command sent because its agent never came online) is heartbeated until the hook's *global*
+#    timeout, and so decided by the hook's default result, never by the app.
+
+
+def sweep_for(lambda_, clock, seconds, step=60):
+    for _ in range(int(seconds // step)):
+        clock.advance(step)
+        moto_gaps.expire_actions()
+        lambda_.invoke("sweeper", SCHEDULED_EVENT)
+
+
+def test_a_hung_mount_command_keeps_the_host_waiting_past_its_budget(land, bus, lambda_, clock):
+    (instance_id,) = scale_out(land, 1)
+    deliver_outbox(bus)
+    sweep_for(lambda_, clock, 1680)  # its agent comes online late, 28 minutes in
+    hosts.boot_agents(land, [instance_id])
+    sweep_for(lambda_, clock, 60)  # the sweeper sends the mount command; the host then hangs
+    assert len(land.client("ssm").list_commands(InstanceId=instance_id)["Commands"]) == 1
+
+    sweep_for(lambda_, clock, 300)  # 5 minutes past MAX_WAIT_SECONDS (1800)
+
+    assert clock.offset >= 1800 + 240
+    assert moto_gaps.WORLD.timed_out == []
+    assert moto_gaps.decided_result(land.account, land.region, instance_id) == "ABANDON", (
+        "still waiting past MAX_WAIT_SECONDS: the running command hides the budget"
+    )
+
+
+class AccessDenied(ServiceException):
+    code = "AccessDenied"
+
+
+def test_an_unmeasured_wait_is_left_to_the_hooks_global_timeout(land, bus, lambda_, clock, monkeypatch):
+    # a member stack from before the permission was added: no autoscaling:DescribeScalingActivities
+    def denied(self):
+        raise AccessDenied("not authorized to perform: autoscaling:DescribeScalingActivities")
+
+    monkeypatch.setattr(AutoScalingResponse, "describe_scaling_activities", denied)
+    land.client("autoscaling").put_lifecycle_hook(
+        LifecycleHookName=land.hook_name,
+        AutoScalingGroupName=land.group_name,
+        LifecycleTransition=moto_gaps.LAUNCHING,
+        HeartbeatTimeout=120,
+        DefaultResult="ABANDON",
+    )
+    (instance_id,) = scale_out(land, 1)  # its SSM agent never comes online (broken instance profile)
+    moto_gaps.pending_action(land.account, land.region, instance_id).heartbeat_timeout = 120
+    deliver_outbox(bus)
+
+    global_timeout = min(172800, 100 * 120)  # 12,000 s: AWS then applies DefaultResult
+    sweep_for(lambda_, clock, global_timeout - 60)
+
+    assert moto_gaps.WORLD.timed_out == []
+    assert moto_gaps.pending_action(land.account, land.region, instance_id) is None, (
+        "the app never decided the host before the hook's global timeout: the default result will"
+    )
+
+
+# Adversarial: `drive` takes a command's overall Status as the host's. SSM's command-level "Success" means
+# "every invocation reached a terminal state and MaxErrors was not reached", not that this host's
+# invocation succeeded (mount_commands.invocation says so itself). A command of our document sent to two
+# hosts with MaxErrors 1 (an operator re-running the mount by hand) whose invocation failed on this host
+# lets the host in and sets the attribute.
+
+
+def test_overall_success_of_a_two_host_command_is_not_this_hosts_mount(land, bus):
+    host, other = scale_out(land, 2)
+    hosts.boot_agents(land, [host, other])
+    launches = moto_gaps.WORLD.drain()  # held back: the operator's command comes first
+    container_instance = register_container_instance(land, host)
+    moto_gaps.WORLD.drain()
+    path = f"/mnt/efs/{land.file_system_id}"
+    ssm = land.client("ssm")
+    command = ssm.send_command(
+        DocumentName="efs-automount-mount",
+        InstanceIds=[host, other],
+        MaxErrors="1",
+        Parameters={
+            "FileSystemId": [land.file_system_id],
+            "MountPath": [path],
+            "Region": [land.region],
+            "AccessPointId": [""],
+            "MountTargetIp": [""],
+            "ReadOnly": ["false"],
+            "RequireTls": ["false"],
+        },
+    )["Command"]
+    moto_gaps.finish_invocation(land.account, land.region, command["CommandId"], host, "Failed", 3, emit=False)
+    moto_gaps.finish_invocation(land.account, land.region, command["CommandId"], other, "Success", 0, emit=False)
+    # As SSM reports it: all invocations terminal, MaxErrors not reached -> the command's Status is Success
+    backend = ssm_models.ssm_backends[land.account][land.region]
+    stored = backend.get_command_by_id(command["CommandId"])
+    stored.status = stored.status_details = "Success"
+    assert ssm.get_command_invocation(CommandId=command["CommandId"], InstanceId=host)["Status"] == "Failed"
+
+    for launch in launches:
+        bus.deliver(launch)
+    deliver_outbox(bus)
+
+    assert mount_attribute(land, container_instance) is None, "attribute set for a mount that failed on the host"
+    assert moto_gaps.decided_result(land.account, land.region, host) != "CONTINUE", "host let in unmounted"
+
+
+# Adversarial: a host is thrown away on a group tag value AWS no longer reports. The group's tags are
+# cached for 60 s per container; a tag fixed within that minute still decides the failure result for
+# the hosts launched after the fix (and, the other way round, a file system tag removed a moment ago
+# still sends mounts).
+
+
+def _tag(land, key, value):
+    land.client("autoscaling").create_or_update_tags(
+        Tags=[
+            {
+                "ResourceId": land.group_name,
+                "ResourceType": "auto-scaling-group",
+                "Key": key,
+                "Value": value,
+                "PropagateAtLaunch": False,
+            }
+        ]
+    )
+
+
+def test_a_host_launched_after_the_tag_was_fixed_is_abandoned_on_the_cached_value(land, bus, clock):
+    _tag(land, "efs-automount:mount-path", "/etc/cron.d/x")  # a typo: outside MOUNT_ROOTS
+    (first,) = scale_out(land, 1)
+    hosts.boot_agents(land, [first])
+    deliver_outbox(bus)
+    assert moto_gaps.decided_result(land.account, land.region, first) == "ABANDON"  # right, then
+
+    _tag(land, "efs-automount:mount-path", "/mnt/efs/shared")  # the operator fixes it
+    clock.advance(20)
+    (second,) = scale_out(land, 1)
+    hosts.boot_agents(land, [second])
+    outcomes = [o for _, o in deliver_outbox(bus)]
+
+    assert moto_gaps.decided_result(land.account, land.region, second) != "ABANDON", (
+        f"host launched 20 s after the fix thrown away on the old tag value: {outcomes}"
+    )

@@ -258,3 +258,135 @@ def test_deregistered_revisions_between_the_source_and_its_rewrite_cost_nothing(
     latest, tags = _latest()
     assert tags["efs-automount:source"] == v1
     assert latest["containerDefinitions"][0]["image"] == "app:1"
+
+
+# --- The second adversarial review of issue 10 (findings 5, 6) ---
+
+
+# Adversarial: Lambda dies between RegisterTaskDefinition and the check for a release that landed
+# meanwhile. Lambda's retry then finds the app's rewrite as the family's latest ("rewritten") and stops:
+# the family is left rolled back to the older definition.
+
+
+def test_crash_after_register_leaves_the_family_rolled_back(lambda_, monkeypatch):
+    from moto.ecs.models import EC2ContainerServiceBackend
+
+    from chalicelib import task_definition_flow
+
+    _, v1_event = _release("app:1")
+    register = EC2ContainerServiceBackend.register_task_definition
+    releases: list[str] = []
+
+    def pipeline_first(self, family, container_definitions, **kwargs):
+        # the user's pipeline registers v2 in the milliseconds before the app's rewrite of v1 lands
+        if not releases and any(tag["key"] == "efs-automount:source" for tag in kwargs.get("tags") or []):
+            release = [{"name": "web", "image": "app:2", "memory": 256}]
+            releases.append(register(self, family, release, tags=[{"key": "team", "value": "media"}]).arn)
+        return register(self, family, container_definitions, **kwargs)
+
+    monkeypatch.setattr(EC2ContainerServiceBackend, "register_task_definition", pipeline_first)
+
+    # Lambda dies (timeout, OOM, throttled ListTaskDefinitions beyond retries) right after the registration
+    original = task_definition_flow.TaskDefinitionFlow._released_meanwhile
+    crashed = []
+
+    def crash_once(self, *args, **kwargs):
+        if not crashed:
+            crashed.append(True)
+            raise RuntimeError("Lambda crashed after RegisterTaskDefinition")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(task_definition_flow.TaskDefinitionFlow, "_released_meanwhile", crash_once)
+    with pytest.raises(RuntimeError):
+        lambda_.invoke("on_task_definition", v1_event)
+
+    # Lambda's async retry delivers the same event again
+    retry_outcome = lambda_.invoke("on_task_definition", v1_event)["outcome"]
+
+    latest, tags = _latest()
+    # The user's release v2 must be what the family deploys; instead the rewrite of v1 (image app:1) is.
+    assert latest["containerDefinitions"][0]["image"] == "app:2", (retry_outcome, latest["taskDefinitionArn"], tags)
+
+
+def test_a_crash_during_the_follow_ups_leaves_services_on_the_source_for_good(tmp_path, monkeypatch):
+    import boto3
+    from moto.ecs.models import EC2ContainerServiceBackend
+
+    from tests.conftest import make_lambda
+
+    lambda_ = make_lambda(tmp_path, UPDATE_SERVICES="true")
+    ecs = boto3.client("ecs", region_name="us-east-1")
+    ecs.create_cluster(clusterName="apps")
+    v1, v1_event = _release("app:1")
+    for name in ("web-a", "web-b"):
+        ecs.create_service(cluster="apps", serviceName=name, taskDefinition=v1, desiredCount=1)
+
+    update = EC2ContainerServiceBackend.update_service
+    failed = []
+
+    def throttled_once(self, *args, **kwargs):
+        if not failed:  # UpdateService throttled past botocore's 6 attempts, or Lambda times out here
+            failed.append(True)
+            raise RuntimeError("Lambda timed out while updating services")
+        return update(self, *args, **kwargs)
+
+    monkeypatch.setattr(EC2ContainerServiceBackend, "update_service", throttled_once)
+    with pytest.raises(RuntimeError):
+        lambda_.invoke("on_task_definition", v1_event)
+    retry_outcome = lambda_.invoke("on_task_definition", v1_event)["outcome"]  # Lambda's async retry
+
+    services = ecs.describe_services(cluster="apps", services=["web-a", "web-b"])["services"]
+    assert all(s["taskDefinition"] != v1 for s in services), (
+        retry_outcome,
+        {s["serviceName"]: s["taskDefinition"] for s in services},
+    )
+
+
+# Adversarial: the user's pipeline registers a *tagged* v2 while the app rewrites v1. The app's
+# rewrite of v1 (v3) lands after v2 and is the family's latest until the app deregisters it. v2's own
+# event, handled in that window by a concurrent invocation, sees v3 as the latest and counts v2 as
+# "superseded". Then v3 is deregistered: the family deploys v2, tagged for EFS, without the mount, and
+# nothing will ever rewrite it.
+
+
+def test_tagged_release_racing_the_rewrite_is_never_rewritten(lambda_, monkeypatch):
+    from moto.ecs.models import EC2ContainerServiceBackend
+
+    _, v1_event = _release("app:1")
+    register = EC2ContainerServiceBackend.register_task_definition
+    deregister = EC2ContainerServiceBackend.deregister_task_definition
+    v2_events: list[dict] = []
+
+    def pipeline_first(self, family, container_definitions, **kwargs):
+        if not v2_events and any(tag["key"] == "efs-automount:source" for tag in kwargs.get("tags") or []):
+            release = [{"name": "web", "image": "app:2", "memory": 256}]
+            register(self, family, release, tags=[{"key": k, "value": v} for k, v in TAGGED.items()])
+            v2_events.extend(moto_gaps.WORLD.drain())
+        return register(self, family, container_definitions, **kwargs)
+
+    outcomes = []
+
+    def v2_event_handled_concurrently(self, task_definition_str):
+        # CloudTrail delivers v2's event at about the same time; another invocation handles it now
+        if v2_events and not outcomes:
+            try:
+                outcomes.append(lambda_.invoke("on_task_definition", v2_events[0])["outcome"])
+            except Exception as exc:  # noqa: BLE001 - Lambda records the error and delivers the event again
+                outcomes.append(f"failed, retried: {exc}")
+        return deregister(self, task_definition_str)
+
+    monkeypatch.setattr(EC2ContainerServiceBackend, "register_task_definition", pipeline_first)
+    monkeypatch.setattr(EC2ContainerServiceBackend, "deregister_task_definition", v2_event_handled_concurrently)
+
+    v1_outcome = lambda_.invoke("on_task_definition", v1_event)["outcome"]
+    for event in moto_gaps.WORLD.drain():
+        lambda_.invoke("on_task_definition", event)
+    if outcomes and outcomes[0].startswith("failed, retried"):
+        outcomes.append(lambda_.invoke("on_task_definition", v2_events[0])["outcome"])  # Lambda's retry
+
+    latest, tags = _latest()
+    assert latest["containerDefinitions"][0]["image"] == "app:2"
+    # v2 is tagged for EFS: what the family deploys must mount it
+    assert any(v.get("name") == f"efs-{TAGGED['efs-automount:file-system-id']}" for v in latest.get("volumes") or []), (
+        f"family deploys {latest['taskDefinitionArn']} without the mount; v1: {v1_outcome!r}; v2: {outcomes!r}"
+    )
