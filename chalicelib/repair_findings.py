@@ -152,7 +152,8 @@ def task_definition_findings(
     """What is wrong with a revision tagged for EFS that services of the cluster run, and the fix.
 
     `standing` and `latest_arn` are the task definition flow's own verdict (`TaskDefinitionFlow.standing`): None
-    when the family has no ACTIVE revision, else "latest", "rewritten" (the latest is its rewrite) or "superseded".
+    when the family has no ACTIVE revision, else "latest", "rewritten" (the latest is its rewrite), "superseded", or
+    "forged" (the latest carries the source tag naming it but is not the rewrite `is_rewrite_of` rebuilds).
     """
     if mounts_file_system:
         return TaskDefinitionFindings((), TaskDefinitionFix.NOTHING)
@@ -165,6 +166,12 @@ def task_definition_findings(
             return TaskDefinitionFindings((problem,), TaskDefinitionFix.UPDATE_SERVICES)
         advice = "UPDATE_SERVICES is off: update the service to the rewrite, or turn the setting on"
         return TaskDefinitionFindings((problem, advice), TaskDefinitionFix.NOTHING)
+    if standing == "forged":
+        problem = (
+            f"the family's latest {latest_arn} names it in efs-automount:source but is not the app's rewrite of it: "
+            "no service is moved to it; check who registered it"
+        )
+        return TaskDefinitionFindings((problem,), TaskDefinitionFix.NOTHING)
     if standing == "superseded":
         problem = (
             f"superseded by {latest_arn}, which is not its rewrite: not rewritten, "

@@ -50,6 +50,7 @@ def test_what_counts_as_mounted(recorded, registered, attribute, ssm, fix):
         (False, "rewritten", ARN[:-1] + "2", False, TaskDefinitionFix.NOTHING),
         (False, "rewritten", ARN[:-1] + "2", True, TaskDefinitionFix.UPDATE_SERVICES),
         (False, "superseded", ARN[:-1] + "3", True, TaskDefinitionFix.NOTHING),  # reported only
+        (False, "forged", ARN[:-1] + "2", True, TaskDefinitionFix.NOTHING),  # tagged as its rewrite, but is not
         (False, None, None, True, TaskDefinitionFix.NOTHING),  # the family has no ACTIVE revision: reported only
         (False, "latest", ARN, False, TaskDefinitionFix.REGISTER),
     ],
