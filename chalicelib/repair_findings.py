@@ -6,9 +6,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import Enum
+from functools import cache
 from typing import Any
 
 from chalicelib.aws_names import ACCOUNT_ID, CLUSTER_ARN, GROUP_NAME, REGION
+from chalicelib.mount_commands import RUNNING_STATUSES, spec_from_parameters
 
 REPAIR_KEYS = ("cluster", "auto_scaling_group", "account", "region", "dry_run")
 CLUSTER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
@@ -20,6 +22,17 @@ class RepairInputError(ValueError):
     def __init__(self, key: str, reason: str) -> None:
         super().__init__(f"repair input `{key}`: {reason}")
         self.key = key
+
+
+@cache
+def partition_regions(own_region: str) -> frozenset[str]:
+    """The regions of the partition `own_region` is in (all partitions' when botocore does not know it), from
+    the shipped botocore's endpoint data: a name of the right shape that is no region is refused by name."""
+    import botocore.loaders
+
+    partitions = botocore.loaders.create_loader().load_data("endpoints")["partitions"]
+    regions = [frozenset(partition["regions"]) for partition in partitions]
+    return next((found for found in regions if own_region in found), frozenset().union(*regions))
 
 
 @dataclass(frozen=True)
@@ -59,6 +72,10 @@ def parse_repair_request(event: Any, own_region: str) -> RepairRequest:
     region = text("region", REGION, "a region name") or own_region
     if not REGION.fullmatch(region or ""):
         raise RepairInputError("region", "is required: the function's own region is unknown")
+    if region != own_region and region not in partition_regions(own_region):
+        raise RepairInputError(
+            "region", f"{region!r} is not a region of this partition that the shipped botocore knows"
+        )
     dry_run = event.get("dry_run", False)
     if not isinstance(dry_run, bool):
         raise RepairInputError("dry_run", f"{str(dry_run)[:20]!r} is not true or false")
@@ -125,6 +142,16 @@ def host_findings(
         return HostFindings((problem,), HostFix.SET_ATTRIBUTE)
     unconfirmed = "SSM's command history (30 days) has no successful mount to confirm the host's mount record"
     return HostFindings((problem, unconfirmed), HostFix.SEND_MOUNT)
+
+
+def mount_command_running(commands: list[dict[str, Any]], file_system_id: str, roots: tuple[str, ...]) -> bool:
+    """Whether the newest of our mount commands (oldest first) for the file system is still running: then
+    another is not sent, and its status event finishes the job."""
+    for command in reversed(commands):
+        spec = spec_from_parameters(command.get("Parameters", {}), roots)
+        if spec is not None and spec.file_system_id == file_system_id:
+            return command.get("Status") in RUNNING_STATUSES
+    return False
 
 
 # --- task definitions -------------------------------------------------------------------------
