@@ -84,10 +84,15 @@ bench: install
 
 # Repair a cluster through the deployed function, with your own AWS credentials:
 #   make repair CLUSTER=web DRY_RUN=1   (also GROUP=, ACCOUNT=, REGION=, JSON=1, STAGE=)
+# DRY_RUN=1/true/yes is a dry run; unset or 0/false/no repairs; anything else is refused (a typo never repairs).
 # `python -m tools.repair` exits 0 nothing to do, 2 problems found or fixed, 1 errors; make reports any
 # non-zero exit as its own error 2.
+DRY_RUN_ON := 1 true yes True TRUE Yes YES
+DRY_RUN_OFF := 0 false no False FALSE No NO
+DRY_RUN_FLAG = $(if $(filter $(DRY_RUN_ON),$(DRY_RUN)),--dry-run,$(if $(filter-out $(DRY_RUN_OFF),$(DRY_RUN)),\
+	$(error DRY_RUN=$(DRY_RUN) is neither 1/true/yes (a dry run) nor 0/false/no (repair): nothing was run)))
 repair: install
 	$(PY) -m tools.repair --stage $${STAGE:-prod} \
 		$(if $(CLUSTER),--cluster $(CLUSTER)) $(if $(GROUP),--auto-scaling-group $(GROUP)) \
 		$(if $(ACCOUNT),--account $(ACCOUNT)) $(if $(REGION),--region $(REGION)) \
-		$(if $(DRY_RUN),--dry-run) $(if $(JSON),--json)
+		$(DRY_RUN_FLAG) $(if $(JSON),--json)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from chalicelib.accounts import AwsAccess
 from chalicelib.events import EventOrigin, TaskDefinitionRegistered
@@ -16,11 +16,13 @@ from chalicelib.host_record import (
     HostRecord,
     attribute_name,
     host_record_from_tags,
+    read_host_record,
     record_container_instance,
     set_mount_attributes,
 )
-from chalicelib.lifecycle import LifecycleFlow
-from chalicelib.mount_commands import proven_mounts
+from chalicelib.lifecycle import LifecycleFlow, complete_lifecycle_action
+from chalicelib.lifecycle_result import LifecycleResult
+from chalicelib.mount_commands import commands_for, proven_mounts
 from chalicelib.mount_spec import FILE_SYSTEM_TAG, MountConfigError, MountSpec, mount_spec_from_tags
 from chalicelib.observability import count, logger
 from chalicelib.repair_findings import (
@@ -28,13 +30,21 @@ from chalicelib.repair_findings import (
     RepairRequest,
     TaskDefinitionFix,
     host_findings,
+    mount_command_running,
     summarize,
     task_definition_findings,
 )
 from chalicelib.settings import Settings
 from chalicelib.sweeper import GRACE_SECONDS as SWEEPER_GRACE_SECONDS
-from chalicelib.task_definition import SOURCE_TAG, mounts_file_system, tags_as_dict, task_mount_from_tags
-from chalicelib.task_definition_flow import TaskDefinitionFlow
+from chalicelib.task_definition import (
+    SOURCE_TAG,
+    TaskMount,
+    is_rewrite_of,
+    mounts_file_system,
+    tags_as_dict,
+    task_mount_from_tags,
+)
+from chalicelib.task_definition_flow import TaskDefinitionFlow, register_input_fields
 
 # AWS's batch limits.
 CONTAINER_INSTANCES_PER_CALL = 100
@@ -45,6 +55,8 @@ SERVICES_PER_CALL = 10
 TAGGED_HOSTS_PER_CALL = 100
 # Stop before an item when less time than this is left: enough to finish one and return the report.
 STOP_MARGIN_MILLIS = 30_000
+
+T = TypeVar("T")
 
 
 def _batches(items: list[str], size: int) -> Iterator[list[str]]:
@@ -78,6 +90,7 @@ class Repair:
         # One run's reads: the cluster (with its capacity providers) and its container instances.
         self._cluster: dict[str, Any] = {}
         self._container_instance_views: dict[str, dict[str, ContainerInstanceView]] = {}
+        self._where = ""
 
     def run(self, request: RepairRequest, aws: AwsAccess) -> dict[str, Any]:
         report: dict[str, Any] = {
@@ -92,28 +105,59 @@ class Repair:
             "errors": [],
             "stopped": None,
         }
-        where = "discovering the cluster's groups"
         try:
-            cluster_arn = self._cluster_arn(aws, request.cluster) if request.cluster else None
-            report["cluster"] = cluster_arn
-            groups = self._groups(aws, request, cluster_arn, report["errors"])
-            where = "examining hosts"
-            self._hosts(aws, request, cluster_arn, groups, report)
-            if cluster_arn is not None:
-                where = "examining the services' task definitions"
-                self._services(aws, request, cluster_arn, report)
+            self._examine(aws, request, report)
         except OutOfTime as exc:
             report["stopped"] = {
-                "where": f"{where}: {exc}",
+                "where": f"{self._where}: {exc}",
                 "how_to_go_on": "invoke repair again with the same input: what was fixed is now found fine and "
                 "skipped quickly; or narrow it with `auto_scaling_group`",
             }
             logger.warning("repair stopped before its time ran out", where=report["stopped"]["where"])
-        except ClusterNotFound as exc:
-            report["errors"].append({"item": request.cluster, "error": str(exc)})
+        except Exception as exc:  # every phase is guarded; this keeps the report of what was done regardless
+            self._error(report, request.cluster or request.auto_scaling_group or "", exc, self._where)
         report["summary"] = summarize(report)
         logger.info("repair done", dry_run=request.dry_run, **report["summary"])
         return report
+
+    def _examine(self, aws: AwsAccess, request: RepairRequest, report: dict[str, Any]) -> None:
+        """Each phase guarded: a read that fails (throttled past its retries, a cluster gone) is an error naming
+        the phase, and what was done before it stays in the report."""
+        cluster_arn = None
+        self._where = "discovering the cluster's groups"
+        if request.cluster:
+            self._check_time("finding the cluster")
+            cluster_arn = self._guarded(
+                report, request.cluster, "finding the cluster", lambda: self._cluster_arn(aws, request.cluster)
+            )
+            if cluster_arn is None:
+                return
+            report["cluster"] = cluster_arn
+        self._check_time("discovering the cluster's groups")
+        groups = self._guarded(
+            report,
+            cluster_arn or request.auto_scaling_group or "",
+            "discovering the groups",
+            lambda: self._groups(aws, request, cluster_arn, report["errors"]),
+        )
+        self._where = "examining hosts"
+        self._hosts(aws, request, cluster_arn, groups or [], report)
+        if cluster_arn is not None:
+            self._where = "examining the services' task definitions"
+            self._services(aws, request, cluster_arn, report)
+
+    def _guarded(self, report: dict[str, Any], item: str, phase: str, read: Callable[[], T]) -> T | None:
+        """The read's result, or None with an error in the report naming the phase. Running out of time is
+        not an error: it stops the run (`stopped`)."""
+        try:
+            return read()
+        except OutOfTime:
+            raise
+        except ClusterNotFound as exc:
+            report["errors"].append({"item": item, "error": str(exc)})
+        except Exception as exc:
+            self._error(report, item, exc, phase)
+        return None
 
     def _check_time(self, item: str) -> None:
         if self._remaining_millis() < STOP_MARGIN_MILLIS:
@@ -241,26 +285,56 @@ class Repair:
     ) -> None:
         in_service: list[tuple[Group, MountSpec, str]] = []
         for group in groups:
+            spec: MountSpec | None = None
             try:
                 spec = mount_spec_from_tags(group.tags, self._settings.mount_roots)
             except MountConfigError as exc:
+                # Its hosts in service get nothing; a waiting host is still driven: the launch step decides it
+                # with the failure result, as it refuses the same tag.
                 report["errors"].append({"item": group.name, "error": f"group tag is invalid: {exc}"})
-                continue
-            if spec is None:
-                continue  # only groups tagged for EFS are examined
             waiting = sorted(i for i, state in group.instance_states.items() if state == "Pending:Wait")
-            if waiting and self._lifecycle.has_our_hook(aws, group.name):
+            if waiting and self._guarded(
+                report,
+                group.name,
+                "reading the group's lifecycle hooks",
+                lambda group=group: self._lifecycle.has_our_hook(aws, group.name),
+            ):
                 for instance_id in waiting:
                     self._check_time(f"host {instance_id} waiting in {group.name}")
-                    report["lifecycle_actions"].append(self._waiting_host(aws, request, group, instance_id, report))
-            in_service += [
-                (group, spec, i) for i, state in sorted(group.instance_states.items()) if state == "InService"
-            ]
-        records = self._host_records(aws, [instance_id for _, _, instance_id in in_service])
-        clusters = [cluster_arn] if cluster_arn else sorted({r.cluster_arn for r in records.values() if r.cluster_arn})
+                    report["lifecycle_actions"].append(
+                        self._waiting_host(aws, request, group, spec, instance_id, report)
+                    )
+            if spec is not None:
+                in_service += [
+                    (group, spec, i) for i, state in sorted(group.instance_states.items()) if state == "InService"
+                ]
+        if not in_service:
+            return
+        self._check_time("reading the hosts' records")
+        records = self._guarded(
+            report,
+            cluster_arn or request.auto_scaling_group or "",
+            "reading the hosts' tags",
+            lambda: self._host_records(aws, [instance_id for _, _, instance_id in in_service]),
+        )
+        if records is None:
+            return
+        if cluster_arn:
+            clusters = [cluster_arn]
+        else:
+            # Clusters the hosts' tags name: only of this account and region (a tag is anyone's to write).
+            named = {r.cluster_arn for r in records.values() if r.cluster_arn}
+            clusters = sorted(c for c in named if c.split(":")[3:5] == [aws.region, aws.account])
         container_instances: dict[str, ContainerInstanceView] = {}
         for cluster in clusters:
-            for instance_id, view in self._container_instances(aws, cluster).items():
+            self._check_time(f"reading the container instances of {cluster}")
+            found = self._guarded(
+                report,
+                cluster,
+                "reading the cluster's container instances",
+                lambda cluster=cluster: self._container_instances(aws, cluster),
+            )
+            for instance_id, view in (found or {}).items():
                 container_instances.setdefault(instance_id, view)
         pending_mounts: list[tuple[dict[str, Any], Group, MountSpec, str]] = []
         for group, spec, instance_id in in_service:
@@ -285,7 +359,13 @@ class Repair:
             self._send_mounts(aws, request, pending_mounts, records, container_instances, report)
 
     def _waiting_host(
-        self, aws: AwsAccess, request: RepairRequest, group: Group, instance_id: str, report: dict[str, Any]
+        self,
+        aws: AwsAccess,
+        request: RepairRequest,
+        group: Group,
+        spec: MountSpec | None,
+        instance_id: str,
+        report: dict[str, Any],
     ) -> dict[str, Any]:
         item: dict[str, Any] = {
             "instance_id": instance_id,
@@ -294,21 +374,51 @@ class Repair:
             "actions": [],
         }
         try:
+            if self._lifecycle.known_decided(aws, instance_id):
+                return item  # our action is decided; another launch hook holds the host
             # The sweeper's reading of when the wait began (Auto Scaling's launch activity), and its grace.
             now = self._lifecycle.clock()
             _, started = self._lifecycle.sweep_deadline(aws, group.name, instance_id, now)
             if started is not None and now - started < SWEEPER_GRACE_SECONDS:
                 return item  # its launch event is moments old and acts on it
             waited = f" for {int(now - started)} s" if started is not None else " (since when, AWS does not say)"
-            item["problems"].append(f"waiting on the {self._settings.hook_name} hook{waited}")
+            problem = f"waiting on the {self._settings.hook_name} hook{waited}"
+            if spec is not None and self._mount_recorded_and_confirmed(aws, instance_id, spec):
+                # Mounted and recorded: all that can be left is completing our action, which is most likely
+                # decided already (another hook holds the host). The launch step is not run again: it would
+                # write the record and the attribute once more on every run.
+                if request.dry_run:
+                    item["problems"].append(problem)
+                    item["actions"].append("would complete its action CONTINUE, unless it is decided already")
+                elif complete_lifecycle_action(
+                    aws.client("autoscaling"),
+                    self._settings.hook_name,
+                    group.name,
+                    instance_id,
+                    LifecycleResult.CONTINUE,
+                ):
+                    item["problems"].append(problem)
+                    item["actions"].append(
+                        "launch step: completed CONTINUE (its mount is recorded and SSM confirms it)"
+                    )
+                return item
             if request.dry_run:
+                item["problems"].append(problem)
                 item["actions"].append("would drive its launch step (send the mount, complete or decide)")
-            else:
-                outcome = self._lifecycle.drive(aws, group.name, instance_id, group=group)
+                return item
+            outcome = self._lifecycle.drive(aws, group.name, instance_id, group=group)
+            if outcome != "already decided":  # decided meanwhile, or earlier while another hook holds it
+                item["problems"].append(problem)
                 item["actions"].append(f"launch step: {outcome}")
         except Exception as exc:
             self._error(report, instance_id, exc)
         return item
+
+    def _mount_recorded_and_confirmed(self, aws: AwsAccess, instance_id: str, spec: MountSpec) -> bool:
+        record = read_host_record(aws.client("ec2"), instance_id)
+        return record.mounts.get(spec.file_system_id) == spec.mount_path and self._mount_confirmed(
+            aws, instance_id, spec
+        )
 
     def _examine_host(
         self,
@@ -358,16 +468,29 @@ class Repair:
         container_instances: dict[str, ContainerInstanceView],
         report: dict[str, Any],
     ) -> None:
-        online = self._agents_online(aws, [instance_id for *_, instance_id in pending])
+        self._check_time("reading the hosts' SSM agents")
+        online = self._guarded(
+            report,
+            report["cluster"] or request.auto_scaling_group or "",
+            "reading the hosts' SSM agents",
+            lambda: self._agents_online(aws, [instance_id for *_, instance_id in pending]),
+        )
+        if online is None:
+            return
         for item, group, spec, instance_id in pending:
             self._check_time(f"the mount of host {instance_id}")
             if instance_id not in online:
                 item["problems"].append("its SSM agent is not online: no mount can be sent now")
                 continue
-            if request.dry_run:
-                item["actions"].append(f"would send the mount command ({spec.file_system_id} at {spec.mount_path})")
-                continue
             try:
+                commands = commands_for(aws.client("ssm"), instance_id, self._settings.mount_document)
+                if mount_command_running(commands, spec.file_system_id, self._settings.mount_roots):
+                    # Sent by an earlier run (or the launch step) and not finished: its status event follows.
+                    item["problems"].append("mount command running: its status event sets the attribute")
+                    continue
+                if request.dry_run:
+                    item["actions"].append(f"would send the mount command ({spec.file_system_id} at {spec.mount_path})")
+                    continue
                 view = container_instances.get(instance_id)
                 if view is not None and records[instance_id].container_instance_arn != view.arn:
                     # What its registration event records, so that the mount's status event finds the container
@@ -383,62 +506,81 @@ class Repair:
 
     def _services(self, aws: AwsAccess, request: RepairRequest, cluster_arn: str, report: dict[str, Any]) -> None:
         ecs = aws.client("ecs")
+        services = self._guarded(
+            report,
+            cluster_arn,
+            "listing the cluster's services",
+            lambda: self._services_by_task_definition(ecs, cluster_arn),
+        )
+        for arn, names in sorted((services or {}).items()):
+            self._check_time(f"task definition {arn}")
+            item: dict[str, Any] = {
+                "family": arn.rsplit("/", 1)[-1].rsplit(":", 1)[0],
+                "task_definition": arn,
+                "services": sorted(names),
+                "problems": [],
+                "actions": [],
+            }
+            try:
+                examined = self._task_definition(aws, request, cluster_arn, item, report)
+            except OutOfTime:
+                report["task_definitions"].append(item)  # with what it did before the time ran out
+                raise
+            except Exception as exc:
+                self._error(report, arn, exc)
+                examined = bool(item["actions"])  # keep what was done before the failure
+            if examined:
+                report["task_definitions"].append(item)
+
+    def _services_by_task_definition(self, ecs: Any, cluster_arn: str) -> dict[str, list[str]]:
         services: dict[str, list[str]] = {}
         service_arns: list[str] = []
         for page in ecs.get_paginator("list_services").paginate(cluster=cluster_arn):
             service_arns += page["serviceArns"]
         for batch in _batches(service_arns, SERVICES_PER_CALL):
+            self._check_time("describing the cluster's services")
             for service in ecs.describe_services(cluster=cluster_arn, services=batch)["services"]:
                 if service.get("taskDefinition"):
                     services.setdefault(service["taskDefinition"], []).append(service["serviceName"])
-        for arn, names in sorted(services.items()):
-            self._check_time(f"task definition {arn}")
-            try:
-                item = self._task_definition(aws, request, cluster_arn, arn, names, report)
-            except Exception as exc:
-                self._error(report, arn, exc)
-                continue
-            if item is not None:
-                report["task_definitions"].append(item)
+        return services
 
     def _task_definition(
         self,
         aws: AwsAccess,
         request: RepairRequest,
         cluster_arn: str,
-        arn: str,
-        services: list[str],
+        item: dict[str, Any],
         report: dict[str, Any],
-    ) -> dict[str, Any] | None:
+    ) -> bool:
+        """Fill the item (made before acting, so that what was done stays in the report if a later step fails);
+        False when the revision is not tagged for EFS."""
+        arn, services = item["task_definition"], item["services"]
         ecs = aws.client("ecs")
         described = ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
         definition, tags = described["taskDefinition"], tags_as_dict(described.get("tags") or [])
         if FILE_SYSTEM_TAG not in tags:
-            return None
-        item: dict[str, Any] = {
-            "family": definition["family"],
-            "task_definition": arn,
-            "services": sorted(services),
-            "problems": [],
-            "actions": [],
-        }
+            return False
+        item["family"] = definition["family"]
         if SOURCE_TAG in tags:
-            return item  # a revision the app registered
+            return True  # a revision the app registered
         try:
             mount = task_mount_from_tags(tags, definition, self._settings.mount_roots)
         except MountConfigError as exc:
             item["problems"].append(f"tag is invalid, so it is never rewritten: {exc}")
-            return item
+            return True
         if mount is None:
-            return None  # not tagged for EFS
+            return False  # not tagged for EFS
         mounted = mounts_file_system(definition, mount)
         # The flow's own verdict, so that repair (dry run or not) classifies a revision as the event handler does.
         standing = None if mounted else self._task_definitions.standing(ecs, arn, definition, tags)
         verdict, latest = standing if standing is not None else (None, None)
+        if verdict == "rewritten" and not self._is_our_rewrite(ecs, latest, definition, tags, mount):
+            verdict = "forged"
         findings = task_definition_findings(services, mounted, verdict, latest, self._settings.update_services)
         item["problems"] += findings.problems
         if findings.fix is TaskDefinitionFix.UPDATE_SERVICES:
-            for service in sorted(services):
+            for service in services:
+                self._check_time(f"updating service {service}")
                 if request.dry_run:
                     item["actions"].append(f"would update service {service} to {latest}")
                     continue
@@ -458,12 +600,22 @@ class Repair:
                     report["errors"].append({"item": arn, "error": outcome})
                 else:
                     item["problems"].append(f"not rewritten: {outcome}")
-        return item
+        return True
 
-    def _error(self, report: dict[str, Any], item: str, exc: Exception) -> None:
-        logger.exception("repair could not finish an item", item=item)
+    def _is_our_rewrite(
+        self, ecs: Any, latest: str | None, source: dict[str, Any], source_tags: dict[str, str], mount: TaskMount
+    ) -> bool:
+        """The family's latest revision names the source in its tag: is it really the app's rewrite of it? The tag
+        alone proves nothing (README: Repair), and moving a service to it would run whatever it holds."""
+        described = ecs.describe_task_definition(taskDefinition=latest, include=["TAGS"])
+        candidate, candidate_tags = described["taskDefinition"], tags_as_dict(described.get("tags") or [])
+        return is_rewrite_of(candidate, candidate_tags, source, source_tags, mount, register_input_fields())
+
+    def _error(self, report: dict[str, Any], item: str, exc: Exception, phase: str | None = None) -> None:
+        logger.exception("repair could not finish an item", item=item, phase=phase)
         count("RepairErrors")
-        report["errors"].append({"item": item, "error": str(exc) or type(exc).__name__})
+        error = str(exc) or type(exc).__name__
+        report["errors"].append({"item": item, "error": f"{phase}: {error}" if phase else error})
 
 
 class ClusterNotFound(Exception):

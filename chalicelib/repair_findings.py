@@ -6,9 +6,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import Enum
+from functools import cache
 from typing import Any
 
 from chalicelib.aws_names import ACCOUNT_ID, CLUSTER_ARN, GROUP_NAME, REGION
+from chalicelib.mount_commands import RUNNING_STATUSES, spec_from_parameters
 
 REPAIR_KEYS = ("cluster", "auto_scaling_group", "account", "region", "dry_run")
 CLUSTER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
@@ -20,6 +22,17 @@ class RepairInputError(ValueError):
     def __init__(self, key: str, reason: str) -> None:
         super().__init__(f"repair input `{key}`: {reason}")
         self.key = key
+
+
+@cache
+def partition_regions(own_region: str) -> frozenset[str]:
+    """The regions of the partition `own_region` is in (all partitions' when botocore does not know it), from
+    the shipped botocore's endpoint data: a name of the right shape that is no region is refused by name."""
+    import botocore.loaders
+
+    partitions = botocore.loaders.create_loader().load_data("endpoints")["partitions"]
+    regions = [frozenset(partition["regions"]) for partition in partitions]
+    return next((found for found in regions if own_region in found), frozenset().union(*regions))
 
 
 @dataclass(frozen=True)
@@ -59,6 +72,10 @@ def parse_repair_request(event: Any, own_region: str) -> RepairRequest:
     region = text("region", REGION, "a region name") or own_region
     if not REGION.fullmatch(region or ""):
         raise RepairInputError("region", "is required: the function's own region is unknown")
+    if region != own_region and region not in partition_regions(own_region):
+        raise RepairInputError(
+            "region", f"{region!r} is not a region of this partition that the shipped botocore knows"
+        )
     dry_run = event.get("dry_run", False)
     if not isinstance(dry_run, bool):
         raise RepairInputError("dry_run", f"{str(dry_run)[:20]!r} is not true or false")
@@ -127,6 +144,16 @@ def host_findings(
     return HostFindings((problem, unconfirmed), HostFix.SEND_MOUNT)
 
 
+def mount_command_running(commands: list[dict[str, Any]], file_system_id: str, roots: tuple[str, ...]) -> bool:
+    """Whether the newest of our mount commands (oldest first) for the file system is still running: then
+    another is not sent, and its status event finishes the job."""
+    for command in reversed(commands):
+        spec = spec_from_parameters(command.get("Parameters", {}), roots)
+        if spec is not None and spec.file_system_id == file_system_id:
+            return command.get("Status") in RUNNING_STATUSES
+    return False
+
+
 # --- task definitions -------------------------------------------------------------------------
 
 
@@ -153,7 +180,8 @@ def task_definition_findings(
 
     `standing` and `latest_arn` are the task definition flow's own verdict (`TaskDefinitionFlow.standing`): None
     when the family has no ACTIVE revision, else "latest", "rewritten" (the latest is its rewrite), "in-flight"
-    (the latest is the rewrite of an older revision, for the moment a release takes to overtake it) or "superseded".
+    (the latest is the rewrite of an older revision, for the moment a release takes to overtake it), "superseded",
+    or "forged" (the latest carries the source tag naming it but is not the rewrite `is_rewrite_of` rebuilds).
     """
     if mounts_file_system:
         return TaskDefinitionFindings((), TaskDefinitionFix.NOTHING)
@@ -166,6 +194,12 @@ def task_definition_findings(
             return TaskDefinitionFindings((problem,), TaskDefinitionFix.UPDATE_SERVICES)
         advice = "UPDATE_SERVICES is off: update the service to the rewrite, or turn the setting on"
         return TaskDefinitionFindings((problem, advice), TaskDefinitionFix.NOTHING)
+    if standing == "forged":
+        problem = (
+            f"the family's latest {latest_arn} names it in efs-automount:source but is not the app's rewrite of it: "
+            "no service is moved to it; check who registered it"
+        )
+        return TaskDefinitionFindings((problem,), TaskDefinitionFix.NOTHING)
     if standing == "superseded":
         problem = (
             f"superseded by {latest_arn}, which is not its rewrite: not rewritten, "

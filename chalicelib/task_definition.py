@@ -251,3 +251,50 @@ def rewrite_task_definition(
         raise TaskDefinitionClash(f"adding {SOURCE_TAG} would exceed ECS's {MAX_TAGS} tags per task definition")
     request["tags"] = new_tags
     return request
+
+
+def is_rewrite_of(
+    candidate: Mapping[str, Any],
+    candidate_tags: Mapping[str, str],
+    source: Mapping[str, Any],
+    source_tags: Mapping[str, str],
+    mount: TaskMount,
+    input_fields: Iterable[str],
+) -> bool:
+    """True only when `candidate` (a described revision) is exactly the rewrite `rewrite_task_definition` makes of
+    `source` for `mount`: the same registrable fields and the same tags.
+
+    The tag `efs-automount:source` alone proves nothing: anyone who may register a revision in the family can
+    write it on any content. Before a service is moved from the source to "its rewrite", this is the check.
+    Empty values are left out of the comparison, since ECS fills in empty lists (mountPoints, volumesFrom, ...)
+    on registration; tags the user cannot set (`aws:`) are ignored.
+    """
+    if candidate_tags.get(SOURCE_TAG) != source.get("taskDefinitionArn") or candidate.get("family") != source.get(
+        "family"
+    ):
+        return False
+    fields = frozenset(input_fields) - {"tags"}
+    try:
+        expected = rewrite_task_definition(
+            source, [{"key": k, "value": v} for k, v in source_tags.items()], mount, fields
+        )
+    except TaskDefinitionClash:
+        return False
+    expected_tags = tags_as_dict(expected.pop("tags"))
+    registered = {key: candidate[key] for key in fields if key in candidate}
+    return _without_empty(registered) == _without_empty(expected) and _settable(candidate_tags) == _settable(
+        expected_tags
+    )
+
+
+def _without_empty(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        kept = {key: _without_empty(item) for key, item in value.items()}
+        return {key: item for key, item in kept.items() if item not in (None, [], {})}
+    if isinstance(value, list):
+        return [_without_empty(item) for item in value]
+    return value
+
+
+def _settable(tags: Mapping[str, str]) -> dict[str, str]:
+    return {key: value for key, value in tags.items() if not key.startswith("aws:")}

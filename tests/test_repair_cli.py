@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 
 import boto3
 import pytest
@@ -123,3 +124,22 @@ def test_the_deployed_function_is_invoked_by_its_stage_name_once(monkeypatch, fu
         assert (code, text) == (1, "repair failed: RepairInputError: repair input `cluster`: is required")
     else:
         assert code == 0
+
+
+@pytest.mark.parametrize(
+    ("value", "dry_run"),
+    [("1", True), ("true", True), ("0", False), ("false", False), ("no", False), ("", False)],
+)
+def test_make_repair_dry_run_means_what_it_says(value, dry_run):
+    # `make repair DRY_RUN=0` once ran a dry run: make only checked that the variable was set.
+    printed = subprocess.run(
+        ["make", "-n", "repair", "CLUSTER=web", f"DRY_RUN={value}"], capture_output=True, text=True, check=True
+    ).stdout
+    assert ("--dry-run" in printed) is dry_run
+
+
+def test_make_repair_refuses_a_dry_run_value_it_does_not_know():
+    done = subprocess.run(["make", "-n", "repair", "CLUSTER=web", "DRY_RUN=ture"], capture_output=True, text=True)
+    assert done.returncode != 0
+    assert "DRY_RUN=ture is neither" in done.stderr
+    assert "tools.repair" not in done.stdout

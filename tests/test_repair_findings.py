@@ -9,6 +9,7 @@ from chalicelib.repair_findings import (
     RepairInputError,
     TaskDefinitionFix,
     host_findings,
+    mount_command_running,
     parse_repair_request,
     task_definition_findings,
 )
@@ -52,6 +53,7 @@ def test_what_counts_as_mounted(recorded, registered, attribute, ssm, fix):
         (False, "superseded", ARN[:-1] + "3", True, TaskDefinitionFix.NOTHING),  # reported only
         # an older revision's rewrite is the latest for a moment: the handler retries; repair reports, registers nothing
         (False, "in-flight", ARN[:-1] + "3", True, TaskDefinitionFix.NOTHING),
+        (False, "forged", ARN[:-1] + "2", True, TaskDefinitionFix.NOTHING),  # tagged as its rewrite, but is not
         (False, None, None, True, TaskDefinitionFix.NOTHING),  # the family has no ACTIVE revision: reported only
         (False, "latest", ARN, False, TaskDefinitionFix.REGISTER),
     ],
@@ -60,3 +62,31 @@ def test_what_follows_for_a_tagged_revision_a_service_runs(mounted, standing, la
     findings = task_definition_findings(["reports"], mounted, standing, latest, update)
     assert findings.fix is fix
     assert bool(findings.problems) is not mounted
+
+
+def _command(file_system_id, status, path="/mnt/efs/x"):
+    return {"Parameters": {"FileSystemId": [file_system_id], "MountPath": [path]}, "Status": status}
+
+
+@pytest.mark.parametrize(
+    ("statuses", "running"),
+    [
+        ([], False),
+        (["Success", "InProgress"], True),  # an earlier repair's mount, not answered yet: none is sent again
+        (["InProgress", "Failed"], False),  # the newest for the file system decides
+        (["Pending", ("fs-0fedcba9876543210", "Success")], True),  # another file system's command does not count
+    ],
+)
+def test_a_mount_is_not_sent_while_the_last_one_for_the_file_system_runs(statuses, running):
+    commands = [
+        _command(*status) if isinstance(status, tuple) else _command("fs-0123456789abcdef0", status)
+        for status in statuses
+    ]
+    assert mount_command_running(commands, "fs-0123456789abcdef0", ("/mnt/efs",)) is running
+
+
+def test_a_region_name_that_is_no_region_is_refused_by_name():
+    with pytest.raises(RepairInputError) as raised:
+        parse_repair_request({"cluster": "web", "region": "zz-nowhere-9"}, "us-east-1")
+    assert raised.value.key == "region"
+    assert parse_repair_request({"cluster": "web", "region": "eu-west-1"}, "us-east-1").region == "eu-west-1"

@@ -16,6 +16,7 @@ from chalicelib.task_definition import (
     TaskDefinitionClash,
     TaskMount,
     default_mode,
+    is_rewrite_of,
     mounts_file_system,
     rewrite_task_definition,
     source_standing,
@@ -123,6 +124,47 @@ def test_rewritten_revision_is_never_rewritten_again(generated):
     assert mounts_file_system(registered, mount)
     with pytest.raises(TaskDefinitionClash):
         rewrite_task_definition(registered, request["tags"], mount, INPUT)
+
+
+def _registered(request, source, revision=4):
+    """What DescribeTaskDefinition returns for a registered request: output fields added, empty lists filled in."""
+    definition = {k: v for k, v in request.items() if k != "tags"}
+    definition["containerDefinitions"] = [{"volumesFrom": [], **c} for c in definition["containerDefinitions"]]
+    arn = source["taskDefinitionArn"].rsplit(":", 1)[0] + f":{revision}"
+    return definition | {"taskDefinitionArn": arn, "revision": revision, "status": "ACTIVE"}, {
+        t["key"]: t["value"] for t in request["tags"]
+    }
+
+
+@given(task_definitions())
+def test_the_apps_own_rewrite_is_recognized_as_the_rewrite_of_its_source(generated):
+    definition, tags = generated
+    mount = _mount(definition, tags)
+    candidate, candidate_tags = _registered(rewrite_task_definition(definition, tags, mount, INPUT), definition)
+
+    assert is_rewrite_of(candidate, candidate_tags, definition, {t["key"]: t["value"] for t in tags}, mount, INPUT)
+
+
+@given(task_definitions(), st.sampled_from(["image", "volume", "mount point", "extra tag", "other source"]))
+def test_a_revision_that_only_carries_the_source_tag_is_not_its_rewrite(generated, forgery):
+    # Given someone who may register revisions in the family registers one tagged efs-automount:source=<source>
+    # When it differs from the app's rewrite in anything, Then it is not the rewrite (no service is moved to it).
+    definition, tags = generated
+    mount = _mount(definition, tags)
+    request = rewrite_task_definition(definition, tags, mount, INPUT)
+    if forgery == "image":
+        request["containerDefinitions"][0]["image"] = "attacker.example/evil:latest"
+    elif forgery == "volume":
+        request["volumes"] = request["volumes"][:-1]
+    elif forgery == "mount point":
+        request["containerDefinitions"][0]["mountPoints"][-1]["containerPath"] = "/etc"
+    elif forgery == "extra tag":
+        request["tags"].append({"key": "owner", "value": "attacker"})
+    else:
+        request["tags"][-1]["value"] = definition["taskDefinitionArn"][:-1] + "2"
+    candidate, candidate_tags = _registered(request, definition)
+
+    assert not is_rewrite_of(candidate, candidate_tags, definition, {t["key"]: t["value"] for t in tags}, mount, INPUT)
 
 
 @given(task_definitions())
