@@ -38,13 +38,11 @@ from chalicelib.settings import Settings
 from chalicelib.sweeper import GRACE_SECONDS as SWEEPER_GRACE_SECONDS
 from chalicelib.task_definition import (
     SOURCE_TAG,
-    TaskMount,
-    is_rewrite_of,
     mounts_file_system,
     tags_as_dict,
     task_mount_from_tags,
 )
-from chalicelib.task_definition_flow import TaskDefinitionFlow, register_input_fields
+from chalicelib.task_definition_flow import TaskDefinitionFlow
 
 # AWS's batch limits.
 CONTAINER_INSTANCES_PER_CALL = 100
@@ -572,10 +570,8 @@ class Repair:
             return False  # not tagged for EFS
         mounted = mounts_file_system(definition, mount)
         # The flow's own verdict, so that repair (dry run or not) classifies a revision as the event handler does.
-        standing = None if mounted else self._task_definitions.standing(ecs, arn, definition, tags)
+        standing = None if mounted else self._task_definitions.standing(ecs, arn, definition, tags, mount)
         verdict, latest = standing if standing is not None else (None, None)
-        if verdict == "rewritten" and not self._is_our_rewrite(ecs, latest, definition, tags, mount):
-            verdict = "forged"
         findings = task_definition_findings(services, mounted, verdict, latest, self._settings.update_services)
         item["problems"] += findings.problems
         if findings.fix is TaskDefinitionFix.UPDATE_SERVICES:
@@ -601,15 +597,6 @@ class Repair:
                 else:
                     item["problems"].append(f"not rewritten: {outcome}")
         return True
-
-    def _is_our_rewrite(
-        self, ecs: Any, latest: str | None, source: dict[str, Any], source_tags: dict[str, str], mount: TaskMount
-    ) -> bool:
-        """The family's latest revision names the source in its tag: is it really the app's rewrite of it? The tag
-        alone proves nothing (README: Repair), and moving a service to it would run whatever it holds."""
-        described = ecs.describe_task_definition(taskDefinition=latest, include=["TAGS"])
-        candidate, candidate_tags = described["taskDefinition"], tags_as_dict(described.get("tags") or [])
-        return is_rewrite_of(candidate, candidate_tags, source, source_tags, mount, register_input_fields())
 
     def _error(self, report: dict[str, Any], item: str, exc: Exception, phase: str | None = None) -> None:
         logger.exception("repair could not finish an item", item=item, phase=phase)

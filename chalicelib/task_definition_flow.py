@@ -25,6 +25,8 @@ from chalicelib.settings import Settings
 from chalicelib.task_definition import (
     SOURCE_TAG,
     TaskDefinitionClash,
+    TaskMount,
+    is_rewrite_of,
     mounts_file_system,
     rewrite_task_definition,
     source_standing,
@@ -76,7 +78,7 @@ class TaskDefinitionFlow:
             return "ignored: not tagged for EFS"
         if mounts_file_system(definition, mount):
             return f"ignored: already mounts {mount.file_system_id}"
-        standing = self.standing(ecs, registered.reference, definition, tag_map)
+        standing = self.standing(ecs, registered.reference, definition, tag_map, mount)
         if standing is None:
             logger.warning("the family has no active revision; no revision registered")
             return "ignored: the family has no active revision"
@@ -89,6 +91,13 @@ class TaskDefinitionFlow:
             raise RewriteInFlight(
                 f"{latest_arn} (the rewrite of an older revision) is briefly the family's latest; retried"
             )
+        if verdict == "forged":
+            logger.error(
+                "the family's latest revision names this one as its source but is not its rewrite; no follow-ups",
+                latest=latest_arn,
+            )
+            count("TaskDefinitionsRejected", Reason="forged-rewrite")
+            return f"ignored: {latest_arn} is tagged as its rewrite but forged; repair reports it"
         if verdict == "superseded":
             logger.warning(
                 "task definition superseded by a newer revision of its family; not rewritten, repair reports it",
@@ -124,19 +133,28 @@ class TaskDefinitionFlow:
         return f"registered {new_arn}"
 
     def standing(
-        self, ecs: Any, reference: str, definition: dict[str, Any], tags: dict[str, str]
+        self, ecs: Any, reference: str, definition: dict[str, Any], tags: dict[str, str], mount: TaskMount
     ) -> tuple[str, str] | None:
         """Where the described revision stands in its family (`source_standing`) and the family's latest ACTIVE
-        revision; None when the family has none. The event handler and repair (dry run or not) both decide by it."""
+        revision; None when the family has none. The event handler and repair (dry run or not) both decide by it.
+        A latest revision whose tag names this one as its source is "rewritten" only if it is what the rewrite
+        would register (`is_rewrite_of`): anyone who may register task definitions can write that tag, and the
+        follow-ups move services to the rewrite. Otherwise it is "forged"."""
         source_arn = definition["taskDefinitionArn"]
         if reference == definition["family"]:
             # Described by family name (CloudTrail left the ARN out): it is the latest already.
-            latest: tuple[str, dict[str, str]] | None = (source_arn, tags)
-        else:
-            latest = self._latest_of_family(ecs, definition["family"])
+            return source_standing(source_arn, source_arn, tags), source_arn
+        latest = _describe(ecs, definition["family"])
         if latest is None:
             return None
-        return source_standing(source_arn, *latest), latest[0]
+        latest_definition, latest_tags = latest["taskDefinition"], tags_as_dict(latest.get("tags") or [])
+        latest_arn = latest_definition["taskDefinitionArn"]
+        verdict = source_standing(source_arn, latest_arn, latest_tags)
+        if verdict == "rewritten" and not is_rewrite_of(
+            latest_definition, latest_tags, definition, tags, mount, register_input_fields()
+        ):
+            verdict = "forged"
+        return verdict, latest_arn
 
     def _finish_rewritten(self, aws: AwsAccess, source_arn: str, new_arn: str) -> str:
         """The rewrite is the family's latest: check again for a release it overtook (free when the
@@ -160,15 +178,6 @@ class TaskDefinitionFlow:
         )
         count("TaskDefinitionsRejected", Reason="superseded")
         return f"ignored: superseded by {overtaken_by} while registering; {new_arn.rsplit('/', 1)[1]} deregistered"
-
-    def _latest_of_family(self, ecs: Any, family: str) -> tuple[str, dict[str, str]] | None:
-        """The family's latest ACTIVE revision (what deploying by family name runs) and its tags."""
-        # The bare family name asks ECS for exactly that family's latest ACTIVE revision: no listing,
-        # no prefix match on other families, and INACTIVE revisions never count.
-        described = _describe(ecs, family)
-        if described is None:
-            return None
-        return described["taskDefinition"]["taskDefinitionArn"], tags_as_dict(described.get("tags") or [])
 
     def _released_meanwhile(self, ecs: Any, source_arn: str, new_arn: str) -> str | None:
         """An ACTIVE revision registered between the source and its rewrite that is not a rewrite of

@@ -174,7 +174,7 @@ def _create_idempotency_table():
 
 def _race(monkeypatch):
     # Both deliveries see the source as the family's latest before either registers.
-    monkeypatch.setattr(TaskDefinitionFlow, "_latest_of_family", lambda self, ecs, family: (SOURCE, {}))
+    monkeypatch.setattr(TaskDefinitionFlow, "standing", lambda self, ecs, reference, *rest: ("latest", SOURCE))
 
 
 def test_concurrent_duplicates_without_a_table_can_register_twice(tmp_path, monkeypatch):

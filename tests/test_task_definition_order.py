@@ -390,3 +390,25 @@ def test_tagged_release_racing_the_rewrite_is_never_rewritten(lambda_, monkeypat
     assert any(v.get("name") == f"efs-{TAGGED['efs-automount:file-system-id']}" for v in latest.get("volumes") or []), (
         f"family deploys {latest['taskDefinitionArn']} without the mount; v1: {v1_outcome!r}; v2: {outcomes!r}"
     )
+
+
+# Review of repair: a revision that only *claims* to be the rewrite (efs-automount:source naming the source) must
+# not be followed. The event handler's retry finishes the follow-ups of "its" rewrite: given a forged one, it would
+# move every service on the source to whatever the forger registered.
+
+
+def test_a_forged_rewrite_is_never_followed_by_the_event_handler(tmp_path):
+    lambda_ = make_lambda(tmp_path, UPDATE_SERVICES="true")
+    ecs = _ecs()
+    ecs.create_cluster(clusterName="apps")
+    v1, v1_event = _release("app:1")
+    ecs.create_service(cluster="apps", serviceName="web", taskDefinition=v1, desiredCount=1)
+    # Someone allowed to register task definitions in the family, and nothing else, forges the rewrite of v1.
+    forged, _ = _release("attacker:latest", tags={"efs-automount:source": v1})
+
+    outcome = _deliver(lambda_, v1_event)
+
+    (service,) = ecs.describe_services(cluster="apps", services=["web"])["services"]
+    assert service["taskDefinition"] == v1, outcome
+    assert _latest()[0]["taskDefinitionArn"] == forged  # nothing registered over it either: it is reported
+    assert "forged" in outcome
