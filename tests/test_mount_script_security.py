@@ -12,6 +12,7 @@ import socket
 import pytest
 
 from simulation.namespace_host import BASE_FSTAB, DNS_NAME, FS, NamespaceHost, namespace_unavailable, parameters
+from tests.test_mount_paths import SYSTEM_DIRECTORIES
 
 REASON = namespace_unavailable()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"mount script not run for real: {REASON}")
@@ -160,21 +161,7 @@ def test_an_empty_directory_at_the_path_is_mounted_over(tmp_path):
 # --- finding 3 on the host: only paths under MOUNT_ROOTS -----------------------------------------
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
-        "/etc/cron.d",
-        "/usr/bin",
-        "/root/.ssh",
-        "/var/lib/ecs/data",
-        "/boot/efi",
-        "/etc/systemd/system",
-        "/usr/local/bin",
-        "/var/spool/cron",
-        "/mnt",
-        "/mntx/data",
-    ],
-)
+@pytest.mark.parametrize("path", [*SYSTEM_DIRECTORIES, "/mnt", "/mntx/data"])
 def test_a_path_outside_the_mount_roots_is_invalid_input(tmp_path, path):
     host = NamespaceHost(tmp_path)
 
