@@ -40,18 +40,24 @@ def _setup(tmp_path, **env):
 # --- 1. A forged `efs-automount:source` tag on the family's latest revision makes repair move a service to it ----
 
 
-def test_forged_source_tag_on_a_users_revision_does_not_move_services_to_it(tmp_path):
-    # A service runs X, tagged for EFS, whose rewrite was missed. Someone allowed only to register task
-    # definitions in the family (not to update services) registers Y, any content, tagged source=X.
-    lambda_, _, land = _setup(tmp_path, UPDATE_SERVICES="true")
-    source = _task_definition_registered_while_down(land)
-    ecs = land.client("ecs")
+def _forge_rewrite(ecs, source: str) -> str:
+    """Someone allowed only to register task definitions in the family registers any content tagged source=X."""
     forged = ecs.register_task_definition(
         family="reports",
         containerDefinitions=[{"name": "app", "image": "attacker.example/evil:latest", "memory": 256}],
         tags=[{"key": SOURCE_TAG, "value": source}],
     )["taskDefinition"]["taskDefinitionArn"]
     moto_gaps.WORLD.drain()
+    return forged
+
+
+def test_forged_source_tag_on_a_users_revision_does_not_move_services_to_it(tmp_path):
+    # A service runs X, tagged for EFS, whose rewrite was missed. Someone allowed only to register task
+    # definitions in the family (not to update services) registers Y, any content, tagged source=X.
+    lambda_, _, land = _setup(tmp_path, UPDATE_SERVICES="true")
+    source = _task_definition_registered_while_down(land)
+    ecs = land.client("ecs")
+    forged = _forge_rewrite(ecs, source)
 
     report = lambda_.invoke("repair", {"cluster": land.cluster_name})
 
@@ -65,12 +71,7 @@ def test_forged_source_tag_dry_run_does_not_promise_to_move_services_to_it(tmp_p
     lambda_, _, land = _setup(tmp_path, UPDATE_SERVICES="true")
     source = _task_definition_registered_while_down(land)
     ecs = land.client("ecs")
-    forged = ecs.register_task_definition(
-        family="reports",
-        containerDefinitions=[{"name": "app", "image": "attacker.example/evil:latest", "memory": 256}],
-        tags=[{"key": SOURCE_TAG, "value": source}],
-    )["taskDefinition"]["taskDefinitionArn"]
-    moto_gaps.WORLD.drain()
+    forged = _forge_rewrite(ecs, source)
 
     report = lambda_.invoke("repair", {"cluster": land.cluster_name, "dry_run": True})
 
