@@ -219,11 +219,11 @@ def test_known_fields_and_nulls_in_the_raw_response_are_not_refused(lambda_, aws
     assert _revision_count() == 2
 
 
-def test_a_release_registered_while_the_app_registers_stays_the_familys_latest(lambda_, monkeypatch, app_logs):
-    # Given v1 tagged, and the user's pipeline registering v2 just before the app's rewrite of v1 lands
+def _pipeline_registers_v2_first(monkeypatch) -> list[str]:
+    """The user's pipeline registers v2 (untagged) in the milliseconds before the app's rewrite lands; the
+    ARNs of the releases it made."""
     from moto.ecs.models import EC2ContainerServiceBackend
 
-    _, v1_event = _release("app:1")
     register = EC2ContainerServiceBackend.register_task_definition
     releases: list[str] = []
 
@@ -234,6 +234,14 @@ def test_a_release_registered_while_the_app_registers_stays_the_familys_latest(l
         return register(self, family, container_definitions, **kwargs)
 
     monkeypatch.setattr(EC2ContainerServiceBackend, "register_task_definition", pipeline_first)
+    return releases
+
+
+def test_a_release_registered_while_the_app_registers_stays_the_familys_latest(lambda_, monkeypatch, app_logs):
+    # Given v1 tagged, and the user's pipeline registering v2 just before the app's rewrite of v1 lands
+
+    _, v1_event = _release("app:1")
+    releases = _pipeline_registers_v2_first(monkeypatch)
 
     outcome = lambda_.invoke("on_task_definition", v1_event)["outcome"]
 
@@ -269,22 +277,10 @@ def test_deregistered_revisions_between_the_source_and_its_rewrite_cost_nothing(
 
 
 def test_crash_after_register_leaves_the_family_rolled_back(lambda_, monkeypatch):
-    from moto.ecs.models import EC2ContainerServiceBackend
-
     from chalicelib import task_definition_flow
 
     _, v1_event = _release("app:1")
-    register = EC2ContainerServiceBackend.register_task_definition
-    releases: list[str] = []
-
-    def pipeline_first(self, family, container_definitions, **kwargs):
-        # the user's pipeline registers v2 in the milliseconds before the app's rewrite of v1 lands
-        if not releases and any(tag["key"] == "efs-automount:source" for tag in kwargs.get("tags") or []):
-            release = [{"name": "web", "image": "app:2", "memory": 256}]
-            releases.append(register(self, family, release, tags=[{"key": "team", "value": "media"}]).arn)
-        return register(self, family, container_definitions, **kwargs)
-
-    monkeypatch.setattr(EC2ContainerServiceBackend, "register_task_definition", pipeline_first)
+    _pipeline_registers_v2_first(monkeypatch)
 
     # Lambda dies (timeout, OOM, throttled ListTaskDefinitions beyond retries) right after the registration
     original = task_definition_flow.TaskDefinitionFlow._released_meanwhile
