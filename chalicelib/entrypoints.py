@@ -75,7 +75,8 @@ def lifecycle_flow() -> LifecycleFlow:
 def container_instance_flow() -> ContainerInstanceFlow:
     from chalicelib.host_record import ContainerInstanceFlow
 
-    return ContainerInstanceFlow(load_settings())
+    # The registration of a waiting host is the moment to send its mount: the launch step's flow.
+    return ContainerInstanceFlow(load_settings(), lifecycle_flow())
 
 
 @cache

@@ -12,19 +12,21 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from chalicelib.accounts import AwsAccess
 from chalicelib.aws_names import CLUSTER_ARN, CONTAINER_INSTANCE_ARN
 from chalicelib.events import ContainerInstanceChange
-from chalicelib.groups import group_tags
-from chalicelib.mount_commands import proven_mounts
-from chalicelib.mount_spec import FILE_SYSTEM_ID, FILE_SYSTEM_TAG, MountSpec
+from chalicelib.groups import describe_member
+from chalicelib.mount_commands import mounts_on_record
+from chalicelib.mount_spec import FILE_SYSTEM_ID, MountSpec
 from chalicelib.observability import logger
 from chalicelib.settings import Settings
-from chalicelib.ttl_cache import TtlCache
+
+if TYPE_CHECKING:
+    from chalicelib.lifecycle import LifecycleFlow
 
 MOUNTED_TAG_PREFIX = "efs-automount:mounted:"
 CLUSTER_TAG = "efs-automount:ecs-cluster"
@@ -132,7 +134,8 @@ def is_hosts_container_instance(ecs: Any, cluster: str, container_instance_arn: 
 
 def find_container_instance(ecs: Any, cluster: str, instance_id: str) -> str | None:
     """The host's container instance in the cluster, as ECS reports it, or None when it has not registered
-    there. Only a container instance whose ec2InstanceId ECS reports equal to the host is believed."""
+    there: one ListContainerInstances whose filter ECS evaluates on each container instance's own
+    `ec2InstanceId` (cluster query language), so the answer is ECS's, not a tag's or an event's."""
     try:
         arns = ecs.list_container_instances(cluster=cluster, filter=f"ec2InstanceId == {instance_id}")[
             "containerInstanceArns"
@@ -141,24 +144,26 @@ def find_container_instance(ecs: Any, cluster: str, instance_id: str) -> str | N
         if exc.response.get("Error", {}).get("Code") in ("ClusterNotFoundException", "ClientException"):
             return None
         raise
-    if not arns:
+    # One host registers once per cluster; more than one answer is not what was asked for.
+    if len(arns) != 1 or not CONTAINER_INSTANCE_ARN.fullmatch(arns[0]):
         return None
-    return trusted_container_instance(_describe_container_instances(ecs, cluster, arns[:100]), instance_id)
+    return str(arns[0])
 
 
 class ContainerInstanceFlow:
-    """Sets the mount attribute on container instances of mounted hosts when they register.
+    """A container instance registered (or changed): the moment to act on its host.
 
-    The host's tags are hints: the attribute is set only for a mount SSM's record proves, and only on a
-    container instance ECS reports on that host. The event may come from anyone allowed to invoke the
-    function directly, not only from ECS through EventBridge."""
+    A host waiting on our hook gets its mount now: ECS registers a host at about the time its SSM agent comes
+    online (README: "Performance"). A host already mounted gets the attribute, for the mounts SSM's record
+    proves, on the container instance only when ECS reports it on that host. The event may come from anyone
+    allowed to invoke the function directly, not only from ECS through EventBridge: it names, AWS confirms."""
 
     # Bounds the memory of a long-lived container; forgetting only costs a lookup.
     MAX_REMEMBERED = 10_000
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, lifecycle: LifecycleFlow | None = None) -> None:
         self._settings = settings
-        self._group_tags: TtlCache[dict[str, str]] = TtlCache(GROUP_CACHE_SECONDS)
+        self._lifecycle = lifecycle
         # Container instances needing nothing more from this flow: the status flow takes it from there.
         self._settled: set[str] = set()
 
@@ -174,50 +179,29 @@ class ContainerInstanceFlow:
 
     def on_change(self, change: ContainerInstanceChange, aws: AwsAccess) -> str:
         assert change.instance_id is not None, "skip_reason lets no instance-less change through"
-        ec2 = aws.client("ec2")
-        record = read_host_record(ec2, change.instance_id)
-        proven, unproven = self._proven(aws, change.instance_id, record)
-        if not proven and record.container_instance_arn != change.container_instance_arn:
-            if not record.mounts and not self._group_wants_efs(record, aws):
-                self._settle(change.container_instance_arn)
-                return "ignored: host is not in a group tagged for EFS"
-            record_container_instance(ec2, change.instance_id, change.cluster_arn, change.container_instance_arn)
-            # The mount may have been confirmed since the first read: read again after writing.
-            record = read_host_record(ec2, change.instance_id)
-            proven, unproven = self._proven(aws, change.instance_id, record)
-        for file_system_id, path in unproven.items():
-            logger.warning(
-                "mounted tag not backed by a successful mount command in SSM; no attribute from it",
-                tag=f"{MOUNTED_TAG_PREFIX}{file_system_id}",
-                mount_path=path,
+        self._settle(change.container_instance_arn)
+        member = describe_member(aws.client("autoscaling"), change.instance_id)
+        if member is not None and member.lifecycle_state == "Pending:Wait" and self._lifecycle is not None:
+            return self._lifecycle.drive(
+                aws,
+                member.group_name,
+                change.instance_id,
+                member=member,
+                container_instance=(change.cluster_arn, change.container_instance_arn),
             )
-        if not proven:
-            self._settle(change.container_instance_arn)
-            logger.info("container instance recorded; the attribute follows the mount", cluster=change.cluster_arn)
-            return "recorded, waiting for the mount"
+        mounts = mounts_on_record(
+            aws.client("ssm"), change.instance_id, self._settings.mount_document, self._settings.mount_roots
+        )
+        if not mounts:
+            logger.info("no mount on SSM's record for the host; the mount's status step sets the attribute")
+            return "no mount yet: the attribute follows the mount"
         ecs = aws.client("ecs")
         if not is_hosts_container_instance(ecs, change.cluster_arn, change.container_instance_arn, change.instance_id):
             logger.warning("ECS does not report this container instance on the host; no attribute set")
             return "ignored: container instance is not the host's"
-        set_mount_attributes(ecs, change.cluster_arn, change.container_instance_arn, proven)
-        logger.info("mount attribute set on registration", mounts=proven, cluster=change.cluster_arn)
+        set_mount_attributes(ecs, change.cluster_arn, change.container_instance_arn, mounts)
+        logger.info("mount attribute set on registration", mounts=mounts, cluster=change.cluster_arn)
         return "attribute set"
-
-    def _proven(self, aws: AwsAccess, instance_id: str, record: HostRecord) -> tuple[dict[str, str], dict[str, str]]:
-        """The host's tagged mounts that SSM's record proves, and the rest; no call when none is tagged."""
-        return proven_mounts(
-            aws.client("ssm"), instance_id, self._settings.mount_document, self._settings.mount_roots, record.mounts
-        )
-
-    def _group_wants_efs(self, record: HostRecord, aws: AwsAccess) -> bool:
-        if record.group_name is None:
-            return False
-        name = record.group_name
-        # Tags only: DescribeAutoScalingGroups would list every instance of a large group.
-        tags = self._group_tags.get(
-            (aws.account, aws.region, name), lambda: group_tags(aws.client("autoscaling"), name)
-        )
-        return FILE_SYSTEM_TAG in tags
 
     def _settle(self, container_instance_arn: str) -> None:
         if len(self._settled) >= self.MAX_REMEMBERED:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
@@ -26,13 +26,8 @@ from chalicelib.events import LAUNCH_TRANSITION, CommandStatus, LaunchAction
 from chalicelib.groups import Group, GroupMember, Hook, describe_hook, describe_member, group_tags
 from chalicelib.host_record import (
     CLUSTER_NAME,
-    CONTAINER_INSTANCE_TAG,
-    MOUNTED_TAG_PREFIX,
-    HostRecord,
     find_container_instance,
     is_hosts_container_instance,
-    read_host_record,
-    record_mount,
     set_mount_attributes,
 )
 from chalicelib.lifecycle_result import LifecycleResult
@@ -42,7 +37,6 @@ from chalicelib.mount_commands import (
     RUNNING_STATUSES,
     host_status,
     launch_commands,
-    proven_mounts,
     requested_at,
     send_rounds,
 )
@@ -65,7 +59,14 @@ from chalicelib.mount_targets import (
     select_mount_target_ip,
 )
 from chalicelib.observability import count, logger
-from chalicelib.retry_queue import RetryMessage, RetryQueue, retry_delay
+from chalicelib.retry_queue import (
+    AGENT_DELAYS_SECONDS,
+    WAITING_FOR_AGENT,
+    RetryMessage,
+    RetryQueue,
+    agent_retry_delay,
+    retry_delay,
+)
 from chalicelib.script_result import ScriptResult, parse_summary, script_result_from_invocation
 from chalicelib.settings import Settings
 from chalicelib.ttl_cache import TtlCache
@@ -110,16 +111,21 @@ class FileSystemAccess:
 
 
 HostKey = tuple[str, str, str]  # account, region, instance id
+K = TypeVar("K")
+V = TypeVar("V")
 
 
-class HostMemory(dict[HostKey, float]):
-    """What this container saw of hosts (epoch seconds), at most MAX_REMEMBERED_HOSTS; forgetting only
-    costs a call."""
+class BoundedMemory(dict[K, V]):
+    """What this container remembers, at most MAX_REMEMBERED_HOSTS entries; forgetting only costs a call."""
 
-    def remember(self, key: HostKey, moment: float) -> None:
+    def remember(self, key: K, value: V) -> None:
         if key not in self and len(self) >= MAX_REMEMBERED_HOSTS:
             self.pop(next(iter(self)))
-        self[key] = moment
+        self[key] = value
+
+
+class HostMemory(BoundedMemory[HostKey, float]):
+    """What this container saw of hosts (epoch seconds)."""
 
 
 def now() -> float:
@@ -196,11 +202,16 @@ class LifecycleFlow:
         # Launch activity starts (AWS's), our own heartbeats, the last look, and hosts whose action is decided.
         self._starts = HostMemory()
         self._starts_read_at = HostMemory()
+        # Per group: when its newest activities were last read down to ones already seen, and their ids.
+        self._groups_read_at: BoundedMemory[tuple[str, str, str], float] = BoundedMemory()
+        self._activities_seen: dict[tuple[str, str, str], set[str]] = {}
         self._heartbeats = HostMemory()
         self._looked_at = HostMemory()
         self._decided = HostMemory()
         # When this container first saw the host waiting: the measure of last resort (README: "Edge cases").
         self._first_seen = HostMemory()
+        # The cluster this container last found each group's hosts registered in (a hint ECS confirms).
+        self._clusters: BoundedMemory[tuple[str, str, str], str] = BoundedMemory()
 
     # --- entry points -------------------------------------------------------------------------
 
@@ -220,10 +231,36 @@ class LifecycleFlow:
             why = implausible_time(action.time, self.clock(), MAX_GLOBAL_TIMEOUT_SECONDS)
             if why is not None:
                 logger.warning("launch event time is implausible; ignored", event_time=action.time, reason=why)
+        if self._asks_for_a_mount(aws, action.group_name) and not _agent_online(aws.client("ssm"), action.instance_id):
+            # As good as always at launch: agents come online 20 s to minutes later. The host's ECS registration
+            # (at about the time its SSM agent comes online) sends the mount; the sweeper, if that event is lost.
+            logger.info("SSM agent not online yet; the host's registration in ECS sends the mount")
+            return "waiting: SSM agent not online yet"
         return self.drive(aws, action.group_name, action.instance_id)
 
+    def _asks_for_a_mount(self, aws: AwsAccess, group_name: str) -> bool:
+        """Whether the group's tags (as cached; the name is the event's) ask for a valid mount. Anything else
+        goes straight to the step, which decides on AWS's word."""
+        try:
+            tags = self._group_tags(aws, group_name)
+            failure_result_from_tags(tags, self._settings.on_failure)
+            return mount_spec_from_tags(tags, self._settings.mount_roots) is not None
+        except MountConfigError:
+            return False
+
     def on_retry(self, message: RetryMessage, aws: AwsAccess) -> str:
-        # A message only says "look at this host again": its group name and attempt are hints.
+        # A message only says "look at this host again": its group name, attempt and what it waits for are hints.
+        waiting_for_agent = message.waiting_for == WAITING_FOR_AGENT and message.attempt <= len(AGENT_DELAYS_SECONDS)
+        if waiting_for_agent and not _agent_online(aws.client("ssm"), message.instance_id):
+            return self._later(
+                aws,
+                message.group_name,
+                message.instance_id,
+                message.attempt,
+                agent_retry_delay(message.attempt + 1),
+                "agent",
+                WAITING_FOR_AGENT,
+            )
         return self.drive(aws, message.group_name, message.instance_id, message.attempt)
 
     def on_command_status(self, status: CommandStatus, aws: AwsAccess) -> str:
@@ -244,26 +281,25 @@ class LifecycleFlow:
                 ssm_status=confirmed,
             )
             return f"ignored: SSM says {confirmed}"
+        member = describe_member(aws.client("autoscaling"), status.instance_id)
         if confirmed == "Success":
             spec = _spec_from_parameters(command.get("Parameters", {}), self._settings.mount_roots)
             if spec is None:
                 logger.error("command parameters are not a valid mount; ignored", command_id=status.command_id)
                 return "ignored: parameters not a mount"
-            member = describe_member(aws.client("autoscaling"), status.instance_id)
             if member is not None and member.lifecycle_state == "Pending:Wait":
                 # Whether this command lets the host in is the step's decision: of this launch, and the
-                # mount the group's tags ask for now.
-                return self.drive(aws, member.group_name, status.instance_id, member=member)
+                # mount the group's tags ask for now. SSM's record of the command was just read: reused.
+                return self.drive(aws, member.group_name, status.instance_id, member=member, confirmed=command)
             # A host in service (or outside any group) mounted by hand: the attribute follows SSM's word.
-            record = self._mounted(aws, status.instance_id, spec, command)
-            if record.group_name is None:
+            self._mounted(aws, status.instance_id, spec, command, member.group_name if member else None)
+            if member is None:
                 return "mounted; host is not in an Auto Scaling group"
             return "already decided"  # as before this step: the attribute set again, nothing decided
-        record = read_host_record(aws.client("ec2"), status.instance_id)
-        if record.group_name is None:
+        if member is None:
             logger.error("mount failed on a host outside any Auto Scaling group", status=confirmed)
             return f"mount {confirmed}; host is not in an Auto Scaling group"
-        return self.drive(aws, record.group_name, status.instance_id)
+        return self.drive(aws, member.group_name, status.instance_id, member=member)
 
     # --- the step -----------------------------------------------------------------------------
 
@@ -276,10 +312,15 @@ class LifecycleFlow:
         group: Group | None = None,
         fresh_tags: bool = False,
         member: GroupMember | None = None,
+        confirmed: dict[str, Any] | None = None,
+        container_instance: tuple[str, str] | None = None,
     ) -> str:
         """Move a host in Pending:Wait on: send the mount, wait, retry, or decide. Safe to repeat.
 
-        `group_name` is a hint (an event's or a message's): the group AWS reports for the host counts."""
+        `group_name` is a hint (an event's or a message's): the group AWS reports for the host counts.
+        `confirmed`: a command SSM reported succeeded on the host a moment ago (the status event's step); when
+        it is of this launch and asks for the group's mount, it decides without listing the host's commands.
+        `container_instance`: (cluster, ARN) of the host's registration event, a hint ECS confirms."""
         key = (aws.account, aws.region, instance_id)
         if group is not None:  # the sweeper's listing of the group: AWS's own view
             group_name = group.name
@@ -315,7 +356,7 @@ class LifecycleFlow:
         except MountConfigError as exc:
             if group is None and not fresh_tags:
                 # A cached tag must not throw a host away: AWS's tags of this moment decide.
-                return self.drive(aws, group_name, instance_id, attempt, fresh_tags=True)
+                return self.drive(aws, group_name, instance_id, attempt, fresh_tags=True, confirmed=confirmed)
             logger.error("group tag is invalid; no mount command sent", tag=exc.tag, reason=exc.reason)
             count("MountsFailed", Reason="invalid-tag")
             return self._complete(aws, group_name, instance_id, _safe_failure_result(tags, self._settings))
@@ -327,7 +368,7 @@ class LifecycleFlow:
             return self._complete(aws, group_name, instance_id, LifecycleResult.CONTINUE)
 
         ssm = aws.client("ssm")
-        commands = _commands_for(ssm, instance_id, self._settings.mount_document)
+        commands = [confirmed] if confirmed else _commands_for(ssm, instance_id, self._settings.mount_document)
         current = self.clock()
         if key not in self._first_seen:
             self._first_seen.remember(key, current)
@@ -338,9 +379,12 @@ class LifecycleFlow:
         statuses = {c["CommandId"]: host_status(ssm, c, instance_id) for c in ours}
         mounted = next((c for c in reversed(ours) if statuses[c["CommandId"]] == "Success"), None)
         if mounted is not None:
-            # The status event was lost or is late: SSM's record of this launch's command decides.
-            self._mounted(aws, instance_id, spec, mounted)
+            # SSM's record of this launch's command decides (the status event, or a late look after a lost one).
+            self._mounted(aws, instance_id, spec, mounted, group_name, container_instance)
             return self._complete(aws, group_name, instance_id, LifecycleResult.CONTINUE)
+        if confirmed:
+            # Not of this launch, or not the mount the group asks for now: the host's whole record decides.
+            return self.drive(aws, group_name, instance_id, attempt, member=member, fresh_tags=fresh_tags)
         self._keep_alive(aws, group_name, instance_id, hook, started, current)
         running = [c for c in ours if statuses[c["CommandId"]] in RUNNING_STATUSES]
 
@@ -400,9 +444,6 @@ class LifecycleFlow:
         except MountTargetNotReady as exc:
             logger.warning("mount target not ready; waiting", reason=str(exc))
             return self._later(aws, group_name, instance_id, attempt, retry_delay(attempt + 1), "mount target")
-        if not _agent_online(ssm, instance_id):
-            logger.info("SSM agent not online yet; waiting", attempt=attempt + 1)
-            return self._later(aws, group_name, instance_id, attempt, retry_delay(attempt + 1), "agent")
         if _commands_for(ssm, instance_id, self._settings.mount_document)[len(commands) :]:
             # Another step sent one since this one listed (an overlapping retry, sweep or invoke): it is ours.
             logger.info("another step sent the mount command meanwhile; not sending a second")
@@ -427,8 +468,11 @@ class LifecycleFlow:
         except ClientError as exc:
             code = error_code(exc)
             if code == "InvalidInstanceId":
-                logger.info("SSM does not accept the host yet; waiting")
-                return self._later(aws, group_name, instance_id, attempt, retry_delay(attempt + 1), "agent")
+                # Its SSM agent is not online yet: asking SSM is one call, as a check first would be.
+                logger.info("SSM does not accept the host yet; waiting for its agent")
+                return self._later(
+                    aws, group_name, instance_id, attempt, agent_retry_delay(attempt + 1), "agent", WAITING_FOR_AGENT
+                )
             if code in ("InvalidDocument", "InvalidParameters", "InvalidDocumentVersion"):
                 logger.error(
                     "mount document refused the command; deploy the document (README: Deploy)",
@@ -489,52 +533,54 @@ class LifecycleFlow:
         count("MountCommandsSent")
         return f"mount command sent: {command.get('CommandId')}"
 
-    def _mounted(self, aws: AwsAccess, instance_id: str, spec: MountSpec, command: dict[str, Any]) -> HostRecord:
-        """Record the confirmed mount on the host, set the attribute if it is registered; the host's record."""
-        ec2 = aws.client("ec2")
-        # Write the mount before reading the container instance: see host_record.
-        record_mount(ec2, instance_id, spec)
-        record = read_host_record(ec2, instance_id)
+    def _mounted(
+        self,
+        aws: AwsAccess,
+        instance_id: str,
+        spec: MountSpec,
+        command: dict[str, Any],
+        group_name: str | None,
+        container_instance: tuple[str, str] | None = None,
+    ) -> None:
+        """A mount SSM confirmed: set the attribute on the host's container instance when it is registered.
+        Not registered yet: its registration's step sets it, on the same proof (host_record).
+        `container_instance`: (cluster, ARN) an event named, a hint ECS must confirm."""
         count("MountsSucceeded")
         logger.info("mount confirmed", file_system_id=spec.file_system_id, mount_path=spec.mount_path)
-        mounts = {**self._other_proven_mounts(aws, instance_id, spec, record), spec.file_system_id: spec.mount_path}
         ecs = aws.client("ecs")
-        if record.cluster_arn and record.container_instance_arn:
-            # Tags are hints: ECS must report that container instance on this host.
-            if is_hosts_container_instance(ecs, record.cluster_arn, record.container_instance_arn, instance_id):
-                set_mount_attributes(ecs, record.cluster_arn, record.container_instance_arn, mounts)
-                logger.info("mount attribute set", cluster=record.cluster_arn)
-                return record
-            logger.warning(
-                "container instance tag names no container instance of this host; asking ECS",
-                tag=CONTAINER_INSTANCE_TAG,
-                container_instance=record.container_instance_arn,
-            )
-        # The registration event may be lost (EventBridge does not promise delivery): ask ECS.
-        cluster = self._cluster_named_by_host(aws, instance_id, command)
-        if cluster:
-            container_instance = find_container_instance(ecs, cluster, instance_id)
-            if container_instance is not None:
-                set_mount_attributes(ecs, cluster, container_instance, mounts)
-                logger.info("mount attribute set; container instance found in ECS", cluster=cluster)
-        return record
+        found = None
+        if container_instance is not None:
+            cluster, arn = container_instance
+            found = (cluster, arn) if is_hosts_container_instance(ecs, cluster, arn, instance_id) else None
+        if found is None:
+            found = self._find_container_instance(aws, instance_id, command, group_name)
+        if found is None:
+            logger.info("host has no container instance yet; its registration sets the attribute")
+            return
+        cluster, arn = found
+        set_mount_attributes(ecs, cluster, arn, {spec.file_system_id: spec.mount_path})
+        logger.info("mount attribute set", cluster=cluster)
 
-    def _other_proven_mounts(
-        self, aws: AwsAccess, instance_id: str, spec: MountSpec, record: HostRecord
-    ) -> dict[str, str]:
-        """Other file systems the host's tags say are mounted, kept only when SSM's record proves them
-        (no call for the usual host, whose one mount is the one just confirmed)."""
-        others = {fs: path for fs, path in record.mounts.items() if fs != spec.file_system_id}
-        proven, unproven = proven_mounts(
-            aws.client("ssm"), instance_id, self._settings.mount_document, self._settings.mount_roots, others
-        )
-        for file_system_id, path in unproven.items():
-            logger.warning(
-                "mounted tag not backed by a successful mount command in SSM; no attribute from it",
-                tag=f"{MOUNTED_TAG_PREFIX}{file_system_id}",
-                mount_path=path,
-            )
-        return proven
+    def _find_container_instance(
+        self, aws: AwsAccess, instance_id: str, command: dict[str, Any], group_name: str | None
+    ) -> tuple[str, str] | None:
+        """The host's container instance as ECS reports it, in the cluster this container last found the group's
+        hosts in (a hint: most groups feed one cluster), else in the cluster the host's mount summary names
+        (a hint, one GetCommandInvocation). The registration event may be lost: ECS is asked either way."""
+        ecs = aws.client("ecs")
+        group_key = (aws.account, aws.region, group_name or "")
+        tried = set()
+        for cluster in (self._clusters.get(group_key), None):
+            cluster = cluster or self._cluster_named_by_host(aws, instance_id, command)
+            if not cluster or cluster in tried:
+                continue
+            tried.add(cluster)
+            arn = find_container_instance(ecs, cluster, instance_id)
+            if arn is not None:
+                if group_name:
+                    self._clusters.remember(group_key, cluster)
+                return cluster, arn
+        return None
 
     def _cluster_named_by_host(self, aws: AwsAccess, instance_id: str, command: dict[str, Any]) -> str | None:
         """The cluster the host joined, from its mount summary (a hint: ECS confirms); None when it has none."""
@@ -585,13 +631,23 @@ class LifecycleFlow:
         logger.info("lifecycle action heartbeat recorded")
         count("HeartbeatsRecorded")
 
-    def _later(self, aws: AwsAccess, group_name: str, instance_id: str, attempt: int, delay: int, reason: str) -> str:
+    def _later(
+        self,
+        aws: AwsAccess,
+        group_name: str,
+        instance_id: str,
+        attempt: int,
+        delay: int,
+        reason: str,
+        waiting_for: str = "",
+    ) -> str:
         message = RetryMessage(
             account=aws.account,
             region=aws.region,
             group_name=group_name,
             instance_id=instance_id,
             attempt=attempt + 1,
+            waiting_for=waiting_for,
         )
         if self._retry_queue.later(message, delay):
             count("RetriesQueued", Reason=reason)
@@ -617,7 +673,10 @@ class LifecycleFlow:
         key = (aws.account, aws.region, instance_id)
         current = self.clock()
         cached = self._starts.get(key)
-        read_at = self._starts_read_at.get(key, 0)
+        # A read of the group's newest activities, down to ones already seen, covers every host whose launch
+        # this container knows: a relaunch would have shown on it. One read serves a whole burst.
+        group_read_at = self._groups_read_at.get((aws.account, aws.region, group_name), 0) if cached else 0
+        read_at = max(self._starts_read_at.get(key, 0), group_read_at)
         stale = current - read_at > ACTIVITY_CACHE_SECONDS or (read_after is not None and read_at < read_after)
         if fresh or cached is None or stale:
             self._read_launch_activities(aws, group_name, instance_id, hook, current)
@@ -644,8 +703,17 @@ class LifecycleFlow:
     def _read_launch_activities(
         self, aws: AwsAccess, group_name: str, instance_id: str, hook: Hook, current: float
     ) -> None:
-        """Read the group's newest activities until the host's launch is found (remembering every launch
-        seen, for the other hosts of a burst), or they are older than any wait of it can be."""
+        """Read the group's newest activities until the host's launch is found and every newer activity is one
+        already seen (remembering every launch seen, for the other hosts of a burst), or they are older than
+        any wait of it can be."""
+        group_key = (aws.account, aws.region, group_name)
+        seen = self._activities_seen.setdefault(group_key, set())
+        if len(seen) > MAX_REMEMBERED_HOSTS:
+            seen.clear()
+        read_now: set[str] = set()
+        # Newest first: once a page holds an activity seen before, every newer one has been read now.
+        covered = not seen
+        key = (aws.account, aws.region, instance_id)
         pages = aws.client("autoscaling").get_paginator("describe_scaling_activities")
         try:
             for page in pages.paginate(
@@ -654,15 +722,18 @@ class LifecycleFlow:
             ):
                 activities = page.get("Activities", [])
                 for found, start in launch_starts(activities).items():
-                    self._starts.remember((aws.account, aws.region, found), start)
-                    self._starts_read_at.remember((aws.account, aws.region, found), current)
+                    if found not in read_now:  # an older launch of the same host never wins over a newer one
+                        read_now.add(found)
+                        self._starts.remember((aws.account, aws.region, found), start)
+                        self._starts_read_at.remember((aws.account, aws.region, found), current)
+                ids = {str(a.get("ActivityId", "")) for a in activities}
+                covered = covered or bool(ids & seen)
+                seen |= ids
                 starts = [a["StartTime"].timestamp() for a in activities if "StartTime" in a]
-                if (
-                    instance_id in launch_starts(activities)
-                    or not starts
-                    or current - min(starts) > hook.global_timeout
-                ):
-                    return
+                if not starts or current - min(starts) > hook.global_timeout:
+                    break
+                if covered and (instance_id in read_now or key in self._starts):
+                    break
         except ClientError as exc:
             if error_code(exc) not in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):
                 raise
@@ -671,6 +742,8 @@ class LifecycleFlow:
                 missing_permission="autoscaling:DescribeScalingActivities",
                 error=str(exc),
             )
+            return
+        self._groups_read_at.remember(group_key, current)
 
     def known_decided(self, aws: AwsAccess, instance_id: str) -> bool:
         """Whether this container saw our action for the host decided in the last few minutes (another hook

@@ -75,6 +75,17 @@ def proven_mounts(
     return mounts_proven(claimed, reported)
 
 
+def mounts_on_record(ssm: Any, instance_id: str, document: str, roots: tuple[str, ...]) -> dict[str, str]:
+    """File system -> path of every mount SSM's record proves on the host: the newest finished command for that
+    file system succeeded there. One ListCommands call (a page per 50 commands) for the usual host."""
+    latest = latest_finished(commands_for(ssm, instance_id, document), roots)
+    return {
+        fs: path
+        for fs, (command, path) in latest.items()
+        if invocation(ssm, command, instance_id)["Status"] == "Success"
+    }
+
+
 # Steps that overlap for one host (a retry message, the sweeper, a status event) may each send: commands
 # requested this close together are one send round, one attempt. Shorter than the first backoff (10 s),
 # so two rounds the backoff separates never merge.

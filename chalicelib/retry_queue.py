@@ -24,6 +24,19 @@ def retry_delay(attempt: int) -> int:
     return min(FIRST_DELAY_SECONDS * 2 ** max(attempt - 1, 0), MAX_DELAY_SECONDS)
 
 
+# A host whose ECS agent registered before its SSM agent came online: the two usually come up seconds apart,
+# so it is looked at again densely at first, then ever more sparsely (README: "Performance").
+AGENT_DELAYS_SECONDS = (2, 2, 2, 3, 3, 4, 5, 6, 8, 10, 15, 20, 30)
+WAITING_FOR_AGENT = "agent"
+
+
+def agent_retry_delay(attempt: int) -> int:
+    """Seconds before look `attempt` (1-based) at a host whose SSM agent is not online yet."""
+    if attempt > len(AGENT_DELAYS_SECONDS):
+        return MAX_DELAY_SECONDS
+    return AGENT_DELAYS_SECONDS[max(attempt, 1) - 1]
+
+
 # Attempts beyond this change nothing (the delay is at its longest); a larger number is not believed.
 MAX_ATTEMPT = 1000
 
@@ -42,6 +55,9 @@ class RetryMessage:
     group_name: str
     instance_id: str
     attempt: int
+    # "agent": the host's SSM agent was not online at the last look. Only ever adds a check (one
+    # DescribeInstanceInformation) before the step: it cannot skip or decide anything.
+    waiting_for: str = ""
 
     @property
     def origin(self) -> EventOrigin:
@@ -65,7 +81,10 @@ class RetryMessage:
         attempt = data.get("attempt")
         if isinstance(attempt, bool) or not isinstance(attempt, int) or not 0 <= attempt <= MAX_ATTEMPT:
             raise MalformedEvent(f"retry message attempt is missing or not a whole number from 0 to {MAX_ATTEMPT}")
-        return cls(**{k: data[k] for k in checks}, attempt=attempt)
+        waiting_for = data.get("waiting_for", "")
+        if waiting_for not in ("", WAITING_FOR_AGENT):
+            raise MalformedEvent(f"retry message waiting_for is not '' or '{WAITING_FOR_AGENT}'")
+        return cls(**{k: data[k] for k in checks}, attempt=attempt, waiting_for=waiting_for)
 
 
 class RetryQueue:
