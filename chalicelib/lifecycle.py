@@ -35,6 +35,7 @@ from chalicelib.lifecycle_result import LifecycleResult
 # The SSM record of our commands; the lifecycle names are kept for repair, which reads them from here.
 from chalicelib.mount_commands import (
     RUNNING_STATUSES,
+    agents_online,
     host_status,
     launch_commands,
     requested_at,
@@ -210,6 +211,8 @@ class LifecycleFlow:
         self._decided = HostMemory()
         # When this container first saw the host waiting: the measure of last resort (README: "Edge cases").
         self._first_seen = HostMemory()
+        # Hosts whose wait AWS does not measure for us: heartbeated on every look, looked at on every sweep.
+        self._unmeasured = HostMemory()
         # The cluster this container last found each group's hosts registered in (a hint ECS confirms).
         self._clusters: BoundedMemory[tuple[str, str, str], str] = BoundedMemory()
 
@@ -449,7 +452,9 @@ class LifecycleFlow:
             logger.info("another step sent the mount command meanwhile; not sending a second")
             return "waiting: mount command running"
         parameters = mount_command_parameters(spec, aws.region, ip, file_system.requires_tls)
-        return self._send(aws, group_name, instance_id, spec, parameters, failure_result, attempt)
+        # The sweeper and repair come back on their own: no retry chain of their making.
+        queue_retry = group is None
+        return self._send(aws, group_name, instance_id, spec, parameters, failure_result, attempt, queue_retry)
 
     # --- pieces -------------------------------------------------------------------------------
 
@@ -462,6 +467,7 @@ class LifecycleFlow:
         parameters: dict[str, list[str]],
         failure_result: LifecycleResult,
         attempt: int,
+        queue_retry: bool = True,
     ) -> str:
         try:
             command = self._send_mount_command(aws, instance_id, spec, parameters, "at launch")
@@ -470,6 +476,8 @@ class LifecycleFlow:
             if code == "InvalidInstanceId":
                 # Its SSM agent is not online yet: asking SSM is one call, as a check first would be.
                 logger.info("SSM does not accept the host yet; waiting for its agent")
+                if not queue_retry:
+                    return "waiting: SSM agent not online yet"
                 return self._later(
                     aws, group_name, instance_id, attempt, agent_retry_delay(attempt + 1), "agent", WAITING_FOR_AGENT
                 )
@@ -617,6 +625,8 @@ class LifecycleFlow:
         """Heartbeat when due by what we know: the launch AWS reports and this container's own heartbeats.
         Nothing a message says can skip one."""
         key = (aws.account, aws.region, instance_id)
+        if key in self._unmeasured:
+            started = None  # its action may have begun long before we first saw it
         if not heartbeat_due(current, latest(started, self._heartbeats.get(key)), hook):
             return
         try:
@@ -687,13 +697,18 @@ class LifecycleFlow:
             # reported the host waiting: our first command to it (SSM's time), else this container's first
             # look. Both come after the true start, so a wait is never over-counted; a lost container
             # restarts the measure, loudly (README: "Edge cases").
-            seen = [requested_at(c) for c in commands or []] + [self._first_seen.get(key, current)]
+            if key not in self._first_seen:
+                self._first_seen.remember(key, current)
+            seen = [requested_at(c) for c in commands or []] + [self._first_seen[key]]
             start = min(seen)
+            self._unmeasured.remember(key, current)
             logger.error(
                 "no launch activity found for the host; its wait is measured from our first sight of it",
                 missing_permission="autoscaling:DescribeScalingActivities",
             )
             count("WaitUnmeasured")
+        else:
+            self._unmeasured.pop(key, None)
         why = implausible_time(start, current, hook.global_timeout)
         if why is not None:
             logger.warning("start of the host's wait is implausible; ignored", reason=why)
@@ -760,6 +775,8 @@ class LifecycleFlow:
             return current, None
         started = self.action_started(aws, group_name, instance_id, hook)
         key = (aws.account, aws.region, instance_id)
+        if key in self._unmeasured:
+            return current, None  # looked at (and heartbeated) on every run
         budget = wait_budget(hook, self._settings.max_wait_seconds)
         return deadline(current, started, self._heartbeats.get(key), hook, budget), started
 
@@ -828,8 +845,4 @@ def _our_command(ssm: Any, command_id: str, document: str) -> dict[str, Any] | N
 
 
 def _agent_online(ssm: Any, instance_id: str) -> bool:
-    info = ssm.describe_instance_information(Filters=[{"Key": "InstanceIds", "Values": [instance_id]}])
-    return any(
-        item.get("InstanceId") == instance_id and item.get("PingStatus") == "Online"
-        for item in info.get("InstanceInformationList", [])
-    )
+    return instance_id in agents_online(ssm, [instance_id])

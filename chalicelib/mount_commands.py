@@ -12,6 +12,27 @@ from chalicelib.mount_spec import FILE_SYSTEM_TAG, MOUNT_PATH_TAG, MountConfigEr
 RUNNING_STATUSES = frozenset({"Pending", "InProgress", "Delayed", "Cancelling"})
 
 
+# DescribeInstanceInformation takes at most 50 instance ids in its InstanceIds filter.
+INSTANCE_INFORMATION_PER_CALL = 50
+
+
+def agents_online(ssm: Any, instance_ids: list[str]) -> set[str]:
+    """The hosts whose SSM agent SSM reports Online: one call per 50 hosts."""
+    online: set[str] = set()
+    for start in range(0, len(instance_ids), INSTANCE_INFORMATION_PER_CALL):
+        batch = instance_ids[start : start + INSTANCE_INFORMATION_PER_CALL]
+        pages = ssm.get_paginator("describe_instance_information").paginate(
+            Filters=[{"Key": "InstanceIds", "Values": batch}]
+        )
+        for page in pages:
+            online |= {
+                item["InstanceId"]
+                for item in page.get("InstanceInformationList", [])
+                if item.get("PingStatus") == "Online" and item.get("InstanceId") in batch
+            }
+    return online
+
+
 def commands_for(ssm: Any, instance_id: str, document: str) -> list[dict[str, Any]]:
     """Our mount commands sent to the host, oldest first."""
     commands = []

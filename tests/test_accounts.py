@@ -85,7 +85,7 @@ def test_role_arn_comes_from_the_event_account_never_the_event_body(tmp_path):
 
     outcome = lambda_.invoke("on_launch", event)["outcome"]
 
-    assert outcome == "waiting: agent, the sweeper retries"  # no agent is online; what matters is where it looked
+    assert outcome == "waiting: SSM agent not online yet"  # no agent is online; what matters is where it looked
     (assumed,) = moto_gaps.sts_models.sts_backends[MEMBER]["aws"].assumed_roles
     assert assumed.role_arn == f"arn:aws:iam::{MEMBER}:role/efs-automount-member"
 

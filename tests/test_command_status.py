@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from simulation import hosts, moto_gaps
-from simulation.landscape import lifecycle_state, scale_out
+from simulation.landscape import lifecycle_state, mount_attribute, register_container_instance, scale_out
 from tests.conftest import deliver_outbox, load_event
 
 
@@ -73,18 +73,23 @@ def test_host_terminated_mid_flight_ends_quietly(land, bus, lambda_):
     )
     event = load_event("command-status-success", **{"command-id": command_id, "instance-id": instance_id})
 
-    assert lambda_.invoke("on_command_status", event) == {"outcome": "already decided"}
+    # ABANDON terminated it: AWS reports it in no group any more
+    assert lambda_.invoke("on_command_status", event) == {"outcome": "mounted; host is not in an Auto Scaling group"}
 
 
-def test_mount_confirmed_is_recorded_on_the_host(land, bus):
+def test_mount_confirmed_writes_nothing_on_the_host_but_the_attribute(land, bus, lambda_):
+    # Given a registered host whose mount is running
     instance_id, _ = _mount_running(land, bus)
+    container_instance = register_container_instance(land, instance_id)
+    deliver_outbox(bus)
+    # When SSM confirms it
     hosts.answer(land, "Success")
     deliver_outbox(bus)
-
+    # Then the proof is SSM's record: no EC2 tag is written (issue 13), and the container instance is marked
     tags = land.client("ec2").describe_tags(Filters=[{"Name": "resource-id", "Values": [instance_id]}])["Tags"]
-    assert {t["Key"]: t["Value"] for t in tags}[f"efs-automount:mounted:{land.file_system_id}"] == (
-        f"/mnt/efs/{land.file_system_id}"
-    )
+    assert not [t for t in tags if t["Key"].startswith("efs-automount:")]
+    assert "ec2:CreateTags" not in lambda_.operations()
+    assert mount_attribute(land, container_instance) == f"/mnt/efs/{land.file_system_id}"
 
 
 def test_command_sent_to_several_hosts_is_confirmed_per_host(land, bus, lambda_):

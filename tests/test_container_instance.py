@@ -18,10 +18,10 @@ def test_host_of_an_untagged_group_is_left_untouched(bus, lambda_):
 
     register_container_instance(land, instance_id)
     assert deliver_outbox(bus) == [
-        ("on_container_instance", {"outcome": "ignored: host is not in a group tagged for EFS"})
+        ("on_container_instance", {"outcome": "no mount yet: the attribute follows the mount"})
     ]
 
-    assert "ec2:CreateTags" not in lambda_.operations()
+    assert "ecs:PutAttributes" not in lambda_.operations()
 
 
 def test_event_already_carrying_the_attribute_costs_no_aws_call(lambda_):

@@ -72,37 +72,44 @@ def queued(tmp_path, land):
     return Queued()
 
 
-def test_agent_late_for_k_retries_backs_off_then_mounts(land, queued, clock):
+def test_ecs_registers_before_the_ssm_agent_looks_densely_then_mounts_once(land, queued, clock):
     (instance_id,) = scale_out(land, 1)
-    assert deliver_outbox(queued.bus)[0][1]["outcome"] == "waiting: agent, retry in 10s"
+    assert deliver_outbox(queued.bus)[0][1]["outcome"] == "waiting: SSM agent not online yet"
+    register_container_instance(land, instance_id)
+    assert deliver_outbox(queued.bus)[0][1]["outcome"] == "waiting: agent, retry in 2s"
 
     delays = []
-    for _ in range(3):  # K = 3 more retries while the agent is still not online
+    queued.lambda_.calls.clear()
+    for _ in range(3):  # K = 3 more looks while the SSM agent is still not online
         delays += queued.deliver_retries(clock)
+    futile = set(queued.lambda_.operations())
     hosts.boot_agents(land, [instance_id])
     delays += queued.deliver_retries(clock)
     hosts.answer(land, "Success")
     deliver_outbox(queued.bus)
 
-    assert delays == [10, 20, 40, 60]
+    assert delays == [2, 2, 2, 3]
+    # a look while the agent is offline: one agent check and the next message, nothing else
+    assert futile == {"ssm:DescribeInstanceInformation", "sqs:SendMessage"}
     assert len(mount_commands(land, instance_id)) == 1
     assert_decided(land, {instance_id: "CONTINUE"})
 
 
 def test_waiting_host_is_heartbeated_and_given_up_before_the_global_timeout(land, queued, clock):
-    (instance_id,) = scale_out(land, 1)
+    (instance_id,) = scale_out(land, 1)  # its agents never come online: no registration event either
     deliver_outbox(queued.bus)
 
-    # The hook's heartbeat timeout is 900 s: a heartbeat is due every 450 s of waiting. The host is
-    # looked at every few minutes at most (the queue's delays are shorter), so one always comes in time.
-    for _ in range(40):
+    # The hook's heartbeat timeout is 900 s: a heartbeat is due every 450 s of waiting. The sweeper runs
+    # every minute and drives a host whose heartbeat or budget falls due within its next runs.
+    for _ in range(60):
         if moto_gaps.pending_action(land.account, land.region, instance_id) is None:
             break
-        clock.advance(200)
-        queued.deliver_retries(clock)
+        clock.advance(60)
+        moto_gaps.expire_actions()
+        queued.lambda_.invoke("sweeper", SCHEDULED_EVENT)
 
     assert moto_gaps.decided_result(land.account, land.region, instance_id) == "ABANDON"
-    assert clock.offset > 1800  # MAX_WAIT_SECONDS
+    assert clock.offset >= 1800  # MAX_WAIT_SECONDS
     assert mount_commands(land, instance_id) == []
     assert moto_gaps.WORLD.decided  # decided by us, not by a timeout
 
@@ -112,10 +119,15 @@ def test_heartbeats_are_recorded_while_waiting(land, queued, clock):
     deliver_outbox(queued.bus)
     action = moto_gaps.pending_action(land.account, land.region, instance_id)
 
-    clock.advance(460)
-    queued.deliver_retries(clock)
+    # Its agent is not online: the sweeper drives it once its hook's 900 s heartbeat timeout comes within
+    # three runs, and heartbeats it then
+    for _ in range(13):
+        clock.advance(60)
+        moto_gaps.expire_actions()
+        queued.lambda_.invoke("sweeper", SCHEDULED_EVENT)
 
     assert action.heartbeats == 1
+    assert moto_gaps.WORLD.timed_out == []
     assert "autoscaling:RecordLifecycleActionHeartbeat" in queued.lambda_.operations()
 
 
@@ -213,15 +225,19 @@ def test_events_out_of_order_still_decide_once(land, bus, lambda_):
 
 def test_host_terminated_mid_flight_ends_quietly(land, queued, clock, app_logs):
     (instance_id,) = scale_out(land, 1)
-    deliver_outbox(queued.bus)  # waiting for its agent; a retry message is queued
+    deliver_outbox(queued.bus)  # waiting for its agents
+    register_container_instance(land, instance_id)
+    deliver_outbox(queued.bus)  # its ECS agent registered first: a look is queued for its SSM agent
     land.client("autoscaling").terminate_instance_in_auto_scaling_group(
         InstanceId=instance_id, ShouldDecrementDesiredCapacity=True
     )
+    hosts.boot_agents(land, [instance_id])
 
     queued.deliver_retries(clock)
 
     assert take_messages(land, queued.url) == []
     assert not app_logs("ERROR")
+    assert mount_commands(land, instance_id) == []
     assert any(line["message"] == "host is no longer in its group; its flow ends here" for line in app_logs())
 
 
@@ -293,7 +309,9 @@ def test_transient_failure_then_success_lets_the_host_in(land, queued, clock):
 
 def test_without_a_queue_the_sweeper_carries_the_retries(land, bus, lambda_, clock, app_logs):
     (instance_id,) = scale_out(land, 1)
-    assert deliver_outbox(bus)[0][1]["outcome"] == "waiting: agent, the sweeper retries"
+    register_container_instance(land, instance_id)
+    deliver_outbox(bus)
+    assert deliver_outbox(bus) == []
     hosts.boot_agents(land, [instance_id])
     clock.advance(61)
 
@@ -387,10 +405,11 @@ def test_launch_event_from_a_skewed_clock_is_ignored_and_the_budget_still_holds(
     for _ in range(60):
         if moto_gaps.pending_action(land.account, land.region, instance_id) is None:
             break
-        queued.deliver_retries(clock)
+        clock.advance(60)
+        queued.lambda_.invoke("sweeper", SCHEDULED_EVENT)
 
     assert_decided(land, {instance_id: "ABANDON"})
-    assert 1800 < clock.offset < 1800 + 120  # MAX_WAIT_SECONDS from the launch Auto Scaling reports
+    assert 1800 <= clock.offset < 1800 + 120  # MAX_WAIT_SECONDS from the launch Auto Scaling reports
     assert any("implausible" in line["message"] for line in app_logs("WARNING"))
 
 
@@ -569,8 +588,7 @@ def test_forged_mounted_tag_sets_no_attribute_until_the_mount_is_real(land, bus,
     hosts.answer(land, "Success")
     deliver_outbox(bus)
 
-    assert attribute_on_forged_tag is None
-    assert any(line.get("tag") == tag for line in app_logs("WARNING"))
+    assert attribute_on_forged_tag is None  # the tag is not even read: SSM's record is the proof
     assert mount_attribute(land, container_instance) == f"/mnt/efs/{land.file_system_id}"
     assert_decided(land, {instance_id: "CONTINUE"})
 

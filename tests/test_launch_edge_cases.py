@@ -111,7 +111,7 @@ def test_agent_not_online_sends_nothing_and_waits(land, bus):
     (instance_id,) = scale_out(land, 1)
     hosts.boot_agents(land, [instance_id], ping_status="ConnectionLost")
 
-    assert deliver_outbox(bus) == [("on_launch", {"outcome": "waiting: agent, the sweeper retries"})]
+    assert deliver_outbox(bus) == [("on_launch", {"outcome": "waiting: SSM agent not online yet"})]
 
     assert land.client("ssm").list_commands()["Commands"] == []
     assert lifecycle_state(land, instance_id) == "Pending:Wait"
@@ -121,7 +121,7 @@ def test_agent_not_registered_sends_nothing_until_it_is(land, lambda_):
     (instance_id,) = scale_out(land, 1)
     (event,) = moto_gaps.WORLD.drain()
 
-    assert lambda_.invoke("on_launch", event)["outcome"].startswith("waiting: agent")
+    assert lambda_.invoke("on_launch", event)["outcome"] == "waiting: SSM agent not online yet"
 
     # A repeated delivery, once the agent is online, sends the command.
     hosts.boot_agents(land, [instance_id])

@@ -43,7 +43,7 @@ def test_attribute_is_set_when_host_registered_before_the_mount(land, bus):
     hosts.boot_agents(land, [instance_id])
     deliver_outbox(bus)
     container_instance = register_container_instance(land, instance_id)
-    assert deliver_outbox(bus) == [("on_container_instance", {"outcome": "recorded, waiting for the mount"})]
+    assert deliver_outbox(bus) == [("on_container_instance", {"outcome": "waiting: mount command running"})]
     assert mount_attribute(land, container_instance) is None
 
     hosts.answer(land, "Success")
