@@ -104,7 +104,7 @@ def run(
         register_container_instance,
         scale_out,
     )
-    from simulation.queues import create_retry_queue, sqs_event, take_messages
+    from simulation.queues import create_retry_queue
 
     land = build_landscape(boto3.Session(region_name="us-east-1"))
     queue_url = create_retry_queue(land)
@@ -168,17 +168,12 @@ def run(
     deliver(moto_gaps.WORLD.drain())
 
     if late:
+        # The ECS agent registers at about the time the SSM agent comes online: that event sends the mount.
         hosts.boot_agents(land, [late])
         timeline("hosts", f"SSM agent online on {late}")
-        taken = take_messages(land, queue_url)
-        for delay, _ in taken:
-            timeline.skip(delay)
-            timeline("SQS", f"retry message for {late} delivered after its {delay}s delay")
-        response = invoke("on_retry", sqs_event([record for _, record in taken]))
-        timeline("Lambda on_retry", f"{len(taken)} message(s), {len(response['batchItemFailures'])} failed")
-        for command in land.client("ssm").list_commands(InstanceId=late)["Commands"]:
-            commands[late] = command["CommandId"]
-            timeline("Lambda on_retry", f"{late}: mount command sent: {command['CommandId']}")
+        registered[late] = register_container_instance(land, late)
+        timeline("ECS agent", f"{late} registered in {land.cluster_name}: the moment its mount is sent")
+        deliver(moto_gaps.WORLD.drain())
 
     # A failing host's script finds someone else's data at the mount path: exit 3, permanent.
     failing = instance_ids[:failures]
