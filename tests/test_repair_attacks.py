@@ -24,6 +24,7 @@ from tests.test_repair import (  # noqa: F401  (repair_context: autouse fixture,
     _host_in_service_before_the_tag,
     _mounted_hosts,
     _task_definition_registered_while_down,
+    _without_host_record,
     repair_context,
 )
 
@@ -90,6 +91,7 @@ def test_a_host_held_by_another_hook_is_not_a_problem_and_a_second_repair_change
     deliver_outbox(bus)
     hosts.answer(land, "Success")
     deliver_outbox(bus)  # our action completed CONTINUE, attribute set
+    _without_host_record(land, [instance_id])
     moto_gaps.hold_by_another_hook(land.account, land.region, instance_id)
     clock.advance(120)
 
@@ -102,7 +104,7 @@ def test_a_host_held_by_another_hook_is_not_a_problem_and_a_second_repair_change
     assert second["summary"]["with_problems"] == 0, second["lifecycle_actions"]
 
 
-# --- 3. One host's stale/forged cluster tag stops the whole scoped repair ---------------------------------------
+# --- 3. One host's stale/forged cluster tag stops the whole scoped repair (repair reads no EC2 tag now) ---------
 
 
 def test_a_stale_cluster_tag_on_one_host_does_not_stop_the_repair_of_the_others(tmp_path, monkeypatch):
