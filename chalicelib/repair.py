@@ -432,6 +432,8 @@ class Repair:
             if outcome != "already decided":  # decided meanwhile, or earlier while another hook holds it
                 item["problems"].append(problem)
                 item["actions"].append(f"launch step: {outcome}")
+        except OutOfTime:
+            raise  # finding its container instance may read clusters: the run stops cleanly, as between items
         except Exception as exc:
             self._error(report, instance_id, exc)
         return item
