@@ -415,10 +415,11 @@ def repair_at_scale(host_count: int, service_count: int) -> dict[str, Any]:
 def drifted_cluster(
     land: Any, host_count: int, service_count: int, hosts: Any, moto_gaps: Any, register: Any, scale_out: Any
 ) -> dict[str, int]:
-    """Hosts put in service (no hook) and registered, most mounted and marked; 2% never mounted, 1% with the
-    attribute lost (SSM remembers their mount); services mostly on plain or rewritten revisions, 2.5% on a
+    """Hosts put in service (no hook) and registered, most mounted (SSM holds each one's successful mount
+    command, as the launch step leaves it) with the attribute set; 2% never mounted, 1% with the attribute lost.
+    No host carries an EC2 tag: repair reads none. Services mostly on plain or rewritten revisions, 2.5% on a
     tagged revision that was never rewritten."""
-    autoscaling, ec2, ecs, ssm = (land.client(s) for s in ("autoscaling", "ec2", "ecs", "ssm"))
+    autoscaling, ecs, ssm = (land.client(s) for s in ("autoscaling", "ecs", "ssm"))
     autoscaling.delete_lifecycle_hook(LifecycleHookName=land.hook_name, AutoScalingGroupName=land.group_name)
     instance_ids = scale_out(land, host_count)
     hosts.boot_agents(land, instance_ids)
@@ -426,23 +427,15 @@ def drifted_cluster(
     never = max(1, host_count // 50)
     lost = max(1, host_count // 100)
     fs, path = land.file_system_id, f"/mnt/efs/{land.file_system_id}"
+    parameters = {"FileSystemId": [fs], "MountPath": [path], "Region": [land.region]}
     for index, instance_id in progress(
         enumerate(instance_ids[never:]), "repair: drifting the cluster", total=len(instance_ids) - never
     ):
-        tags = [
-            {"Key": f"efs-automount:mounted:{fs}", "Value": path},
-            {"Key": "efs-automount:ecs-cluster", "Value": land.cluster_arn},
-            {"Key": "efs-automount:container-instance", "Value": container_instances[instance_id]},
-        ]
-        ec2.create_tags(Resources=[instance_id], Tags=tags)
+        command = ssm.send_command(DocumentName="efs-automount-mount", InstanceIds=[instance_id], Parameters=parameters)
+        moto_gaps.finish_invocation(
+            land.account, land.region, command["Command"]["CommandId"], instance_id, "Success", emit=False
+        )
         if index < lost:
-            parameters = {"FileSystemId": [fs], "MountPath": [path], "Region": [land.region]}
-            command = ssm.send_command(
-                DocumentName="efs-automount-mount", InstanceIds=[instance_id], Parameters=parameters
-            )
-            moto_gaps.finish_invocation(
-                land.account, land.region, command["Command"]["CommandId"], instance_id, "Success", emit=False
-            )
             continue
         ecs.put_attributes(
             cluster=land.cluster_arn,

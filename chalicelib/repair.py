@@ -1,6 +1,7 @@
 """Repair: finds what drifted in a cluster's hosts and task definitions and fixes it through the flows the
 event handlers use (the launch step, the mount, the attribute, the rewrite), or, in a dry run, says what
-it would do. Reads are batched to AWS's limits; the decisions are in repair_findings.
+it would do. What it knows of a host comes from AWS's own records (ECS's container instances, SSM's mount
+commands), never from EC2 tags. Reads are batched to AWS's limits; the decisions are in repair_findings.
 """
 
 from __future__ import annotations
@@ -9,24 +10,20 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from botocore.exceptions import ClientError
+
 from chalicelib.accounts import AwsAccess
 from chalicelib.events import EventOrigin, TaskDefinitionRegistered
 from chalicelib.groups import Group
-from chalicelib.host_record import (
-    HostRecord,
-    attribute_name,
-    host_record_from_tags,
-    read_host_record,
-    record_container_instance,
-    set_mount_attributes,
-)
+from chalicelib.host_record import attribute_name, set_mount_attributes
 from chalicelib.lifecycle import LifecycleFlow, complete_lifecycle_action
 from chalicelib.lifecycle_result import LifecycleResult
-from chalicelib.mount_commands import commands_for, proven_mounts
+from chalicelib.mount_commands import commands_for, host_status, latest_finished
 from chalicelib.mount_spec import FILE_SYSTEM_TAG, MountConfigError, MountSpec, mount_spec_from_tags
 from chalicelib.observability import count, logger
 from chalicelib.repair_findings import (
     HostFix,
+    MountEvidence,
     RepairRequest,
     TaskDefinitionFix,
     host_findings,
@@ -50,7 +47,6 @@ AUTO_SCALING_INSTANCES_PER_CALL = 50
 GROUP_NAMES_PER_CALL = 50
 INSTANCE_INFORMATION_PER_CALL = 50
 SERVICES_PER_CALL = 10
-TAGGED_HOSTS_PER_CALL = 100
 # Stop before an item when less time than this is left: enough to finish one and return the report.
 STOP_MARGIN_MILLIS = 30_000
 
@@ -85,9 +81,13 @@ class Repair:
         self._lifecycle = lifecycle
         self._task_definitions = task_definitions
         self._remaining_millis = remaining_millis
-        # One run's reads: the cluster (with its capacity providers) and its container instances.
+        # One run's reads: the cluster (with its capacity providers), the account's clusters (only with a group
+        # named alone), container instances per cluster, and each host's mount commands.
         self._cluster: dict[str, Any] = {}
+        self._account_clusters: list[str] | None = None
         self._container_instance_views: dict[str, dict[str, ContainerInstanceView]] = {}
+        self._unreadable_clusters: set[str] = set()
+        self._mount_commands: dict[str, list[dict[str, Any]]] = {}
         self._where = ""
 
     def run(self, request: RepairRequest, aws: AwsAccess) -> dict[str, Any]:
@@ -224,15 +224,22 @@ class Repair:
                     )
         return groups
 
-    def _container_instances(self, aws: AwsAccess, cluster_arn: str) -> dict[str, ContainerInstanceView]:
-        """The cluster's container instances by EC2 instance id (kept per cluster for one run)."""
+    def _container_instances(
+        self, aws: AwsAccess, cluster_arn: str, gone_is_empty: bool = False
+    ) -> dict[str, ContainerInstanceView]:
+        """The cluster's container instances by EC2 instance id (kept per cluster for one run). `gone_is_empty`:
+        a cluster deleted since it was listed has none."""
         known = self._container_instance_views.get(cluster_arn)
         if known is not None:
             return known
         ecs = aws.client("ecs")
         arns: list[str] = []
-        for page in ecs.get_paginator("list_container_instances").paginate(cluster=cluster_arn):
-            arns += page["containerInstanceArns"]
+        try:
+            for page in ecs.get_paginator("list_container_instances").paginate(cluster=cluster_arn):
+                arns += page["containerInstanceArns"]
+        except ClientError as exc:
+            if not gone_is_empty or exc.response.get("Error", {}).get("Code") != "ClusterNotFoundException":
+                raise
         found: dict[str, ContainerInstanceView] = {}
         for batch in _batches(arns, CONTAINER_INSTANCES_PER_CALL):
             described = ecs.describe_container_instances(cluster=cluster_arn, containerInstances=batch)
@@ -246,15 +253,56 @@ class Repair:
         self._container_instance_views[cluster_arn] = found
         return found
 
-    def _host_records(self, aws: AwsAccess, instance_ids: list[str]) -> dict[str, HostRecord]:
-        ec2 = aws.client("ec2")
-        tags: dict[str, dict[str, str]] = {instance_id: {} for instance_id in instance_ids}
-        for batch in _batches(instance_ids, TAGGED_HOSTS_PER_CALL):
-            filters = [{"Name": "resource-id", "Values": batch}, {"Name": "resource-type", "Values": ["instance"]}]
-            for page in ec2.get_paginator("describe_tags").paginate(Filters=filters):
-                for tag in page["Tags"]:
-                    tags.setdefault(tag["ResourceId"], {})[tag["Key"]] = tag["Value"]
-        return {instance_id: host_record_from_tags(found) for instance_id, found in tags.items()}
+    def _clusters_of_account(self, aws: AwsAccess) -> list[str]:
+        """Every cluster of the request's account and region (ListClusters sees no other), kept for one run."""
+        if self._account_clusters is None:
+            arns: list[str] = []
+            for page in aws.client("ecs").get_paginator("list_clusters").paginate():
+                arns += page["clusterArns"]
+            self._account_clusters = sorted(arns)
+        return self._account_clusters
+
+    def _hosts_container_instances(
+        self, aws: AwsAccess, request: RepairRequest, cluster_arn: str | None, wanted: set[str], report: dict[str, Any]
+    ) -> dict[str, ContainerInstanceView]:
+        """The hosts' container instances, as ECS reports them (their ec2InstanceId): in the request's cluster,
+        or, with only a group named, in the clusters of the request's account and region, read one cluster after
+        another until every host is found. A host found in none is not registered. No EC2 tag is read: anyone
+        may write one."""
+        if cluster_arn:
+            clusters = [cluster_arn]
+        else:
+            if self._account_clusters is None:
+                self._check_time("listing the account's clusters")
+            listed = self._guarded(
+                report,
+                request.auto_scaling_group or "",
+                "listing the account's clusters",
+                lambda: self._clusters_of_account(aws),
+            )
+            if listed is None:
+                self._account_clusters = []  # the error is reported once
+            clusters = listed or []
+        found: dict[str, ContainerInstanceView] = {}
+        for cluster in clusters:
+            if wanted <= found.keys():
+                break
+            if cluster in self._unreadable_clusters:
+                continue
+            if cluster not in self._container_instance_views:
+                self._check_time(f"reading the container instances of {cluster}")
+            views = self._guarded(
+                report,
+                cluster,
+                "reading the cluster's container instances",
+                lambda cluster=cluster: self._container_instances(aws, cluster, gone_is_empty=cluster != cluster_arn),
+            )
+            if views is None:
+                self._unreadable_clusters.add(cluster)  # the error is reported once
+            for instance_id, view in (views or {}).items():
+                if instance_id in wanted:
+                    found.setdefault(instance_id, view)
+        return found
 
     def _agents_online(self, aws: AwsAccess, instance_ids: list[str]) -> set[str]:
         ssm = aws.client("ssm")
@@ -300,7 +348,7 @@ class Repair:
                 for instance_id in waiting:
                     self._check_time(f"host {instance_id} waiting in {group.name}")
                     report["lifecycle_actions"].append(
-                        self._waiting_host(aws, request, group, spec, instance_id, report)
+                        self._waiting_host(aws, request, cluster_arn, group, spec, instance_id, report)
                     )
             if spec is not None:
                 in_service += [
@@ -308,32 +356,9 @@ class Repair:
                 ]
         if not in_service:
             return
-        self._check_time("reading the hosts' records")
-        records = self._guarded(
-            report,
-            cluster_arn or request.auto_scaling_group or "",
-            "reading the hosts' tags",
-            lambda: self._host_records(aws, [instance_id for _, _, instance_id in in_service]),
+        container_instances = self._hosts_container_instances(
+            aws, request, cluster_arn, {instance_id for *_, instance_id in in_service}, report
         )
-        if records is None:
-            return
-        if cluster_arn:
-            clusters = [cluster_arn]
-        else:
-            # Clusters the hosts' tags name: only of this account and region (a tag is anyone's to write).
-            named = {r.cluster_arn for r in records.values() if r.cluster_arn}
-            clusters = sorted(c for c in named if c.split(":")[3:5] == [aws.region, aws.account])
-        container_instances: dict[str, ContainerInstanceView] = {}
-        for cluster in clusters:
-            self._check_time(f"reading the container instances of {cluster}")
-            found = self._guarded(
-                report,
-                cluster,
-                "reading the cluster's container instances",
-                lambda cluster=cluster: self._container_instances(aws, cluster),
-            )
-            for instance_id, view in (found or {}).items():
-                container_instances.setdefault(instance_id, view)
         pending_mounts: list[tuple[dict[str, Any], Group, MountSpec, str]] = []
         for group, spec, instance_id in in_service:
             self._check_time(f"host {instance_id} in {group.name}")
@@ -348,18 +373,19 @@ class Repair:
             try:
                 view = container_instances.get(instance_id)
                 item["container_instance"] = view.arn if view else None
-                fix = self._examine_host(aws, request, spec, records[instance_id], view, item)
+                fix = self._examine_host(aws, request, spec, view, item)
                 if fix is HostFix.SEND_MOUNT:
                     pending_mounts.append((item, group, spec, instance_id))
             except Exception as exc:  # one host's trouble never stops the others
                 self._error(report, instance_id, exc)
         if pending_mounts:
-            self._send_mounts(aws, request, pending_mounts, records, container_instances, report)
+            self._send_mounts(aws, request, pending_mounts, report)
 
     def _waiting_host(
         self,
         aws: AwsAccess,
         request: RepairRequest,
+        cluster_arn: str | None,
         group: Group,
         spec: MountSpec | None,
         instance_id: str,
@@ -381,10 +407,10 @@ class Repair:
                 return item  # its launch event is moments old and acts on it
             waited = f" for {int(now - started)} s" if started is not None else " (since when, AWS does not say)"
             problem = f"waiting on the {self._settings.hook_name} hook{waited}"
-            if spec is not None and self._mount_recorded_and_confirmed(aws, instance_id, spec):
-                # Mounted and recorded: all that can be left is completing our action, which is most likely
-                # decided already (another hook holds the host). The launch step is not run again: it would
-                # write the record and the attribute once more on every run.
+            if spec is not None and self._mount_settled(aws, request, cluster_arn, instance_id, spec, report):
+                # Mounted, and its attribute where ECS says it belongs: all that can be left is completing our
+                # action, which is most likely decided already (another hook holds the host). The launch step is
+                # not run again: it would set the attribute once more on every run.
                 if request.dry_run:
                     item["problems"].append(problem)
                     item["actions"].append("would complete its action CONTINUE, unless it is decided already")
@@ -396,9 +422,7 @@ class Repair:
                     LifecycleResult.CONTINUE,
                 ):
                     item["problems"].append(problem)
-                    item["actions"].append(
-                        "launch step: completed CONTINUE (its mount is recorded and SSM confirms it)"
-                    )
+                    item["actions"].append("launch step: completed CONTINUE (SSM's record proves its mount)")
                 return item
             if request.dry_run:
                 item["problems"].append(problem)
@@ -408,30 +432,43 @@ class Repair:
             if outcome != "already decided":  # decided meanwhile, or earlier while another hook holds it
                 item["problems"].append(problem)
                 item["actions"].append(f"launch step: {outcome}")
+        except OutOfTime:
+            raise  # finding its container instance may read clusters: the run stops cleanly, as between items
         except Exception as exc:
             self._error(report, instance_id, exc)
         return item
 
-    def _mount_recorded_and_confirmed(self, aws: AwsAccess, instance_id: str, spec: MountSpec) -> bool:
-        record = read_host_record(aws.client("ec2"), instance_id)
-        return record.mounts.get(spec.file_system_id) == spec.mount_path and self._mount_confirmed(
-            aws, instance_id, spec
-        )
+    def _mount_settled(
+        self,
+        aws: AwsAccess,
+        request: RepairRequest,
+        cluster_arn: str | None,
+        instance_id: str,
+        spec: MountSpec,
+        report: dict[str, Any],
+    ) -> bool:
+        """Whether SSM's record proves the waiting host's mount and ECS shows nothing left for it: its container
+        instance carries the attribute, or it has not registered (its registration sets it). A proven mount
+        whose attribute is missing is the launch step's to finish: it sets the attribute, then completes."""
+        if not self._mount_confirmed(aws, instance_id, spec):
+            return False
+        view = self._hosts_container_instances(aws, request, cluster_arn, {instance_id}, report).get(instance_id)
+        return view is None or view.attributes.get(attribute_name(spec.file_system_id)) == spec.mount_path
 
     def _examine_host(
         self,
         aws: AwsAccess,
         request: RepairRequest,
         spec: MountSpec,
-        record: HostRecord,
         view: ContainerInstanceView | None,
         item: dict[str, Any],
     ) -> HostFix:
         attribute_value = view.attributes.get(attribute_name(spec.file_system_id)) if view else None
-        args = (spec.file_system_id, spec.mount_path, record.mounts, view is not None, attribute_value)
+        args = (spec.file_system_id, spec.mount_path, view is not None, attribute_value)
         findings = host_findings(*args)
         if findings.fix is HostFix.NEEDS_EVIDENCE:
-            findings = host_findings(*args, confirmed_by_ssm=self._mount_confirmed(aws, item["instance_id"], spec))
+            proven = self._proven_path(aws, item["instance_id"], spec.file_system_id)
+            findings = host_findings(*args, evidence=MountEvidence(proven))
         item["problems"] += findings.problems
         if findings.fix is HostFix.SET_ATTRIBUTE and view is not None:  # set only on a registered host
             attribute = attribute_name(spec.file_system_id)
@@ -445,25 +482,32 @@ class Repair:
                 item["actions"].append(f"attribute {attribute} set to {spec.mount_path}")
         return findings.fix
 
+    def _mount_commands_of(self, aws: AwsAccess, instance_id: str) -> list[dict[str, Any]]:
+        """Our mount commands sent to the host, oldest first: one ListCommands (a page per 50), kept for one run."""
+        if instance_id not in self._mount_commands:
+            self._mount_commands[instance_id] = commands_for(
+                aws.client("ssm"), instance_id, self._settings.mount_document
+            )
+        return self._mount_commands[instance_id]
+
+    def _proven_path(self, aws: AwsAccess, instance_id: str, file_system_id: str) -> str | None:
+        """Where SSM's own record proves the file system mounted on this host: the path of the newest finished
+        command of our document for it, when it succeeded on the host (the rule of mount_commands.proven_mounts,
+        which the registration and status flows use); None otherwise. No call for a one-host command."""
+        latest = latest_finished(self._mount_commands_of(aws, instance_id), self._settings.mount_roots)
+        if file_system_id not in latest:
+            return None
+        command, path = latest[file_system_id]
+        return path if host_status(aws.client("ssm"), command, instance_id) == "Success" else None
+
     def _mount_confirmed(self, aws: AwsAccess, instance_id: str, spec: MountSpec) -> bool:
-        """SSM's own record of a successful mount of this file system at this path on this host: the rule the
-        registration and status flows use (mount_commands.proven_mounts)."""
-        proven, _ = proven_mounts(
-            aws.client("ssm"),
-            instance_id,
-            self._settings.mount_document,
-            self._settings.mount_roots,
-            {spec.file_system_id: spec.mount_path},
-        )
-        return spec.file_system_id in proven
+        return self._proven_path(aws, instance_id, spec.file_system_id) == spec.mount_path
 
     def _send_mounts(
         self,
         aws: AwsAccess,
         request: RepairRequest,
         pending: list[tuple[dict[str, Any], Group, MountSpec, str]],
-        records: dict[str, HostRecord],
-        container_instances: dict[str, ContainerInstanceView],
         report: dict[str, Any],
     ) -> None:
         self._check_time("reading the hosts' SSM agents")
@@ -481,7 +525,7 @@ class Repair:
                 item["problems"].append("its SSM agent is not online: no mount can be sent now")
                 continue
             try:
-                commands = commands_for(aws.client("ssm"), instance_id, self._settings.mount_document)
+                commands = self._mount_commands_of(aws, instance_id)
                 if mount_command_running(commands, spec.file_system_id, self._settings.mount_roots):
                     # Sent by an earlier run (or the launch step) and not finished: its status event follows.
                     item["problems"].append("mount command running: its status event sets the attribute")
@@ -489,11 +533,6 @@ class Repair:
                 if request.dry_run:
                     item["actions"].append(f"would send the mount command ({spec.file_system_id} at {spec.mount_path})")
                     continue
-                view = container_instances.get(instance_id)
-                if view is not None and records[instance_id].container_instance_arn != view.arn:
-                    # What its registration event records, so that the mount's status event finds the container
-                    # instance. Not the registration flow itself: that sets the attribute on the tag's word alone.
-                    record_container_instance(aws.client("ec2"), instance_id, view.cluster_arn, view.arn)
                 zone = group.instance_zones.get(instance_id, "")
                 outcome = self._lifecycle.mount_in_service(aws, instance_id, zone, spec)
                 (item["actions"] if outcome.startswith("mount command sent") else item["problems"]).append(outcome)

@@ -95,7 +95,7 @@ def parse_repair_request(event: Any, own_region: str) -> RepairRequest:
 
 class HostFix(Enum):
     NOTHING = "nothing"
-    # The mount record looks right but the attribute is not: SSM's history must confirm the mount first.
+    # ECS does not settle it: SSM's record of the host's mount must be read first.
     NEEDS_EVIDENCE = "needs evidence"
     SET_ATTRIBUTE = "set attribute"
     SEND_MOUNT = "send mount"
@@ -107,41 +107,48 @@ class HostFindings:
     fix: HostFix
 
 
+@dataclass(frozen=True)
+class MountEvidence:
+    """SSM's record of one file system on a host: the path at which the newest finished command of our document
+    for it succeeded on the host (mount_commands' rule), or None (none finished in SSM's 30 days, or it failed)."""
+
+    proven_path: str | None
+
+
 def host_findings(
     file_system_id: str,
     mount_path: str,
-    recorded_mounts: dict[str, str],
     registered: bool,
     attribute_value: str | None,
-    confirmed_by_ssm: bool | None = None,
+    evidence: MountEvidence | None = None,
 ) -> HostFindings:
-    """What is wrong with a host in service, and the fix (README: Repair, "Evidence of a mount").
+    """What is wrong with a host in service, and the fix (README: Repair, "Evidence that a host is mounted").
 
-    The mount record (the host's tag `efs-automount:mounted:<fs>`, written only after SSM confirmed the
-    mount) says whether to mount. Setting the attribute changes where tasks run, so it also needs SSM's
-    own record of that successful mount; without it the mount is sent again, which verifies it on the host.
+    `registered` and `attribute_value` are ECS's word on the container instance it reports on the host. When it
+    carries the attribute at the group's path, repair would change nothing: no evidence is needed. Anything else
+    is decided by SSM's record (`evidence`), the only proof of a mount: proven at the group's path, the attribute
+    is set (a host not registered yet gets it from its registration); otherwise the mount is sent, which
+    verifies it on the host, and the attribute follows from its status event.
     """
     attribute = f"efs-automount.{file_system_id}"
-    recorded = recorded_mounts.get(file_system_id)
-    if recorded != mount_path:
-        problem = "never mounted" if recorded is None else f"mounted at {recorded}, the group asks for {mount_path}"
-        problems = [problem]
-        if attribute_value is not None:
-            problems.append(f"its container instance carries {attribute} without a confirmed mount")
-        return HostFindings(tuple(problems), HostFix.SEND_MOUNT)
-    if not registered or attribute_value == mount_path:
+    if registered and attribute_value == mount_path:
         return HostFindings((), HostFix.NOTHING)
-    problem = (
-        f"container instance lacks the attribute {attribute}"
-        if attribute_value is None
-        else f"attribute {attribute} is {attribute_value!r}, not {mount_path!r}"
-    )
-    if confirmed_by_ssm is None:
-        return HostFindings((problem,), HostFix.NEEDS_EVIDENCE)
-    if confirmed_by_ssm:
+    if evidence is None:
+        return HostFindings((), HostFix.NEEDS_EVIDENCE)
+    proven = evidence.proven_path
+    if proven == mount_path:
+        if not registered:
+            return HostFindings((), HostFix.NOTHING)
+        problem = (
+            f"container instance lacks the attribute {attribute}"
+            if attribute_value is None
+            else f"attribute {attribute} is {attribute_value!r}, not {mount_path!r}"
+        )
         return HostFindings((problem,), HostFix.SET_ATTRIBUTE)
-    unconfirmed = "SSM's command history (30 days) has no successful mount to confirm the host's mount record"
-    return HostFindings((problem, unconfirmed), HostFix.SEND_MOUNT)
+    problems = ["never mounted" if proven is None else f"mounted at {proven}, the group asks for {mount_path}"]
+    if attribute_value is not None and attribute_value != proven:
+        problems.append(f"its container instance carries {attribute} without a confirmed mount")
+    return HostFindings(tuple(problems), HostFix.SEND_MOUNT)
 
 
 def mount_command_running(commands: list[dict[str, Any]], file_system_id: str, roots: tuple[str, ...]) -> bool:

@@ -4,6 +4,7 @@ run that changes nothing, a second run that finds nothing, scope, accounts, per-
 from __future__ import annotations
 
 import copy
+import json
 
 import boto3
 import chalice.test
@@ -74,8 +75,20 @@ def _tag_group(land, value):
     )
 
 
+# What the app's flows once wrote on a host (issue 13 removes them): repair must need none of them.
+HOST_RECORD_TAGS = ("efs-automount:ecs-cluster", "efs-automount:container-instance")
+
+
+def _without_host_record(land, instance_ids):
+    """The hosts carry none of the EC2 tags the app once wrote: the evidence is SSM's and ECS's alone."""
+    ec2 = land.client("ec2")
+    keys = [*HOST_RECORD_TAGS, f"efs-automount:mounted:{land.file_system_id}"]
+    ec2.delete_tags(Resources=list(instance_ids), Tags=[{"Key": key} for key in keys])
+
+
 def _mounted_hosts(land, bus, count):
-    """Hosts launched, registered and mounted through the app's normal flow."""
+    """Hosts launched, registered and mounted through the app's normal flow: SSM holds the successful mount,
+    ECS the container instance (with its attribute), and no EC2 tag says anything."""
     instance_ids = scale_out(land, count)
     hosts.boot_agents(land, instance_ids)
     deliver_outbox(bus)
@@ -83,6 +96,7 @@ def _mounted_hosts(land, bus, count):
     deliver_outbox(bus)
     hosts.answer(land, "Success")
     deliver_outbox(bus)
+    _without_host_record(land, instance_ids)
     return container_instances
 
 
@@ -301,26 +315,35 @@ def test_a_host_waiting_moments_ago_is_left_to_its_launch_event(tmp_path):
     assert land.client("ssm").list_commands()["Commands"] == []
 
 
-def test_a_mount_record_ssm_cannot_confirm_is_verified_on_the_host_not_trusted(tmp_path):
+def test_a_forged_mounted_tag_and_attribute_are_no_evidence_the_mount_is_verified_on_the_host(tmp_path):
+    # Given a host never mounted whose EC2 tag claims the mount (anyone with ec2:CreateTags can write it), and
+    # whose container instance carries another value of the attribute
     lambda_ = make_lambda(tmp_path)
     bus = EventBus(_app(), lambda_.invoke)
     land = build_landscape(boto3.Session(region_name="us-east-1"))
     instance_id, container_instance = _host_in_service_before_the_tag(land, bus)
-    # Someone else wrote the app's tag by hand (or the mount is older than SSM's 30-day history)
+    path, attribute = f"/mnt/efs/{land.file_system_id}", f"efs-automount.{land.file_system_id}"
     land.client("ec2").create_tags(
-        Resources=[instance_id],
-        Tags=[{"Key": f"efs-automount:mounted:{land.file_system_id}", "Value": f"/mnt/efs/{land.file_system_id}"}],
+        Resources=[instance_id], Tags=[{"Key": f"efs-automount:mounted:{land.file_system_id}", "Value": path}]
+    )
+    land.client("ecs").put_attributes(
+        cluster=land.cluster_name,
+        attributes=[{"name": attribute, "value": "/mnt/efs/other", "targetId": container_instance}],
     )
 
     report = lambda_.invoke("repair", {"cluster": land.cluster_name})
 
+    # Then SSM's record decides: not mounted, so the mount is sent, and the attribute waits for its status event
     (item,) = report["instances"]
-    assert "SSM's command history" in item["problems"][1]
+    assert item["problems"] == [
+        "never mounted",
+        f"its container instance carries {attribute} without a confirmed mount",
+    ]
     assert item["actions"][0].startswith("mount command sent: ")
-    assert mount_attribute(land, container_instance) is None  # not on the tag's word alone
+    assert mount_attribute(land, container_instance) == "/mnt/efs/other"  # not on the tag's word
     hosts.answer(land, "Success")
     deliver_outbox(bus)
-    assert mount_attribute(land, container_instance) == f"/mnt/efs/{land.file_system_id}"
+    assert mount_attribute(land, container_instance) == path
 
 
 def test_superseded_source_is_reported_not_rewritten(tmp_path):
@@ -484,6 +507,92 @@ def test_auto_scaling_group_limits_the_scope_to_that_group(tmp_path):
     assert [i["instance_id"] for i in scoped["instances"]] == [mine]
     assert scoped["instances"][0]["container_instance"] is not None
     assert scoped["lifecycle_actions"] == [] and scoped["task_definitions"] == []
+
+
+def _mounted_host_whose_attribute_was_lost(land, bus):
+    """A host in service, mounted (SSM's record), whose container instance registered again while the app was
+    down: registered in the cluster, without the attribute, and with no EC2 tag."""
+    (instance_id, container_instance), *_ = _mounted_hosts(land, bus, 1).items()
+    return instance_id, _reregistered_while_down(land, instance_id, container_instance)
+
+
+def _decoy_container_instance(land, cluster="decoy"):
+    """Another cluster of the account, where a host outside the group registered."""
+    ecs, ec2 = land.client("ecs"), land.client("ec2")
+    cluster_arn = ecs.create_cluster(clusterName=cluster)["cluster"]["clusterArn"]
+    (outsider,) = ec2.run_instances(
+        LaunchTemplate={"LaunchTemplateName": f"{land.group_name}-template"}, MinCount=1, MaxCount=1
+    )["Instances"]
+    document = {
+        "instanceId": outsider["InstanceId"],
+        "region": land.region,
+        "availabilityZone": outsider["Placement"]["AvailabilityZone"],
+        "accountId": land.account,
+    }
+    registered = ecs.register_container_instance(cluster=cluster, instanceIdentityDocument=json.dumps(document))
+    moto_gaps.WORLD.drain()
+    return cluster_arn, registered["containerInstance"]["containerInstanceArn"]
+
+
+def test_with_only_its_group_named_a_mounted_hosts_cluster_is_found_through_ecs_and_its_attribute_set(tmp_path):
+    # Given a mounted host (SSM's record), registered, without any EC2 tag and without its attribute, and
+    # another cluster in the account
+    lambda_ = make_lambda(tmp_path)
+    bus = EventBus(_app(), lambda_.invoke)
+    land = build_landscape(boto3.Session(region_name="us-east-1"))
+    _decoy_container_instance(land)
+    instance_id, container_instance = _mounted_host_whose_attribute_was_lost(land, bus)
+    attribute, path = f"efs-automount.{land.file_system_id}", f"/mnt/efs/{land.file_system_id}"
+    lambda_.calls.clear()
+
+    # When repair is given only the group
+    dry = lambda_.invoke("repair", {"auto_scaling_group": land.group_name, "dry_run": True})
+    assert _changes(lambda_) == []
+    report = lambda_.invoke("repair", {"auto_scaling_group": land.group_name})
+
+    # Then ECS names the host's cluster and container instance, SSM proves the mount, and the attribute is set
+    for run in (dry, report):
+        (item,) = run["instances"]
+        assert item["instance_id"] == instance_id and item["container_instance"] == container_instance
+        assert item["problems"] == [f"container instance lacks the attribute {attribute}"]
+    assert dry["instances"][0]["actions"] == [f"would set the attribute {attribute} to {path}"]
+    assert report["instances"][0]["actions"] == [f"attribute {attribute} set to {path}"]
+    assert mount_attribute(land, container_instance) == path
+    assert "ssm:SendCommand" not in lambda_.operations()
+    assert not [op for op in lambda_.operations() if op.startswith("ec2:")]  # no EC2 tag read or written
+    lambda_.calls.clear()
+    again = lambda_.invoke("repair", {"auto_scaling_group": land.group_name})
+    assert again["summary"]["with_problems"] == again["summary"]["actions"] == 0
+    assert _changes(lambda_) == []
+
+
+def test_a_forged_host_record_naming_another_cluster_and_container_instance_is_ignored(tmp_path):
+    # Given a mounted host whose attribute was lost, and EC2 tags (anyone's to write) naming a container
+    # instance of another host in another cluster of the account, and claiming the mount
+    lambda_ = make_lambda(tmp_path)
+    bus = EventBus(_app(), lambda_.invoke)
+    land = build_landscape(boto3.Session(region_name="us-east-1"))
+    decoy_cluster, decoy = _decoy_container_instance(land)
+    instance_id, container_instance = _mounted_host_whose_attribute_was_lost(land, bus)
+    land.client("ec2").create_tags(
+        Resources=[instance_id],
+        Tags=[
+            {"Key": f"efs-automount:mounted:{land.file_system_id}", "Value": f"/mnt/efs/{land.file_system_id}"},
+            {"Key": "efs-automount:ecs-cluster", "Value": decoy_cluster},
+            {"Key": "efs-automount:container-instance", "Value": decoy},
+        ],
+    )
+
+    report = lambda_.invoke("repair", {"auto_scaling_group": land.group_name})
+
+    # Then the attribute goes on the container instance ECS reports on the host, never on the tag's
+    (item,) = report["instances"]
+    assert item["container_instance"] == container_instance
+    assert mount_attribute(land, container_instance) == f"/mnt/efs/{land.file_system_id}"
+    (described,) = land.client("ecs").describe_container_instances(cluster="decoy", containerInstances=[decoy])[
+        "containerInstances"
+    ]
+    assert not [a for a in described.get("attributes", []) if a["name"].startswith("efs-automount.")]
 
 
 def test_a_trusted_account_is_repaired_through_its_member_role(tmp_path):

@@ -24,6 +24,7 @@ from tests.test_repair import (  # noqa: F401  (repair_context: autouse fixture,
     _host_in_service_before_the_tag,
     _mounted_hosts,
     _task_definition_registered_while_down,
+    _without_host_record,
     repair_context,
 )
 
@@ -90,6 +91,7 @@ def test_a_host_held_by_another_hook_is_not_a_problem_and_a_second_repair_change
     deliver_outbox(bus)
     hosts.answer(land, "Success")
     deliver_outbox(bus)  # our action completed CONTINUE, attribute set
+    _without_host_record(land, [instance_id])
     moto_gaps.hold_by_another_hook(land.account, land.region, instance_id)
     clock.advance(120)
 
@@ -102,31 +104,34 @@ def test_a_host_held_by_another_hook_is_not_a_problem_and_a_second_repair_change
     assert second["summary"]["with_problems"] == 0, second["lifecycle_actions"]
 
 
-# --- 3. One host's stale/forged cluster tag stops the whole scoped repair ---------------------------------------
+# --- 3. One host's stale/forged cluster tag stops the whole scoped repair (repair reads no EC2 tag now; a cluster
+#        of the account that is gone by the time it is read must not stop it either) ----------------------------
 
 
-def test_a_stale_cluster_tag_on_one_host_does_not_stop_the_repair_of_the_others(tmp_path, monkeypatch):
+def test_a_cluster_gone_since_it_was_listed_does_not_stop_the_repair_of_the_others(tmp_path, monkeypatch):
     lambda_, bus, land = _setup(tmp_path)
     first, _ = _host_in_service_before_the_tag(land, bus)
     second, _ = _host_in_service_before_the_tag(land, bus)
-    # The first host's record names a cluster that was deleted since (or a tag anyone with ec2:CreateTags wrote).
+    # A cluster ListClusters names (read before the hosts' own), deleted by the time it is read; and the first
+    # host's EC2 tags name it (anyone with ec2:CreateTags can write them).
+    gone = land.client("ecs").create_cluster(clusterName="a-gone")["cluster"]["clusterArn"]
     land.client("ec2").create_tags(
         Resources=[first],
         Tags=[
-            {"Key": "efs-automount:ecs-cluster", "Value": f"arn:aws:ecs:us-east-1:{OWN_ACCOUNT}:cluster/gone"},
+            {"Key": "efs-automount:ecs-cluster", "Value": gone},
             {
                 "Key": "efs-automount:container-instance",
-                "Value": f"arn:aws:ecs:us-east-1:{OWN_ACCOUNT}:container-instance/gone/" + "0" * 32,
+                "Value": f"arn:aws:ecs:us-east-1:{OWN_ACCOUNT}:container-instance/a-gone/" + "0" * 32,
             },
         ],
     )
 
-    # moto lists nothing for a cluster that does not exist; AWS raises ClusterNotFoundException (which the app's
-    # own find_container_instance expects), as it does for a cluster ARN of another account or region.
+    # AWS raises ClusterNotFoundException for a cluster that no longer exists (which the app's own
+    # find_container_instance expects).
     original = BaseClient._make_api_call
 
     def as_aws(self, operation, params):
-        if operation == "ListContainerInstances" and str(params.get("cluster", "")).endswith("/gone"):
+        if operation == "ListContainerInstances" and str(params.get("cluster", "")).endswith("/a-gone"):
             raise ClientError(
                 {"Error": {"Code": "ClusterNotFoundException", "Message": "Cluster not found."}}, operation
             )
@@ -136,7 +141,10 @@ def test_a_stale_cluster_tag_on_one_host_does_not_stop_the_repair_of_the_others(
 
     report = lambda_.invoke("repair", {"auto_scaling_group": land.group_name})
 
-    assert _by_instance(report)[second]["actions"][0].startswith("mount command sent: ")
+    instances = _by_instance(report)
+    assert instances[second]["actions"][0].startswith("mount command sent: ")
+    assert instances[first]["container_instance"].split("/")[1] == land.cluster_name
+    assert report["errors"] == []
 
 
 # --- 4. A stalled waiting host of a group whose tag is invalid is never driven ----------------------------------

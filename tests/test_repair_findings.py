@@ -6,6 +6,7 @@ import pytest
 
 from chalicelib.repair_findings import (
     HostFix,
+    MountEvidence,
     RepairInputError,
     TaskDefinitionFix,
     host_findings,
@@ -16,6 +17,7 @@ from chalicelib.repair_findings import (
 
 FS, PATH = "fs-0123456789abcdef0", "/mnt/efs/fs-0123456789abcdef0"
 ARN = "arn:aws:ecs:eu-west-1:123456789012:task-definition/reports:1"
+UNREAD = object()  # SSM's record not read yet
 
 
 def test_input_defaults_to_the_functions_region_and_an_arn_names_the_account():
@@ -26,22 +28,43 @@ def test_input_defaults_to_the_functions_region_and_an_arn_names_the_account():
 
 
 @pytest.mark.parametrize(
-    ("recorded", "registered", "attribute", "ssm", "fix"),
+    ("registered", "attribute", "proven", "fix", "problems"),
     [
-        ({}, True, None, None, HostFix.SEND_MOUNT),  # never mounted
-        ({}, True, PATH, None, HostFix.SEND_MOUNT),  # a hand-set attribute is no evidence
-        ({FS: "/mnt/old"}, True, "/mnt/old", None, HostFix.SEND_MOUNT),  # the group's path changed
-        ({FS: PATH}, True, PATH, None, HostFix.NOTHING),  # nothing changes: no evidence needed
-        ({FS: PATH}, False, None, None, HostFix.NOTHING),  # the attribute follows the registration
-        ({FS: PATH}, True, None, None, HostFix.NEEDS_EVIDENCE),
-        ({FS: PATH}, True, "/elsewhere", True, HostFix.SET_ATTRIBUTE),  # SSM confirms the tag
-        ({FS: PATH}, True, None, False, HostFix.SEND_MOUNT),  # the tag alone never moves tasks
+        # ECS carries the attribute at the group's path: nothing to change, no evidence read
+        (True, PATH, UNREAD, HostFix.NOTHING, ()),
+        # anything else needs SSM's record first
+        (True, None, UNREAD, HostFix.NEEDS_EVIDENCE, ()),
+        (False, None, UNREAD, HostFix.NEEDS_EVIDENCE, ()),
+        (True, "/elsewhere", UNREAD, HostFix.NEEDS_EVIDENCE, ()),
+        # SSM proves the mount: the attribute is set on a registered host, or follows its registration
+        (True, None, PATH, HostFix.SET_ATTRIBUTE, (f"container instance lacks the attribute efs-automount.{FS}",)),
+        (
+            True,
+            "/elsewhere",
+            PATH,
+            HostFix.SET_ATTRIBUTE,
+            (f"attribute efs-automount.{FS} is '/elsewhere', not '{PATH}'",),
+        ),
+        (False, None, PATH, HostFix.NOTHING, ()),
+        # SSM proves nothing: the mount is sent, which verifies it on the host
+        (True, None, None, HostFix.SEND_MOUNT, ("never mounted",)),
+        (False, None, None, HostFix.SEND_MOUNT, ("never mounted",)),
+        (
+            True,
+            "/elsewhere",
+            None,
+            HostFix.SEND_MOUNT,
+            ("never mounted", f"its container instance carries efs-automount.{FS} without a confirmed mount"),
+        ),
+        # the group's path changed since the mount SSM proves
+        (True, "/mnt/old", "/mnt/old", HostFix.SEND_MOUNT, (f"mounted at /mnt/old, the group asks for {PATH}",)),
     ],
 )
-def test_what_counts_as_mounted(recorded, registered, attribute, ssm, fix):
-    findings = host_findings(FS, PATH, recorded, registered, attribute, ssm)
+def test_what_counts_as_mounted(registered, attribute, proven, fix, problems):
+    evidence = None if proven is UNREAD else MountEvidence(proven)
+    findings = host_findings(FS, PATH, registered, attribute, evidence)
     assert findings.fix is fix
-    assert bool(findings.problems) is (fix is not HostFix.NOTHING)
+    assert findings.problems == problems
 
 
 @pytest.mark.parametrize(
