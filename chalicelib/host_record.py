@@ -1,98 +1,37 @@
-"""What efs-automount records on a host (EC2 tags) and the ECS attribute that follows from it.
+"""The ECS attribute `efs-automount.<file-system-id>` on a mounted host's container instance.
 
-A confirmed mount is tagged on the instance; the host's container instance, once
-known, is tagged too. Whichever of the two comes second sets the attribute
-`efs-automount.<file-system-id>`. Each side writes its own tag before it reads the
-other's, so that in any interleaving at least one of them sees both. Tags are hints
-(anyone with ec2:CreateTags can write them): before the attribute is set, SSM proves
-the mount and ECS the container instance.
+Two steps can set it, on the same proof (SSM's record of a successful mount; ECS's word that the
+container instance runs on the host): the mount's status step, which asks ECS for the host's container
+instance, and the registration's step, which asks SSM for the host's mounts. Each reads the other's
+side after its own has happened (the mount confirmed, the container instance registered), so in any
+order at least one of them sees both. Nothing is written on the host itself.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from chalicelib.accounts import AwsAccess
-from chalicelib.aws_names import CLUSTER_ARN, CONTAINER_INSTANCE_ARN
+from chalicelib.aws_names import CONTAINER_INSTANCE_ARN
 from chalicelib.events import ContainerInstanceChange
 from chalicelib.groups import describe_member
 from chalicelib.mount_commands import mounts_on_record
-from chalicelib.mount_spec import FILE_SYSTEM_ID, MountSpec
 from chalicelib.observability import logger
 from chalicelib.settings import Settings
 
 if TYPE_CHECKING:
     from chalicelib.lifecycle import LifecycleFlow
 
-MOUNTED_TAG_PREFIX = "efs-automount:mounted:"
-CLUSTER_TAG = "efs-automount:ecs-cluster"
-CONTAINER_INSTANCE_TAG = "efs-automount:container-instance"
-GROUP_NAME_TAG = "aws:autoscaling:groupName"
 ATTRIBUTE_PREFIX = "efs-automount."
 # The cluster a host names in its mount summary (ECS_CLUSTER of /etc/ecs/ecs.config): a hint, checked with ECS.
 CLUSTER_NAME = re.compile(r"[A-Za-z0-9_-]{1,255}")
-# Container instance events come often; whether a group is tagged for EFS rarely changes.
-GROUP_CACHE_SECONDS = 300
 
 
 def attribute_name(file_system_id: str) -> str:
     return f"{ATTRIBUTE_PREFIX}{file_system_id}"
-
-
-@dataclass(frozen=True)
-class HostRecord:
-    """What the instance's tags say: its group, confirmed mounts, and its container instance."""
-
-    group_name: str | None = None
-    mounts: dict[str, str] = field(default_factory=dict)
-    cluster_arn: str | None = None
-    container_instance_arn: str | None = None
-
-
-def host_record_from_tags(tags: dict[str, str]) -> HostRecord:
-    mounts = {
-        key.removeprefix(MOUNTED_TAG_PREFIX): value
-        for key, value in tags.items()
-        if key.startswith(MOUNTED_TAG_PREFIX) and FILE_SYSTEM_ID.fullmatch(key.removeprefix(MOUNTED_TAG_PREFIX))
-    }
-    cluster = tags.get(CLUSTER_TAG)
-    container_instance = tags.get(CONTAINER_INSTANCE_TAG)
-    known = bool(cluster and CLUSTER_ARN.fullmatch(cluster) and container_instance)
-    return HostRecord(
-        group_name=tags.get(GROUP_NAME_TAG),
-        mounts=mounts,
-        cluster_arn=cluster if known else None,
-        container_instance_arn=container_instance
-        if known and CONTAINER_INSTANCE_ARN.fullmatch(container_instance)
-        else None,
-    )
-
-
-def read_host_record(ec2: Any, instance_id: str) -> HostRecord:
-    tags: dict[str, str] = {}
-    for page in ec2.get_paginator("describe_tags").paginate(Filters=[{"Name": "resource-id", "Values": [instance_id]}]):
-        tags.update({tag["Key"]: tag["Value"] for tag in page["Tags"]})
-    return host_record_from_tags(tags)
-
-
-def record_mount(ec2: Any, instance_id: str, spec: MountSpec) -> None:
-    ec2.create_tags(
-        Resources=[instance_id], Tags=[{"Key": f"{MOUNTED_TAG_PREFIX}{spec.file_system_id}", "Value": spec.mount_path}]
-    )
-
-
-def record_container_instance(ec2: Any, instance_id: str, cluster_arn: str, container_instance_arn: str) -> None:
-    ec2.create_tags(
-        Resources=[instance_id],
-        Tags=[
-            {"Key": CLUSTER_TAG, "Value": cluster_arn},
-            {"Key": CONTAINER_INSTANCE_TAG, "Value": container_instance_arn},
-        ],
-    )
 
 
 def set_mount_attributes(ecs: Any, cluster_arn: str, container_instance_arn: str, mounts: dict[str, str]) -> None:

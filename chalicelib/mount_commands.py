@@ -70,32 +70,6 @@ def latest_finished(commands: list[dict[str, Any]], roots: tuple[str, ...]) -> d
     return latest
 
 
-def mounts_proven(
-    claimed: dict[str, str], reported: dict[str, tuple[str, str]]
-) -> tuple[dict[str, str], dict[str, str]]:
-    """Which claimed mounts (file system -> path, from the host's tags) SSM's record proves, and which not.
-    `reported`: per file system, the host's status in the newest finished command for it, and its path.
-    Proven: that command succeeded on the host, at the claimed path."""
-    proven = {fs: path for fs, path in claimed.items() if reported.get(fs) == ("Success", path)}
-    return proven, {fs: path for fs, path in claimed.items() if fs not in proven}
-
-
-def proven_mounts(
-    ssm: Any, instance_id: str, document: str, roots: tuple[str, ...], claimed: dict[str, str]
-) -> tuple[dict[str, str], dict[str, str]]:
-    """Split the claimed mounts into those SSM's record proves and the rest: one ListCommands call (a page
-    per 50 commands); GetCommandInvocation only for a command that is not a one-host Success."""
-    if not claimed:
-        return {}, {}
-    latest = latest_finished(commands_for(ssm, instance_id, document), roots)
-    reported = {
-        fs: (invocation(ssm, command, instance_id)["Status"], path)
-        for fs, (command, path) in latest.items()
-        if fs in claimed
-    }
-    return mounts_proven(claimed, reported)
-
-
 def mounts_on_record(ssm: Any, instance_id: str, document: str, roots: tuple[str, ...]) -> dict[str, str]:
     """File system -> path of every mount SSM's record proves on the host: the newest finished command for that
     file system succeeded there. One ListCommands call (a page per 50 commands) for the usual host."""

@@ -18,7 +18,7 @@ from chalicelib.groups import Group
 from chalicelib.host_record import attribute_name, set_mount_attributes
 from chalicelib.lifecycle import LifecycleFlow, complete_lifecycle_action
 from chalicelib.lifecycle_result import LifecycleResult
-from chalicelib.mount_commands import commands_for, host_status, latest_finished
+from chalicelib.mount_commands import agents_online, commands_for, host_status, latest_finished
 from chalicelib.mount_spec import FILE_SYSTEM_TAG, MountConfigError, MountSpec, mount_spec_from_tags
 from chalicelib.observability import count, logger
 from chalicelib.repair_findings import (
@@ -45,7 +45,6 @@ from chalicelib.task_definition_flow import TaskDefinitionFlow
 CONTAINER_INSTANCES_PER_CALL = 100
 AUTO_SCALING_INSTANCES_PER_CALL = 50
 GROUP_NAMES_PER_CALL = 50
-INSTANCE_INFORMATION_PER_CALL = 50
 SERVICES_PER_CALL = 10
 # Stop before an item when less time than this is left: enough to finish one and return the report.
 STOP_MARGIN_MILLIS = 30_000
@@ -304,23 +303,6 @@ class Repair:
                     found.setdefault(instance_id, view)
         return found
 
-    def _agents_online(self, aws: AwsAccess, instance_ids: list[str]) -> set[str]:
-        ssm = aws.client("ssm")
-        online: set[str] = set()
-        for batch in _batches(instance_ids, INSTANCE_INFORMATION_PER_CALL):
-            pages = ssm.get_paginator("describe_instance_information").paginate(
-                Filters=[{"Key": "InstanceIds", "Values": batch}]
-            )
-            for page in pages:
-                online |= {
-                    item["InstanceId"]
-                    for item in page.get("InstanceInformationList", [])
-                    if item.get("PingStatus") == "Online"
-                }
-        return online
-
-    # --- hosts -------------------------------------------------------------------------------
-
     def _hosts(
         self,
         aws: AwsAccess,
@@ -492,7 +474,7 @@ class Repair:
 
     def _proven_path(self, aws: AwsAccess, instance_id: str, file_system_id: str) -> str | None:
         """Where SSM's own record proves the file system mounted on this host: the path of the newest finished
-        command of our document for it, when it succeeded on the host (the rule of mount_commands.proven_mounts,
+        command of our document for it, when it succeeded on the host (the rule of mount_commands.mounts_on_record,
         which the registration and status flows use); None otherwise. No call for a one-host command."""
         latest = latest_finished(self._mount_commands_of(aws, instance_id), self._settings.mount_roots)
         if file_system_id not in latest:
@@ -515,7 +497,7 @@ class Repair:
             report,
             report["cluster"] or request.auto_scaling_group or "",
             "reading the hosts' SSM agents",
-            lambda: self._agents_online(aws, [instance_id for *_, instance_id in pending]),
+            lambda: agents_online(aws.client("ssm"), [instance_id for *_, instance_id in pending]),
         )
         if online is None:
             return

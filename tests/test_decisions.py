@@ -9,9 +9,9 @@ import pytest
 
 from chalicelib.events import MalformedEvent, parse_command_status, parse_launch_action
 from chalicelib.groups import Hook
-from chalicelib.host_record import host_record_from_tags, trusted_container_instance
+from chalicelib.host_record import trusted_container_instance
 from chalicelib.lifecycle import command_skip_reason, enters_warm_pool, launch_skip_reason, retry_after_failure
-from chalicelib.mount_commands import latest_finished, launch_commands, mounts_proven, send_rounds
+from chalicelib.mount_commands import latest_finished, launch_commands, send_rounds
 from chalicelib.mount_spec import MountSpec
 from chalicelib.retry_queue import RetryMessage
 from chalicelib.script_result import script_result_from_invocation
@@ -67,29 +67,6 @@ def test_our_hook_and_document_are_our_business():
 def test_another_hook_name_setting_changes_what_is_ours():
     action = parse_launch_action(load_event("launch-lifecycle-action"))
     assert "is not ours" in launch_skip_reason(action, Settings(hook_name="mount-hook"))
-
-
-def test_host_record_reads_mounts_and_container_instance_from_tags():
-    record = host_record_from_tags(
-        {
-            "aws:autoscaling:groupName": "ecs-hosts",
-            "efs-automount:mounted:fs-0123456789abcdef0": "/mnt/efs/data",
-            "efs-automount:mounted:not-a-file-system": "/x",
-            "efs-automount:ecs-cluster": "arn:aws:ecs:us-east-1:123456789012:cluster/apps",
-            "efs-automount:container-instance": "arn:aws:ecs:us-east-1:123456789012:container-instance/apps/"
-            "b54a2a04046f4d59b3c2e4b5d8c4b0b8",
-        }
-    )
-    assert record.group_name == "ecs-hosts"
-    assert record.mounts == {"fs-0123456789abcdef0": "/mnt/efs/data"}
-    assert record.container_instance_arn.endswith("b54a2a04046f4d59b3c2e4b5d8c4b0b8")
-
-
-def test_host_record_ignores_a_tampered_container_instance_tag():
-    record = host_record_from_tags(
-        {"efs-automount:ecs-cluster": "not-an-arn", "efs-automount:container-instance": "arn:aws:ecs:x"}
-    )
-    assert (record.cluster_arn, record.container_instance_arn) == (None, None)
 
 
 def at(epoch: float) -> datetime.datetime:
@@ -208,21 +185,6 @@ def test_the_newest_finished_command_per_file_system_is_what_ssm_says():
         FS: ("Failed", "/mnt/efs/a"),
         other: ("Success", "/mnt/efs/b"),
     }
-
-
-@pytest.mark.parametrize(
-    ("reported", "proven"),
-    [
-        ({FS: ("Success", "/mnt/efs/a")}, True),
-        ({}, False),  # no command of ours ever mounted it: the tag was written by someone else
-        ({FS: ("Failed", "/mnt/efs/a")}, False),  # the newest attempt failed
-        ({FS: ("Success", "/mnt/efs/elsewhere")}, False),  # mounted, but not where the tag says
-    ],
-)
-def test_a_mounted_tag_counts_only_when_ssm_reports_that_mount_succeeded(reported, proven):
-    claimed = {FS: "/mnt/efs/a"}
-
-    assert mounts_proven(claimed, reported) == ((claimed, {}) if proven else ({}, claimed))
 
 
 def test_the_container_instance_trusted_is_the_one_ecs_reports_on_the_host():
