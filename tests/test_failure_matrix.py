@@ -658,17 +658,17 @@ def interleave(monkeypatch, second_step):
     """Run `second_step` inside the first step, after it listed the host's commands and before it sends."""
     from chalicelib import lifecycle
 
-    original = lifecycle._agent_online
+    original = lifecycle.select_mount_target_ip
     ran = []
 
-    def agent_online(ssm, instance_id):
-        online = original(ssm, instance_id)
+    def select_mount_target_ip(*args):
+        chosen = original(*args)
         if not ran:
             ran.append(True)
             second_step()
-        return online
+        return chosen
 
-    monkeypatch.setattr(lifecycle, "_agent_online", agent_online)
+    monkeypatch.setattr(lifecycle, "select_mount_target_ip", select_mount_target_ip)
 
 
 def test_two_concurrent_steps_send_two_mount_commands(land, queued, clock, monkeypatch):  # noqa: F811
@@ -696,17 +696,17 @@ def test_concurrent_steps_after_one_transient_failure_abandon_the_host_at_once(l
     # three steps overlap (forged invokes of on_retry, or retry + sweeper + status event)
     from chalicelib import lifecycle
 
-    original = lifecycle._agent_online
+    original = lifecycle.select_mount_target_ip
     depth = []
 
-    def agent_online(ssm, iid):
-        online = original(ssm, iid)
+    def select_mount_target_ip(*args):
+        chosen = original(*args)
         if len(depth) < 2:
             depth.append(True)
             queued.lambda_.invoke("on_retry", forged(land, instance_id, 5 + len(depth)))
-        return online
+        return chosen
 
-    monkeypatch.setattr(lifecycle, "_agent_online", agent_online)
+    monkeypatch.setattr(lifecycle, "select_mount_target_ip", select_mount_target_ip)
     queued.lambda_.invoke("on_retry", forged(land, instance_id, 4))
     hosts.answer(land, "Failed", response_code=75)  # the transient cause is still there 15 s later
     deliver_outbox(queued.bus)
