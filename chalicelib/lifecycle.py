@@ -234,22 +234,20 @@ class LifecycleFlow:
             why = implausible_time(action.time, self.clock(), MAX_GLOBAL_TIMEOUT_SECONDS)
             if why is not None:
                 logger.warning("launch event time is implausible; ignored", event_time=action.time, reason=why)
-        if self._asks_for_a_mount(aws, action.group_name) and not _agent_online(aws.client("ssm"), action.instance_id):
+        if not self.agent_online(aws, action.instance_id):
             # As good as always at launch: agents come online 20 s to minutes later. The host's ECS registration
             # (at about the time its SSM agent comes online) sends the mount; the sweeper, if that event is lost.
+            # A refused group tag is decided then too: nothing the step could do needs the host before.
             logger.info("SSM agent not online yet; the host's registration in ECS sends the mount")
             return "waiting: SSM agent not online yet"
         return self.drive(aws, action.group_name, action.instance_id)
 
-    def _asks_for_a_mount(self, aws: AwsAccess, group_name: str) -> bool:
-        """Whether the group's tags (as cached; the name is the event's) ask for a valid mount. Anything else
-        goes straight to the step, which decides on AWS's word."""
-        try:
-            tags = self._group_tags(aws, group_name)
-            failure_result_from_tags(tags, self._settings.on_failure)
-            return mount_spec_from_tags(tags, self._settings.mount_roots) is not None
-        except MountConfigError:
-            return False
+    def agent_online(self, aws: AwsAccess, instance_id: str) -> bool:
+        return _agent_online(aws.client("ssm"), instance_id)
+
+    def wait_for_agent(self, aws: AwsAccess, instance_id: str) -> str:
+        """Look at the host again shortly (its ECS agent registered before its SSM agent came online)."""
+        return self._later(aws, "", instance_id, 0, agent_retry_delay(1), "agent", WAITING_FOR_AGENT)
 
     def on_retry(self, message: RetryMessage, aws: AwsAccess) -> str:
         # A message only says "look at this host again": its group name, attempt and what it waits for are hints.
