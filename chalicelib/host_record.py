@@ -119,6 +119,10 @@ class ContainerInstanceFlow:
     def on_change(self, change: ContainerInstanceChange, aws: AwsAccess) -> str:
         assert change.instance_id is not None, "skip_reason lets no instance-less change through"
         self._settle(change.container_instance_arn)
+        if self._lifecycle is not None and not self._lifecycle.agent_online(aws, change.instance_id):
+            # Registered before its SSM agent came online: nothing can be sent, or be mounted, yet. One call here
+            # and a look in a few seconds, instead of the whole step (README: "Performance").
+            return self._lifecycle.wait_for_agent(aws, change.instance_id)
         member = describe_member(aws.client("autoscaling"), change.instance_id)
         if member is not None and member.lifecycle_state == "Pending:Wait" and self._lifecycle is not None:
             return self._lifecycle.drive(
