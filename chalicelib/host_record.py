@@ -117,14 +117,19 @@ class ContainerInstanceFlow:
         return None
 
     def on_change(self, change: ContainerInstanceChange, aws: AwsAccess) -> str:
-        assert change.instance_id is not None, "skip_reason lets no instance-less change through"
+        outcome = self._act(change, aws)
+        # Settled only once handled: Lambda's retry of a failed attempt must not be skipped.
         self._settle(change.container_instance_arn)
-        if self._lifecycle is not None and not self._lifecycle.agent_online(aws, change.instance_id):
-            # Registered before its SSM agent came online: nothing can be sent, or be mounted, yet. One call here
-            # and a look in a few seconds, instead of the whole step (README: "Performance").
-            return self._lifecycle.wait_for_agent(aws, change.instance_id)
+        return outcome
+
+    def _act(self, change: ContainerInstanceChange, aws: AwsAccess) -> str:
+        assert change.instance_id is not None, "skip_reason lets no instance-less change through"
         member = describe_member(aws.client("autoscaling"), change.instance_id)
         if member is not None and member.lifecycle_state == "Pending:Wait" and self._lifecycle is not None:
+            if not self._lifecycle.agent_online(aws, change.instance_id):
+                # Registered before its SSM agent came online: nothing can be sent yet. A look in a few seconds,
+                # one agent check each, instead of the whole step (README: "Performance").
+                return self._lifecycle.wait_for_agent(aws, member.group_name, change.instance_id)
             return self._lifecycle.drive(
                 aws,
                 member.group_name,
@@ -132,6 +137,7 @@ class ContainerInstanceFlow:
                 member=member,
                 container_instance=(change.cluster_arn, change.container_instance_arn),
             )
+        # SSM's record proves a mount whether or not the host's agent is online now.
         mounts = mounts_on_record(
             aws.client("ssm"), change.instance_id, self._settings.mount_document, self._settings.mount_roots
         )

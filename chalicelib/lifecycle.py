@@ -15,7 +15,7 @@ count (README: "Nothing lost").
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -99,6 +99,11 @@ MAX_ACTIVITY_PAGES = 20
 # How long the sweeper passes over a host whose action it saw decided while another hook holds it. Not
 # longer: a warm pool may take the host back and launch it again, with a new action of ours.
 DECIDED_MEMORY_SECONDS = 300
+# Less than the shortest way back through a warm pool (in service, scaled in to the pool, stopped, started
+# again): a successful command younger than this is of the current launch when read after the launch's start.
+WARM_POOL_ROUND_TRIP_SECONDS = 120
+# Clusters asked for a host's container instance when nothing names its cluster.
+MAX_CLUSTERS_SEARCHED = 20
 # Hosts a container remembers (its own heartbeats and looks, hosts already decided): bounds its memory.
 MAX_REMEMBERED_HOSTS = 10_000
 
@@ -234,20 +239,29 @@ class LifecycleFlow:
             why = implausible_time(action.time, self.clock(), MAX_GLOBAL_TIMEOUT_SECONDS)
             if why is not None:
                 logger.warning("launch event time is implausible; ignored", event_time=action.time, reason=why)
-        if not self.agent_online(aws, action.instance_id):
+        if self._asks_for_a_mount(aws, action.group_name) and not self.agent_online(aws, action.instance_id):
             # As good as always at launch: agents come online 20 s to minutes later. The host's ECS registration
             # (at about the time its SSM agent comes online) sends the mount; the sweeper, if that event is lost.
-            # A refused group tag is decided then too: nothing the step could do needs the host before.
             logger.info("SSM agent not online yet; the host's registration in ECS sends the mount")
             return "waiting: SSM agent not online yet"
         return self.drive(aws, action.group_name, action.instance_id)
 
+    def _asks_for_a_mount(self, aws: AwsAccess, group_name: str) -> bool:
+        """Whether the group's tags (cached; the name is the event's) ask for a valid mount. Anything else goes
+        straight to the step, which decides at once on AWS's word (README: "Edge cases")."""
+        try:
+            tags = self._group_tags(aws, group_name)
+            failure_result_from_tags(tags, self._settings.on_failure)
+            return mount_spec_from_tags(tags, self._settings.mount_roots) is not None
+        except MountConfigError:
+            return False
+
     def agent_online(self, aws: AwsAccess, instance_id: str) -> bool:
         return _agent_online(aws.client("ssm"), instance_id)
 
-    def wait_for_agent(self, aws: AwsAccess, instance_id: str) -> str:
-        """Look at the host again shortly (its ECS agent registered before its SSM agent came online)."""
-        return self._later(aws, "", instance_id, 0, agent_retry_delay(1), "agent", WAITING_FOR_AGENT)
+    def wait_for_agent(self, aws: AwsAccess, group_name: str, instance_id: str) -> str:
+        """Look at the waiting host again shortly (its ECS agent registered before its SSM agent came online)."""
+        return self._later(aws, group_name, instance_id, 0, agent_retry_delay(1), "agent", WAITING_FOR_AGENT)
 
     def on_retry(self, message: RetryMessage, aws: AwsAccess) -> str:
         # A message only says "look at this host again": its group name, attempt and what it waits for are hints.
@@ -379,6 +393,13 @@ class LifecycleFlow:
         ours = launch_commands(commands, self._launch_start(key), spec, self._settings.mount_roots)
         statuses = {c["CommandId"]: host_status(ssm, c, instance_id) for c in ours}
         mounted = next((c for c in reversed(ours) if statuses[c["CommandId"]] == "Success"), None)
+        if mounted is not None and current - requested_at(mounted) > WARM_POOL_ROUND_TRIP_SECONDS:
+            # Old enough that the host may have gone in service, back to a warm pool and out again since: this
+            # launch's start is read afresh (a cached one may be older than the relaunch), and the command counts
+            # only if it is of this launch.
+            self.action_started(aws, group_name, instance_id, hook, commands, fresh=True)
+            ours = launch_commands(commands, self._launch_start(key), spec, self._settings.mount_roots)
+            mounted = next((c for c in reversed(ours) if statuses.get(c["CommandId"]) == "Success"), None)
         if mounted is not None:
             # SSM's record of this launch's command decides (the status event, or a late look after a lost one).
             self._mounted(aws, instance_id, spec, mounted, group_name, container_instance)
@@ -575,12 +596,22 @@ class LifecycleFlow:
         (a hint, one GetCommandInvocation). The registration event may be lost: ECS is asked either way."""
         ecs = aws.client("ecs")
         group_key = (aws.account, aws.region, group_name or "")
-        tried = set()
-        for cluster in (self._clusters.get(group_key), None):
-            cluster = cluster or self._cluster_named_by_host(aws, instance_id, command)
-            if not cluster or cluster in tried:
+        tried: set[str] = set()
+
+        def candidates() -> Iterator[str | None]:
+            yield self._clusters.get(group_key)
+            named = self._cluster_named_by_host(aws, instance_id, command)
+            yield named
+            if named is None and not self._clusters.get(group_key):
+                # Nothing names the host's cluster (its ECS_CLUSTER is not set in ecs.config): every cluster here.
+                for page in ecs.get_paginator("list_clusters").paginate():
+                    yield from page.get("clusterArns", [])
+
+        for cluster in candidates():
+            name = (cluster or "").rsplit("/", 1)[-1]
+            if not name or name in tried or len(tried) >= MAX_CLUSTERS_SEARCHED:
                 continue
-            tried.add(cluster)
+            tried.add(name)
             arn = find_container_instance(ecs, cluster, instance_id)
             if arn is not None:
                 if group_name:
@@ -777,6 +808,10 @@ class LifecycleFlow:
             return current, None  # looked at (and heartbeated) on every run
         budget = wait_budget(hook, self._settings.max_wait_seconds)
         return deadline(current, started, self._heartbeats.get(key), hook, budget), started
+
+    def saw_waiting_for_agent(self, aws: AwsAccess, instance_id: str) -> None:
+        """The sweeper looked at the host and left it to its agent: others take the next runs' budget first."""
+        self._looked_at.remember((aws.account, aws.region, instance_id), self.clock())
 
     def looked_at(self, aws: AwsAccess, instance_id: str) -> float | None:
         return self._looked_at.get((aws.account, aws.region, instance_id))

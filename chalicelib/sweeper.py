@@ -76,6 +76,7 @@ class Sweeper:
             host = hosts[entry.key]
             if entry.key in offline and host.group.instance_states.get(host.instance_id) == "Pending:Wait":
                 report["hosts"][host.instance_id] = "waiting: SSM agent not online yet"
+                self._flow.saw_waiting_for_agent(host.aws, host.instance_id)
                 continue
             report["hosts"][host.instance_id] = self._drive(host)
         return report

@@ -3,6 +3,7 @@ and no lifecycle action is left to time out into the hook's default."""
 
 from __future__ import annotations
 
+import copy
 import datetime
 import json
 import uuid
@@ -14,11 +15,12 @@ from moto.autoscaling.responses import AutoScalingResponse
 from moto.core.exceptions import ServiceException
 from moto.ssm import models as ssm_models
 
-from chalicelib import entrypoints, sweeper
+from chalicelib import entrypoints, host_record, sweeper
 from chalicelib.accounts import AssumeRoleFailed
 from simulation import hosts, moto_gaps
 from simulation.eventbus import EventBus
 from simulation.landscape import (
+    AMI_ID,
     Landscape,
     build_landscape,
     create_member_role,
@@ -29,7 +31,7 @@ from simulation.landscape import (
     session_in_account,
 )
 from simulation.queues import create_retry_queue, sqs_event, take_messages
-from tests.conftest import OWN_ACCOUNT, SCHEDULED_EVENT, deliver_outbox, make_lambda, metric_names
+from tests.conftest import OWN_ACCOUNT, SCHEDULED_EVENT, deliver_outbox, load_event, make_lambda, metric_names
 
 MEMBER = "210987654321"
 
@@ -1054,4 +1056,193 @@ def test_a_host_launched_after_the_tag_was_fixed_is_abandoned_on_the_cached_valu
 
     assert moto_gaps.decided_result(land.account, land.region, second) != "ABANDON", (
         f"host launched 20 s after the fix thrown away on the old tag value: {outcomes}"
+    )
+
+
+# --- Issue 13's adversarial review: the registration-driven send, the sweeper's agent check, the cached launch ---
+SUMMARY_NO_CLUSTER = (
+    'efs-automount: {{"status":"mounted","exit_code":0,"file_system_id":"{fs}","mount_path":"{path}","ecs_cluster":""}}'
+)
+
+
+def drain_retries(queued, clock, limit=40):
+    outcomes = []
+    for _ in range(limit):
+        if not queued.deliver_retries(clock):
+            break
+    return outcomes
+
+
+def test_in_service_host_registering_while_its_ssm_agent_is_offline_gets_the_attribute(land, queued, clock):
+    (h,) = scale_out(land, 1)
+    hosts.boot_agents(land, [h])
+    deliver_outbox(queued.bus)
+    hosts.answer(land, "Success")
+    deliver_outbox(queued.bus)
+    assert lifecycle_state(land, h) == "InService"  # mounted, no container instance yet
+
+    # The ECS agent registers while SSM's agent is briefly not Online (restart / ConnectionLost)
+    hosts.boot_agents(land, [h], ping_status="ConnectionLost")
+    ci = register_container_instance(land, h)
+
+    # SSM's record proves the mount whatever the agent's state now; ECS reports the container instance on the host
+    assert deliver_outbox(queued.bus) == [("on_container_instance", {"outcome": "attribute set"})]
+    assert take_messages(land, queued.url) == []
+    assert mount_attribute(land, ci) == f"/mnt/efs/{land.file_system_id}"
+
+
+def test_registration_before_agent_then_summary_without_cluster_loses_the_attribute(land, queued, clock):
+    (h,) = scale_out(land, 1)
+    assert deliver_outbox(queued.bus)[0][1]["outcome"] == "waiting: SSM agent not online yet"
+    ci = register_container_instance(land, h)  # ECS registers first: the common case
+    assert deliver_outbox(queued.bus) == [("on_container_instance", {"outcome": "waiting: agent, retry in 2s"})]
+    hosts.boot_agents(land, [h])
+    drain_retries(queued, clock)
+    (command,) = mount_commands(land, h)
+    # The host's agent config names the cluster elsewhere (env var, or an ARN): the summary names none.
+    moto_gaps.finish_invocation(
+        land.account,
+        land.region,
+        command["CommandId"],
+        h,
+        "Success",
+        0,
+        SUMMARY_NO_CLUSTER.format(fs=land.file_system_id, path=f"/mnt/efs/{land.file_system_id}"),
+    )
+    assert deliver_outbox(queued.bus) == [("on_command_status", {"outcome": "completed CONTINUE"})]
+
+    # Expected: the registration's knowledge (cluster, container instance) is not lost -> attribute set.
+    assert mount_attribute(land, ci) == f"/mnt/efs/{land.file_system_id}"
+
+
+def test_registration_settled_before_it_succeeded_is_dropped_on_lambdas_retry(land, bus, lambda_, monkeypatch):
+    (h,) = scale_out(land, 1)
+    hosts.boot_agents(land, [h])
+    deliver_outbox(bus)
+    hosts.answer(land, "Success")
+    deliver_outbox(bus)
+    ci = register_container_instance(land, h)
+    (registration,) = moto_gaps.WORLD.drain()
+
+    calls = {"n": 0}
+    original = host_record.mounts_on_record
+
+    def throttled_once(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "ListCommands")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(host_record, "mounts_on_record", throttled_once)
+    with pytest.raises(ClientError):
+        lambda_.invoke("on_container_instance", registration)  # Lambda retries an async invoke that raised
+    retried = lambda_.invoke("on_container_instance", registration)
+
+    # the retry does the work (it was skipped as "already recorded" when settled before the work)
+    assert mount_attribute(land, ci) == f"/mnt/efs/{land.file_system_id}", retried
+
+
+def test_plain_ecs_host_without_ssm_registration_costs_a_retry_chain(land, queued, clock):
+    ec2 = land.client("ec2")
+    (plain,) = [i["InstanceId"] for i in ec2.run_instances(ImageId=AMI_ID, MinCount=1, MaxCount=1)["Instances"]]
+    register_container_instance(land, plain)  # an ECS host outside any group, no SSM agent
+    first = deliver_outbox(queued.bus)
+    queued.lambda_.calls.clear()
+    looks = 0
+    while queued.deliver_retries(clock):
+        looks += 1
+    ops = queued.lambda_.operations()
+    # README: "State changes ... of hosts not in a tagged group, cost no further AWS calls."
+    assert looks == 0, (first, looks, len(ops), sorted(set(ops)))
+
+
+def test_one_forged_registration_for_a_nonexistent_instance_costs_fourteen_steps(land, queued, clock):
+    event = load_event("container-instance-registered")
+    event["account"], event["region"] = land.account, land.region
+    event["detail"]["ec2InstanceId"] = "i-0123456789abcdef9"
+    outcome = queued.lambda_.invoke("on_container_instance", copy.deepcopy(event))
+    looks = 0
+    while queued.deliver_retries(clock):
+        looks += 1
+    # "At worst, a forged message makes the step run one more time"
+    assert looks <= 1, (outcome, looks)
+
+
+def test_offline_hosts_starve_a_host_with_a_lost_status_event(tmp_path, land, clock):
+    from app import app
+
+    lambda_ = make_lambda(tmp_path, SWEEP_MAX_HOSTS="2")
+    bus = EventBus(app, lambda_.invoke)
+    a, b, c = scale_out(land, 3)
+    hosts.boot_agents(land, [c])  # a and b: SSM agents slow / broken, not online
+    deliver_outbox(bus)
+    hosts.answer(land, "Success", instance_ids=[c], emit=False)  # c's status event is lost
+
+    decided_after = None
+    for minute in range(1, 16):
+        clock.advance(60)
+        moto_gaps.expire_actions()
+        report = lambda_.invoke("sweeper", SCHEDULED_EVENT)
+        if moto_gaps.decided_result(land.account, land.region, c) is not None:
+            decided_after = minute
+            break
+
+    # Expected: the sweeper, "a safety net ... so that hosts stuck for good cannot starve the others", picks c
+    # up within a run or two. Actual: a and b (skipped: agent offline, never 'looked at') take both slots.
+    assert decided_after is not None and decided_after <= 3, (decided_after, report["hosts"])
+
+
+def test_group_with_hook_but_no_file_system_tag_is_let_in_at_launch(bus, lambda_, clock):
+    land = build_landscape(boto3.Session(region_name="us-east-1"), group_tags={})
+    (h,) = scale_out(land, 1)  # no SSM agent (not needed: nothing is mounted), no ECS registration
+    outcomes = deliver_outbox(bus)
+    # README edge cases: "group has no efs-automount:file-system-id tag | completes CONTINUE"
+    assert outcomes == [("on_launch", {"outcome": "completed CONTINUE"})]
+
+
+def test_invalid_tag_is_decided_at_launch_not_after_the_heartbeat_timeout(bus, lambda_, clock):
+    land = build_landscape(
+        boto3.Session(region_name="us-east-1"),
+        group_tags={"efs-automount:file-system-id": "fs-0123456789abcdef0", "efs-automount:mount-path": "/etc"},
+    )
+    (h,) = scale_out(land, 1)
+    deliver_outbox(bus)
+    minutes = 0
+    while moto_gaps.decided_result(land.account, land.region, h) is None and minutes < 20:
+        clock.advance(60)
+        minutes += 1
+        moto_gaps.expire_actions()
+        lambda_.invoke("sweeper", SCHEDULED_EVENT)
+    # Expected: decided with the failure result by the launch step ("no command is sent; completes with the
+    # failure result"); actual: the host is held until its heartbeat deadline comes within 3 sweeps.
+    assert minutes <= 1, (minutes, lifecycle_state(land, h))
+
+
+def test_relaunch_after_another_hosts_read_is_let_in_without_a_new_mount(land, bus, lambda_, clock):
+    (h,) = scale_out(land, 1)
+    hosts.boot_agents(land, [h])
+    deliver_outbox(bus)
+    hosts.answer(land, "Success")
+    assert deliver_outbox(bus) == [("on_command_status", {"outcome": "completed CONTINUE"})]
+    assert len(mount_commands(land, h)) == 1
+
+    # Ten minutes later another host B of the group launches: its step reads the group's activities,
+    # remembering every launch on the page, H's old one too (read after H's old command).
+    clock.advance(600)
+    (b,) = scale_out(land, 1)
+    hosts.boot_agents(land, [b])
+    deliver_outbox(bus)
+
+    # H goes back to the warm pool and is launched from it again (same file system, same path).
+    clock.advance(120)
+    _relaunch_from_warm_pool(land, h)
+    outcomes = deliver_outbox(bus)
+
+    commands = mount_commands(land, h)
+    # Expected (README: "host launched again from a warm pool: mounted again for this launch"):
+    # a mount command for this launch, the host still in Pending:Wait.
+    assert len(commands) == 2, (
+        outcomes,
+        lifecycle_state(land, h),
+        moto_gaps.decided_result(land.account, land.region, h),
     )
