@@ -31,6 +31,7 @@ import json
 import math
 import os
 import random
+import re
 import sys
 import time
 import types
@@ -95,8 +96,7 @@ class Model:
     # Errors of an asynchronous invocation (EventBridge targets, the schedule) are retried twice, after 1
     # and then 2 minutes (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html).
     async_retry_delays_s: tuple[float, ...] = (60.0, 120.0)
-    # The sweeper's schedule: rate(1 minute), from a random phase.
-    sweeper_interval_s: float = 60.0
+    # Every scheduled function of the app (the sweeper's rate(1 minute)) runs at its rate from a random phase.
     # How often the hooks' timeouts are checked (moto_gaps.expire_actions).
     expire_check_s: float = 1.0
     # The run stops when every host is decided, or at this much simulated time.
@@ -427,6 +427,9 @@ class Process:
         botocore.session.Session.create_client = create_client  # type: ignore[method-assign]
         # botocore sleeps the backoff it computed (0 here) between attempts: not even that.
         botocore.endpoint.time = types.SimpleNamespace(sleep=lambda seconds: None, time=time.time)  # type: ignore[attr-defined]
+        # The simulation's modules come from this working tree, whatever DIR holds: imported before DIR goes first.
+        for module in ("eventbus", "hosts", "landscape", "moto_gaps", "queues", "throttling"):
+            importlib.import_module(f"simulation.{module}")
         if str(self.app_dir) != str(ROOT):
             sys.path.insert(0, str(self.app_dir))
         for stale in [n for n in sys.modules if n == "app" or n == "chalicelib" or n.startswith("chalicelib.")]:
@@ -464,6 +467,27 @@ class Process:
 # --- the simulation --------------------------------------------------------------------------------------
 
 
+RATE = re.compile(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)")
+RATE_UNITS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+@functools.cache
+def schedules(app: Any) -> dict[str, float]:
+    """The app's scheduled functions and their rates in seconds (EventBridge rate expressions)."""
+    from chalice.app import ScheduledEventConfig
+
+    found = {}
+    for source in app.event_sources:
+        if isinstance(source, ScheduledEventConfig):
+            expression = source.schedule_expression
+            text = expression if isinstance(expression, str) else expression.to_string()
+            match = RATE.fullmatch(text.strip())
+            if match is None:
+                raise NotImplementedError(f"schedule {text!r} of {source.name}: only rate() is simulated")
+            found[source.name] = int(match.group(1)) * RATE_UNITS[match.group(2).rstrip("s")]
+    return found
+
+
 def _iso(epoch: float) -> str:
     return datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -482,7 +506,6 @@ class Simulation:
         self.one_environment = one_environment
         self.seed = seed
         self.rng = random.Random(f"delays-{seed}")
-        self.sweeper_phase = random.Random(f"sweeper-{seed}").uniform(0, model.sweeper_interval_s)
         self.queue: list[tuple[float, int, str, Any]] = []
         self.sequence = itertools.count()
         self.hosts: dict[str, HostRecord] = {}
@@ -548,11 +571,14 @@ class Simulation:
         from simulation import moto_gaps
 
         clock = self.process.clock
-        sweep = self.start + self.sweeper_phase
-        while sweep <= clock.base:
-            sweep += self.model.sweeper_interval_s
-        if not any(kind == "sweep" for _, _, kind, _ in self.queue):
-            self.at(sweep, "sweep")
+        queued = {payload for _, _, kind, payload in self.queue if kind == "schedule"}
+        for name, interval in schedules(self.process.app).items():
+            if name in queued:
+                continue
+            tick = self.start + random.Random(f"{name}-{self.seed}").uniform(0, interval)
+            while tick <= clock.base:
+                tick += interval
+            self.at(tick, "schedule", name)
         while self.queue:
             moment, _, kind, payload = heapq.heappop(self.queue)
             if moment > cap:
@@ -637,20 +663,20 @@ class Simulation:
             again = {**record, "attributes": {**record["attributes"], "ApproximateReceiveCount": str(receives + 1)}}
             self.at(moment + self.model.sqs_visibility_s, "sqs", again)
 
-    def _on_sweep(self, moment: float, _: Any) -> None:
-        self.at(moment + self.model.sweeper_interval_s, "sweep")
+    def _on_schedule(self, moment: float, name: str) -> None:
+        self.at(moment + schedules(self.process.app)[name], "schedule", name)
         event = {
             "version": "0",
-            "id": f"sweep-{next(self.sequence)}",
+            "id": f"{name}-{next(self.sequence)}",
             "detail-type": "Scheduled Event",
             "source": "aws.events",
             "account": self.land.account,
             "time": _iso(moment),
             "region": self.land.region,
-            "resources": [f"arn:aws:events:{self.land.region}:{self.land.account}:rule/efs-automount-dev-sweeper"],
+            "resources": [f"arn:aws:events:{self.land.region}:{self.land.account}:rule/efs-automount-dev-{name}"],
             "detail": {},
         }
-        self.invoke(moment, "sweeper", event, retries_left=len(self.model.async_retry_delays_s))
+        self.invoke(moment, name, event, retries_left=len(self.model.async_retry_delays_s))
 
     # --- invoking ---
 
@@ -886,6 +912,7 @@ def simulate(
             "app": str(process.app_dir),
             "model": model.described(),
             "lambda_environments": "one per function" if one_environment else "one per concurrent invocation",
+            "schedules_s": schedules(process.app),
             "wall_seconds": round(time.perf_counter() - started, 1),
             "note": NOTE.format(
                 overhead=model.invocation_overhead_s, call=model.call_s, cold=model.cold_start_s, eb=model.eventbridge_s
