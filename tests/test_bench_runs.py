@@ -16,7 +16,7 @@ def test_bench_runs_end_to_end_and_its_correctness_figures_hold(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     command = [sys.executable, "-m", "bench.run", "--cold-runs", "1", "--hosts", "2", "--burst", "5"]
     command += ["--task-definitions", "3", "--repair-hosts", "4", "--repair-services", "3", "--out", str(out)]
-    command += ["--log", str(log)]
+    command += ["--log", str(log), "--scale-out-hosts", "5"]
 
     run = subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True, text=True, timeout=300)
 
@@ -39,6 +39,11 @@ def test_bench_runs_end_to_end_and_its_correctness_figures_hold(tmp_path):
     assert figures["package"]["deployment_zip_kib"] > figures["package"]["without_sdk_zip_kib"] > 0
     # The cold start compared is the one Lambda would see: the shipped botocore, or the runtime's
     assert figures["package"]["botocore_loaded_from"] == {"shipped": "package", "without_sdk": "runtime"}
+    scale_out = figures["scale_out"]
+    assert scale_out["continued"] == 5 and scale_out["timed_out"] == 0
+    assert scale_out["duplicate_commands"] == scale_out["duplicate_decisions"] == 0
+    assert "skipped" in scale_out["today"] or scale_out["today"]["continued"] == 5
+    assert (tmp_path / "scale-out.png").stat().st_size > 0
     repair = figures["repair"]
     assert repair["dry_run"]["summary"]["actions"] == repair["repair"]["summary"]["actions"] == 3
     assert repair["second_run"]["summary"] == {"examined": 5, "with_problems": 0, "actions": 0, "errors": 0}
