@@ -383,8 +383,14 @@ class LifecycleFlow:
             return self._complete(aws, group_name, instance_id, LifecycleResult.CONTINUE)
 
         ssm = aws.client("ssm")
-        commands = [confirmed] if confirmed else _commands_for(ssm, instance_id, self._settings.mount_document)
         current = self.clock()
+        if confirmed and current - requested_at(confirmed) <= WARM_POOL_ROUND_TRIP_SECONDS:
+            # SSM confirmed, a moment ago, a command sent too recently to be of an earlier launch of this host
+            # (no way back through a warm pool is that short): it decides, without the launch activity's read.
+            if launch_commands([confirmed], None, spec, self._settings.mount_roots):
+                self._mounted(aws, instance_id, spec, confirmed, group_name, container_instance)
+                return self._complete(aws, group_name, instance_id, LifecycleResult.CONTINUE)
+        commands = [confirmed] if confirmed else _commands_for(ssm, instance_id, self._settings.mount_document)
         if key not in self._first_seen:
             self._first_seen.remember(key, current)
         # The launch's start is read after our newest command was sent, so a relaunch (warm pool) before it shows.
