@@ -347,7 +347,7 @@ class LifecycleFlow:
         else:
             # `member`: AWS's report of the host read a moment ago by the caller (the status event's step).
             member = member or describe_member(aws.client("autoscaling"), instance_id)
-            if member is not None and group_name and member.group_name != group_name:
+            if member is not None and member.group_name != group_name:
                 logger.warning("host is in another group than named; going by AWS", named=group_name)
             group_name = member.group_name if member else group_name
             state, zone = (member.lifecycle_state, member.zone) if member else (None, "")

@@ -76,9 +76,6 @@ class RetryMessage:
             raise MalformedEvent("retry message is not a JSON object")
         checks = {"account": ACCOUNT_ID, "region": REGION, "group_name": GROUP_NAME, "instance_id": INSTANCE_ID}
         for key, pattern in checks.items():
-            # A host looked at again before its group was read (its registration, say) names none.
-            if key == "group_name" and data.get(key) == "":
-                continue
             if not isinstance(data.get(key), str) or not pattern.fullmatch(data[key]):
                 raise MalformedEvent(f"retry message {key} is missing or invalid")
         attempt = data.get("attempt")
