@@ -100,7 +100,7 @@ class ContainerInstanceFlow:
     # Bounds the memory of a long-lived container; forgetting only costs a lookup.
     MAX_REMEMBERED = 10_000
 
-    def __init__(self, settings: Settings, lifecycle: LifecycleFlow | None = None) -> None:
+    def __init__(self, settings: Settings, lifecycle: LifecycleFlow) -> None:
         self._settings = settings
         self._lifecycle = lifecycle
         # Container instances needing nothing more from this flow: the status flow takes it from there.
@@ -125,7 +125,7 @@ class ContainerInstanceFlow:
     def _act(self, change: ContainerInstanceChange, aws: AwsAccess) -> str:
         assert change.instance_id is not None, "skip_reason lets no instance-less change through"
         member = describe_member(aws.client("autoscaling"), change.instance_id)
-        if member is not None and member.lifecycle_state == "Pending:Wait" and self._lifecycle is not None:
+        if member is not None and member.lifecycle_state == "Pending:Wait":
             if not self._lifecycle.agent_online(aws, change.instance_id):
                 # Registered before its SSM agent came online: nothing can be sent yet. A look in a few seconds,
                 # one agent check each, instead of the whole step (README: "Performance").

@@ -257,7 +257,7 @@ class LifecycleFlow:
             return False
 
     def agent_online(self, aws: AwsAccess, instance_id: str) -> bool:
-        return _agent_online(aws.client("ssm"), instance_id)
+        return instance_id in agents_online(aws.client("ssm"), [instance_id])
 
     def wait_for_agent(self, aws: AwsAccess, group_name: str, instance_id: str) -> str:
         """Look at the waiting host again shortly (its ECS agent registered before its SSM agent came online)."""
@@ -266,7 +266,7 @@ class LifecycleFlow:
     def on_retry(self, message: RetryMessage, aws: AwsAccess) -> str:
         # A message only says "look at this host again": its group name, attempt and what it waits for are hints.
         waiting_for_agent = message.waiting_for == WAITING_FOR_AGENT and message.attempt <= len(AGENT_DELAYS_SECONDS)
-        if waiting_for_agent and not _agent_online(aws.client("ssm"), message.instance_id):
+        if waiting_for_agent and not self.agent_online(aws, message.instance_id):
             return self._later(
                 aws,
                 message.group_name,
@@ -881,7 +881,3 @@ def _our_command(ssm: Any, command_id: str, document: str) -> dict[str, Any] | N
             raise
         return None
     return commands[0] if commands and commands[0].get("DocumentName") == document else None
-
-
-def _agent_online(ssm: Any, instance_id: str) -> bool:
-    return instance_id in agents_online(ssm, [instance_id])

@@ -1066,11 +1066,9 @@ SUMMARY_NO_CLUSTER = (
 
 
 def drain_retries(queued, clock, limit=40):
-    outcomes = []
     for _ in range(limit):
         if not queued.deliver_retries(clock):
             break
-    return outcomes
 
 
 def test_in_service_host_registering_while_its_ssm_agent_is_offline_gets_the_attribute(land, queued, clock):
