@@ -136,6 +136,7 @@ class ContainerInstanceFlow:
                 change.instance_id,
                 member=member,
                 container_instance=(change.cluster_arn, change.container_instance_arn),
+                agent_online=True,
             )
         # SSM's record proves a mount whether or not the host's agent is online now.
         mounts = mounts_on_record(

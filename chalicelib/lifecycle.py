@@ -239,12 +239,14 @@ class LifecycleFlow:
             why = implausible_time(action.time, self.clock(), MAX_GLOBAL_TIMEOUT_SECONDS)
             if why is not None:
                 logger.warning("launch event time is implausible; ignored", event_time=action.time, reason=why)
-        if self._asks_for_a_mount(aws, action.group_name) and not self.agent_online(aws, action.instance_id):
+        if not self._asks_for_a_mount(aws, action.group_name):
+            return self.drive(aws, action.group_name, action.instance_id)
+        if not self.agent_online(aws, action.instance_id):
             # As good as always at launch: agents come online 20 s to minutes later. The host's ECS registration
             # (at about the time its SSM agent comes online) sends the mount; the sweeper, if that event is lost.
             logger.info("SSM agent not online yet; the host's registration in ECS sends the mount")
             return "waiting: SSM agent not online yet"
-        return self.drive(aws, action.group_name, action.instance_id)
+        return self.drive(aws, action.group_name, action.instance_id, agent_online=True)
 
     def _asks_for_a_mount(self, aws: AwsAccess, group_name: str) -> bool:
         """Whether the group's tags (cached; the name is the event's) ask for a valid mount. Anything else goes
@@ -266,7 +268,9 @@ class LifecycleFlow:
     def on_retry(self, message: RetryMessage, aws: AwsAccess) -> str:
         # A message only says "look at this host again": its group name, attempt and what it waits for are hints.
         waiting_for_agent = message.waiting_for == WAITING_FOR_AGENT and message.attempt <= len(AGENT_DELAYS_SECONDS)
-        if waiting_for_agent and not self.agent_online(aws, message.instance_id):
+        if waiting_for_agent and self.agent_online(aws, message.instance_id):
+            return self.drive(aws, message.group_name, message.instance_id, message.attempt, agent_online=True)
+        if waiting_for_agent:
             return self._later(
                 aws,
                 message.group_name,
@@ -329,13 +333,15 @@ class LifecycleFlow:
         member: GroupMember | None = None,
         confirmed: dict[str, Any] | None = None,
         container_instance: tuple[str, str] | None = None,
+        agent_online: bool = False,
     ) -> str:
         """Move a host in Pending:Wait on: send the mount, wait, retry, or decide. Safe to repeat.
 
         `group_name` is a hint (an event's or a message's): the group AWS reports for the host counts.
         `confirmed`: a command SSM reported succeeded on the host a moment ago (the status event's step); when
         it is of this launch and asks for the group's mount, it decides without listing the host's commands.
-        `container_instance`: (cluster, ARN) of the host's registration event, a hint ECS confirms."""
+        `container_instance`: (cluster, ARN) of the host's registration event, a hint ECS confirms.
+        `agent_online`: SSM reported the host's agent online a moment ago, so a first mount is sent at once."""
         key = (aws.account, aws.region, instance_id)
         if group is not None:  # the sweeper's listing of the group: AWS's own view
             group_name = group.name
@@ -384,13 +390,27 @@ class LifecycleFlow:
 
         ssm = aws.client("ssm")
         current = self.clock()
+        # The sweeper and repair come back on their own: no retry chain of their making.
+        queue_retry = group is None
+        listed = None
+        if agent_online and confirmed is None:
+            first, listed = self._first_mount(
+                aws, group_name, instance_id, zone, spec, failure_result, attempt, queue_retry
+            )
+            if first is not None:
+                return first
         if confirmed and current - requested_at(confirmed) <= WARM_POOL_ROUND_TRIP_SECONDS:
             # SSM confirmed, a moment ago, a command sent too recently to be of an earlier launch of this host
             # (no way back through a warm pool is that short): it decides, without the launch activity's read.
             if launch_commands([confirmed], None, spec, self._settings.mount_roots):
                 self._mounted(aws, instance_id, spec, confirmed, group_name, container_instance)
                 return self._complete(aws, group_name, instance_id, LifecycleResult.CONTINUE)
-        commands = [confirmed] if confirmed else _commands_for(ssm, instance_id, self._settings.mount_document)
+        if confirmed:
+            commands = [confirmed]
+        elif listed is not None:
+            commands = listed
+        else:
+            commands = _commands_for(ssm, instance_id, self._settings.mount_document)
         if key not in self._first_seen:
             self._first_seen.remember(key, current)
         # The launch's start is read after our newest command was sent, so a relaunch (warm pool) before it shows.
@@ -477,11 +497,43 @@ class LifecycleFlow:
             logger.info("another step sent the mount command meanwhile; not sending a second")
             return "waiting: mount command running"
         parameters = mount_command_parameters(spec, aws.region, ip, file_system.requires_tls)
-        # The sweeper and repair come back on their own: no retry chain of their making.
-        queue_retry = group is None
         return self._send(aws, group_name, instance_id, spec, parameters, failure_result, attempt, queue_retry)
 
     # --- pieces -------------------------------------------------------------------------------
+
+    def _first_mount(
+        self,
+        aws: AwsAccess,
+        group_name: str,
+        instance_id: str,
+        zone: str,
+        spec: MountSpec,
+        failure_result: LifecycleResult,
+        attempt: int,
+        queue_retry: bool,
+    ) -> tuple[str | None, list[dict[str, Any]] | None]:
+        """A host with no mount command on SSM's record has nothing to decide: no attempt failed, none runs, none
+        is of an earlier launch. Its mount is sent at once, the host's commands listed just before, without
+        reading when its launch began (README: "Performance"). No outcome when SSM has a record of the host
+        (returned, for the whole step to decide on), or when its zone has no mount target ready.
+
+        Only once SSM reported the host's agent online a moment ago, so the command is accepted and its status
+        step follows within the mount's seconds. Not read here, so not done here: the budget (a mount that
+        succeeds lets the host in, as on any step; one that fails is decided on the budget by its status step)
+        and the heartbeat (a host with a command running is driven by every sweep, heartbeated when due)."""
+        try:
+            file_system = self._file_system(aws, spec.file_system_id)
+            ip = select_mount_target_ip(file_system.mount_targets, spec.file_system_id, zone)
+        except (NoMountTarget, MountTargetNotReady):
+            return None, None
+        commands = _commands_for(aws.client("ssm"), instance_id, self._settings.mount_document)
+        if commands:
+            return None, commands
+        key = (aws.account, aws.region, instance_id)
+        if key not in self._first_seen:
+            self._first_seen.remember(key, self.clock())
+        parameters = mount_command_parameters(spec, aws.region, ip, file_system.requires_tls)
+        return self._send(aws, group_name, instance_id, spec, parameters, failure_result, attempt, queue_retry), None
 
     def _send(
         self,
