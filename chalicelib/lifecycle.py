@@ -34,10 +34,13 @@ from chalicelib.lifecycle_result import LifecycleResult
 
 # The SSM record of our commands; the lifecycle names are kept for repair, which reads them from here.
 from chalicelib.mount_commands import (
+    COMMENT_LENGTH,
     RUNNING_STATUSES,
     agents_online,
+    group_named_by,
     host_status,
     launch_commands,
+    launch_comment,
     requested_at,
     send_rounds,
 )
@@ -300,25 +303,32 @@ class LifecycleFlow:
                 ssm_status=confirmed,
             )
             return f"ignored: SSM says {confirmed}"
-        member = describe_member(aws.client("autoscaling"), status.instance_id)
         if confirmed == "Success":
-            spec = _spec_from_parameters(command.get("Parameters", {}), self._settings.mount_roots)
-            if spec is None:
-                logger.error("command parameters are not a valid mount; ignored", command_id=status.command_id)
-                return "ignored: parameters not a mount"
-            if member is not None and member.lifecycle_state == "Pending:Wait":
-                # Whether this command lets the host in is the step's decision: of this launch, and the
-                # mount the group's tags ask for now. SSM's record of the command was just read: reused.
-                return self.drive(aws, member.group_name, status.instance_id, member=member, confirmed=command)
-            # A host in service (or outside any group) mounted by hand: the attribute follows SSM's word.
-            self._mounted(aws, status.instance_id, spec, command, member.group_name if member else None)
-            if member is None:
-                return "mounted; host is not in an Auto Scaling group"
-            return "already decided"  # as before this step: the attribute set again, nothing decided
+            return self._on_success(aws, status, command)
+        member = describe_member(aws.client("autoscaling"), status.instance_id)
         if member is None:
             logger.error("mount failed on a host outside any Auto Scaling group", status=confirmed)
             return f"mount {confirmed}; host is not in an Auto Scaling group"
         return self.drive(aws, member.group_name, status.instance_id, member=member)
+
+    def _on_success(self, aws: AwsAccess, status: CommandStatus, command: dict[str, Any]) -> str:
+        spec = _spec_from_parameters(command.get("Parameters", {}), self._settings.mount_roots)
+        if spec is None:
+            logger.error("command parameters are not a valid mount; ignored", command_id=status.command_id)
+            return "ignored: parameters not a mount"
+        let_in = self._let_in_named_group(aws, status.instance_id, command)
+        if let_in is not None:
+            return let_in
+        member = describe_member(aws.client("autoscaling"), status.instance_id)
+        if member is not None and member.lifecycle_state == "Pending:Wait":
+            # Whether this command lets the host in is the step's decision: of this launch, and the
+            # mount the group's tags ask for now. SSM's record of the command was just read: reused.
+            return self.drive(aws, member.group_name, status.instance_id, member=member, confirmed=command)
+        # A host in service (or outside any group) mounted by hand: the attribute follows SSM's word.
+        self._mounted(aws, status.instance_id, spec, command, member.group_name if member else None)
+        if member is None:
+            return "mounted; host is not in an Auto Scaling group"
+        return "already decided"  # as before this step: the attribute set again, nothing decided
 
     # --- the step -----------------------------------------------------------------------------
 
@@ -547,7 +557,7 @@ class LifecycleFlow:
         queue_retry: bool = True,
     ) -> str:
         try:
-            command = self._send_mount_command(aws, instance_id, spec, parameters, "at launch")
+            command = self._send_mount_command(aws, instance_id, parameters, launch_comment(group_name))
         except ClientError as exc:
             code = error_code(exc)
             if code == "InvalidInstanceId":
@@ -579,7 +589,7 @@ class LifecycleFlow:
         return f"mount command sent: {command.get('CommandId')}"
 
     def _send_mount_command(
-        self, aws: AwsAccess, instance_id: str, spec: MountSpec, parameters: dict[str, list[str]], why: str
+        self, aws: AwsAccess, instance_id: str, parameters: dict[str, list[str]], comment: str
     ) -> dict[str, Any]:
         return (
             aws.client("ssm")
@@ -588,7 +598,7 @@ class LifecycleFlow:
                 InstanceIds=[instance_id],
                 Parameters=parameters,
                 TimeoutSeconds=self._settings.command_timeout_seconds,
-                Comment=f"efs-automount: mount {spec.file_system_id} {why}"[:100],
+                Comment=comment[:COMMENT_LENGTH],
             )
             .get("Command", {})
         )
@@ -604,7 +614,9 @@ class LifecycleFlow:
             return f"not sent: {exc}"
         parameters = mount_command_parameters(spec, aws.region, ip, file_system.requires_tls)
         try:
-            command = self._send_mount_command(aws, instance_id, spec, parameters, "by repair")
+            command = self._send_mount_command(
+                aws, instance_id, parameters, f"efs-automount: mount {spec.file_system_id} by repair"
+            )
         except ClientError as exc:
             if error_code(exc) in (
                 "InvalidInstanceId",
@@ -699,12 +711,42 @@ class LifecycleFlow:
         completed = complete_lifecycle_action(
             aws.client("autoscaling"), self._settings.hook_name, group_name, instance_id, result
         )
+        self._forget_launch(aws, instance_id)
+        return f"completed {result.value}" if completed else "already decided"
+
+    def _forget_launch(self, aws: AwsAccess, instance_id: str) -> None:
         key = (aws.account, aws.region, instance_id)
         self._decided.remember(key, self.clock())
         # A warm pool may launch the host again: that launch is measured afresh.
         for memory in (self._starts, self._first_seen, self._heartbeats):
             memory.pop(key, None)
-        return f"completed {result.value}" if completed else "already decided"
+
+    def _let_in_named_group(self, aws: AwsAccess, instance_id: str, command: dict[str, Any]) -> str | None:
+        """A launch mount SSM confirmed a moment ago, whose comment names a group: the host is let in there
+        without asking Auto Scaling where it stands (README: "Performance"), when the command is of this launch
+        (younger than any way back through a warm pool) and mounts what that group's tags ask for now. The name
+        is only a hint: CompleteLifecycleAction is refused unless the host waits in that group under our hook.
+        None, for the whole step to decide on Auto Scaling's report: anything else, or a refusal."""
+        group_name = group_named_by(command)
+        if group_name is None or self.clock() - requested_at(command) > WARM_POOL_ROUND_TRIP_SECONDS:
+            return None
+        if self._hook(aws, group_name) is None:
+            return None
+        tags = self._group_tags(aws, group_name)
+        try:
+            failure_result_from_tags(tags, self._settings.on_failure)
+            spec = mount_spec_from_tags(tags, self._settings.mount_roots)
+        except MountConfigError:
+            return None
+        if spec is None or not launch_commands([command], None, spec, self._settings.mount_roots):
+            return None
+        self._mounted(aws, instance_id, spec, command, group_name)
+        autoscaling = aws.client("autoscaling")
+        hook_name = self._settings.hook_name
+        if not complete_lifecycle_action(autoscaling, hook_name, group_name, instance_id, LifecycleResult.CONTINUE):
+            return None
+        self._forget_launch(aws, instance_id)
+        return f"completed {LifecycleResult.CONTINUE.value}"
 
     def _keep_alive(
         self, aws: AwsAccess, group_name: str, instance_id: str, hook: Hook, started: float | None, current: float

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib.aws_names import GROUP_NAME
 from chalicelib.mount_spec import FILE_SYSTEM_TAG, MOUNT_PATH_TAG, MountConfigError, MountSpec, mount_spec_from_tags
 
 RUNNING_STATUSES = frozenset({"Pending", "InProgress", "Delayed", "Cancelling"})
@@ -31,6 +32,29 @@ def agents_online(ssm: Any, instance_ids: list[str]) -> set[str]:
                 if item.get("PingStatus") == "Online" and item.get("InstanceId") in batch
             }
     return online
+
+
+# SendCommand's Comment holds at most 100 characters.
+COMMENT_LENGTH = 100
+LAUNCH_COMMENT = "efs-automount: launch"
+NAMING = " in "
+
+
+def launch_comment(group_name: str) -> str:
+    """The comment of a launch mount: it names the host's group when the name fits (Auto Scaling allows 255
+    characters), so the status step can complete without asking where the host stands."""
+    named = f"{LAUNCH_COMMENT}{NAMING}{group_name}"
+    return named if len(named) <= COMMENT_LENGTH else LAUNCH_COMMENT
+
+
+def group_named_by(command: dict[str, Any]) -> str | None:
+    """The group a launch mount's comment names: a hint from whoever sent the command, which only
+    CompleteLifecycleAction (refused unless the host waits in that group under the hook) turns into a fact."""
+    comment = command.get("Comment") or ""
+    if not comment.startswith(LAUNCH_COMMENT + NAMING):
+        return None
+    group_name = comment[len(LAUNCH_COMMENT + NAMING) :]
+    return group_name if GROUP_NAME.fullmatch(group_name) else None
 
 
 def commands_for(ssm: Any, instance_id: str, document: str) -> list[dict[str, Any]]:

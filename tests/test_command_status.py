@@ -134,3 +134,64 @@ def test_a_success_at_another_path_than_the_groups_does_not_let_the_host_in(land
     ((_, outcome),) = deliver_outbox(bus)[:1]
     assert outcome["outcome"].startswith("mount command sent")
     assert lifecycle_state(land, instance_id) == "Pending:Wait"
+
+
+def test_status_of_a_fresh_launch_mount_asks_auto_scaling_only_to_complete(land, bus, lambda_):
+    # README "Performance": the launch mount's comment names the host's group, so its status step lets the host
+    # in without DescribeAutoScalingInstances: CompleteLifecycleAction is refused unless the host waits there.
+    instance_id, command_id = _mount_running(land, bus)
+    hosts.answer(land, "Success", emit=False)
+    lambda_.calls.clear()
+    event = load_event("command-status-success", **{"command-id": command_id, "instance-id": instance_id})
+
+    assert lambda_.invoke("on_command_status", event) == {"outcome": "completed CONTINUE"}
+    assert "autoscaling:DescribeAutoScalingInstances" not in lambda_.operations(), lambda_.operations()
+    assert lifecycle_state(land, instance_id) == "InService"
+
+
+def _second_group(land, name):
+    autoscaling = land.client("autoscaling")
+    group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[land.group_name])["AutoScalingGroups"][0]
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName=name,
+        LaunchTemplate={"LaunchTemplateName": f"{land.group_name}-template", "Version": "$Latest"},
+        MinSize=0,
+        MaxSize=10,
+        DesiredCapacity=0,
+        VPCZoneIdentifier=group["VPCZoneIdentifier"],
+        Tags=[
+            {"Key": t["Key"], "Value": t["Value"], "PropagateAtLaunch": False, "ResourceId": name}
+            for t in group["Tags"]
+        ],
+    )
+    autoscaling.put_lifecycle_hook(
+        LifecycleHookName=land.hook_name,
+        AutoScalingGroupName=name,
+        LifecycleTransition=moto_gaps.LAUNCHING,
+        HeartbeatTimeout=900,
+        DefaultResult="ABANDON",
+    )
+
+
+def test_a_comment_naming_another_group_changes_nothing(land, bus, lambda_):
+    # Anyone allowed to run the mount document writes its comment: a group named there is only a hint. A
+    # command that names another group (with the same tags and hook) is decided in the group AWS reports.
+    _second_group(land, "other-hosts")
+    instance_id, command_id = _mount_running(land, bus)
+    ssm = land.client("ssm")
+    ours = ssm.list_commands(CommandId=command_id)["Commands"][0]
+    forged = ssm.send_command(
+        DocumentName=ours["DocumentName"],
+        InstanceIds=[instance_id],
+        Parameters=ours["Parameters"],
+        Comment="efs-automount: launch in other-hosts",
+    )["Command"]["CommandId"]
+    hosts.answer(land, "Success", emit=False)
+    event = load_event("command-status-success", **{"command-id": forged, "instance-id": instance_id})
+
+    assert lambda_.invoke("on_command_status", event) == {"outcome": "completed CONTINUE"}
+    assert moto_gaps.WORLD.completions[-1][1:] == (land.region, instance_id, "CONTINUE")
+    assert lifecycle_state(land, instance_id) == "InService"
+    container_instance = register_container_instance(land, instance_id)
+    deliver_outbox(bus)
+    assert mount_attribute(land, container_instance) == f"/mnt/efs/{land.file_system_id}"
