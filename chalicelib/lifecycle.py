@@ -405,7 +405,7 @@ class LifecycleFlow:
         listed = None
         if agent_online and confirmed is None:
             first, listed = self._first_mount(
-                aws, group_name, instance_id, zone, spec, failure_result, attempt, queue_retry
+                aws, group_name, instance_id, zone, spec, hook, failure_result, attempt, queue_retry
             )
             if first is not None:
                 return first
@@ -518,19 +518,25 @@ class LifecycleFlow:
         instance_id: str,
         zone: str,
         spec: MountSpec,
+        hook: Hook,
         failure_result: LifecycleResult,
         attempt: int,
         queue_retry: bool,
     ) -> tuple[str | None, list[dict[str, Any]] | None]:
         """A host with no mount command on SSM's record has nothing to decide: no attempt failed, none runs, none
-        is of an earlier launch. Its mount is sent at once, the host's commands listed just before, without
-        reading when its launch began (README: "Performance"). No outcome when SSM has a record of the host
-        (returned, for the whole step to decide on), or when its zone has no mount target ready.
-
-        Only once SSM reported the host's agent online a moment ago, so the command is accepted and its status
-        step follows within the mount's seconds. Not read here, so not done here: the budget (a mount that
-        succeeds lets the host in, as on any step; one that fails is decided on the budget by its status step)
-        and the heartbeat (a host with a command running is driven by every sweep, heartbeated when due)."""
+        is of an earlier launch. Within its budget, and heartbeated when due, its mount is sent at once, the
+        host's commands listed once, just before (README: "Performance"). No outcome when SSM has a record of
+        the host (returned, for the whole step to decide on), when the budget is spent, or when its zone has no
+        mount target ready: the whole step decides then. Only once SSM reported the host's agent online a moment
+        ago, so the command is accepted."""
+        key = (aws.account, aws.region, instance_id)
+        current = self.clock()
+        if key not in self._first_seen:
+            self._first_seen.remember(key, current)
+        started = self.action_started(aws, group_name, instance_id, hook)
+        if over_budget(current, started, wait_budget(hook, self._settings.max_wait_seconds)):
+            return None, None
+        self._keep_alive(aws, group_name, instance_id, hook, started, current)
         try:
             file_system = self._file_system(aws, spec.file_system_id)
             ip = select_mount_target_ip(file_system.mount_targets, spec.file_system_id, zone)
@@ -539,9 +545,6 @@ class LifecycleFlow:
         commands = _commands_for(aws.client("ssm"), instance_id, self._settings.mount_document)
         if commands:
             return None, commands
-        key = (aws.account, aws.region, instance_id)
-        if key not in self._first_seen:
-            self._first_seen.remember(key, self.clock())
         parameters = mount_command_parameters(spec, aws.region, ip, file_system.requires_tls)
         return self._send(aws, group_name, instance_id, spec, parameters, failure_result, attempt, queue_retry), None
 
@@ -575,7 +578,9 @@ class LifecycleFlow:
                     error=str(exc),
                 )
                 count("MountsFailed", Reason="document")
-                return self._complete(aws, group_name, instance_id, failure_result)
+                return self._complete(
+                    aws, group_name, instance_id, self._failure_result_now(aws, group_name, failure_result)
+                )
             raise
         logger.info(
             "mount command sent",

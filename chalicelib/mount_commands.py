@@ -8,7 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.aws_names import GROUP_NAME
-from chalicelib.mount_spec import FILE_SYSTEM_TAG, MOUNT_PATH_TAG, MountConfigError, MountSpec, mount_spec_from_tags
+from chalicelib.mount_spec import (
+    ACCESS_POINT_TAG,
+    FILE_SYSTEM_TAG,
+    MOUNT_PATH_TAG,
+    MountConfigError,
+    MountSpec,
+    mount_spec_from_tags,
+)
 
 RUNNING_STATUSES = frozenset({"Pending", "InProgress", "Delayed", "Cancelling"})
 
@@ -75,11 +82,18 @@ def invocation(ssm: Any, command: dict[str, Any], instance_id: str) -> dict[str,
 
 
 def spec_from_parameters(parameters: dict[str, list[str]], roots: tuple[str, ...]) -> MountSpec | None:
-    """The mount a command asked for, read back from its parameters (None if they are not ours)."""
+    """The mount a command asked for, read back from its parameters: None if they are not a mount the app
+    sends (the app never mounts read-only; an omitted parameter is the document's default)."""
     try:
-        tags = {FILE_SYSTEM_TAG: parameters["FileSystemId"][0], MOUNT_PATH_TAG: parameters["MountPath"][0]}
+        if parameters.get("ReadOnly", ["false"])[0] != "false":
+            return None
+        tags = {
+            FILE_SYSTEM_TAG: parameters["FileSystemId"][0],
+            MOUNT_PATH_TAG: parameters["MountPath"][0],
+            ACCESS_POINT_TAG: parameters.get("AccessPointId", [""])[0],
+        }
         return mount_spec_from_tags(tags, roots)
-    except (KeyError, IndexError, TypeError, MountConfigError):
+    except (KeyError, IndexError, TypeError, AttributeError, MountConfigError):
         return None
 
 
@@ -121,11 +135,10 @@ def launch_commands(
     """The commands (oldest first) that count for this launch: requested at or after the start of the launch
     AWS reports (a warm pool reuses a host: an earlier launch's record proves nothing now), and asking for
     the mount the group's tags ask for now. Every command when the launch's start is unknown."""
-    wanted = (spec.file_system_id, spec.mount_path)
     counted = []
     for command in commands:
-        asked = spec_from_parameters(command.get("Parameters", {}), roots)
-        if asked is None or (asked.file_system_id, asked.mount_path) != wanted:
+        # The whole mount: a command without the group's access point mounted more than the group allows.
+        if spec_from_parameters(command.get("Parameters", {}), roots) != spec:
             continue
         if launch_started is None or requested_at(command) >= launch_started:
             counted.append(command)

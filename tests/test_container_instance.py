@@ -71,9 +71,9 @@ def test_reregistered_host_gets_the_attribute_again(land, bus):
     assert mount_attribute(land, second) == f"/mnt/efs/{land.file_system_id}"
 
 
-def test_first_mount_of_a_registered_host_lists_its_commands_once_and_reads_no_activity(land, bus, lambda_):
+def test_first_mount_of_a_registered_host_lists_its_commands_once_just_before_sending(land, bus, lambda_):
     # README "Performance": a host with no mount command on SSM's record has nothing to decide, so the step
-    # sends at once: one ListCommands (just before the send) and no read of the launch activity.
+    # lists the host's commands once, just before the send (its budget and heartbeat checked first).
     (instance_id,) = scale_out(land, 1)
     deliver_outbox(bus)  # launch: agent offline, nothing sent
     hosts.boot_agents(land, [instance_id])
@@ -85,5 +85,4 @@ def test_first_mount_of_a_registered_host_lists_its_commands_once_and_reads_no_a
     assert result["outcome"].startswith("mount command sent: "), result
     operations = lambda_.operations()
     assert operations.count("ssm:ListCommands") == 1, operations
-    assert "autoscaling:DescribeScalingActivities" not in operations, operations
     assert operations[-2:] == ["ssm:ListCommands", "ssm:SendCommand"], operations

@@ -1244,3 +1244,159 @@ def test_relaunch_after_another_hosts_read_is_let_in_without_a_new_mount(land, b
         lifecycle_state(land, h),
         moto_gaps.decided_result(land.account, land.region, h),
     )
+
+
+# --- The adversarial review of issue 13's first mount and named group (findings 1-4) ---
+# 1-2 came with the first mount sent at once; 3-4 were older, in the whole step, and reachable from the new paths.
+
+ACCESS_POINT = "fsap-0123456789abcdef0"
+
+
+def _tag(land, key, value):
+    land.client("autoscaling").create_or_update_tags(
+        Tags=[
+            {
+                "ResourceId": land.group_name,
+                "ResourceType": "auto-scaling-group",
+                "Key": key,
+                "Value": value,
+                "PropagateAtLaunch": False,
+            }
+        ]
+    )
+
+
+def _commands(land, instance_id):
+    return land.client("ssm").list_commands(InstanceId=instance_id)["Commands"]
+
+
+def _sweep_for(lambda_, clock, seconds, step=60):
+    for _ in range(int(seconds // step)):
+        clock.advance(step)
+        moto_gaps.expire_actions()
+        lambda_.invoke("sweeper", SCHEDULED_EVENT)
+
+
+# Finding 1: the first-mount step sends no heartbeat. The full step it replaces heartbeats once half the
+# hook's heartbeat timeout has passed (README "Heartbeats and the budget": "each step sends
+# RecordLifecycleActionHeartbeat once half the hook's heartbeat timeout has passed"). With a short hook, the
+# sweeper cannot make up for it: it leaves hosts younger than 60 s to their events.
+
+
+def test_first_mount_heartbeats_a_host_waiting_past_half_its_heartbeat_timeout(land, bus, lambda_, clock):
+    land.client("autoscaling").put_lifecycle_hook(
+        LifecycleHookName=land.hook_name,
+        AutoScalingGroupName=land.group_name,
+        LifecycleTransition=moto_gaps.LAUNCHING,
+        HeartbeatTimeout=60,
+        DefaultResult="ABANDON",
+    )
+    (instance_id,) = scale_out(land, 1)
+    moto_gaps.pending_action(land.account, land.region, instance_id).heartbeat_timeout = 60
+    deliver_outbox(bus)  # launch event: agent offline, nothing sent
+
+    # 40 s in (past half the 60 s heartbeat timeout), the SSM agent comes online and the host registers in ECS
+    clock.advance(40)
+    hosts.boot_agents(land, [instance_id])
+    register_container_instance(land, instance_id)
+    deliver_outbox(bus)
+    assert len(_commands(land, instance_id)) == 1  # the first mount went out at once
+
+    # The sweeper's run at 55 s leaves the host to its events (launched < 60 s ago); the mount takes 25 s
+    # (efs-utils with TLS, the script's DNS wait), so its status arrives 65 s after launch.
+    clock.advance(15)
+    moto_gaps.expire_actions()
+    lambda_.invoke("sweeper", SCHEDULED_EVENT)
+    clock.advance(10)
+    moto_gaps.expire_actions()
+    hosts.answer(land, "Success")
+    deliver_outbox(bus)
+
+    assert moto_gaps.WORLD.timed_out == [], (
+        "no heartbeat at the first mount: the hook timed out into its default result (ABANDON) "
+        "while the mount was running"
+    )
+    assert moto_gaps.decided_result(land.account, land.region, instance_id) == "CONTINUE"
+
+
+# Finding 2 (change 1): the first-mount step reads no launch activity, so it checks no budget. A host whose SSM
+# agent comes online after MAX_WAIT_SECONDS (the registration event, any agent look of the retry queue, or a
+# forged retry message with waiting_for "agent", lands between two sweeper runs) gets a mount command, and is let
+# in on it, instead of being decided with its failure result as the full step would.
+
+
+def test_a_host_whose_agent_comes_online_after_its_budget_gets_no_mount(land, bus, lambda_, clock):
+    (instance_id,) = scale_out(land, 1)
+    deliver_outbox(bus)  # launch event: agent offline
+    # the agent stays offline; the sweeper heartbeats the host (900 s hook) and, at 1790 s, finds it within budget
+    _sweep_for(lambda_, clock, 1740)
+    _sweep_for(lambda_, clock, 50, step=50)  # the last run before the budget, 1790 s in
+    assert moto_gaps.pending_action(land.account, land.region, instance_id) is not None
+
+    # 1810 s after launch (budget 1800 s), before the sweeper's next run, the agent comes online and it registers
+    clock.advance(20)
+    hosts.boot_agents(land, [instance_id])
+    register_container_instance(land, instance_id)
+    outcomes = [o for _, o in deliver_outbox(bus)]
+    hosts.answer(land, "Success")
+    outcomes += [o for _, o in deliver_outbox(bus)]
+
+    assert _commands(land, instance_id) == [], f"a mount was sent to a host past its budget: {outcomes}"
+    assert moto_gaps.decided_result(land.account, land.region, instance_id) == "ABANDON", outcomes
+
+
+# Finding 3 (both changes, pre-existing in the full step): "tags ask for exactly the mount the command made" is
+# checked on FileSystemId and MountPath only. A successful command of our document that mounted without the
+# group's access point (the whole file system instead of the access point's directory and POSIX identity), or
+# read-only, lets the waiting host in and sets the attribute. Whoever may run the mount document writes all of
+# it, the comment naming the group included, so the named-group path takes it too.
+
+
+def test_a_mount_without_the_groups_access_point_does_not_let_the_host_in(land, bus, lambda_, clock):
+    _tag(land, "efs-automount:access-point-id", ACCESS_POINT)
+    (instance_id,) = scale_out(land, 1)
+    deliver_outbox(bus)  # launch event: agent offline
+    hosts.boot_agents(land, [instance_id])
+    path = f"/mnt/efs/{land.file_system_id}"
+    land.client("ssm").send_command(
+        DocumentName="efs-automount-mount",
+        InstanceIds=[instance_id],
+        Parameters={
+            "FileSystemId": [land.file_system_id],
+            "MountPath": [path],  # the group's path, but neither its access point nor read-write
+            "Region": [land.region],
+            "ReadOnly": ["true"],
+        },
+        Comment=f"efs-automount: launch in {land.group_name}",
+    )
+    hosts.answer(land, "Success")
+    outcomes = [o for _, o in deliver_outbox(bus)]
+
+    assert lifecycle_state(land, instance_id) == "Pending:Wait", (
+        f"host let in on a read-only mount without the group's access point {ACCESS_POINT}: {outcomes}"
+    )
+    container_instance = register_container_instance(land, instance_id)
+    deliver_outbox(bus)
+    assert mount_attribute(land, container_instance) is None
+
+
+# Finding 4 (reachable through change 1's send, pre-existing in the full step): a send the mount document refuses
+# decides the host with the failure result of the 60 s tag cache. README "Mount failures": "the failure result
+# (efs-automount:on-failure) of any failure decision [is] read again without the 60 s cache before a host is
+# thrown away or let in unmounted".
+
+
+def test_a_refused_send_decides_on_the_failure_result_tag_of_this_moment(land, bus, lambda_, clock):
+    (instance_id,) = scale_out(land, 1)
+    deliver_outbox(bus)  # launch event: the group's tags are read (cached 60 s); agent offline
+    # the operator sets the group to keep hosts whose mount fails (a document mid-redeploy, say)
+    _tag(land, "efs-automount:on-failure", "CONTINUE")
+    land.client("ssm").delete_document(Name="efs-automount-mount")
+    clock.advance(20)
+    hosts.boot_agents(land, [instance_id])
+    register_container_instance(land, instance_id)
+    outcomes = [o for _, o in deliver_outbox(bus)]
+
+    assert moto_gaps.decided_result(land.account, land.region, instance_id) == "CONTINUE", (
+        f"host thrown away on the cached failure result, 20 s after the tag asked for CONTINUE: {outcomes}"
+    )
