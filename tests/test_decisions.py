@@ -11,7 +11,7 @@ from chalicelib.events import MalformedEvent, parse_command_status, parse_launch
 from chalicelib.groups import Hook
 from chalicelib.host_record import trusted_container_instance
 from chalicelib.lifecycle import command_skip_reason, enters_warm_pool, launch_skip_reason, retry_after_failure
-from chalicelib.mount_commands import latest_finished, launch_commands, send_rounds
+from chalicelib.mount_commands import group_named_by, latest_finished, launch_comment, launch_commands, send_rounds
 from chalicelib.mount_spec import MountSpec
 from chalicelib.retry_queue import RetryMessage
 from chalicelib.script_result import script_result_from_invocation
@@ -233,3 +233,33 @@ def test_a_release_behind_the_rewrite_of_an_older_revision_is_in_flight_not_supe
     assert source_standing(arn(2), arn(3), rewrite_of_v1) == "in-flight"
     assert source_standing(arn(1), arn(3), rewrite_of_v1) == "rewritten"
     assert source_standing(arn(2), arn(4), {"efs-automount:source": arn(3)}) == "superseded"  # a newer one's
+
+
+def test_a_launch_comment_names_the_group_only_when_the_name_fits_ssms_100_characters():
+    fits = "g" * 75
+    assert group_named_by({"Comment": launch_comment(fits)}) == fits
+    too_long = "g" * 76
+    assert len(launch_comment(too_long)) <= 100
+    assert group_named_by({"Comment": launch_comment(too_long)}) is None
+
+
+def test_a_comment_that_is_not_a_launch_comment_names_no_group():
+    assert group_named_by({"Comment": "efs-automount: mount fs-0123456789abcdef0 by repair"}) is None
+    assert group_named_by({"Comment": "efs-automount: launch in "}) is None
+    assert group_named_by({"Comment": "efs-automount: launch in a\nb"}) is None
+    assert group_named_by({}) is None
+
+
+def test_a_command_without_the_groups_access_point_or_read_only_is_not_the_groups_mount():
+    spec = MountSpec("fs-0123456789abcdef0", "/mnt/efs/data", "fsap-0123456789abcdef0")
+    ours = {
+        "FileSystemId": ["fs-0123456789abcdef0"],
+        "MountPath": ["/mnt/efs/data"],
+        "AccessPointId": ["fsap-0123456789abcdef0"],
+        "ReadOnly": ["false"],
+    }
+    command = {"CommandId": "c", "RequestedDateTime": datetime.datetime(2026, 1, 1), "Parameters": ours}
+    assert launch_commands([command], None, spec, ("/mnt",)) == [command]
+    for changed in ({"AccessPointId": [""]}, {"ReadOnly": ["true"]}):
+        other = {**command, "Parameters": {**ours, **changed}}
+        assert launch_commands([other], None, spec, ("/mnt",)) == [], changed
