@@ -11,7 +11,7 @@ from chalicelib.events import MalformedEvent, parse_command_status, parse_launch
 from chalicelib.groups import Hook
 from chalicelib.host_record import trusted_container_instance
 from chalicelib.lifecycle import command_skip_reason, enters_warm_pool, launch_skip_reason, retry_after_failure
-from chalicelib.mount_commands import group_named_by, latest_finished, launch_comment, launch_commands, send_rounds
+from chalicelib.mount_commands import group_named_by, latest_finished, launch_commands, launch_comment, send_rounds
 from chalicelib.mount_spec import MountSpec
 from chalicelib.retry_queue import RetryMessage
 from chalicelib.script_result import script_result_from_invocation
