@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -30,6 +30,7 @@ from chalicelib.host_record import (
     is_hosts_container_instance,
     set_mount_attributes,
 )
+from chalicelib.launch_wait import BoundedMemory, HostMemory, LaunchWaits, error_code
 from chalicelib.lifecycle_result import LifecycleResult
 
 # The SSM record of our commands; the lifecycle names are kept for repair, which reads them from here.
@@ -77,10 +78,7 @@ from chalicelib.ttl_cache import TtlCache
 from chalicelib.wait_budget import (
     MAX_GLOBAL_TIMEOUT_SECONDS,
     deadline,
-    heartbeat_due,
     implausible_time,
-    latest,
-    launch_starts,
     over_budget,
     wait_budget,
 )
@@ -94,11 +92,6 @@ FILE_SYSTEM_CACHE_SECONDS = 60
 HOOK_CACHE_SECONDS = 300
 # A burst launches many hosts of one group at once; a tag fixed by an operator applies within a minute.
 GROUP_TAG_CACHE_SECONDS = 60
-# A launch activity's start never changes; a new launch of the same host (a warm pool reused) is read
-# afresh before any decision on it.
-ACTIVITY_CACHE_SECONDS = 3600
-# Pages of DescribeScalingActivities (100 each, newest first) searched for one host's launch.
-MAX_ACTIVITY_PAGES = 20
 # How long the sweeper passes over a host whose action it saw decided while another hook holds it. Not
 # longer: a warm pool may take the host back and launch it again, with a new action of ours.
 DECIDED_MEMORY_SECONDS = 300
@@ -107,8 +100,6 @@ DECIDED_MEMORY_SECONDS = 300
 WARM_POOL_ROUND_TRIP_SECONDS = 120
 # Clusters asked for a host's container instance when nothing names its cluster.
 MAX_CLUSTERS_SEARCHED = 20
-# Hosts a container remembers (its own heartbeats and looks, hosts already decided): bounds its memory.
-MAX_REMEMBERED_HOSTS = 10_000
 
 
 @dataclass(frozen=True)
@@ -119,31 +110,9 @@ class FileSystemAccess:
     requires_tls: bool
 
 
-HostKey = tuple[str, str, str]  # account, region, instance id
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class BoundedMemory(dict[K, V]):
-    """What this container remembers, at most MAX_REMEMBERED_HOSTS entries; forgetting only costs a call."""
-
-    def remember(self, key: K, value: V) -> None:
-        if key not in self and len(self) >= MAX_REMEMBERED_HOSTS:
-            self.pop(next(iter(self)))
-        self[key] = value
-
-
-class HostMemory(BoundedMemory[HostKey, float]):
-    """What this container saw of hosts (epoch seconds)."""
-
-
 def now() -> float:
     """The time the flow goes by (epoch seconds); one seam for tests that let hours pass."""
     return time.time()
-
-
-def error_code(exc: ClientError) -> str:
-    return exc.response.get("Error", {}).get("Code", "")
 
 
 def retry_after_failure(result: ScriptResult, failed_attempts: int, max_attempts: int) -> bool:
@@ -208,19 +177,11 @@ class LifecycleFlow:
         self._hooks: TtlCache[Hook | None] = TtlCache(HOOK_CACHE_SECONDS, clock=flow_clock)
         self._tags: TtlCache[dict[str, str]] = TtlCache(GROUP_TAG_CACHE_SECONDS, clock=flow_clock)
         self._warned_no_queue = False
-        # Launch activity starts (AWS's), our own heartbeats, the last look, and hosts whose action is decided.
-        self._starts = HostMemory()
-        self._starts_read_at = HostMemory()
-        # Per group: when its newest activities were last read down to ones already seen, and their ids.
-        self._groups_read_at: BoundedMemory[tuple[str, str, str], float] = BoundedMemory()
-        self._activities_seen: dict[tuple[str, str, str], set[str]] = {}
-        self._heartbeats = HostMemory()
+        # When each host's wait began (AWS's launch activity) and this container's heartbeats for it.
+        self._waits = LaunchWaits(settings.hook_name, flow_clock)
+        # The last look, and hosts whose action is decided.
         self._looked_at = HostMemory()
         self._decided = HostMemory()
-        # When this container first saw the host waiting: the measure of last resort (README: "Edge cases").
-        self._first_seen = HostMemory()
-        # Hosts whose wait AWS does not measure for us: heartbeated on every look, looked at on every sweep.
-        self._unmeasured = HostMemory()
         # The cluster this container last found each group's hosts registered in (a hint ECS confirms).
         self._clusters: BoundedMemory[tuple[str, str, str], str] = BoundedMemory()
 
@@ -421,20 +382,19 @@ class LifecycleFlow:
             commands = listed
         else:
             commands = _commands_for(ssm, instance_id, self._settings.mount_document)
-        if key not in self._first_seen:
-            self._first_seen.remember(key, current)
+        self._waits.first_sight(key, current)
         # The launch's start is read after our newest command was sent, so a relaunch (warm pool) before it shows.
         read_after = requested_at(commands[-1]) if commands else None
-        started = self.action_started(aws, group_name, instance_id, hook, commands, read_after=read_after)
-        ours = launch_commands(commands, self._launch_start(key), spec, self._settings.mount_roots)
+        started = self._waits.started(aws, group_name, instance_id, hook, commands, read_after=read_after)
+        ours = launch_commands(commands, self._waits.launch_start(key), spec, self._settings.mount_roots)
         statuses = {c["CommandId"]: host_status(ssm, c, instance_id) for c in ours}
         mounted = next((c for c in reversed(ours) if statuses[c["CommandId"]] == "Success"), None)
         if mounted is not None and current - requested_at(mounted) > WARM_POOL_ROUND_TRIP_SECONDS:
             # Old enough that the host may have gone in service, back to a warm pool and out again since: this
             # launch's start is read afresh (a cached one may be older than the relaunch), and the command counts
             # only if it is of this launch.
-            self.action_started(aws, group_name, instance_id, hook, commands, fresh=True)
-            ours = launch_commands(commands, self._launch_start(key), spec, self._settings.mount_roots)
+            self._waits.started(aws, group_name, instance_id, hook, commands, fresh=True)
+            ours = launch_commands(commands, self._waits.launch_start(key), spec, self._settings.mount_roots)
             mounted = next((c for c in reversed(ours) if statuses.get(c["CommandId"]) == "Success"), None)
         if mounted is not None:
             # SSM's record of this launch's command decides (the status event, or a late look after a lost one).
@@ -443,14 +403,14 @@ class LifecycleFlow:
         if confirmed:
             # Not of this launch, or not the mount the group asks for now: the host's whole record decides.
             return self.drive(aws, group_name, instance_id, attempt, member=member, fresh_tags=fresh_tags)
-        self._keep_alive(aws, group_name, instance_id, hook, started, current)
+        self._waits.keep_alive(aws, group_name, instance_id, hook, started, current)
         running = [c for c in ours if statuses[c["CommandId"]] in RUNNING_STATUSES]
 
         budget = wait_budget(hook, self._settings.max_wait_seconds)
         if over_budget(current, started, budget):
             # Decide only on what AWS reports now: read the launch activity afresh (a cached start may
             # belong to an earlier launch of a reused warm-pool host).
-            started = self.action_started(aws, group_name, instance_id, hook, commands, fresh=True)
+            started = self._waits.started(aws, group_name, instance_id, hook, commands, fresh=True)
             if started is not None and over_budget(current, started, budget):
                 # A command still running past the budget (a hung host) is cancelled, then the host decided.
                 self._cancel(ssm, instance_id, running)
@@ -531,12 +491,11 @@ class LifecycleFlow:
         ago, so the command is accepted."""
         key = (aws.account, aws.region, instance_id)
         current = self.clock()
-        if key not in self._first_seen:
-            self._first_seen.remember(key, current)
-        started = self.action_started(aws, group_name, instance_id, hook)
+        self._waits.first_sight(key, current)
+        started = self._waits.started(aws, group_name, instance_id, hook)
         if over_budget(current, started, wait_budget(hook, self._settings.max_wait_seconds)):
             return None, None
-        self._keep_alive(aws, group_name, instance_id, hook, started, current)
+        self._waits.keep_alive(aws, group_name, instance_id, hook, started, current)
         try:
             file_system = self._file_system(aws, spec.file_system_id)
             ip = select_mount_target_ip(file_system.mount_targets, spec.file_system_id, zone)
@@ -722,9 +681,7 @@ class LifecycleFlow:
     def _forget_launch(self, aws: AwsAccess, instance_id: str) -> None:
         key = (aws.account, aws.region, instance_id)
         self._decided.remember(key, self.clock())
-        # A warm pool may launch the host again: that launch is measured afresh.
-        for memory in (self._starts, self._first_seen, self._heartbeats):
-            memory.pop(key, None)
+        self._waits.forget(key)
 
     def _let_in_named_group(self, aws: AwsAccess, instance_id: str, command: dict[str, Any]) -> str | None:
         """A launch mount SSM confirmed a moment ago, whose comment names a group: the host is let in there
@@ -753,28 +710,6 @@ class LifecycleFlow:
         self._forget_launch(aws, instance_id)
         return f"completed {LifecycleResult.CONTINUE.value}"
 
-    def _keep_alive(
-        self, aws: AwsAccess, group_name: str, instance_id: str, hook: Hook, started: float | None, current: float
-    ) -> None:
-        """Heartbeat when due by what we know: the launch AWS reports and this container's own heartbeats.
-        Nothing a message says can skip one."""
-        key = (aws.account, aws.region, instance_id)
-        if key in self._unmeasured:
-            started = None  # its action may have begun long before we first saw it
-        if not heartbeat_due(current, latest(started, self._heartbeats.get(key)), hook):
-            return
-        try:
-            aws.client("autoscaling").record_lifecycle_action_heartbeat(
-                LifecycleHookName=self._settings.hook_name, AutoScalingGroupName=group_name, InstanceId=instance_id
-            )
-        except ClientError as exc:
-            if error_code(exc) != "ValidationError":
-                raise
-            return  # decided meanwhile; the next step sees it
-        self._heartbeats.remember(key, current)
-        logger.info("lifecycle action heartbeat recorded")
-        count("HeartbeatsRecorded")
-
     def _later(
         self,
         aws: AwsAccess,
@@ -801,99 +736,6 @@ class LifecycleFlow:
             self._warned_no_queue = True
         return f"waiting: {reason}, the sweeper retries"
 
-    def action_started(
-        self,
-        aws: AwsAccess,
-        group_name: str,
-        instance_id: str,
-        hook: Hook,
-        commands: list[dict[str, Any]] | None = None,
-        fresh: bool = False,
-        read_after: float | None = None,
-    ) -> float | None:
-        """When the host's wait began, as AWS reports it: the start of Auto Scaling's launch activity for it
-        (which precedes the lifecycle action, so the wait is never under-counted), else the time SSM
-        reports for our first mount command to it. None when neither is known or believable."""
-        key = (aws.account, aws.region, instance_id)
-        current = self.clock()
-        cached = self._starts.get(key)
-        # A read of the group's newest activities, down to ones already seen, covers every host whose launch
-        # this container knows: a relaunch would have shown on it. One read serves a whole burst.
-        group_read_at = self._groups_read_at.get((aws.account, aws.region, group_name), 0) if cached else 0
-        read_at = max(self._starts_read_at.get(key, 0), group_read_at)
-        stale = current - read_at > ACTIVITY_CACHE_SECONDS or (read_after is not None and read_at < read_after)
-        if fresh or cached is None or stale:
-            self._read_launch_activities(aws, group_name, instance_id, hook, current)
-        start = self._starts.get(key)
-        if start is None:
-            # Without the launch activity (the member role lacks autoscaling:DescribeScalingActivities, or it
-            # is older than the pages read), the wait is measured from the first moment AWS is known to have
-            # reported the host waiting: our first command to it (SSM's time), else this container's first
-            # look. Both come after the true start, so a wait is never over-counted; a lost container
-            # restarts the measure, loudly (README: "Edge cases").
-            if key not in self._first_seen:
-                self._first_seen.remember(key, current)
-            seen = [requested_at(c) for c in commands or []] + [self._first_seen[key]]
-            start = min(seen)
-            self._unmeasured.remember(key, current)
-            logger.error(
-                "no launch activity found for the host; its wait is measured from our first sight of it",
-                missing_permission="autoscaling:DescribeScalingActivities",
-            )
-            count("WaitUnmeasured")
-        else:
-            self._unmeasured.pop(key, None)
-        why = implausible_time(start, current, hook.global_timeout)
-        if why is not None:
-            logger.warning("start of the host's wait is implausible; ignored", reason=why)
-            return None
-        return start
-
-    def _read_launch_activities(
-        self, aws: AwsAccess, group_name: str, instance_id: str, hook: Hook, current: float
-    ) -> None:
-        """Read the group's newest activities until the host's launch is found and every newer activity is one
-        already seen (remembering every launch seen, for the other hosts of a burst), or they are older than
-        any wait of it can be."""
-        group_key = (aws.account, aws.region, group_name)
-        seen = self._activities_seen.setdefault(group_key, set())
-        if len(seen) > MAX_REMEMBERED_HOSTS:
-            seen.clear()
-        read_now: set[str] = set()
-        # Newest first: once a page holds an activity seen before, every newer one has been read now.
-        covered = not seen
-        key = (aws.account, aws.region, instance_id)
-        pages = aws.client("autoscaling").get_paginator("describe_scaling_activities")
-        try:
-            for page in pages.paginate(
-                AutoScalingGroupName=group_name,
-                PaginationConfig={"PageSize": 100, "MaxItems": 100 * MAX_ACTIVITY_PAGES},
-            ):
-                activities = page.get("Activities", [])
-                for found, start in launch_starts(activities).items():
-                    if found not in read_now:  # an older launch of the same host never wins over a newer one
-                        read_now.add(found)
-                        self._starts.remember((aws.account, aws.region, found), start)
-                        self._starts_read_at.remember((aws.account, aws.region, found), current)
-                ids = {str(a.get("ActivityId", "")) for a in activities}
-                covered = covered or bool(ids & seen)
-                seen |= ids
-                starts = [a["StartTime"].timestamp() for a in activities if "StartTime" in a]
-                if not starts or current - min(starts) > hook.global_timeout:
-                    break
-                if covered and (instance_id in read_now or key in self._starts):
-                    break
-        except ClientError as exc:
-            if error_code(exc) not in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):
-                raise
-            logger.error(
-                "cannot read the group's scaling activities; deploy the member template again",
-                missing_permission="autoscaling:DescribeScalingActivities",
-                error=str(exc),
-            )
-            return
-        self._groups_read_at.remember(group_key, current)
-
     def known_decided(self, aws: AwsAccess, instance_id: str) -> bool:
         """Whether this container saw our action for the host decided in the last few minutes (another hook
         may still hold the host)."""
@@ -907,12 +749,12 @@ class LifecycleFlow:
         hook = self._hook(aws, group_name)
         if hook is None:
             return current, None
-        started = self.action_started(aws, group_name, instance_id, hook)
+        started = self._waits.started(aws, group_name, instance_id, hook)
         key = (aws.account, aws.region, instance_id)
-        if key in self._unmeasured:
+        if self._waits.unmeasured(key):
             return current, None  # looked at (and heartbeated) on every run
         budget = wait_budget(hook, self._settings.max_wait_seconds)
-        return deadline(current, started, self._heartbeats.get(key), hook, budget), started
+        return deadline(current, started, self._waits.last_heartbeat(key), hook, budget), started
 
     def saw_waiting_for_agent(self, aws: AwsAccess, instance_id: str) -> None:
         """The sweeper looked at the host and left it to its agent: others take the next runs' budget first."""
@@ -934,9 +776,6 @@ class LifecycleFlow:
         if fresh != cached:
             logger.warning("failure result changed since the group's tags were read", was=cached.value, now=fresh.value)
         return fresh
-
-    def _launch_start(self, key: HostKey) -> float | None:
-        return self._starts.get(key)
 
     def _cancel(self, ssm: Any, instance_id: str, running: list[dict[str, Any]]) -> None:
         """Cancel our commands still running on the host, so none mounts after the host was decided."""
