@@ -736,6 +736,24 @@ class LifecycleFlow:
             self._warned_no_queue = True
         return f"waiting: {reason}, the sweeper retries"
 
+    def proves_launch_mounted(
+        self, aws: AwsAccess, group_name: str, instance_id: str, spec: MountSpec, commands: list[dict[str, Any]]
+    ) -> bool:
+        """Whether SSM's record (`commands`, oldest first) proves the waiting host mounted as the step judges it
+        (repair): a command asking for the group's whole mount that succeeded on the host and was requested
+        after this launch began, as Auto Scaling reports it now (a warm pool may have launched the host again)."""
+        ssm = aws.client("ssm")
+        roots = self._settings.mount_roots
+        succeeded = [
+            c for c in launch_commands(commands, None, spec, roots) if host_status(ssm, c, instance_id) == "Success"
+        ]
+        hook = self._hook(aws, group_name)
+        if not succeeded or hook is None:
+            return False
+        self._waits.started(aws, group_name, instance_id, hook, commands, fresh=True)
+        started = self._waits.launch_start((aws.account, aws.region, instance_id))
+        return bool(launch_commands(succeeded, started, spec, roots))
+
     def known_decided(self, aws: AwsAccess, instance_id: str) -> bool:
         """Whether this container saw our action for the host decided in the last few minutes (another hook
         may still hold the host)."""

@@ -389,7 +389,9 @@ class Repair:
                 return item  # its launch event is moments old and acts on it
             waited = f" for {int(now - started)} s" if started is not None else " (since when, AWS does not say)"
             problem = f"waiting on the {self._settings.hook_name} hook{waited}"
-            if spec is not None and self._mount_settled(aws, request, cluster_arn, instance_id, spec, report):
+            if spec is not None and self._mount_settled(
+                aws, request, cluster_arn, group.name, instance_id, spec, report
+            ):
                 # Mounted, and its attribute where ECS says it belongs: all that can be left is completing our
                 # action, which is most likely decided already (another hook holds the host). The launch step is
                 # not run again: it would set the attribute once more on every run.
@@ -425,14 +427,17 @@ class Repair:
         aws: AwsAccess,
         request: RepairRequest,
         cluster_arn: str | None,
+        group_name: str,
         instance_id: str,
         spec: MountSpec,
         report: dict[str, Any],
     ) -> bool:
-        """Whether SSM's record proves the waiting host's mount and ECS shows nothing left for it: its container
-        instance carries the attribute, or it has not registered (its registration sets it). A proven mount
-        whose attribute is missing is the launch step's to finish: it sets the attribute, then completes."""
-        if not self._mount_confirmed(aws, instance_id, spec):
+        """Whether SSM's record proves the waiting host's mount, as the launch step judges it (of this launch,
+        the group's whole mount), and ECS shows nothing left for it: its container instance carries the
+        attribute, or it has not registered (its registration sets it). A proven mount whose attribute is
+        missing is the launch step's to finish: it sets the attribute, then completes."""
+        commands = self._mount_commands_of(aws, instance_id)
+        if not self._lifecycle.proves_launch_mounted(aws, group_name, instance_id, spec, commands):
             return False
         view = self._hosts_container_instances(aws, request, cluster_arn, {instance_id}, report).get(instance_id)
         return view is None or view.attributes.get(attribute_name(spec.file_system_id)) == spec.mount_path
@@ -481,9 +486,6 @@ class Repair:
             return None
         command, path = latest[file_system_id]
         return path if host_status(aws.client("ssm"), command, instance_id) == "Success" else None
-
-    def _mount_confirmed(self, aws: AwsAccess, instance_id: str, spec: MountSpec) -> bool:
-        return self._proven_path(aws, instance_id, spec.file_system_id) == spec.mount_path
 
     def _send_mounts(
         self,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import boto3
 import pytest
 from botocore.client import BaseClient
@@ -317,3 +319,148 @@ def test_a_region_that_does_not_exist_fails_naming_the_key_before_any_aws_call(t
 
     assert raised.value.key == "region"
     assert lambda_.operations() == []
+
+
+# --- The second adversarial review of issue 13: repair's waiting hosts judged as the launch step judges them ---
+
+ACCESS_POINT = "fsap-0123456789abcdef0"
+OTHER_ACCESS_POINT = "fsap-fedcba98765432100"
+
+
+def _tag(land, key, value):
+    land.client("autoscaling").create_or_update_tags(
+        Tags=[
+            {
+                "ResourceId": land.group_name,
+                "ResourceType": "auto-scaling-group",
+                "Key": key,
+                "Value": value,
+                "PropagateAtLaunch": False,
+            }
+        ]
+    )
+
+
+def _commands(land, instance_id):
+    return land.client("ssm").list_commands(InstanceId=instance_id)["Commands"]
+
+
+def _relaunch_from_warm_pool(land, instance_id):
+    """As tests/test_failure_matrix.py: the host went back to the warm pool and is launched from it again (a new
+    launch action of our hook, a new "from warm pool" activity), its launch event not delivered."""
+    backend = moto_gaps.asg_models.autoscaling_backends[land.account][land.region]
+    group = backend.autoscaling_groups[land.group_name]
+    state = next(s for s in group.instance_states if s.instance.id == instance_id)
+    state.lifecycle_state = "Pending:Wait"
+    now = moto_gaps.WORLD.clock()
+    moto_gaps._record_activity(
+        backend, land.group_name, f"Launching a new EC2 instance from warm pool: {instance_id}", now
+    )
+    action = moto_gaps.PendingAction(
+        str(uuid.uuid4()),
+        land.hook_name,
+        land.group_name,
+        instance_id,
+        started_at=now,
+        heartbeat_at=now,
+        heartbeat_timeout=900,
+    )
+    moto_gaps.WORLD.actions[(land.account, land.region, instance_id)] = action
+    moto_gaps.WORLD.decided.pop((land.account, land.region, instance_id), None)
+
+
+# Finding 1 (high; change 3 left repair out). The launch step counts a command only when its parameters are the
+# whole MountSpec the group asks for (file system, path, access point, read-write): launch_commands. Repair's
+# waiting-host branch (Repair._waiting_host -> _mount_settled -> _mount_confirmed -> _proven_path) goes by
+# latest_finished, keyed by file system and compared on the mount PATH only. A host waiting under our hook whose
+# newest finished command of the document for the file system succeeded at the group's path, but without the
+# group's access point (or with another one), is let in (CONTINUE) by any repair run: the whole file system
+# mounted where the group allows only the access point's directory and POSIX identity. The first review's fix
+# (test_a_mount_without_the_groups_access_point_does_not_let_the_host_in) holds for the events, not for repair.
+
+
+def test_repair_does_not_let_a_waiting_host_in_on_a_mount_without_the_groups_access_point(land, bus, lambda_, clock):
+    _tag(land, "efs-automount:access-point-id", ACCESS_POINT)
+    (instance_id,) = scale_out(land, 1)
+    deliver_outbox(bus)  # launch event: agent offline, nothing sent
+    hosts.boot_agents(land, [instance_id])
+    # Whoever may run the mount document (or an app version before the access point was tagged) mounts the
+    # group's file system at the group's path, without the access point; its status event is not handled yet.
+    land.client("ssm").send_command(
+        DocumentName="efs-automount-mount",
+        InstanceIds=[instance_id],
+        Parameters={
+            "FileSystemId": [land.file_system_id],
+            "MountPath": [f"/mnt/efs/{land.file_system_id}"],
+            "Region": [land.region],
+        },
+        Comment="by hand",
+    )
+    hosts.answer(land, "Success", emit=False)
+    clock.advance(120)  # past repair's grace
+
+    report = lambda_.invoke("repair", {"auto_scaling_group": land.group_name})
+
+    decided = moto_gaps.decided_result(land.account, land.region, instance_id)
+    assert decided != "CONTINUE", (
+        f"repair let the host in on a mount without the group's access point {ACCESS_POINT}: "
+        f"{report.get('lifecycle_actions')}"
+    )
+    assert lifecycle_state(land, instance_id) == "Pending:Wait"
+
+
+def test_repair_does_not_let_a_waiting_host_in_on_a_mount_with_another_access_point(land, bus, lambda_, clock):
+    _tag(land, "efs-automount:access-point-id", ACCESS_POINT)
+    (instance_id,) = scale_out(land, 1)
+    deliver_outbox(bus)
+    hosts.boot_agents(land, [instance_id])
+    land.client("ssm").send_command(
+        DocumentName="efs-automount-mount",
+        InstanceIds=[instance_id],
+        Parameters={
+            "FileSystemId": [land.file_system_id],
+            "MountPath": [f"/mnt/efs/{land.file_system_id}"],
+            "Region": [land.region],
+            "AccessPointId": [OTHER_ACCESS_POINT],  # another tenant's directory and POSIX identity
+            "ReadOnly": ["false"],
+        },
+        Comment="by hand",
+    )
+    hosts.answer(land, "Success", emit=False)
+    clock.advance(120)
+
+    report = lambda_.invoke("repair", {"auto_scaling_group": land.group_name})
+
+    assert moto_gaps.decided_result(land.account, land.region, instance_id) != "CONTINUE", (
+        f"repair let the host in on access point {OTHER_ACCESS_POINT}, the group asks for {ACCESS_POINT}: "
+        f"{report.get('lifecycle_actions')}"
+    )
+
+
+# Finding 2 (medium; pre-existing in repair, same place). The same repair branch ignores the launch's start: the
+# launch step counts only commands requested after the launch activity AWS reports (a warm pool reuses a host:
+# "an earlier launch's record proves nothing now", test_relaunch_from_warm_pool_is_let_in_on_a_previous_launchs_
+# mount). Repair lets a host relaunched from a warm pool in on the previous launch's mount (days old), without the
+# mount this launch needs; the launch step would have sent it.
+
+
+def test_repair_does_not_let_a_relaunched_warm_pool_host_in_on_a_previous_launchs_mount(land, bus, lambda_, clock):
+    (instance_id,) = scale_out(land, 1)
+    hosts.boot_agents(land, [instance_id])
+    deliver_outbox(bus)
+    hosts.answer(land, "Success")
+    deliver_outbox(bus)
+    assert lifecycle_state(land, instance_id) == "InService"
+    assert len(_commands(land, instance_id)) == 1
+
+    clock.advance(2 * 86400)  # two days in service, then back to the (stopped) warm pool, then launched again
+    _relaunch_from_warm_pool(land, instance_id)
+    clock.advance(120)  # its launch event lost (or still waiting for the agent); repair runs
+
+    report = lambda_.invoke("repair", {"auto_scaling_group": land.group_name})
+
+    decided = moto_gaps.decided_result(land.account, land.region, instance_id)
+    assert decided != "CONTINUE", (
+        f"repair let a relaunched host in on a mount command of its previous launch: {report.get('lifecycle_actions')}"
+    )
+    assert len(_commands(land, instance_id)) == 2, "the launch step would have sent this launch's mount"
