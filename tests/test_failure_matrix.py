@@ -1252,24 +1252,6 @@ def test_relaunch_after_another_hosts_read_is_let_in_without_a_new_mount(land, b
 ACCESS_POINT = "fsap-0123456789abcdef0"
 
 
-def _tag(land, key, value):
-    land.client("autoscaling").create_or_update_tags(
-        Tags=[
-            {
-                "ResourceId": land.group_name,
-                "ResourceType": "auto-scaling-group",
-                "Key": key,
-                "Value": value,
-                "PropagateAtLaunch": False,
-            }
-        ]
-    )
-
-
-def _commands(land, instance_id):
-    return land.client("ssm").list_commands(InstanceId=instance_id)["Commands"]
-
-
 def _sweep_for(lambda_, clock, seconds, step=60):
     for _ in range(int(seconds // step)):
         clock.advance(step)
@@ -1300,7 +1282,7 @@ def test_first_mount_heartbeats_a_host_waiting_past_half_its_heartbeat_timeout(l
     hosts.boot_agents(land, [instance_id])
     register_container_instance(land, instance_id)
     deliver_outbox(bus)
-    assert len(_commands(land, instance_id)) == 1  # the first mount went out at once
+    assert len(mount_commands(land, instance_id)) == 1  # the first mount went out at once
 
     # The sweeper's run at 55 s leaves the host to its events (launched < 60 s ago); the mount takes 25 s
     # (efs-utils with TLS, the script's DNS wait), so its status arrives 65 s after launch.
@@ -1341,7 +1323,7 @@ def test_a_host_whose_agent_comes_online_after_its_budget_gets_no_mount(land, bu
     hosts.answer(land, "Success")
     outcomes += [o for _, o in deliver_outbox(bus)]
 
-    assert _commands(land, instance_id) == [], f"a mount was sent to a host past its budget: {outcomes}"
+    assert mount_commands(land, instance_id) == [], f"a mount was sent to a host past its budget: {outcomes}"
     assert moto_gaps.decided_result(land.account, land.region, instance_id) == "ABANDON", outcomes
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 import boto3
 import pytest
 from botocore.client import BaseClient
@@ -18,6 +16,7 @@ from simulation.landscape import (
     scale_out,
 )
 from tests.conftest import OWN_ACCOUNT, deliver_outbox, make_lambda
+from tests.test_failure_matrix import _relaunch_from_warm_pool, _tag, mount_commands
 from tests.test_repair import (  # noqa: F401  (repair_context: autouse fixture, real 900 s context)
     FS_TAG,
     _app,
@@ -327,48 +326,6 @@ ACCESS_POINT = "fsap-0123456789abcdef0"
 OTHER_ACCESS_POINT = "fsap-fedcba98765432100"
 
 
-def _tag(land, key, value):
-    land.client("autoscaling").create_or_update_tags(
-        Tags=[
-            {
-                "ResourceId": land.group_name,
-                "ResourceType": "auto-scaling-group",
-                "Key": key,
-                "Value": value,
-                "PropagateAtLaunch": False,
-            }
-        ]
-    )
-
-
-def _commands(land, instance_id):
-    return land.client("ssm").list_commands(InstanceId=instance_id)["Commands"]
-
-
-def _relaunch_from_warm_pool(land, instance_id):
-    """As tests/test_failure_matrix.py: the host went back to the warm pool and is launched from it again (a new
-    launch action of our hook, a new "from warm pool" activity), its launch event not delivered."""
-    backend = moto_gaps.asg_models.autoscaling_backends[land.account][land.region]
-    group = backend.autoscaling_groups[land.group_name]
-    state = next(s for s in group.instance_states if s.instance.id == instance_id)
-    state.lifecycle_state = "Pending:Wait"
-    now = moto_gaps.WORLD.clock()
-    moto_gaps._record_activity(
-        backend, land.group_name, f"Launching a new EC2 instance from warm pool: {instance_id}", now
-    )
-    action = moto_gaps.PendingAction(
-        str(uuid.uuid4()),
-        land.hook_name,
-        land.group_name,
-        instance_id,
-        started_at=now,
-        heartbeat_at=now,
-        heartbeat_timeout=900,
-    )
-    moto_gaps.WORLD.actions[(land.account, land.region, instance_id)] = action
-    moto_gaps.WORLD.decided.pop((land.account, land.region, instance_id), None)
-
-
 # Finding 1 (high; change 3 left repair out). The launch step counts a command only when its parameters are the
 # whole MountSpec the group asks for (file system, path, access point, read-write): launch_commands. Repair's
 # waiting-host branch (Repair._waiting_host -> _mount_settled -> _mount_confirmed -> _proven_path) goes by
@@ -379,13 +336,23 @@ def _relaunch_from_warm_pool(land, instance_id):
 # (test_a_mount_without_the_groups_access_point_does_not_let_the_host_in) holds for the events, not for repair.
 
 
-def test_repair_does_not_let_a_waiting_host_in_on_a_mount_without_the_groups_access_point(land, bus, lambda_, clock):
+@pytest.mark.parametrize(
+    "access_point",
+    [
+        {},  # none: the whole file system (or an app version from before the access point was tagged)
+        {"AccessPointId": [OTHER_ACCESS_POINT], "ReadOnly": ["false"]},  # another tenant's directory and identity
+    ],
+    ids=["without-access-point", "another-access-point"],
+)
+def test_repair_does_not_let_a_waiting_host_in_on_a_mount_other_than_the_groups(
+    land, bus, lambda_, clock, access_point
+):
     _tag(land, "efs-automount:access-point-id", ACCESS_POINT)
     (instance_id,) = scale_out(land, 1)
     deliver_outbox(bus)  # launch event: agent offline, nothing sent
     hosts.boot_agents(land, [instance_id])
-    # Whoever may run the mount document (or an app version before the access point was tagged) mounts the
-    # group's file system at the group's path, without the access point; its status event is not handled yet.
+    # Whoever may run the mount document mounts the group's file system at the group's path, but not with the
+    # group's access point; its status event is not handled yet.
     land.client("ssm").send_command(
         DocumentName="efs-automount-mount",
         InstanceIds=[instance_id],
@@ -393,6 +360,7 @@ def test_repair_does_not_let_a_waiting_host_in_on_a_mount_without_the_groups_acc
             "FileSystemId": [land.file_system_id],
             "MountPath": [f"/mnt/efs/{land.file_system_id}"],
             "Region": [land.region],
+            **access_point,
         },
         Comment="by hand",
     )
@@ -401,40 +369,11 @@ def test_repair_does_not_let_a_waiting_host_in_on_a_mount_without_the_groups_acc
 
     report = lambda_.invoke("repair", {"auto_scaling_group": land.group_name})
 
-    decided = moto_gaps.decided_result(land.account, land.region, instance_id)
-    assert decided != "CONTINUE", (
+    assert moto_gaps.decided_result(land.account, land.region, instance_id) != "CONTINUE", (
         f"repair let the host in on a mount without the group's access point {ACCESS_POINT}: "
         f"{report.get('lifecycle_actions')}"
     )
     assert lifecycle_state(land, instance_id) == "Pending:Wait"
-
-
-def test_repair_does_not_let_a_waiting_host_in_on_a_mount_with_another_access_point(land, bus, lambda_, clock):
-    _tag(land, "efs-automount:access-point-id", ACCESS_POINT)
-    (instance_id,) = scale_out(land, 1)
-    deliver_outbox(bus)
-    hosts.boot_agents(land, [instance_id])
-    land.client("ssm").send_command(
-        DocumentName="efs-automount-mount",
-        InstanceIds=[instance_id],
-        Parameters={
-            "FileSystemId": [land.file_system_id],
-            "MountPath": [f"/mnt/efs/{land.file_system_id}"],
-            "Region": [land.region],
-            "AccessPointId": [OTHER_ACCESS_POINT],  # another tenant's directory and POSIX identity
-            "ReadOnly": ["false"],
-        },
-        Comment="by hand",
-    )
-    hosts.answer(land, "Success", emit=False)
-    clock.advance(120)
-
-    report = lambda_.invoke("repair", {"auto_scaling_group": land.group_name})
-
-    assert moto_gaps.decided_result(land.account, land.region, instance_id) != "CONTINUE", (
-        f"repair let the host in on access point {OTHER_ACCESS_POINT}, the group asks for {ACCESS_POINT}: "
-        f"{report.get('lifecycle_actions')}"
-    )
 
 
 # Finding 2 (medium; pre-existing in repair, same place). The same repair branch ignores the launch's start: the
@@ -451,7 +390,7 @@ def test_repair_does_not_let_a_relaunched_warm_pool_host_in_on_a_previous_launch
     hosts.answer(land, "Success")
     deliver_outbox(bus)
     assert lifecycle_state(land, instance_id) == "InService"
-    assert len(_commands(land, instance_id)) == 1
+    assert len(mount_commands(land, instance_id)) == 1
 
     clock.advance(2 * 86400)  # two days in service, then back to the (stopped) warm pool, then launched again
     _relaunch_from_warm_pool(land, instance_id)
@@ -463,4 +402,4 @@ def test_repair_does_not_let_a_relaunched_warm_pool_host_in_on_a_previous_launch
     assert decided != "CONTINUE", (
         f"repair let a relaunched host in on a mount command of its previous launch: {report.get('lifecycle_actions')}"
     )
-    assert len(_commands(land, instance_id)) == 2, "the launch step would have sent this launch's mount"
+    assert len(mount_commands(land, instance_id)) == 2, "the launch step would have sent this launch's mount"
