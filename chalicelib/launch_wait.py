@@ -44,10 +44,6 @@ class HostMemory(BoundedMemory[HostKey, float]):
     """What this container saw of hosts (epoch seconds)."""
 
 
-def error_code(exc: ClientError) -> str:
-    return exc.response.get("Error", {}).get("Code", "")
-
-
 class LaunchWaits:
     """One container's knowledge of waiting hosts' launches: what AWS reported, and its own heartbeats."""
 
@@ -146,7 +142,7 @@ class LaunchWaits:
                 LifecycleHookName=self._hook_name, AutoScalingGroupName=group_name, InstanceId=instance_id
             )
         except ClientError as exc:
-            if error_code(exc) != "ValidationError":
+            if exc.response.get("Error", {}).get("Code") != "ValidationError":
                 raise
             return  # decided meanwhile; the next step sees it
         self._heartbeats.remember(key, current)
@@ -188,7 +184,11 @@ class LaunchWaits:
                 if covered and (instance_id in read_now or key in self._starts):
                     break
         except ClientError as exc:
-            if error_code(exc) not in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):
+            if exc.response.get("Error", {}).get("Code") not in (
+                "AccessDenied",
+                "AccessDeniedException",
+                "UnauthorizedOperation",
+            ):
                 raise
             logger.error(
                 "cannot read the group's scaling activities; deploy the member template again",

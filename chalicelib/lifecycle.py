@@ -30,7 +30,7 @@ from chalicelib.host_record import (
     is_hosts_container_instance,
     set_mount_attributes,
 )
-from chalicelib.launch_wait import BoundedMemory, HostMemory, LaunchWaits, error_code
+from chalicelib.launch_wait import BoundedMemory, HostMemory, LaunchWaits
 from chalicelib.lifecycle_result import LifecycleResult
 
 # The SSM record of our commands; the lifecycle names are kept for repair, which reads them from here.
@@ -113,6 +113,10 @@ class FileSystemAccess:
 def now() -> float:
     """The time the flow goes by (epoch seconds); one seam for tests that let hours pass."""
     return time.time()
+
+
+def error_code(exc: ClientError) -> str:
+    return exc.response.get("Error", {}).get("Code", "")
 
 
 def retry_after_failure(result: ScriptResult, failed_attempts: int, max_attempts: int) -> bool:
