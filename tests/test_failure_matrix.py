@@ -1252,13 +1252,6 @@ def test_relaunch_after_another_hosts_read_is_let_in_without_a_new_mount(land, b
 ACCESS_POINT = "fsap-0123456789abcdef0"
 
 
-def _sweep_for(lambda_, clock, seconds, step=60):
-    for _ in range(int(seconds // step)):
-        clock.advance(step)
-        moto_gaps.expire_actions()
-        lambda_.invoke("sweeper", SCHEDULED_EVENT)
-
-
 # Finding 1: the first-mount step sends no heartbeat. The full step it replaces heartbeats once half the
 # hook's heartbeat timeout has passed (README "Heartbeats and the budget": "each step sends
 # RecordLifecycleActionHeartbeat once half the hook's heartbeat timeout has passed"). With a short hook, the
@@ -1311,8 +1304,8 @@ def test_a_host_whose_agent_comes_online_after_its_budget_gets_no_mount(land, bu
     (instance_id,) = scale_out(land, 1)
     deliver_outbox(bus)  # launch event: agent offline
     # the agent stays offline; the sweeper heartbeats the host (900 s hook) and, at 1790 s, finds it within budget
-    _sweep_for(lambda_, clock, 1740)
-    _sweep_for(lambda_, clock, 50, step=50)  # the last run before the budget, 1790 s in
+    sweep_for(lambda_, clock, 1740)
+    sweep_for(lambda_, clock, 50, step=50)  # the last run before the budget, 1790 s in
     assert moto_gaps.pending_action(land.account, land.region, instance_id) is not None
 
     # 1810 s after launch (budget 1800 s), before the sweeper's next run, the agent comes online and it registers
