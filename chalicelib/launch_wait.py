@@ -1,20 +1,20 @@
 """When each waiting host's wait began, as Auto Scaling reports it, and this container's heartbeats for it.
 
 The start of a host's launch activity is read from AWS (newest activities first, one read serving a whole
-burst of a group) and remembered; when no activity can be read, the wait is measured from the first moment AWS
-is known to have reported the host waiting, never from an event or a message (README: "Nothing lost").
+burst of a group) and remembered; when no activity can be read, the wait is measured from the first moment this
+container saw AWS report the host waiting in this wait, never from an event, a message or a command that may be
+of an earlier launch (README: "Nothing lost").
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from botocore.exceptions import ClientError
 
 from chalicelib.accounts import AwsAccess
 from chalicelib.groups import Hook
-from chalicelib.mount_commands import requested_at
 from chalicelib.observability import count, logger
 from chalicelib.wait_budget import heartbeat_due, implausible_time, latest, launch_starts
 
@@ -25,6 +25,10 @@ ACTIVITY_CACHE_SECONDS = 3600
 MAX_ACTIVITY_PAGES = 20
 # Hosts a container remembers (its own heartbeats and looks, hosts already decided): bounds its memory.
 MAX_REMEMBERED_HOSTS = 10_000
+# Shorter than any way out of a wait and into the next one of the same host (in service, back to a warm pool,
+# out again): two sights of a host waiting this close together are of one wait. Farther apart, the later one
+# may be of a new launch, and an unmeasured wait is measured afresh from it (lifecycle.WARM_POOL_ROUND_TRIP_SECONDS).
+SAME_WAIT_SECONDS = 120
 
 HostKey = tuple[str, str, str]  # account, region, instance id
 K = TypeVar("K")
@@ -57,17 +61,27 @@ class LaunchWaits:
         self._groups_read_at: BoundedMemory[tuple[str, str, str], float] = BoundedMemory()
         self._activities_seen: dict[tuple[str, str, str], set[str]] = {}
         self._heartbeats = HostMemory()
-        # When this container first saw the host waiting: the measure of last resort (README: "Edge cases").
+        # When this container first saw the host waiting in this wait, and last saw it waiting: the measure of
+        # last resort (README: "Edge cases").
         self._first_seen = HostMemory()
+        self._last_seen = HostMemory()
         # Hosts whose wait AWS does not measure for us: heartbeated on every look, looked at on every sweep.
         self._unmeasured = HostMemory()
 
     def first_sight(self, key: HostKey, current: float) -> None:
-        if key not in self._first_seen:
+        """AWS reported the host waiting at `current`. A sight long after the last one may be of a new launch (a
+        warm pool reused the host, decided by another container meanwhile): the measure starts again there."""
+        last = self._last_seen.get(key)
+        if key not in self._first_seen or last is None or current - last > SAME_WAIT_SECONDS:
             self._first_seen.remember(key, current)
+        self._last_seen.remember(key, current)
 
-    def launch_start(self, key: HostKey) -> float | None:
-        return self._starts.get(key)
+    def since(self, key: HostKey) -> float | None:
+        """The moment from which a command counts as one of this launch's: the start of the launch AWS reports,
+        else this container's first sight of this wait (later than the true start: an attempt sent before it
+        is not counted, and sent again, rather than an earlier launch's counted)."""
+        start = self._starts.get(key)
+        return start if start is not None else self._first_seen.get(key)
 
     def last_heartbeat(self, key: HostKey) -> float | None:
         return self._heartbeats.get(key)
@@ -77,7 +91,7 @@ class LaunchWaits:
 
     def forget(self, key: HostKey) -> None:
         """The host was decided: a warm pool may launch it again, and that launch is measured afresh."""
-        for memory in (self._starts, self._first_seen, self._heartbeats):
+        for memory in (self._starts, self._first_seen, self._last_seen, self._heartbeats):
             memory.pop(key, None)
 
     def started(
@@ -86,13 +100,12 @@ class LaunchWaits:
         group_name: str,
         instance_id: str,
         hook: Hook,
-        commands: list[dict[str, Any]] | None = None,
         fresh: bool = False,
         read_after: float | None = None,
     ) -> float | None:
         """When the host's wait began, as AWS reports it: the start of Auto Scaling's launch activity for it
-        (which precedes the lifecycle action, so the wait is never under-counted), else the time SSM
-        reports for our first mount command to it. None when neither is known or believable."""
+        (which precedes the lifecycle action, so the wait is never under-counted), else this container's first
+        sight of this wait. None when neither is known or believable."""
         key = (aws.account, aws.region, instance_id)
         current = self._clock()
         cached = self._starts.get(key)
@@ -106,13 +119,12 @@ class LaunchWaits:
         start = self._starts.get(key)
         if start is None:
             # Without the launch activity (the member role lacks autoscaling:DescribeScalingActivities, or it
-            # is older than the pages read), the wait is measured from the first moment AWS is known to have
-            # reported the host waiting: our first command to it (SSM's time), else this container's first
-            # look. Both come after the true start, so a wait is never over-counted; a lost container
-            # restarts the measure, loudly (README: "Edge cases").
+            # is older than the pages read), the wait is measured from this container's first sight of the host
+            # waiting in this wait: after the true start, so a wait is never over-counted. Never from a command:
+            # the host's first command on record may be of an earlier launch (a warm pool reuses hosts). A lost
+            # container restarts the measure, loudly (README: "Edge cases").
             self.first_sight(key, current)
-            seen = [requested_at(c) for c in commands or []] + [self._first_seen[key]]
-            start = min(seen)
+            start = self._first_seen[key]
             self._unmeasured.remember(key, current)
             logger.error(
                 "no launch activity found for the host; its wait is measured from our first sight of it",

@@ -40,7 +40,7 @@ from chalicelib.mount_commands import (
     agents_online,
     group_named_by,
     host_status,
-    launch_commands,
+    launch_attempts,
     launch_comment,
     requested_at,
     send_rounds,
@@ -213,6 +213,7 @@ class LifecycleFlow:
             # As good as always at launch: agents come online 20 s to minutes later. The host's ECS registration
             # (at about the time its SSM agent comes online) sends the mount; the sweeper, if that event is lost.
             logger.info("SSM agent not online yet; the host's registration in ECS sends the mount")
+            self._keep_alive(aws, action.group_name, action.instance_id)
             return "waiting: SSM agent not online yet"
         return self.drive(aws, action.group_name, action.instance_id, agent_online=True)
 
@@ -231,7 +232,19 @@ class LifecycleFlow:
 
     def wait_for_agent(self, aws: AwsAccess, group_name: str, instance_id: str) -> str:
         """Look at the waiting host again shortly (its ECS agent registered before its SSM agent came online)."""
+        self._keep_alive(aws, group_name, instance_id)
         return self._later(aws, group_name, instance_id, 0, agent_retry_delay(1), "agent", WAITING_FOR_AGENT)
+
+    def _keep_alive(self, aws: AwsAccess, group_name: str, instance_id: str) -> None:
+        """Heartbeat the waiting host when one is due, in a step that sends nothing (its agent is offline), so a
+        hook of 120 s or more never expires while the app waits for the agent. The launch's start and the hook
+        are cached (one read serves a burst); a group name that is only a hint (an event's, a message's) costs at
+        most a refused heartbeat."""
+        hook = self._hook(aws, group_name)
+        if hook is None:
+            return
+        started = self._waits.started(aws, group_name, instance_id, hook)
+        self._waits.keep_alive(aws, group_name, instance_id, hook, started, self.clock())
 
     def on_retry(self, message: RetryMessage, aws: AwsAccess) -> str:
         # A message only says "look at this host again": its group name, attempt and what it waits for are hints.
@@ -239,6 +252,7 @@ class LifecycleFlow:
         if waiting_for_agent and self.agent_online(aws, message.instance_id):
             return self.drive(aws, message.group_name, message.instance_id, message.attempt, agent_online=True)
         if waiting_for_agent:
+            self._keep_alive(aws, message.group_name, message.instance_id)
             return self._later(
                 aws,
                 message.group_name,
@@ -365,6 +379,8 @@ class LifecycleFlow:
 
         ssm = aws.client("ssm")
         current = self.clock()
+        # What the app would send the host now: only a command with exactly these parameters is an attempt of ours.
+        expected = self._parameters_now(aws, spec, zone)
         # The sweeper and repair come back on their own: no retry chain of their making.
         queue_retry = group is None
         listed = None
@@ -374,12 +390,11 @@ class LifecycleFlow:
             )
             if first is not None:
                 return first
-        if confirmed and current - requested_at(confirmed) <= WARM_POOL_ROUND_TRIP_SECONDS:
-            # SSM confirmed, a moment ago, a command sent too recently to be of an earlier launch of this host
-            # (no way back through a warm pool is that short): it decides, without the launch activity's read.
-            if launch_commands([confirmed], None, spec, self._settings.mount_roots):
-                self._mounted(aws, instance_id, spec, confirmed, group_name, container_instance)
-                return self._complete(aws, group_name, instance_id, LifecycleResult.CONTINUE)
+        # SSM confirmed, a moment ago, a command sent too recently to be of an earlier launch of this host (no way
+        # back through a warm pool is that short): when it is ours, it decides without the launch activity's read.
+        if confirmed and launch_attempts([confirmed], current - WARM_POOL_ROUND_TRIP_SECONDS, expected):
+            self._mounted(aws, instance_id, spec, confirmed, group_name, container_instance)
+            return self._complete(aws, group_name, instance_id, LifecycleResult.CONTINUE)
         if confirmed:
             commands = [confirmed]
         elif listed is not None:
@@ -389,16 +404,16 @@ class LifecycleFlow:
         self._waits.first_sight(key, current)
         # The launch's start is read after our newest command was sent, so a relaunch (warm pool) before it shows.
         read_after = requested_at(commands[-1]) if commands else None
-        started = self._waits.started(aws, group_name, instance_id, hook, commands, read_after=read_after)
-        ours = launch_commands(commands, self._waits.launch_start(key), spec, self._settings.mount_roots)
+        started = self._waits.started(aws, group_name, instance_id, hook, read_after=read_after)
+        ours = self._attempts(key, commands, expected)
         statuses = {c["CommandId"]: host_status(ssm, c, instance_id) for c in ours}
         mounted = next((c for c in reversed(ours) if statuses[c["CommandId"]] == "Success"), None)
         if mounted is not None and current - requested_at(mounted) > WARM_POOL_ROUND_TRIP_SECONDS:
             # Old enough that the host may have gone in service, back to a warm pool and out again since: this
             # launch's start is read afresh (a cached one may be older than the relaunch), and the command counts
             # only if it is of this launch.
-            self._waits.started(aws, group_name, instance_id, hook, commands, fresh=True)
-            ours = launch_commands(commands, self._waits.launch_start(key), spec, self._settings.mount_roots)
+            self._waits.started(aws, group_name, instance_id, hook, fresh=True)
+            ours = self._attempts(key, commands, expected)
             mounted = next((c for c in reversed(ours) if statuses.get(c["CommandId"]) == "Success"), None)
         if mounted is not None:
             # SSM's record of this launch's command decides (the status event, or a late look after a lost one).
@@ -414,7 +429,7 @@ class LifecycleFlow:
         if over_budget(current, started, budget):
             # Decide only on what AWS reports now: read the launch activity afresh (a cached start may
             # belong to an earlier launch of a reused warm-pool host).
-            started = self._waits.started(aws, group_name, instance_id, hook, commands, fresh=True)
+            started = self._waits.started(aws, group_name, instance_id, hook, fresh=True)
             if started is not None and over_budget(current, started, budget):
                 # A command still running past the budget (a hung host) is cancelled, then the host decided.
                 self._cancel(ssm, instance_id, running)
@@ -455,8 +470,7 @@ class LifecycleFlow:
                 return self._later(aws, group_name, instance_id, attempt, int(retry_at - current) + 1, "mount retry")
 
         try:
-            file_system = self._file_system(aws, spec.file_system_id)
-            ip = select_mount_target_ip(file_system.mount_targets, spec.file_system_id, zone)
+            parameters = self._mount_parameters(aws, spec, zone)
         except NoMountTarget as exc:
             logger.error("cannot mount from the host's zone; no mount command sent", reason=str(exc), zone=zone)
             count("MountsFailed", Reason="no-mount-target")
@@ -470,7 +484,6 @@ class LifecycleFlow:
             # Another step sent one since this one listed (an overlapping retry, sweep or invoke): it is ours.
             logger.info("another step sent the mount command meanwhile; not sending a second")
             return "waiting: mount command running"
-        parameters = mount_command_parameters(spec, aws.region, ip, file_system.requires_tls)
         return self._send(aws, group_name, instance_id, spec, parameters, failure_result, attempt, queue_retry)
 
     # --- pieces -------------------------------------------------------------------------------
@@ -500,15 +513,12 @@ class LifecycleFlow:
         if over_budget(current, started, wait_budget(hook, self._settings.max_wait_seconds)):
             return None, None
         self._waits.keep_alive(aws, group_name, instance_id, hook, started, current)
-        try:
-            file_system = self._file_system(aws, spec.file_system_id)
-            ip = select_mount_target_ip(file_system.mount_targets, spec.file_system_id, zone)
-        except (NoMountTarget, MountTargetNotReady):
+        parameters = self._parameters_now(aws, spec, zone)
+        if parameters is None:
             return None, None
         commands = _commands_for(aws.client("ssm"), instance_id, self._settings.mount_document)
         if commands:
             return None, commands
-        parameters = mount_command_parameters(spec, aws.region, ip, file_system.requires_tls)
         return self._send(aws, group_name, instance_id, spec, parameters, failure_result, attempt, queue_retry), None
 
     def _send(
@@ -556,6 +566,28 @@ class LifecycleFlow:
         count("MountCommandsSent")
         return f"mount command sent: {command.get('CommandId')}"
 
+    def _mount_parameters(self, aws: AwsAccess, spec: MountSpec, zone: str) -> dict[str, list[str]]:
+        """The parameters the app sends a host in `zone` for the mount: its zone's mount target, the file system's
+        TLS rule (both cached a minute). Raises NoMountTarget or MountTargetNotReady."""
+        file_system = self._file_system(aws, spec.file_system_id)
+        ip = select_mount_target_ip(file_system.mount_targets, spec.file_system_id, zone)
+        return mount_command_parameters(spec, aws.region, ip, file_system.requires_tls)
+
+    def _parameters_now(self, aws: AwsAccess, spec: MountSpec, zone: str) -> dict[str, list[str]] | None:
+        """The parameters the app would send the host now; None when it would send nothing (no mount target ready
+        in its zone): then no command counts as the app's attempt."""
+        try:
+            return self._mount_parameters(aws, spec, zone)
+        except (NoMountTarget, MountTargetNotReady):
+            return None
+
+    def _attempts(
+        self, key: tuple[str, str, str], commands: list[dict[str, Any]], expected: dict[str, list[str]] | None
+    ) -> list[dict[str, Any]]:
+        """The app's own attempts for the host's current launch, of the commands (oldest first)."""
+        since = self._waits.since(key)
+        return [] if since is None else launch_attempts(commands, since, expected)
+
     def _send_mount_command(
         self, aws: AwsAccess, instance_id: str, parameters: dict[str, list[str]], comment: str
     ) -> dict[str, Any]:
@@ -576,11 +608,9 @@ class LifecycleFlow:
         service whose SSM agent is online. Nothing is completed or heartbeated: there is no action left. Its
         status event records the mount and sets the attribute, as for any mount."""
         try:
-            file_system = self._file_system(aws, spec.file_system_id)
-            ip = select_mount_target_ip(file_system.mount_targets, spec.file_system_id, zone)
+            parameters = self._mount_parameters(aws, spec, zone)
         except (NoMountTarget, MountTargetNotReady) as exc:
             return f"not sent: {exc}"
-        parameters = mount_command_parameters(spec, aws.region, ip, file_system.requires_tls)
         try:
             command = self._send_mount_command(
                 aws, instance_id, parameters, f"efs-automount: mount {spec.file_system_id} by repair"
@@ -694,7 +724,8 @@ class LifecycleFlow:
         is only a hint: CompleteLifecycleAction is refused unless the host waits in that group under our hook.
         None, for the whole step to decide on Auto Scaling's report: anything else, or a refusal."""
         group_name = group_named_by(command)
-        if group_name is None or self.clock() - requested_at(command) > WARM_POOL_ROUND_TRIP_SECONDS:
+        current = self.clock()
+        if group_name is None or current - requested_at(command) > WARM_POOL_ROUND_TRIP_SECONDS:
             return None
         if self._hook(aws, group_name) is None:
             return None
@@ -704,15 +735,28 @@ class LifecycleFlow:
             spec = mount_spec_from_tags(tags, self._settings.mount_roots)
         except MountConfigError:
             return None
-        if spec is None or not launch_commands([command], None, spec, self._settings.mount_roots):
+        if spec is None:
             return None
-        self._mounted(aws, instance_id, spec, command, group_name)
+        # The host's zone is not asked for: the mount target the command names stands for it. The app would send a
+        # host of that zone exactly these parameters, or the command is not the app's.
+        zone = self._zone_of_mount_target(aws, spec.file_system_id, command.get("Parameters", {}))
+        expected = self._parameters_now(aws, spec, zone) if zone else None
+        if not launch_attempts([command], current - WARM_POOL_ROUND_TRIP_SECONDS, expected):
+            return None
+        # Completed first: only once AWS accepted that the host waits in the named group is it marked mounted.
         autoscaling = aws.client("autoscaling")
         hook_name = self._settings.hook_name
         if not complete_lifecycle_action(autoscaling, hook_name, group_name, instance_id, LifecycleResult.CONTINUE):
             return None
         self._forget_launch(aws, instance_id)
+        self._mounted(aws, instance_id, spec, command, group_name)
         return f"completed {LifecycleResult.CONTINUE.value}"
+
+    def _zone_of_mount_target(self, aws: AwsAccess, file_system_id: str, parameters: dict[str, Any]) -> str | None:
+        """The zone of the file system's mount target whose IP the command's parameters name; None if none has it."""
+        ip = (parameters.get("MountTargetIp") or [None])[0]
+        targets = self._file_system(aws, file_system_id).mount_targets
+        return next((t.get("AvailabilityZoneName") for t in targets if ip and t.get("IpAddress") == ip), None)
 
     def _later(
         self,
@@ -741,22 +785,26 @@ class LifecycleFlow:
         return f"waiting: {reason}, the sweeper retries"
 
     def proves_launch_mounted(
-        self, aws: AwsAccess, group_name: str, instance_id: str, spec: MountSpec, commands: list[dict[str, Any]]
+        self,
+        aws: AwsAccess,
+        group_name: str,
+        instance_id: str,
+        zone: str,
+        spec: MountSpec,
+        commands: list[dict[str, Any]],
     ) -> bool:
         """Whether SSM's record (`commands`, oldest first) proves the waiting host mounted as the step judges it
-        (repair): a command asking for the group's whole mount that succeeded on the host and was requested
-        after this launch began, as Auto Scaling reports it now (a warm pool may have launched the host again)."""
-        ssm = aws.client("ssm")
-        roots = self._settings.mount_roots
-        succeeded = [
-            c for c in launch_commands(commands, None, spec, roots) if host_status(ssm, c, instance_id) == "Success"
-        ]
+        (repair): one of the app's own attempts for this launch (requested since it began, as Auto Scaling
+        reports it now: a warm pool may have launched the host again) succeeded on the host."""
         hook = self._hook(aws, group_name)
-        if not succeeded or hook is None:
+        if hook is None:
             return False
-        self._waits.started(aws, group_name, instance_id, hook, commands, fresh=True)
-        started = self._waits.launch_start((aws.account, aws.region, instance_id))
-        return bool(launch_commands(succeeded, started, spec, roots))
+        key = (aws.account, aws.region, instance_id)
+        self._waits.first_sight(key, self.clock())
+        self._waits.started(aws, group_name, instance_id, hook, fresh=True)
+        ssm = aws.client("ssm")
+        ours = self._attempts(key, commands, self._parameters_now(aws, spec, zone))
+        return any(host_status(ssm, c, instance_id) == "Success" for c in ours)
 
     def known_decided(self, aws: AwsAccess, instance_id: str) -> bool:
         """Whether this container saw our action for the host decided in the last few minutes (another hook

@@ -51,7 +51,9 @@ def launch_comment(group_name: str) -> str:
     """The comment of a launch mount: it names the host's group when the name fits (Auto Scaling allows 255
     characters), so the status step can complete without asking where the host stands."""
     named = f"{LAUNCH_COMMENT}{NAMING}{group_name}"
-    return named if len(named) <= COMMENT_LENGTH else LAUNCH_COMMENT
+    # ASCII only: SSM documents the limit as a length without saying whether it counts characters, UTF-16 units
+    # or bytes; for ASCII they are the same, and a comment over the limit would make every SendCommand fail.
+    return named if len(named) <= COMMENT_LENGTH and named.isascii() else LAUNCH_COMMENT
 
 
 def group_named_by(command: dict[str, Any]) -> str | None:
@@ -129,20 +131,32 @@ def requested_at(command: dict[str, Any]) -> float:
     return command["RequestedDateTime"].timestamp()
 
 
-def launch_commands(
-    commands: list[dict[str, Any]], launch_started: float | None, spec: MountSpec, roots: tuple[str, ...]
+# SendCommand's DocumentVersion: "$DEFAULT, $LATEST, or a specific version number"
+# (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_SendCommand.html). The app names none, so
+# SSM runs the default version; a command that named another version ran something else.
+DEFAULT_VERSIONS = frozenset({None, "", "$DEFAULT"})
+
+
+def is_launch_attempt(command: dict[str, Any], since: float, parameters: dict[str, list[str]]) -> bool:
+    """Whether a command of the mount document is one of the app's own attempts for the host's current launch:
+    requested at or after `since` (a moment of this launch), on the document's default version, with exactly
+    `parameters`, the ones the app would send now (every one: a rogue MountTargetIp, another RequireTls or a
+    DnsWaitSeconds the app never sends make it someone else's command, which never decides a host)."""
+    return (
+        requested_at(command) >= since
+        and command.get("DocumentVersion") in DEFAULT_VERSIONS
+        and command.get("Parameters") == parameters
+    )
+
+
+def launch_attempts(
+    commands: list[dict[str, Any]], since: float, parameters: dict[str, list[str]] | None
 ) -> list[dict[str, Any]]:
-    """The commands (oldest first) that count for this launch: requested at or after the start of the launch
-    AWS reports (a warm pool reuses a host: an earlier launch's record proves nothing now), and asking for
-    the mount the group's tags ask for now. Every command when the launch's start is unknown."""
-    counted = []
-    for command in commands:
-        # The whole mount: a command without the group's access point mounted more than the group allows.
-        if spec_from_parameters(command.get("Parameters", {}), roots) != spec:
-            continue
-        if launch_started is None or requested_at(command) >= launch_started:
-            counted.append(command)
-    return counted
+    """Of the commands (oldest first), the app's own attempts for this launch (is_launch_attempt); none when the
+    app would send nothing now (`parameters` None: no mount target ready in the host's zone)."""
+    if parameters is None:
+        return []
+    return [c for c in commands if is_launch_attempt(c, since, parameters)]
 
 
 def send_rounds(commands: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:

@@ -389,9 +389,7 @@ class Repair:
                 return item  # its launch event is moments old and acts on it
             waited = f" for {int(now - started)} s" if started is not None else " (since when, AWS does not say)"
             problem = f"waiting on the {self._settings.hook_name} hook{waited}"
-            if spec is not None and self._mount_settled(
-                aws, request, cluster_arn, group.name, instance_id, spec, report
-            ):
+            if spec is not None and self._mount_settled(aws, request, cluster_arn, group, instance_id, spec, report):
                 # Mounted, and its attribute where ECS says it belongs: all that can be left is completing our
                 # action, which is most likely decided already (another hook holds the host). The launch step is
                 # not run again: it would set the attribute once more on every run.
@@ -427,7 +425,7 @@ class Repair:
         aws: AwsAccess,
         request: RepairRequest,
         cluster_arn: str | None,
-        group_name: str,
+        group: Group,
         instance_id: str,
         spec: MountSpec,
         report: dict[str, Any],
@@ -437,7 +435,8 @@ class Repair:
         attribute, or it has not registered (its registration sets it). A proven mount whose attribute is
         missing is the launch step's to finish: it sets the attribute, then completes."""
         commands = self._mount_commands_of(aws, instance_id)
-        if not self._lifecycle.proves_launch_mounted(aws, group_name, instance_id, spec, commands):
+        zone = group.instance_zones.get(instance_id, "")
+        if not self._lifecycle.proves_launch_mounted(aws, group.name, instance_id, zone, spec, commands):
             return False
         view = self._hosts_container_instances(aws, request, cluster_arn, {instance_id}, report).get(instance_id)
         return view is None or view.attributes.get(attribute_name(spec.file_system_id)) == spec.mount_path

@@ -203,3 +203,19 @@ def mount_attribute(land: Landscape, container_instance_arn: str) -> str | None:
         if attribute["name"] == name:
             return attribute.get("value")
     return None
+
+
+def app_mount_parameters(land: Landscape, instance_id: str, **tags: str) -> dict[str, list[str]]:
+    """The SendCommand parameters the app sends the host for the group's mount (its zone's mount target), as an
+    operator re-running the app's mount by hand would copy them. `tags`: the group tags besides the file system's."""
+    from chalicelib.mount_spec import mount_command_parameters, mount_spec_from_tags
+
+    (instance,) = land.client("autoscaling").describe_auto_scaling_instances(InstanceIds=[instance_id])[
+        "AutoScalingInstances"
+    ]
+    targets = land.client("efs").describe_mount_targets(FileSystemId=land.file_system_id)["MountTargets"]
+    (ip,) = [t["IpAddress"] for t in targets if t["AvailabilityZoneName"] == instance["AvailabilityZone"]]
+    spec = mount_spec_from_tags({"efs-automount:file-system-id": land.file_system_id, **tags})
+    if spec is None:
+        raise ValueError("the landscape has no file system")
+    return mount_command_parameters(spec, land.region, ip)

@@ -428,19 +428,48 @@ def _check_parameters(document: Any, parameters: dict[str, list[str]]) -> None:
                 raise SsmError("InvalidParameters", f"Parameter {name} value fails allowedPattern {pattern}")
 
 
+# SendCommand's DocumentVersion: "$DEFAULT, $LATEST, or a specific version number"
+# (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_SendCommand.html); the Command that
+# ListCommands returns carries it (Command.DocumentVersion, "The Systems Manager document (SSM document) version",
+# https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_Command.html). moto drops it: the response
+# hands it to the backend here, and a command that named none reports "$DEFAULT" (the app accepts "" too).
+_requested_version = threading.local()
+
+
+def _send_command_response(original: Any) -> Any:
+    def send_command(self: SimpleSystemManagerResponse) -> Any:
+        _requested_version.value = self._get_param("DocumentVersion")
+        try:
+            return original(self)
+        finally:
+            _requested_version.value = None
+
+    return send_command
+
+
+def _command_response_object(original: Any) -> Any:
+    def response_object(self: Any) -> dict[str, Any]:
+        return {**original(self), "DocumentVersion": getattr(self, "document_version", "$DEFAULT")}
+
+    return response_object
+
+
 def _send_command(original: Any) -> Any:
     def send_command(self: Any, **kwargs: Any) -> Any:
         document_name = kwargs.get("document_name")
         documents = self._documents.get(document_name)
         if documents is None:
             raise SsmError("InvalidDocument", f"Document {document_name} does not exist in this account and region")
-        _check_parameters(documents.get_default_version(), kwargs.get("parameters") or {})
+        version = getattr(_requested_version, "value", None) or "$DEFAULT"
+        document = documents.get_default_version() if version == "$DEFAULT" else documents.find(version)
+        _check_parameters(document, kwargs.get("parameters") or {})
         with WORLD.lock:
             for instance_id in kwargs.get("instance_ids") or []:
                 if (self.account_id, self.region_name, instance_id) not in WORLD.agents:
                     raise SsmError("InvalidInstanceId", f"Instances [[{instance_id}]] not in a valid state for account")
         requested = list(dict.fromkeys(kwargs.get("instance_ids") or []))
         command = original(self, **kwargs)
+        command.document_version = version
         # SSM stamps a command with the time it was requested: in this world, WORLD.clock (moto uses real time).
         expires_in = command.expires_after - command.requested_date_time
         command.requested_date_time = datetime.datetime.fromtimestamp(WORLD.clock(), datetime.UTC).replace(tzinfo=None)
@@ -718,6 +747,8 @@ def install() -> None:
     asg_models.FakeAutoScalingGroup.instances = property(_group_instances)  # type: ignore[method-assign,assignment]
     ssm_backend = ssm_models.SimpleSystemManagerBackend
     ssm_backend.send_command = _send_command(ssm_backend.send_command)
+    SimpleSystemManagerResponse.send_command = _send_command_response(SimpleSystemManagerResponse.send_command)
+    ssm_models.Command.response_object = _command_response_object(ssm_models.Command.response_object)
     ecs_backend = ecs_models.EC2ContainerServiceBackend
     ecs_backend.register_container_instance = _register_container_instance(ecs_backend.register_container_instance)
     ecs_backend.register_task_definition = _register_task_definition(ecs_backend.register_task_definition)

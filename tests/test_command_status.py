@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from simulation import hosts, moto_gaps
-from simulation.landscape import lifecycle_state, mount_attribute, register_container_instance, scale_out
+from simulation.landscape import (
+    app_mount_parameters,
+    lifecycle_state,
+    mount_attribute,
+    register_container_instance,
+    scale_out,
+)
 from tests.conftest import deliver_outbox, load_event
 
 
@@ -93,18 +99,14 @@ def test_mount_confirmed_writes_nothing_on_the_host_but_the_attribute(land, bus,
 
 
 def test_command_sent_to_several_hosts_is_confirmed_per_host(land, bus, lambda_):
-    # Given an operator ran the mount document on two waiting hosts at once
+    # Given an operator re-ran the app's mount (exactly its parameters) on two waiting hosts at once
     first, second = scale_out(land, 2)
     moto_gaps.WORLD.drain()
     hosts.boot_agents(land, [first, second])
     command_id = land.client("ssm").send_command(
         DocumentName="efs-automount-mount",
         InstanceIds=[first, second],
-        Parameters={
-            "FileSystemId": [land.file_system_id],
-            "MountPath": [f"/mnt/efs/{land.file_system_id}"],  # what the group's tags ask for
-            "Region": ["us-east-1"],
-        },
+        Parameters=app_mount_parameters(land, first),
     )["Command"]["CommandId"]
 
     # When only the first host has finished

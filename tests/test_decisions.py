@@ -6,13 +6,15 @@ import datetime
 import json
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from chalicelib.events import MalformedEvent, parse_command_status, parse_launch_action
 from chalicelib.groups import Hook
 from chalicelib.host_record import trusted_container_instance
 from chalicelib.lifecycle import command_skip_reason, enters_warm_pool, launch_skip_reason, retry_after_failure
-from chalicelib.mount_commands import group_named_by, latest_finished, launch_commands, launch_comment, send_rounds
-from chalicelib.mount_spec import MountSpec
+from chalicelib.mount_commands import group_named_by, latest_finished, launch_attempts, launch_comment, send_rounds
+from chalicelib.mount_spec import MountSpec, mount_command_parameters
 from chalicelib.retry_queue import RetryMessage
 from chalicelib.script_result import script_result_from_invocation
 from chalicelib.settings import Settings
@@ -214,17 +216,36 @@ def test_commands_sent_by_overlapping_steps_are_one_attempt_and_backed_off_round
     assert [len(r) for r in rounds] == [3, 1]
 
 
-def test_only_this_launchs_commands_for_the_mount_the_group_asks_now_count():
-    spec = MountSpec("fs-0123456789abcdef0", "/mnt/efs/data")
-    earlier_launch, other_path, other_fs, this_one = (
-        _command(50.0),
-        _command(200.0, path="/mnt/efs/old"),
-        _command(210.0, fs="fs-0fedcba9876543210"),
-        _command(220.0),
-    )
-    commands = [earlier_launch, other_path, other_fs, this_one]
-    assert launch_commands(commands, 100.0, spec, ("/mnt",)) == [this_one]
-    assert launch_commands(commands, None, spec, ("/mnt",)) == [earlier_launch, this_one]  # start unknown
+APP_PARAMETERS = mount_command_parameters(MountSpec("fs-0123456789abcdef0", "/mnt/efs/data"), "us-east-1", "10.0.0.5")
+
+
+def _sent(at: float, parameters: dict | None = None, version: str | None = "$DEFAULT") -> dict:
+    command = {**_command(at), "Parameters": APP_PARAMETERS if parameters is None else parameters}
+    return command if version is None else {**command, "DocumentVersion": version}
+
+
+def test_only_the_apps_own_commands_of_this_launch_count():
+    earlier_launch, this_one, unnamed_version = _sent(50.0), _sent(220.0), _sent(230.0, version="")
+    commands = [earlier_launch, this_one, unnamed_version, _sent(240.0, version=None)]
+    assert launch_attempts(commands, 100.0, APP_PARAMETERS) == commands[1:]
+    assert launch_attempts(commands, 100.0, None) == []  # the app would send nothing now: nothing is its attempt
+
+
+@given(
+    name=st.sampled_from(sorted(APP_PARAMETERS) + ["DnsWaitSeconds", "Unknown"]),
+    value=st.one_of(st.none(), st.lists(st.text(max_size=20), max_size=2)),
+)
+def test_a_command_differing_from_the_apps_in_any_parameter_is_not_its_attempt(name, value):
+    changed = {k: v for k, v in APP_PARAMETERS.items() if k != name}
+    if value is not None:
+        changed[name] = value
+    assume(changed != APP_PARAMETERS)
+    assert launch_attempts([_sent(200.0, changed)], 100.0, APP_PARAMETERS) == []
+
+
+@pytest.mark.parametrize("version", ["$LATEST", "1", "2", "$default"])
+def test_a_command_naming_a_document_version_is_not_the_apps_attempt(version):
+    assert launch_attempts([_sent(200.0, version=version)], 100.0, APP_PARAMETERS) == []
 
 
 def test_a_release_behind_the_rewrite_of_an_older_revision_is_in_flight_not_superseded():
@@ -252,14 +273,16 @@ def test_a_comment_that_is_not_a_launch_comment_names_no_group():
 
 def test_a_command_without_the_groups_access_point_or_read_only_is_not_the_groups_mount():
     spec = MountSpec("fs-0123456789abcdef0", "/mnt/efs/data", "fsap-0123456789abcdef0")
-    ours = {
-        "FileSystemId": ["fs-0123456789abcdef0"],
-        "MountPath": ["/mnt/efs/data"],
-        "AccessPointId": ["fsap-0123456789abcdef0"],
-        "ReadOnly": ["false"],
-    }
-    command = {"CommandId": "c", "RequestedDateTime": datetime.datetime(2026, 1, 1), "Parameters": ours}
-    assert launch_commands([command], None, spec, ("/mnt",)) == [command]
+    ours = mount_command_parameters(spec, "us-east-1", "10.0.0.5")
+    command = _sent(200.0, ours)
+    assert launch_attempts([command], 100.0, ours) == [command]
     for changed in ({"AccessPointId": [""]}, {"ReadOnly": ["true"]}):
         other = {**command, "Parameters": {**ours, **changed}}
-        assert launch_commands([other], None, spec, ("/mnt",)) == [], changed
+        assert launch_attempts([other], 100.0, ours) == [], changed
+
+
+def test_a_launch_comment_names_only_a_group_whose_name_is_ascii():
+    # SSM's 100-character limit may count bytes or UTF-16 units: a non-ASCII name is never put in a comment
+    for name in ("gröup", "群組", "hosts-\U0001f680"):
+        assert launch_comment(name) == "efs-automount: launch"
+    assert group_named_by({"Comment": launch_comment("ecs-hosts")}) == "ecs-hosts"
