@@ -9,6 +9,7 @@ cannot starve the others.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -23,6 +24,23 @@ from chalicelib.wait_budget import URGENT_WITHIN_SECONDS, SweepEntry, sweep_orde
 
 # Hosts younger than this are left to their launch event, so the two never race to send a command.
 GRACE_SECONDS = 60
+# A run has the sweeper's Lambda timeout (60 s, .chalice/config.json). Listing every group of every served
+# account and region (a DescribeWarmPool per warm-pool group, on every run) can take most of it with many
+# accounts: past LISTING_SECONDS no further place is listed, so the hosts found are driven (the urgent first)
+# instead of the run ending in a timeout with none driven; no host is driven past DRIVING_SECONDS. Each run
+# begins its listing at another place, so every place comes first in turn.
+LISTING_SECONDS = 25
+DRIVING_SECONDS = 50
+
+
+class ListingTimeUp(Exception):
+    """The run's listing used its share of the time: what was found is driven."""
+
+
+def elapsed_since(start: float) -> float:
+    """Wall-clock seconds of this run (a seam for tests); a Lambda run is bounded in wall time, not in the
+    flow's clock."""
+    return time.monotonic() - start
 
 
 @dataclass(frozen=True)
@@ -37,8 +55,10 @@ class Sweeper:
         self._settings = settings
         self._accounts = accounts
         self._flow = flow
+        self._started = time.monotonic()
 
     def run(self) -> dict[str, Any]:
+        self._started = time.monotonic()
         now = self._flow.clock()
         report: dict[str, Any] = {"hosts": {}, "errors": [], "truncated": False}
         hosts: dict[tuple[str, str, str], Waiting] = {}
@@ -72,7 +92,12 @@ class Sweeper:
         # budget is due. One DescribeInstanceInformation per 50 hosts, instead of a step per host.
         relaxed = [hosts[e.key] for e in chosen if e.deadline - now > URGENT_WITHIN_SECONDS]
         offline = self._agents_offline(relaxed, report)
-        for entry in chosen:
+        for index, entry in enumerate(chosen):
+            if elapsed_since(self._started) > DRIVING_SECONDS:
+                logger.error("sweeper ran out of time; the hosts left are the next run's", left=len(chosen) - index)
+                count("SweepOverloaded")
+                report["truncated"] = True
+                break
             host = hosts[entry.key]
             if entry.key in offline and host.group.instance_states.get(host.instance_id) == "Pending:Wait":
                 report["hosts"][host.instance_id] = "waiting: SSM agent not online yet"
@@ -104,27 +129,42 @@ class Sweeper:
         read (not enabled, denied, throttled) is reported and skipped: the others are still swept."""
         found = []
         own = self._accounts.own_account()
-        for account in [own, *sorted(self._settings.trusted_accounts - {own})]:
-            for region in self._settings.sweep_regions:
-                try:
-                    aws = self._accounts.for_origin(EventOrigin(account, region))
-                    found += self._waiting_in(aws)
-                except AssumeRoleFailed as exc:
-                    logger.error("sweeper cannot act in a trusted account", reason=str(exc), account=account)
-                    count("AssumeRoleFailures")
-                    report["errors"].append(str(exc))
-                except Exception as exc:  # noqa: BLE001 - one unreadable place must not stop the sweep
-                    logger.exception(
-                        "sweeper cannot list the groups of an account and region", account=account, region=region
-                    )
-                    count("SweepErrors")
-                    report["errors"].append(f"{account} {region}: {exc}")
+        places = [
+            (account, region)
+            for account in [own, *sorted(self._settings.trusted_accounts - {own})]
+            for region in self._settings.sweep_regions
+        ]
+        first = int(self._flow.clock() // 60) % len(places) if places else 0
+        for index, (account, region) in enumerate(places[first:] + places[:first]):
+            try:
+                aws = self._accounts.for_origin(EventOrigin(account, region))
+                self._waiting_in(aws, found)
+            except ListingTimeUp:
+                logger.error(
+                    "sweeper listed only some accounts and regions in its time; the next runs begin with others",
+                    listed=index,
+                    places=len(places),
+                )
+                count("SweepOverloaded")
+                report["truncated"] = True
+                break
+            except AssumeRoleFailed as exc:
+                logger.error("sweeper cannot act in a trusted account", reason=str(exc), account=account)
+                count("AssumeRoleFailures")
+                report["errors"].append(str(exc))
+            except Exception as exc:  # noqa: BLE001 - one unreadable place must not stop the sweep
+                logger.exception(
+                    "sweeper cannot list the groups of an account and region", account=account, region=region
+                )
+                count("SweepErrors")
+                report["errors"].append(f"{account} {region}: {exc}")
         return found
 
-    def _waiting_in(self, aws: AwsAccess) -> list[Waiting]:
-        found = []
+    def _waiting_in(self, aws: AwsAccess, found: list[Waiting]) -> None:
         autoscaling = aws.client("autoscaling")
         for group in all_groups(autoscaling):
+            if elapsed_since(self._started) > LISTING_SECONDS:
+                raise ListingTimeUp
             waiting = sorted(i for i, state in group.instance_states.items() if state == "Pending:Wait")
             # Hosts held by other hooks are none of ours, and cost no part of the budget.
             if not (waiting or group.has_warm_pool) or not self._flow.has_our_hook(aws, group.name):
@@ -139,7 +179,6 @@ class Sweeper:
                 )
                 waiting += sorted(warmed)
             found += [Waiting(aws, group, i) for i in waiting if not self._flow.known_decided(aws, i)]
-        return found
 
     def _drive(self, host: Waiting) -> str:
         aws, group, instance_id = host.aws, host.group, host.instance_id

@@ -1,0 +1,95 @@
+"""The sweeper within its Lambda timeout (60 s): however many accounts, regions and warm-pool groups it serves,
+a run ends in time, driving the hosts it found, and the places it could not list come first in later runs.
+
+The second review's suspicion (issue 18): a run lists every group of every place (a DescribeWarmPool per
+warm-pool group, uncached) before it drives any host; with enough of them Lambda ends the run and no host is
+driven, on every run."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from botocore.client import BaseClient
+
+from chalicelib import sweeper
+from simulation import hosts, moto_gaps
+from simulation.landscape import AMI_ID, scale_out
+from tests.conftest import SCHEDULED_EVENT, make_lambda
+from tests.test_failure_matrix import mount_commands
+
+
+class LambdaTimeout(BaseException):
+    """Lambda ends the run: nothing in the app can catch it."""
+
+
+SECONDS_PER_CALL = 1.0  # a slow day: every AWS call of the run takes a second
+LAMBDA_TIMEOUT = 60
+
+
+def _warm_pool_groups(region: str, count: int) -> None:
+    """`count` groups with our hook and a warm pool, none of whose hosts waits: each costs a run a look."""
+    ec2 = boto3.client("ec2", region_name=region)
+    autoscaling = boto3.client("autoscaling", region_name=region)
+    template = ec2.create_launch_template(
+        LaunchTemplateName="pool", LaunchTemplateData={"ImageId": AMI_ID, "InstanceType": "t3.medium"}
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    zone = f"{region}a"
+    for index in range(count):
+        name = f"pool-{index:02d}"
+        autoscaling.create_auto_scaling_group(
+            AutoScalingGroupName=name,
+            LaunchTemplate={"LaunchTemplateId": template, "Version": "$Latest"},
+            MinSize=0,
+            MaxSize=1,
+            DesiredCapacity=0,
+            AvailabilityZones=[zone],
+        )
+        autoscaling.put_warm_pool(AutoScalingGroupName=name, MinSize=0)
+        autoscaling.put_lifecycle_hook(
+            LifecycleHookName="efs-automount",
+            AutoScalingGroupName=name,
+            LifecycleTransition=moto_gaps.LAUNCHING,
+            HeartbeatTimeout=900,
+            DefaultResult="ABANDON",
+        )
+
+
+@pytest.fixture
+def slow_calls(monkeypatch):
+    """Each AWS call the app makes takes SECONDS_PER_CALL of the run's time; past LAMBDA_TIMEOUT, Lambda ends it."""
+    made = [None]  # calls made in this run; None: no run timed (the test's own set-up)
+    original = BaseClient._make_api_call
+
+    def make_api_call(self, operation_name, api_params):
+        if made[0] is None:
+            return original(self, operation_name, api_params)
+        made[0] += 1
+        if made[0] * SECONDS_PER_CALL > LAMBDA_TIMEOUT:
+            raise LambdaTimeout(f"Task timed out after {LAMBDA_TIMEOUT}.00 seconds")
+        return original(self, operation_name, api_params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", make_api_call)
+    monkeypatch.setattr(sweeper, "elapsed_since", lambda start: (made[0] or 0) * SECONDS_PER_CALL, raising=False)
+    return made
+
+
+def test_a_sweep_of_many_warm_pool_groups_still_drives_a_waiting_host(tmp_path, land, clock, slow_calls):
+    # Given the app serves two regions, one of them with 80 warm-pool groups under its hook,
+    _warm_pool_groups("us-west-2", 80)
+    lambda_ = make_lambda(tmp_path, SWEEP_REGIONS="us-east-1,us-west-2")
+    # and a host waits in the other whose launch event was lost, its SSM agent online.
+    (instance_id,) = scale_out(land, 1)
+    moto_gaps.WORLD.drain()
+    hosts.boot_agents(land, [instance_id])
+
+    # When the sweeper runs twice, a minute apart,
+    reports = []
+    for _ in range(2):
+        clock.advance(61)
+        slow_calls[0] = 0
+        reports.append(lambda_.invoke("sweeper", SCHEDULED_EVENT))
+        slow_calls[0] = None
+
+    # then each run ends within its timeout, and the host's mount is sent.
+    assert all(r.get("truncated") for r in reports), reports
+    assert mount_commands(land, instance_id), f"no mount sent: {reports}"
