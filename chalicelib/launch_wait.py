@@ -29,6 +29,8 @@ MAX_REMEMBERED_HOSTS = 10_000
 # out again): two sights of a host waiting this close together are of one wait. Farther apart, the later one
 # may be of a new launch, and an unmeasured wait is measured afresh from it (lifecycle.WARM_POOL_ROUND_TRIP_SECONDS).
 SAME_WAIT_SECONDS = 120
+# An agent look does not read a group's activities again this soon for a host the last read did not find.
+READ_AGAIN_SECONDS = 30
 
 HostKey = tuple[str, str, str]  # account, region, instance id
 K = TypeVar("K")
@@ -102,10 +104,15 @@ class LaunchWaits:
         hook: Hook,
         fresh: bool = False,
         read_after: float | None = None,
+        seen_waiting: bool = True,
     ) -> float | None:
         """When the host's wait began, as AWS reports it: the start of Auto Scaling's launch activity for it
         (which precedes the lifecycle action, so the wait is never under-counted), else this container's first
-        sight of this wait. None when neither is known or believable."""
+        sight of this wait. None when neither is known or believable.
+
+        `seen_waiting`: AWS has just reported the host waiting (its group's listing, DescribeAutoScalingInstances).
+        A step that has not asked (an agent look, on a hint) only reads the activity: it takes no sight of the
+        host, and a host it cannot time raises no alarm (it may wait nowhere)."""
         key = (aws.account, aws.region, instance_id)
         current = self._clock()
         cached = self._starts.get(key)
@@ -114,9 +121,13 @@ class LaunchWaits:
         group_read_at = self._groups_read_at.get((aws.account, aws.region, group_name), 0) if cached else 0
         read_at = max(self._starts_read_at.get(key, 0), group_read_at)
         stale = current - read_at > ACTIVITY_CACHE_SECONDS or (read_after is not None and read_at < read_after)
-        if fresh or cached is None or stale:
+        # A host a look cannot find in a group read moments ago is not read for again on every look.
+        read_lately = current - self._groups_read_at.get((aws.account, aws.region, group_name), 0) < READ_AGAIN_SECONDS
+        if fresh or (stale if cached is not None else seen_waiting or not read_lately):
             self._read_launch_activities(aws, group_name, instance_id, hook, current)
         start = self._starts.get(key)
+        if start is None and not seen_waiting:
+            return None
         if start is None:
             # Without the launch activity (the member role lacks autoscaling:DescribeScalingActivities, or it
             # is older than the pages read), the wait is measured from this container's first sight of the host

@@ -38,7 +38,6 @@ from chalicelib.mount_commands import (
     COMMENT_LENGTH,
     RUNNING_STATUSES,
     agents_online,
-    group_named_by,
     host_status,
     launch_attempts,
     launch_comment,
@@ -238,12 +237,13 @@ class LifecycleFlow:
     def _keep_alive(self, aws: AwsAccess, group_name: str, instance_id: str) -> None:
         """Heartbeat the waiting host when one is due, in a step that sends nothing (its agent is offline), so a
         hook of 120 s or more never expires while the app waits for the agent. The launch's start and the hook
-        are cached (one read serves a burst); a group name that is only a hint (an event's, a message's) costs at
-        most a refused heartbeat."""
+        are cached (one read serves a burst). Nothing here asks whether the host waits: AWS refuses a heartbeat
+        for a host that does not wait in the group under our hook, so a group name or host that is only a hint
+        (an event's, a message's) costs a refused heartbeat, and never counts as a sight of the host waiting."""
         hook = self._hook(aws, group_name)
         if hook is None:
             return
-        started = self._waits.started(aws, group_name, instance_id, hook)
+        started = self._waits.started(aws, group_name, instance_id, hook, seen_waiting=False)
         self._waits.keep_alive(aws, group_name, instance_id, hook, started, self.clock())
 
     def on_retry(self, message: RetryMessage, aws: AwsAccess) -> str:
@@ -295,9 +295,6 @@ class LifecycleFlow:
         if spec is None:
             logger.error("command parameters are not a valid mount; ignored", command_id=status.command_id)
             return "ignored: parameters not a mount"
-        let_in = self._let_in_named_group(aws, status.instance_id, command)
-        if let_in is not None:
-            return let_in
         member = describe_member(aws.client("autoscaling"), status.instance_id)
         if member is not None and member.lifecycle_state == "Pending:Wait":
             # Whether this command lets the host in is the step's decision: of this launch, and the
@@ -716,47 +713,6 @@ class LifecycleFlow:
         key = (aws.account, aws.region, instance_id)
         self._decided.remember(key, self.clock())
         self._waits.forget(key)
-
-    def _let_in_named_group(self, aws: AwsAccess, instance_id: str, command: dict[str, Any]) -> str | None:
-        """A launch mount SSM confirmed a moment ago, whose comment names a group: the host is let in there
-        without asking Auto Scaling where it stands (README: "Performance"), when the command is of this launch
-        (younger than any way back through a warm pool) and mounts what that group's tags ask for now. The name
-        is only a hint: CompleteLifecycleAction is refused unless the host waits in that group under our hook.
-        None, for the whole step to decide on Auto Scaling's report: anything else, or a refusal."""
-        group_name = group_named_by(command)
-        current = self.clock()
-        if group_name is None or current - requested_at(command) > WARM_POOL_ROUND_TRIP_SECONDS:
-            return None
-        if self._hook(aws, group_name) is None:
-            return None
-        tags = self._group_tags(aws, group_name)
-        try:
-            failure_result_from_tags(tags, self._settings.on_failure)
-            spec = mount_spec_from_tags(tags, self._settings.mount_roots)
-        except MountConfigError:
-            return None
-        if spec is None:
-            return None
-        # The host's zone is not asked for: the mount target the command names stands for it. The app would send a
-        # host of that zone exactly these parameters, or the command is not the app's.
-        zone = self._zone_of_mount_target(aws, spec.file_system_id, command.get("Parameters", {}))
-        expected = self._parameters_now(aws, spec, zone) if zone else None
-        if not launch_attempts([command], current - WARM_POOL_ROUND_TRIP_SECONDS, expected):
-            return None
-        # Completed first: only once AWS accepted that the host waits in the named group is it marked mounted.
-        autoscaling = aws.client("autoscaling")
-        hook_name = self._settings.hook_name
-        if not complete_lifecycle_action(autoscaling, hook_name, group_name, instance_id, LifecycleResult.CONTINUE):
-            return None
-        self._forget_launch(aws, instance_id)
-        self._mounted(aws, instance_id, spec, command, group_name)
-        return f"completed {LifecycleResult.CONTINUE.value}"
-
-    def _zone_of_mount_target(self, aws: AwsAccess, file_system_id: str, parameters: dict[str, Any]) -> str | None:
-        """The zone of the file system's mount target whose IP the command's parameters name; None if none has it."""
-        ip = (parameters.get("MountTargetIp") or [None])[0]
-        targets = self._file_system(aws, file_system_id).mount_targets
-        return next((t.get("AvailabilityZoneName") for t in targets if ip and t.get("IpAddress") == ip), None)
 
     def _later(
         self,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.aws_names import GROUP_NAME
 from chalicelib.mount_spec import (
     ACCESS_POINT_TAG,
     FILE_SYSTEM_TAG,
@@ -49,21 +48,12 @@ NAMING = " in "
 
 def launch_comment(group_name: str) -> str:
     """The comment of a launch mount: it names the host's group when the name fits (Auto Scaling allows 255
-    characters), so the status step can complete without asking where the host stands."""
+    characters), for whoever reads SSM's command history. Anyone who may run the document writes comments:
+    the app never reads one back."""
     named = f"{LAUNCH_COMMENT}{NAMING}{group_name}"
     # ASCII only: SSM documents the limit as a length without saying whether it counts characters, UTF-16 units
     # or bytes; for ASCII they are the same, and a comment over the limit would make every SendCommand fail.
     return named if len(named) <= COMMENT_LENGTH and named.isascii() else LAUNCH_COMMENT
-
-
-def group_named_by(command: dict[str, Any]) -> str | None:
-    """The group a launch mount's comment names: a hint from whoever sent the command, which only
-    CompleteLifecycleAction (refused unless the host waits in that group under the hook) turns into a fact."""
-    comment = command.get("Comment") or ""
-    if not comment.startswith(LAUNCH_COMMENT + NAMING):
-        return None
-    group_name = comment[len(LAUNCH_COMMENT + NAMING) :]
-    return group_name if GROUP_NAME.fullmatch(group_name) else None
 
 
 def commands_for(ssm: Any, instance_id: str, document: str) -> list[dict[str, Any]]:

@@ -138,16 +138,16 @@ def test_a_success_at_another_path_than_the_groups_does_not_let_the_host_in(land
     assert lifecycle_state(land, instance_id) == "Pending:Wait"
 
 
-def test_status_of_a_fresh_launch_mount_asks_auto_scaling_only_to_complete(land, bus, lambda_):
-    # README "Performance": the launch mount's comment names the host's group, so its status step lets the host
-    # in without DescribeAutoScalingInstances: CompleteLifecycleAction is refused unless the host waits there.
+def test_status_of_a_launch_mount_asks_auto_scaling_where_the_host_waits_before_completing(land, bus, lambda_):
+    # The command's comment names the host's group, but anyone who may run the document writes comments, and the
+    # mount target a command names says nothing of the host's zone: Auto Scaling says where the host waits.
     instance_id, command_id = _mount_running(land, bus)
     hosts.answer(land, "Success", emit=False)
     lambda_.calls.clear()
     event = load_event("command-status-success", **{"command-id": command_id, "instance-id": instance_id})
 
     assert lambda_.invoke("on_command_status", event) == {"outcome": "completed CONTINUE"}
-    assert "autoscaling:DescribeAutoScalingInstances" not in lambda_.operations(), lambda_.operations()
+    assert "autoscaling:DescribeAutoScalingInstances" in lambda_.operations(), lambda_.operations()
     assert lifecycle_state(land, instance_id) == "InService"
 
 

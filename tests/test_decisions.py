@@ -13,7 +13,7 @@ from chalicelib.events import MalformedEvent, parse_command_status, parse_launch
 from chalicelib.groups import Hook
 from chalicelib.host_record import trusted_container_instance
 from chalicelib.lifecycle import command_skip_reason, enters_warm_pool, launch_skip_reason, retry_after_failure
-from chalicelib.mount_commands import group_named_by, latest_finished, launch_attempts, launch_comment, send_rounds
+from chalicelib.mount_commands import latest_finished, launch_attempts, launch_comment, send_rounds
 from chalicelib.mount_spec import MountSpec, mount_command_parameters
 from chalicelib.retry_queue import RetryMessage
 from chalicelib.script_result import script_result_from_invocation
@@ -257,18 +257,8 @@ def test_a_release_behind_the_rewrite_of_an_older_revision_is_in_flight_not_supe
 
 
 def test_a_launch_comment_names_the_group_only_when_the_name_fits_ssms_100_characters():
-    fits = "g" * 75
-    assert group_named_by({"Comment": launch_comment(fits)}) == fits
-    too_long = "g" * 76
-    assert len(launch_comment(too_long)) <= 100
-    assert group_named_by({"Comment": launch_comment(too_long)}) is None
-
-
-def test_a_comment_that_is_not_a_launch_comment_names_no_group():
-    assert group_named_by({"Comment": "efs-automount: mount fs-0123456789abcdef0 by repair"}) is None
-    assert group_named_by({"Comment": "efs-automount: launch in "}) is None
-    assert group_named_by({"Comment": "efs-automount: launch in a\nb"}) is None
-    assert group_named_by({}) is None
+    assert launch_comment("g" * 75) == "efs-automount: launch in " + "g" * 75
+    assert launch_comment("g" * 76) == "efs-automount: launch"
 
 
 def test_a_command_without_the_groups_access_point_or_read_only_is_not_the_groups_mount():
@@ -285,4 +275,4 @@ def test_a_launch_comment_names_only_a_group_whose_name_is_ascii():
     # SSM's 100-character limit may count bytes or UTF-16 units: a non-ASCII name is never put in a comment
     for name in ("gröup", "群組", "hosts-\U0001f680"):
         assert launch_comment(name) == "efs-automount: launch"
-    assert group_named_by({"Comment": launch_comment("ecs-hosts")}) == "ecs-hosts"
+    assert launch_comment("ecs-hosts") == "efs-automount: launch in ecs-hosts"
