@@ -203,3 +203,25 @@ def mount_attribute(land: Landscape, container_instance_arn: str) -> str | None:
         if attribute["name"] == name:
             return attribute.get("value")
     return None
+
+
+def container_instance_attributes(land: Landscape, container_instance_arn: str) -> dict[str, str | None]:
+    """Every attribute of the container instance, as ECS reports it."""
+    described = land.client("ecs").describe_container_instances(
+        cluster=land.cluster_name, containerInstances=[container_instance_arn]
+    )["containerInstances"]
+    return {a["name"]: a.get("value") for a in (described[0].get("attributes", []) if described else [])}
+
+
+def placeable_on(land: Landscape, task_definition: str) -> set[str]:
+    """The container instances of the cluster where ECS would place the revision's tasks, as far as its memberOf
+    placement constraints decide: ListContainerInstances with each constraint's expression as the filter (the
+    same cluster query language)."""
+    ecs = land.client("ecs")
+    definition = ecs.describe_task_definition(taskDefinition=task_definition)["taskDefinition"]
+    admitted = set(ecs.list_container_instances(cluster=land.cluster_name)["containerInstanceArns"])
+    for constraint in definition.get("placementConstraints") or []:
+        if constraint.get("type") == "memberOf":
+            found = ecs.list_container_instances(cluster=land.cluster_name, filter=constraint["expression"])
+            admitted &= set(found["containerInstanceArns"])
+    return admitted
