@@ -1,4 +1,5 @@
-"""The ECS attribute `efs-automount.<file-system-id>` on a mounted host's container instance.
+"""The mount attribute (`efs-automount.<file-system-id>.<path-id>`, chalicelib.mount_attribute) on a mounted
+host's container instance.
 
 Two steps can set it, on the same proof (SSM's record of a successful mount; ECS's word that the
 container instance runs on the host): the mount's status step, which asks ECS for the host's container
@@ -18,6 +19,7 @@ from chalicelib.accounts import AwsAccess
 from chalicelib.aws_names import CONTAINER_INSTANCE_ARN
 from chalicelib.events import ContainerInstanceChange
 from chalicelib.groups import describe_member
+from chalicelib.mount_attribute import MOUNT_ATTRIBUTE_NAME, mount_attribute_name
 from chalicelib.mount_commands import mounts_on_record
 from chalicelib.observability import logger
 from chalicelib.settings import Settings
@@ -25,21 +27,18 @@ from chalicelib.settings import Settings
 if TYPE_CHECKING:
     from chalicelib.lifecycle import LifecycleFlow
 
-ATTRIBUTE_PREFIX = "efs-automount."
 # The cluster a host names in its mount summary (ECS_CLUSTER of /etc/ecs/ecs.config): a hint, checked with ECS.
 CLUSTER_NAME = re.compile(r"[A-Za-z0-9_-]{1,255}")
 
 
-def attribute_name(file_system_id: str) -> str:
-    return f"{ATTRIBUTE_PREFIX}{file_system_id}"
-
-
 def set_mount_attributes(ecs: Any, cluster_arn: str, container_instance_arn: str, mounts: dict[str, str]) -> None:
+    """Mark the container instance for each mount (file system -> path). An attribute of an earlier release
+    (`efs-automount.<fs>`) is left in place: revisions rewritten then still ask for it (README: "Upgrading")."""
     # With a full ARN as targetId, ECS needs no targetType.
     ecs.put_attributes(
         cluster=cluster_arn,
         attributes=[
-            {"name": attribute_name(fs), "value": path, "targetId": container_instance_arn}
+            {"name": mount_attribute_name(fs, path), "value": path, "targetId": container_instance_arn}
             for fs, path in sorted(mounts.items())
         ],
     )
@@ -110,7 +109,9 @@ class ContainerInstanceFlow:
         """Why a state change needs nothing from us, decided without any AWS call."""
         if change.instance_id is None:
             return "not an EC2 instance"
-        if any(name.startswith(ATTRIBUTE_PREFIX) for name in change.attributes):
+        # Only this release's attribute: a host carrying only an earlier release's `efs-automount.<fs>` is
+        # looked at once, and gets the attribute named after its path when SSM's record proves the mount.
+        if any(MOUNT_ATTRIBUTE_NAME.fullmatch(name) for name in change.attributes):
             return "attribute already set"
         if change.container_instance_arn in self._settled:
             return "already recorded"

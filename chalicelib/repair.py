@@ -15,9 +15,10 @@ from botocore.exceptions import ClientError
 from chalicelib.accounts import AwsAccess
 from chalicelib.events import EventOrigin, TaskDefinitionRegistered
 from chalicelib.groups import Group
-from chalicelib.host_record import attribute_name, set_mount_attributes
+from chalicelib.host_record import set_mount_attributes
 from chalicelib.lifecycle import LifecycleFlow, complete_lifecycle_action
 from chalicelib.lifecycle_result import LifecycleResult
+from chalicelib.mount_attribute import mount_attribute_name
 from chalicelib.mount_commands import agents_online, commands_for, host_status, latest_finished
 from chalicelib.mount_spec import FILE_SYSTEM_TAG, MountConfigError, MountSpec, mount_spec_from_tags
 from chalicelib.observability import count, logger
@@ -27,6 +28,7 @@ from chalicelib.repair_findings import (
     RepairRequest,
     TaskDefinitionFix,
     host_findings,
+    legacy_constraint_problem,
     mount_command_running,
     summarize,
     task_definition_findings,
@@ -440,7 +442,9 @@ class Repair:
         if not self._lifecycle.proves_launch_mounted(aws, group_name, instance_id, spec, commands):
             return False
         view = self._hosts_container_instances(aws, request, cluster_arn, {instance_id}, report).get(instance_id)
-        return view is None or view.attributes.get(attribute_name(spec.file_system_id)) == spec.mount_path
+        return view is None or view.attributes.get(mount_attribute_name(spec.file_system_id, spec.mount_path)) == (
+            spec.mount_path
+        )
 
     def _examine_host(
         self,
@@ -450,7 +454,8 @@ class Repair:
         view: ContainerInstanceView | None,
         item: dict[str, Any],
     ) -> HostFix:
-        attribute_value = view.attributes.get(attribute_name(spec.file_system_id)) if view else None
+        attribute = mount_attribute_name(spec.file_system_id, spec.mount_path)
+        attribute_value = view.attributes.get(attribute) if view else None
         args = (spec.file_system_id, spec.mount_path, view is not None, attribute_value)
         findings = host_findings(*args)
         if findings.fix is HostFix.NEEDS_EVIDENCE:
@@ -458,7 +463,6 @@ class Repair:
             findings = host_findings(*args, evidence=MountEvidence(proven))
         item["problems"] += findings.problems
         if findings.fix is HostFix.SET_ATTRIBUTE and view is not None:  # set only on a registered host
-            attribute = attribute_name(spec.file_system_id)
             if request.dry_run:
                 item["actions"].append(f"would set the attribute {attribute} to {spec.mount_path}")
             else:
@@ -582,6 +586,9 @@ class Repair:
         if FILE_SYSTEM_TAG not in tags:
             return False
         item["family"] = definition["family"]
+        legacy = legacy_constraint_problem(definition, tags[FILE_SYSTEM_TAG])
+        if legacy is not None:
+            item["problems"].append(legacy)
         if SOURCE_TAG in tags:
             return True  # a revision the app registered
         try:

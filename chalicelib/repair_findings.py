@@ -10,6 +10,7 @@ from functools import cache
 from typing import Any
 
 from chalicelib.aws_names import ACCOUNT_ID, CLUSTER_ARN, GROUP_NAME, REGION
+from chalicelib.mount_attribute import legacy_placement_expression, mount_attribute_name
 from chalicelib.mount_commands import RUNNING_STATUSES, spec_from_parameters
 
 REPAIR_KEYS = ("cluster", "auto_scaling_group", "account", "region", "dry_run")
@@ -130,7 +131,7 @@ def host_findings(
     is set (a host not registered yet gets it from its registration); otherwise the mount is sent, which
     verifies it on the host, and the attribute follows from its status event.
     """
-    attribute = f"efs-automount.{file_system_id}"
+    attribute = mount_attribute_name(file_system_id, mount_path)
     if registered and attribute_value == mount_path:
         return HostFindings((), HostFix.NOTHING)
     if evidence is None:
@@ -220,6 +221,21 @@ def task_definition_findings(
         return TaskDefinitionFindings((problem,), TaskDefinitionFix.NOTHING)
     problem = "tagged for EFS but never rewritten (its RegisterTaskDefinition event was missed)"
     return TaskDefinitionFindings((problem,), TaskDefinitionFix.REGISTER)
+
+
+def legacy_constraint_problem(definition: dict[str, Any], file_system_id: str) -> str | None:
+    """The problem with a revision whose placement constraint is the one releases before the path-id added
+    (`attribute:efs-automount.<fs> exists`): it lets tasks onto hosts mounted at any path, and hosts mounted from
+    now on carry only the attribute named after their path, so its tasks find ever fewer hosts. It is a rewrite
+    already, never rewritten again: the user registers its source anew. None for any other revision."""
+    expression = legacy_placement_expression(file_system_id)
+    if not any(c.get("expression") == expression for c in definition.get("placementConstraints") or []):
+        return None
+    return (
+        f"its placement constraint {expression} is an earlier release's: it ignores the host path, and only hosts "
+        "mounted before the upgrade carry that attribute; register its source again (same tags) for a rewrite that "
+        "asks for the mount at its host path"
+    )
 
 
 # --- the report -------------------------------------------------------------------------------

@@ -193,16 +193,18 @@ def register_container_instance(land: Landscape, instance_id: str) -> str:
     return response["containerInstance"]["containerInstanceArn"]
 
 
-def mount_attribute(land: Landscape, container_instance_arn: str) -> str | None:
-    """The value of the host's `efs-automount.<fs>` attribute in ECS, if set."""
-    described = land.client("ecs").describe_container_instances(
-        cluster=land.cluster_name, containerInstances=[container_instance_arn]
-    )["containerInstances"]
-    name = f"efs-automount.{land.file_system_id}"
-    for attribute in described[0].get("attributes", []) if described else []:
-        if attribute["name"] == name:
-            return attribute.get("value")
-    return None
+def mount_attribute(land: Landscape, container_instance_arn: str, path: str | None = None) -> str | None:
+    """The value of the host's mount attribute in ECS for the landscape's file system at `path` (by default the
+    group's mount path, as its tags say now), if set."""
+    from chalicelib.mount_attribute import mount_attribute_name
+
+    if path is None:
+        tags = land.client("autoscaling").describe_tags(
+            Filters=[{"Name": "auto-scaling-group", "Values": [land.group_name]}]
+        )["Tags"]
+        path = {t["Key"]: t["Value"] for t in tags}.get("efs-automount:mount-path") or f"/mnt/efs/{land.file_system_id}"
+    name = mount_attribute_name(land.file_system_id, path)
+    return container_instance_attributes(land, container_instance_arn).get(name)
 
 
 def container_instance_attributes(land: Landscape, container_instance_arn: str) -> dict[str, str | None]:

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import boto3
 
+from chalicelib.mount_attribute import mount_attribute_name
 from simulation import hosts, moto_gaps
-from simulation.landscape import build_landscape, mount_attribute, register_container_instance, scale_out
+from simulation.landscape import (
+    build_landscape,
+    container_instance_attributes,
+    mount_attribute,
+    register_container_instance,
+    scale_out,
+)
 from tests.conftest import deliver_outbox, load_event
 
 
@@ -26,10 +33,36 @@ def test_host_of_an_untagged_group_is_left_untouched(bus, lambda_):
 
 def test_event_already_carrying_the_attribute_costs_no_aws_call(lambda_):
     event = load_event("container-instance-registered")
-    event["detail"]["attributes"].append({"name": "efs-automount.fs-0123456789abcdef0", "value": "/mnt/efs/x"})
+    path = "/mnt/efs/fs-0123456789abcdef0"
+    event["detail"]["attributes"].append({"name": mount_attribute_name("fs-0123456789abcdef0", path), "value": path})
 
     assert lambda_.invoke("on_container_instance", event) == {"outcome": "ignored: attribute already set"}
     assert lambda_.operations() == []
+
+
+def test_a_host_marked_by_an_earlier_release_gets_the_attribute_named_after_its_path(land, bus, lambda_):
+    # Given a host mounted and marked before the attribute was named after the path: it carries only
+    # `efs-automount.<fs>` (revisions rewritten then ask for that one)
+    (instance_id,) = scale_out(land, 1)
+    hosts.boot_agents(land, [instance_id])
+    deliver_outbox(bus)
+    hosts.answer(land, "Success")
+    deliver_outbox(bus)
+    container_instance = register_container_instance(land, instance_id)
+    (registration,) = moto_gaps.WORLD.drain()
+    path, legacy = f"/mnt/efs/{land.file_system_id}", f"efs-automount.{land.file_system_id}"
+    land.client("ecs").put_attributes(
+        cluster=land.cluster_name, attributes=[{"name": legacy, "value": path, "targetId": container_instance}]
+    )
+    registration["detail"]["attributes"].append({"name": legacy, "value": path})
+
+    # When ECS reports a change of its container instance (a task started, the agent reconnected)
+    outcome = lambda_.invoke("on_container_instance", registration)
+
+    # Then tasks rewritten from now on can be placed there, and those rewritten before still can
+    assert outcome == {"outcome": "attribute set"}
+    assert mount_attribute(land, container_instance) == path
+    assert container_instance_attributes(land, container_instance)[legacy] == path
 
 
 def test_repeated_state_changes_of_a_recorded_host_cost_no_further_calls(land, bus, lambda_):

@@ -16,6 +16,8 @@ from chalicelib.repair_findings import (
 )
 
 FS, PATH = "fs-0123456789abcdef0", "/mnt/efs/fs-0123456789abcdef0"
+# The mount attribute for FS at PATH: sha256(PATH)'s first 12 hex digits name the path
+ATTRIBUTE = f"efs-automount.{FS}.54d5475e1e65"
 ARN = "arn:aws:ecs:eu-west-1:123456789012:task-definition/reports:1"
 UNREAD = object()  # SSM's record not read yet
 
@@ -37,13 +39,13 @@ def test_input_defaults_to_the_functions_region_and_an_arn_names_the_account():
         (False, None, UNREAD, HostFix.NEEDS_EVIDENCE, ()),
         (True, "/elsewhere", UNREAD, HostFix.NEEDS_EVIDENCE, ()),
         # SSM proves the mount: the attribute is set on a registered host, or follows its registration
-        (True, None, PATH, HostFix.SET_ATTRIBUTE, (f"container instance lacks the attribute efs-automount.{FS}",)),
+        (True, None, PATH, HostFix.SET_ATTRIBUTE, (f"container instance lacks the attribute {ATTRIBUTE}",)),
         (
             True,
             "/elsewhere",
             PATH,
             HostFix.SET_ATTRIBUTE,
-            (f"attribute efs-automount.{FS} is '/elsewhere', not '{PATH}'",),
+            (f"attribute {ATTRIBUTE} is '/elsewhere', not '{PATH}'",),
         ),
         (False, None, PATH, HostFix.NOTHING, ()),
         # SSM proves nothing: the mount is sent, which verifies it on the host
@@ -54,7 +56,7 @@ def test_input_defaults_to_the_functions_region_and_an_arn_names_the_account():
             "/elsewhere",
             None,
             HostFix.SEND_MOUNT,
-            ("never mounted", f"its container instance carries efs-automount.{FS} without a confirmed mount"),
+            ("never mounted", f"its container instance carries {ATTRIBUTE} without a confirmed mount"),
         ),
         # the group's path changed since the mount SSM proves
         (True, "/mnt/old", "/mnt/old", HostFix.SEND_MOUNT, (f"mounted at /mnt/old, the group asks for {PATH}",)),
