@@ -682,6 +682,36 @@ def test_a_capacity_provider_group_is_examined_before_any_host_registered(tmp_pa
     assert item["problems"] == ["never mounted"]
 
 
+def test_repair_sets_the_attribute_on_a_mount_without_the_groups_access_point(tmp_path, clock):
+    from simulation.landscape import container_instance_attributes
+    from tests.test_container_instance import ACCESS_POINT, in_service_then_confined_to_an_access_point
+
+    # Given a host mounted without the access point its group now asks for, whose container instance registered
+    # anew while its event was lost (EventBridge is best effort): repair's job
+    lambda_ = make_lambda(tmp_path)
+    bus = EventBus(_app(), lambda_.invoke)
+    land = build_landscape(boto3.Session(region_name="us-east-1"))
+    instance_id = in_service_then_confined_to_an_access_point(land, bus)
+    clock.advance(120)
+    container_instance = register_container_instance(land, instance_id)
+    moto_gaps.WORLD.drain()
+
+    dry_run = lambda_.invoke("repair", {"cluster": land.cluster_name, "dry_run": True})
+    report = lambda_.invoke("repair", {"cluster": land.cluster_name})
+
+    # Then it is reported as mounted otherwise, and neither marked nor sent a mount (which the host would refuse:
+    # the path holds this file system mounted otherwise, exit 3)
+    marks = {n: v for n, v in container_instance_attributes(land, container_instance).items() if "efs-automount" in n}
+    assert marks == {}, f"repair marked a host whose mount lacks the group's access point: {report['instances']}"
+    for run in (dry_run, report):
+        (item,) = run["instances"]
+        assert item["problems"] == [
+            f"mounted otherwise: without the group's access point {ACCESS_POINT}; not marked: replace the host, "
+            "or unmount it there and run repair again"
+        ]
+        assert item["actions"] == []
+
+
 def test_an_earlier_releases_host_and_rewrite_get_the_new_attribute_and_a_report_and_keep_their_placement(tmp_path):
     # Given a host mounted and marked by an earlier release (only `efs-automount.<fs>`, whatever the path), and a
     # service running the revision that release rewrote, whose constraint asks for that attribute

@@ -69,6 +69,18 @@ def test_what_counts_as_mounted(registered, attribute, proven, fix, problems):
     assert findings.problems == problems
 
 
+@pytest.mark.parametrize("registered", [True, False])
+def test_a_mount_at_the_groups_path_but_otherwise_is_reported_neither_marked_nor_sent_again(registered):
+    # The host would refuse the group's mount over it (exit 3), and the app never unmounts
+    evidence = MountEvidence(PATH, "without the group's access point fsap-0123456789abcdef0")
+    findings = host_findings(FS, PATH, registered, None, evidence)
+    assert findings.fix is HostFix.NOTHING
+    assert findings.problems == (
+        "mounted otherwise: without the group's access point fsap-0123456789abcdef0; not marked: replace the host, "
+        "or unmount it there and run repair again",
+    )
+
+
 @pytest.mark.parametrize(
     ("mounted", "standing", "latest", "update", "fix"),
     [
