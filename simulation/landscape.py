@@ -198,13 +198,16 @@ def mount_attribute(land: Landscape, container_instance_arn: str, path: str | No
     group's mount path, as its tags say now), if set."""
     from chalicelib.mount_attribute import mount_attribute_name
 
-    if path is None:
-        tags = land.client("autoscaling").describe_tags(
-            Filters=[{"Name": "auto-scaling-group", "Values": [land.group_name]}]
-        )["Tags"]
-        path = {t["Key"]: t["Value"] for t in tags}.get("efs-automount:mount-path") or f"/mnt/efs/{land.file_system_id}"
-    name = mount_attribute_name(land.file_system_id, path)
+    name = mount_attribute_name(land.file_system_id, path or group_mount_path(land))
     return container_instance_attributes(land, container_instance_arn).get(name)
+
+
+def group_mount_path(land: Landscape) -> str:
+    """The path the group's tags ask its file system to be mounted at now."""
+    tags = land.client("autoscaling").describe_tags(
+        Filters=[{"Name": "auto-scaling-group", "Values": [land.group_name]}]
+    )["Tags"]
+    return {t["Key"]: t["Value"] for t in tags}.get("efs-automount:mount-path") or f"/mnt/efs/{land.file_system_id}"
 
 
 def container_instance_attributes(land: Landscape, container_instance_arn: str) -> dict[str, str | None]:

@@ -809,11 +809,12 @@ class Simulation:
             self._check_attributes(moment)
 
     def _check_attributes(self, moment: float) -> None:
-        from simulation.landscape import mount_attribute
+        from simulation.landscape import group_mount_path, mount_attribute
 
+        path = group_mount_path(self.land)
         for host in self.hosts.values():
             if host.attribute_set is None and host.container_instance_arn:
-                if mount_attribute(self.land, host.container_instance_arn):
+                if mount_attribute(self.land, host.container_instance_arn, path):
                     host.attribute_set = moment
 
     def all_decided(self, expected: int) -> bool:
