@@ -420,6 +420,8 @@ def drifted_cluster(
     command, as the launch step leaves it) with the attribute set; 2% never mounted, 1% with the attribute lost.
     No host carries an EC2 tag: repair reads none. Services mostly on plain or rewritten revisions, 2.5% on a
     tagged revision that was never rewritten."""
+    from chalicelib.mount_attribute import mount_attribute_name
+
     autoscaling, ecs, ssm = (land.client(s) for s in ("autoscaling", "ecs", "ssm"))
     autoscaling.delete_lifecycle_hook(LifecycleHookName=land.hook_name, AutoScalingGroupName=land.group_name)
     instance_ids = scale_out(land, host_count)
@@ -440,7 +442,9 @@ def drifted_cluster(
             continue
         ecs.put_attributes(
             cluster=land.cluster_arn,
-            attributes=[{"name": f"efs-automount.{fs}", "value": path, "targetId": container_instances[instance_id]}],
+            attributes=[
+                {"name": mount_attribute_name(fs, path), "value": path, "targetId": container_instances[instance_id]}
+            ],
         )
     missed = max(1, service_count // 40)
     rewritten = service_count // 10

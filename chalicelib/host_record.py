@@ -1,10 +1,11 @@
-"""The ECS attribute `efs-automount.<file-system-id>` on a mounted host's container instance.
+"""The mount attribute (`efs-automount.<file-system-id>.<path-id>`, chalicelib.mount_attribute) on a mounted
+host's container instance.
 
-Two steps can set it, on the same proof (SSM's record of a successful mount; ECS's word that the
-container instance runs on the host): the mount's status step, which asks ECS for the host's container
-instance, and the registration's step, which asks SSM for the host's mounts. Each reads the other's
-side after its own has happened (the mount confirmed, the container instance registered), so in any
-order at least one of them sees both. Nothing is written on the host itself.
+Two steps can set it, on the same proof (SSM's record of a successful mount of exactly what the host's group
+asks now; ECS's word that the container instance runs on the host): the mount's status step, which asks ECS
+for the host's container instance, and the registration's step, which asks SSM for the host's mount. Each
+reads the other's side after its own has happened (the mount confirmed, the container instance registered),
+so in any order at least one of them sees both. Nothing is written on the host itself.
 """
 
 from __future__ import annotations
@@ -18,28 +19,26 @@ from chalicelib.accounts import AwsAccess
 from chalicelib.aws_names import CONTAINER_INSTANCE_ARN
 from chalicelib.events import ContainerInstanceChange
 from chalicelib.groups import describe_member
-from chalicelib.mount_commands import mounts_on_record
+from chalicelib.mount_attribute import MOUNT_ATTRIBUTE_NAME, mount_attribute_name
+from chalicelib.mount_commands import commands_for, mount_on_record
 from chalicelib.observability import logger
 from chalicelib.settings import Settings
 
 if TYPE_CHECKING:
     from chalicelib.lifecycle import LifecycleFlow
 
-ATTRIBUTE_PREFIX = "efs-automount."
 # The cluster a host names in its mount summary (ECS_CLUSTER of /etc/ecs/ecs.config): a hint, checked with ECS.
 CLUSTER_NAME = re.compile(r"[A-Za-z0-9_-]{1,255}")
 
 
-def attribute_name(file_system_id: str) -> str:
-    return f"{ATTRIBUTE_PREFIX}{file_system_id}"
-
-
 def set_mount_attributes(ecs: Any, cluster_arn: str, container_instance_arn: str, mounts: dict[str, str]) -> None:
+    """Mark the container instance for each mount (file system -> path). An attribute of an earlier release
+    (`efs-automount.<fs>`) is left in place: revisions rewritten then still ask for it (README: "Task definitions")."""
     # With a full ARN as targetId, ECS needs no targetType.
     ecs.put_attributes(
         cluster=cluster_arn,
         attributes=[
-            {"name": attribute_name(fs), "value": path, "targetId": container_instance_arn}
+            {"name": mount_attribute_name(fs, path), "value": path, "targetId": container_instance_arn}
             for fs, path in sorted(mounts.items())
         ],
     )
@@ -93,9 +92,10 @@ class ContainerInstanceFlow:
     """A container instance registered (or changed): the moment to act on its host.
 
     A host waiting on our hook gets its mount now: ECS registers a host at about the time its SSM agent comes
-    online (README: "Performance"). A host already mounted gets the attribute, for the mounts SSM's record
-    proves, on the container instance only when ECS reports it on that host. The event may come from anyone
-    allowed to invoke the function directly, not only from ECS through EventBridge: it names, AWS confirms."""
+    online (README: "Performance"). A host already mounted gets the attribute when SSM's record proves exactly
+    the mount its group asks for now (mount_commands.mount_on_record), on the container instance only when ECS
+    reports it on that host; a host in no group gets none. The event may come from anyone allowed to invoke the
+    function directly, not only from ECS through EventBridge: it names, AWS confirms."""
 
     # Bounds the memory of a long-lived container; forgetting only costs a lookup.
     MAX_REMEMBERED = 10_000
@@ -110,7 +110,9 @@ class ContainerInstanceFlow:
         """Why a state change needs nothing from us, decided without any AWS call."""
         if change.instance_id is None:
             return "not an EC2 instance"
-        if any(name.startswith(ATTRIBUTE_PREFIX) for name in change.attributes):
+        # Only this release's attribute: a host carrying only an earlier release's `efs-automount.<fs>` is
+        # looked at once, and gets the attribute named after its path when SSM's record proves the mount.
+        if any(MOUNT_ATTRIBUTE_NAME.fullmatch(name) for name in change.attributes):
             return "attribute already set"
         if change.container_instance_arn in self._settled:
             return "already recorded"
@@ -138,19 +140,33 @@ class ContainerInstanceFlow:
                 container_instance=(change.cluster_arn, change.container_instance_arn),
                 agent_online=True,
             )
+        if member is None:
+            # No group asks for a mount, so none counts as confirmed (contract: "exactly what the group asks now").
+            logger.info("host is in no Auto Scaling group; no attribute set")
+            return "ignored: host is in no Auto Scaling group"
+        spec = self._lifecycle.group_mount_spec(aws, member.group_name)
+        if spec is None:
+            return "ignored: its group asks for no mount"
         # SSM's record proves a mount whether or not the host's agent is online now.
-        mounts = mounts_on_record(
-            aws.client("ssm"), change.instance_id, self._settings.mount_document, self._settings.mount_roots
-        )
-        if not mounts:
+        ssm = aws.client("ssm")
+        commands = commands_for(ssm, change.instance_id, self._settings.mount_document)
+        record = mount_on_record(ssm, change.instance_id, commands, spec, self._settings.mount_roots)
+        if record is None:
             logger.info("no mount on SSM's record for the host; the mount's status step sets the attribute")
             return "no mount yet: the attribute follows the mount"
+        if record.difference is not None:
+            logger.warning(
+                "the host's mount is not the one its group asks for; no attribute set", differs=record.difference
+            )
+            return f"not marked: mounted otherwise ({record.difference})"
         ecs = aws.client("ecs")
         if not is_hosts_container_instance(ecs, change.cluster_arn, change.container_instance_arn, change.instance_id):
             logger.warning("ECS does not report this container instance on the host; no attribute set")
             return "ignored: container instance is not the host's"
-        set_mount_attributes(ecs, change.cluster_arn, change.container_instance_arn, mounts)
-        logger.info("mount attribute set on registration", mounts=mounts, cluster=change.cluster_arn)
+        set_mount_attributes(
+            ecs, change.cluster_arn, change.container_instance_arn, {spec.file_system_id: spec.mount_path}
+        )
+        logger.info("mount attribute set on registration", mount_path=spec.mount_path, cluster=change.cluster_arn)
         return "attribute set"
 
     def _settle(self, container_instance_arn: str) -> None:

@@ -41,6 +41,7 @@ from chalicelib.mount_commands import (
     host_status,
     launch_attempts,
     launch_comment,
+    mount_difference,
     requested_at,
     send_rounds,
 )
@@ -226,6 +227,14 @@ class LifecycleFlow:
         except MountConfigError:
             return False
 
+    def group_mount_spec(self, aws: AwsAccess, group_name: str) -> MountSpec | None:
+        """The mount the group's tags (cached, as every step reads them) ask for now; None when they ask for none
+        or a tag is refused. A host in service is marked only for a mount that is exactly this one."""
+        try:
+            return mount_spec_from_tags(self._group_tags(aws, group_name), self._settings.mount_roots)
+        except MountConfigError:
+            return None
+
     def agent_online(self, aws: AwsAccess, instance_id: str) -> bool:
         return instance_id in agents_online(aws.client("ssm"), [instance_id])
 
@@ -300,10 +309,22 @@ class LifecycleFlow:
             # Whether this command lets the host in is the step's decision: of this launch, and the
             # mount the group's tags ask for now. SSM's record of the command was just read: reused.
             return self.drive(aws, member.group_name, status.instance_id, member=member, confirmed=command)
-        # A host in service (or outside any group) mounted by hand: the attribute follows SSM's word.
-        self._mounted(aws, status.instance_id, spec, command, member.group_name if member else None)
         if member is None:
+            # No group asks for a mount, so none counts as confirmed (contract: "exactly what the group asks now").
+            logger.info("mount confirmed on a host outside any Auto Scaling group; no attribute set")
             return "mounted; host is not in an Auto Scaling group"
+        # A host in service mounted by repair or by hand: marked only for exactly the mount its group asks now.
+        asked = self.group_mount_spec(aws, member.group_name)
+        if asked is None:
+            logger.warning("mount confirmed on a host whose group asks for no mount; no attribute set")
+            return "not marked: its group asks for no mount"
+        difference = mount_difference(command.get("Parameters", {}), asked, self._settings.mount_roots)
+        if difference is not None:
+            logger.warning(
+                "mount confirmed, but not the one the host's group asks for; no attribute set", differs=difference
+            )
+            return f"not marked: mounted otherwise ({difference})"
+        self._mounted(aws, status.instance_id, spec, command, member.group_name)
         return "already decided"  # as before this step: the attribute set again, nothing decided
 
     # --- the step -----------------------------------------------------------------------------

@@ -5,6 +5,7 @@ This record, not a tag anyone could write, is what proves a mount.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.mount_spec import (
@@ -89,26 +90,67 @@ def spec_from_parameters(parameters: dict[str, list[str]], roots: tuple[str, ...
         return None
 
 
-def latest_finished(commands: list[dict[str, Any]], roots: tuple[str, ...]) -> dict[str, tuple[dict[str, Any], str]]:
-    """Per file system, the newest of the commands (oldest first) that has finished, and the path it mounted.
-    A running command is left to its own status event."""
-    latest: dict[str, tuple[dict[str, Any], str]] = {}
+def latest_finished(commands: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per file system (its FileSystemId parameter), the newest of the commands (oldest first) that has finished,
+    whatever else it asked for. A running command is left to its own status event."""
+    latest: dict[str, dict[str, Any]] = {}
     for command in commands:
-        spec = spec_from_parameters(command.get("Parameters", {}), roots)
-        if spec is not None and command.get("Status") not in RUNNING_STATUSES:
-            latest[spec.file_system_id] = (command, spec.mount_path)
+        file_system_id = (command.get("Parameters") or {}).get("FileSystemId") or [None]
+        if isinstance(file_system_id[0], str) and command.get("Status") not in RUNNING_STATUSES:
+            latest[file_system_id[0]] = command
     return latest
 
 
-def mounts_on_record(ssm: Any, instance_id: str, document: str, roots: tuple[str, ...]) -> dict[str, str]:
-    """File system -> path of every mount SSM's record proves on the host: the newest finished command for that
-    file system succeeded there. One ListCommands call (a page per 50 commands) for the usual host."""
-    latest = latest_finished(commands_for(ssm, instance_id, document), roots)
-    return {
-        fs: path
-        for fs, (command, path) in latest.items()
-        if invocation(ssm, command, instance_id)["Status"] == "Success"
-    }
+def mount_difference(parameters: dict[str, list[str]], asked: MountSpec, roots: tuple[str, ...]) -> str | None:
+    """The one rule for "this command mounted the group's mount": None when its parameters ask for exactly the
+    mount the group asks for now, whole (file system, path, access point, read-write); otherwise how they
+    differ, in a few words. A mount of the same file system without the group's access point is not this mount:
+    tasks there would see the whole file system."""
+    try:
+        read_only = parameters.get("ReadOnly", ["false"])[0] != "false"
+    except (IndexError, TypeError, AttributeError):
+        read_only = True
+    if read_only:
+        return "read-only"
+    mounted = spec_from_parameters(parameters, roots)
+    if mounted is None:
+        return "with parameters the app does not send"
+    if mounted.file_system_id != asked.file_system_id:
+        return f"file system {mounted.file_system_id}, not {asked.file_system_id}"
+    if mounted.mount_path != asked.mount_path:
+        return f"at {mounted.mount_path}, not {asked.mount_path}"
+    if mounted.access_point_id == asked.access_point_id:
+        return None
+    if mounted.access_point_id is None:
+        return f"without the group's access point {asked.access_point_id}"
+    if asked.access_point_id is None:
+        return f"through access point {mounted.access_point_id}, where the group asks for none"
+    return f"through access point {mounted.access_point_id}, not the group's {asked.access_point_id}"
+
+
+@dataclass(frozen=True)
+class MountOnRecord:
+    """SSM's record of the group's file system on a host: the newest finished command of the document for it
+    succeeded there, asking for the mount at `mount_path`; `difference` says how that mount differs from the
+    group's whole mount (mount_difference), None when it is exactly the group's: only then is the host mounted
+    as its group asks, and marked."""
+
+    mount_path: str | None
+    difference: str | None
+
+
+def mount_on_record(
+    ssm: Any, instance_id: str, commands: list[dict[str, Any]], asked: MountSpec, roots: tuple[str, ...]
+) -> MountOnRecord | None:
+    """What SSM's record (`commands`, oldest first) proves of the group's file system on the host; None when the
+    newest finished command for it did not succeed there, or there is none. The registration step, the status
+    step and repair judge a host in service by it. No call for a one-host command."""
+    command = latest_finished(commands).get(asked.file_system_id)
+    if command is None or invocation(ssm, command, instance_id)["Status"] != "Success":
+        return None
+    parameters = command.get("Parameters") or {}
+    path = (parameters.get("MountPath") or [None])[0]
+    return MountOnRecord(path if isinstance(path, str) else None, mount_difference(parameters, asked, roots))
 
 
 # Steps that overlap for one host (a retry message, the sweeper, a status event) may each send: commands

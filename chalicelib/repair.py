@@ -15,10 +15,11 @@ from botocore.exceptions import ClientError
 from chalicelib.accounts import AwsAccess
 from chalicelib.events import EventOrigin, TaskDefinitionRegistered
 from chalicelib.groups import Group
-from chalicelib.host_record import attribute_name, set_mount_attributes
+from chalicelib.host_record import set_mount_attributes
 from chalicelib.lifecycle import LifecycleFlow, complete_lifecycle_action
 from chalicelib.lifecycle_result import LifecycleResult
-from chalicelib.mount_commands import agents_online, commands_for, host_status, latest_finished
+from chalicelib.mount_attribute import mount_attribute_name
+from chalicelib.mount_commands import agents_online, commands_for, mount_on_record
 from chalicelib.mount_spec import FILE_SYSTEM_TAG, MountConfigError, MountSpec, mount_spec_from_tags
 from chalicelib.observability import count, logger
 from chalicelib.repair_findings import (
@@ -27,6 +28,7 @@ from chalicelib.repair_findings import (
     RepairRequest,
     TaskDefinitionFix,
     host_findings,
+    legacy_constraint_problem,
     mount_command_running,
     summarize,
     task_definition_findings,
@@ -439,7 +441,9 @@ class Repair:
         if not self._lifecycle.proves_launch_mounted(aws, group.name, instance_id, zone, spec, commands):
             return False
         view = self._hosts_container_instances(aws, request, cluster_arn, {instance_id}, report).get(instance_id)
-        return view is None or view.attributes.get(attribute_name(spec.file_system_id)) == spec.mount_path
+        return view is None or view.attributes.get(mount_attribute_name(spec.file_system_id, spec.mount_path)) == (
+            spec.mount_path
+        )
 
     def _examine_host(
         self,
@@ -449,15 +453,14 @@ class Repair:
         view: ContainerInstanceView | None,
         item: dict[str, Any],
     ) -> HostFix:
-        attribute_value = view.attributes.get(attribute_name(spec.file_system_id)) if view else None
+        attribute = mount_attribute_name(spec.file_system_id, spec.mount_path)
+        attribute_value = view.attributes.get(attribute) if view else None
         args = (spec.file_system_id, spec.mount_path, view is not None, attribute_value)
         findings = host_findings(*args)
         if findings.fix is HostFix.NEEDS_EVIDENCE:
-            proven = self._proven_path(aws, item["instance_id"], spec.file_system_id)
-            findings = host_findings(*args, evidence=MountEvidence(proven))
+            findings = host_findings(*args, evidence=self._evidence(aws, item["instance_id"], spec))
         item["problems"] += findings.problems
         if findings.fix is HostFix.SET_ATTRIBUTE and view is not None:  # set only on a registered host
-            attribute = attribute_name(spec.file_system_id)
             if request.dry_run:
                 item["actions"].append(f"would set the attribute {attribute} to {spec.mount_path}")
             else:
@@ -476,15 +479,15 @@ class Repair:
             )
         return self._mount_commands[instance_id]
 
-    def _proven_path(self, aws: AwsAccess, instance_id: str, file_system_id: str) -> str | None:
-        """Where SSM's own record proves the file system mounted on this host: the path of the newest finished
-        command of our document for it, when it succeeded on the host (the rule of mount_commands.mounts_on_record,
-        which the registration and status flows use); None otherwise. No call for a one-host command."""
-        latest = latest_finished(self._mount_commands_of(aws, instance_id), self._settings.mount_roots)
-        if file_system_id not in latest:
-            return None
-        command, path = latest[file_system_id]
-        return path if host_status(aws.client("ssm"), command, instance_id) == "Success" else None
+    def _evidence(self, aws: AwsAccess, instance_id: str, spec: MountSpec) -> MountEvidence:
+        """SSM's own record of the group's file system on this host, judged by the rule the registration and
+        status steps use (mount_commands.mount_on_record: the newest finished command of our document for it
+        succeeded on the host, and asked for exactly the group's whole mount). No call for a one-host command."""
+        commands = self._mount_commands_of(aws, instance_id)
+        record = mount_on_record(aws.client("ssm"), instance_id, commands, spec, self._settings.mount_roots)
+        if record is None:
+            return MountEvidence(None)
+        return MountEvidence(record.mount_path, record.difference)
 
     def _send_mounts(
         self,
@@ -581,6 +584,9 @@ class Repair:
         if FILE_SYSTEM_TAG not in tags:
             return False
         item["family"] = definition["family"]
+        legacy = legacy_constraint_problem(definition, tags[FILE_SYSTEM_TAG])
+        if legacy is not None:
+            item["problems"].append(legacy)
         if SOURCE_TAG in tags:
             return True  # a revision the app registered
         try:

@@ -10,6 +10,7 @@ from functools import cache
 from typing import Any
 
 from chalicelib.aws_names import ACCOUNT_ID, CLUSTER_ARN, GROUP_NAME, REGION
+from chalicelib.mount_attribute import legacy_placement_expression, mount_attribute_name
 from chalicelib.mount_commands import RUNNING_STATUSES, spec_from_parameters
 
 REPAIR_KEYS = ("cluster", "auto_scaling_group", "account", "region", "dry_run")
@@ -109,10 +110,18 @@ class HostFindings:
 
 @dataclass(frozen=True)
 class MountEvidence:
-    """SSM's record of one file system on a host: the path at which the newest finished command of our document
-    for it succeeded on the host (mount_commands' rule), or None (none finished in SSM's 30 days, or it failed)."""
+    """SSM's record of the group's file system on a host (mount_commands.mount_on_record's rule): the path at
+    which the newest finished command of our document for it succeeded on the host, or None (none finished in
+    SSM's 30 days, or it failed); and how that mount differs from the group's whole mount (None: it is exactly
+    the group's)."""
 
     proven_path: str | None
+    difference: str | None = None
+
+
+# The host refuses a mount over the same file system mounted otherwise at the path (the script's exit 3), and
+# the app never unmounts: someone must.
+MOUNTED_OTHERWISE_ADVICE = "not marked: replace the host, or unmount it there and run repair again"
 
 
 def host_findings(
@@ -124,18 +133,22 @@ def host_findings(
 ) -> HostFindings:
     """What is wrong with a host in service, and the fix (README: Repair, "Evidence that a host is mounted").
 
-    `registered` and `attribute_value` are ECS's word on the container instance it reports on the host. When it
-    carries the attribute at the group's path, repair would change nothing: no evidence is needed. Anything else
-    is decided by SSM's record (`evidence`), the only proof of a mount: proven at the group's path, the attribute
-    is set (a host not registered yet gets it from its registration); otherwise the mount is sent, which
-    verifies it on the host, and the attribute follows from its status event.
+    `registered` and `attribute_value` are ECS's word on the container instance it reports on the host (the value
+    of the mount attribute for the group's file system at the group's path). When it carries the attribute at the
+    group's path, repair would change nothing: no evidence is needed. Anything else is decided by SSM's record
+    (`evidence`), the only proof of a mount: proven, exactly the group's mount, the attribute is set (a host not
+    registered yet gets it from its registration); at the group's path but otherwise (another access point, or
+    none), it is reported and not marked; otherwise the mount is sent, which verifies it on the host, and the
+    attribute follows from its status event.
     """
-    attribute = f"efs-automount.{file_system_id}"
+    attribute = mount_attribute_name(file_system_id, mount_path)
     if registered and attribute_value == mount_path:
         return HostFindings((), HostFix.NOTHING)
     if evidence is None:
         return HostFindings((), HostFix.NEEDS_EVIDENCE)
     proven = evidence.proven_path
+    if proven == mount_path and evidence.difference is not None:
+        return HostFindings((f"mounted otherwise: {evidence.difference}; {MOUNTED_OTHERWISE_ADVICE}",), HostFix.NOTHING)
     if proven == mount_path:
         if not registered:
             return HostFindings((), HostFix.NOTHING)
@@ -220,6 +233,21 @@ def task_definition_findings(
         return TaskDefinitionFindings((problem,), TaskDefinitionFix.NOTHING)
     problem = "tagged for EFS but never rewritten (its RegisterTaskDefinition event was missed)"
     return TaskDefinitionFindings((problem,), TaskDefinitionFix.REGISTER)
+
+
+def legacy_constraint_problem(definition: dict[str, Any], file_system_id: str) -> str | None:
+    """The problem with a revision whose placement constraint is the one releases before the path-id added
+    (`attribute:efs-automount.<fs> exists`): it lets tasks onto hosts mounted at any path, and hosts mounted from
+    now on carry only the attribute named after their path, so its tasks find ever fewer hosts. It is a rewrite
+    already, never rewritten again: the user registers its source anew. None for any other revision."""
+    expression = legacy_placement_expression(file_system_id)
+    if not any(c.get("expression") == expression for c in definition.get("placementConstraints") or []):
+        return None
+    return (
+        f"its placement constraint {expression} is an earlier release's: it ignores the host path, and only hosts "
+        "mounted before the upgrade carry that attribute; register its source again (same tags) for a rewrite that "
+        "asks for the mount at its host path"
+    )
 
 
 # --- the report -------------------------------------------------------------------------------

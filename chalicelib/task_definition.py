@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib.mount_attribute import legacy_placement_expression, placement_expression
 from chalicelib.mount_spec import (
     DEFAULT_MOUNT_ROOTS,
     MountConfigError,
@@ -60,7 +61,13 @@ class TaskMount:
 
     @property
     def placement_constraint(self) -> dict[str, str]:
-        return {"type": "memberOf", "expression": f"attribute:efs-automount.{self.file_system_id} exists"}
+        """Host mode: only hosts where the file system is mounted at the host path (the mount attribute)."""
+        return {"type": "memberOf", "expression": placement_expression(self.file_system_id, self.host_path)}
+
+    @property
+    def legacy_placement_constraint(self) -> dict[str, str]:
+        """The constraint releases before the path-id added, whatever the host path."""
+        return {"type": "memberOf", "expression": legacy_placement_expression(self.file_system_id)}
 
 
 def same_path(first: str, second: str) -> bool:
@@ -209,6 +216,16 @@ def rewrite_task_definition(
 
     Raises TaskDefinitionClash when the additions would clobber something in the original.
     """
+    return _rewrite(definition, tags, mount, input_fields, mount.placement_constraint)
+
+
+def _rewrite(
+    definition: Mapping[str, Any],
+    tags: list[dict[str, str]],
+    mount: TaskMount,
+    input_fields: Iterable[str],
+    placement_constraint: dict[str, str],
+) -> dict[str, Any]:
     request = {key: copy.deepcopy(definition[key]) for key in input_fields if key in definition and key != "tags"}
     volumes = list(request.get("volumes") or [])
     if any(volume.get("name") == mount.volume_name for volume in volumes):
@@ -237,12 +254,12 @@ def rewrite_task_definition(
 
     if mount.mode == "host":
         constraints = list(request.get("placementConstraints") or [])
-        if mount.placement_constraint not in constraints:
+        if placement_constraint not in constraints:
             if len(constraints) >= MAX_PLACEMENT_CONSTRAINTS:
                 raise TaskDefinitionClash(
                     f"the task definition already has {len(constraints)} placement constraints, ECS's limit"
                 )
-            constraints.append(mount.placement_constraint)
+            constraints.append(placement_constraint)
         request["placementConstraints"] = constraints
 
     source_arn = definition["taskDefinitionArn"]
@@ -262,7 +279,8 @@ def is_rewrite_of(
     input_fields: Iterable[str],
 ) -> bool:
     """True only when `candidate` (a described revision) is exactly the rewrite `rewrite_task_definition` makes of
-    `source` for `mount`: the same registrable fields and the same tags.
+    `source` for `mount`, or made before the path-id (its placement constraint the legacy one): the same
+    registrable fields and the same tags. Such a rewrite is done, and is never made again.
 
     The tag `efs-automount:source` alone proves nothing: anyone who may register a revision in the family can
     write it on any content. Before a service is moved from the source to "its rewrite", this is the check.
@@ -274,17 +292,21 @@ def is_rewrite_of(
     ):
         return False
     fields = frozenset(input_fields) - {"tags"}
-    try:
-        expected = rewrite_task_definition(
-            source, [{"key": k, "value": v} for k, v in source_tags.items()], mount, fields
-        )
-    except TaskDefinitionClash:
-        return False
-    expected_tags = tags_as_dict(expected.pop("tags"))
-    registered = {key: candidate[key] for key in fields if key in candidate}
-    return _without_empty(registered) == _without_empty(expected) and _settable(candidate_tags) == _settable(
-        expected_tags
-    )
+    registered = _without_empty({key: candidate[key] for key in fields if key in candidate})
+    constraints = [mount.placement_constraint]
+    if mount.mode == "host":
+        constraints.append(mount.legacy_placement_constraint)
+    for constraint in constraints:
+        try:
+            expected = _rewrite(
+                source, [{"key": k, "value": v} for k, v in source_tags.items()], mount, fields, constraint
+            )
+        except TaskDefinitionClash:
+            return False
+        expected_tags = tags_as_dict(expected.pop("tags"))
+        if registered == _without_empty(expected) and _settable(candidate_tags) == _settable(expected_tags):
+            return True
+    return False
 
 
 def _without_empty(value: Any) -> Any:

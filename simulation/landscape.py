@@ -193,16 +193,43 @@ def register_container_instance(land: Landscape, instance_id: str) -> str:
     return response["containerInstance"]["containerInstanceArn"]
 
 
-def mount_attribute(land: Landscape, container_instance_arn: str) -> str | None:
-    """The value of the host's `efs-automount.<fs>` attribute in ECS, if set."""
+def mount_attribute(land: Landscape, container_instance_arn: str, path: str | None = None) -> str | None:
+    """The value of the host's mount attribute in ECS for the landscape's file system at `path` (by default the
+    group's mount path, as its tags say now), if set."""
+    from chalicelib.mount_attribute import mount_attribute_name
+
+    name = mount_attribute_name(land.file_system_id, path or group_mount_path(land))
+    return container_instance_attributes(land, container_instance_arn).get(name)
+
+
+def group_mount_path(land: Landscape) -> str:
+    """The path the group's tags ask its file system to be mounted at now."""
+    tags = land.client("autoscaling").describe_tags(
+        Filters=[{"Name": "auto-scaling-group", "Values": [land.group_name]}]
+    )["Tags"]
+    return {t["Key"]: t["Value"] for t in tags}.get("efs-automount:mount-path") or f"/mnt/efs/{land.file_system_id}"
+
+
+def container_instance_attributes(land: Landscape, container_instance_arn: str) -> dict[str, str | None]:
+    """Every attribute of the container instance, as ECS reports it."""
     described = land.client("ecs").describe_container_instances(
         cluster=land.cluster_name, containerInstances=[container_instance_arn]
     )["containerInstances"]
-    name = f"efs-automount.{land.file_system_id}"
-    for attribute in described[0].get("attributes", []) if described else []:
-        if attribute["name"] == name:
-            return attribute.get("value")
-    return None
+    return {a["name"]: a.get("value") for a in (described[0].get("attributes", []) if described else [])}
+
+
+def placeable_on(land: Landscape, task_definition: str) -> set[str]:
+    """The container instances of the cluster where ECS would place the revision's tasks, as far as its memberOf
+    placement constraints decide: ListContainerInstances with each constraint's expression as the filter (the
+    same cluster query language)."""
+    ecs = land.client("ecs")
+    definition = ecs.describe_task_definition(taskDefinition=task_definition)["taskDefinition"]
+    admitted = set(ecs.list_container_instances(cluster=land.cluster_name)["containerInstanceArns"])
+    for constraint in definition.get("placementConstraints") or []:
+        if constraint.get("type") == "memberOf":
+            found = ecs.list_container_instances(cluster=land.cluster_name, filter=constraint["expression"])
+            admitted &= set(found["containerInstanceArns"])
+    return admitted
 
 
 def app_mount_parameters(land: Landscape, instance_id: str, **tags: str) -> dict[str, list[str]]:

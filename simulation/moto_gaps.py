@@ -641,27 +641,36 @@ def _register_container_instance(original: Any) -> Any:
 
 
 EC2_INSTANCE_FILTER = re.compile(r"\s*ec2InstanceId\s*==\s*(i-[0-9a-f]+)\s*")
+# `attribute:<name> exists`, the placement constraint a host-mode rewrite adds; a name of the characters ECS
+# allows in attribute names (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_Attribute.html).
+ATTRIBUTE_EXISTS_FILTER = re.compile(r"\s*attribute:([A-Za-z0-9_./\\-]{1,128})\s+exists\s*")
 
 
 def _list_container_instances(original: Any) -> Any:
     # moto ignores `filter`. AWS evaluates it as cluster query language, where `ec2InstanceId` is an
     # attribute a container instance can be matched on ("ec2InstanceId == i-…"):
     # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/cluster-query-language.html. Only that
-    # expression is needed here; any other filter is refused rather than silently ignored.
+    # expression and `attribute:<name> exists` (what placement asks of a host, for the tests to read back which
+    # hosts ECS would place a task on) are needed here; any other filter is refused rather than silently ignored.
     def list_container_instances(self: Any, cluster_str: str, status: str | None = None, filter: str | None = None):
         arns = original(self, cluster_str, status=status)
         if not filter:
             return arns
-        match = EC2_INSTANCE_FILTER.fullmatch(filter)
-        if match is None:
+        by_instance, by_attribute = EC2_INSTANCE_FILTER.fullmatch(filter), ATTRIBUTE_EXISTS_FILTER.fullmatch(filter)
+        if by_instance is None and by_attribute is None:
             raise NotImplementedError(f"cluster query language filter {filter!r} is not simulated")
         cluster = cluster_str.split("/")[-1]
         instances = self.container_instances.get(cluster, {})
+
+        def admitted(instance: Any) -> bool:
+            if by_instance is not None:
+                return bool(instance.ec2_instance_id == by_instance.group(1))
+            return by_attribute.group(1) in instance.attributes
+
         return [
             arn
             for arn in arns
-            if instances.get(arn.split("/")[-1]) is not None
-            and instances[arn.split("/")[-1]].ec2_instance_id == match.group(1)
+            if instances.get(arn.split("/")[-1]) is not None and admitted(instances[arn.split("/")[-1]])
         ]
 
     return list_container_instances

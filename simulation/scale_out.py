@@ -809,11 +809,15 @@ class Simulation:
             self._check_attributes(moment)
 
     def _check_attributes(self, moment: float) -> None:
-        from simulation.landscape import mount_attribute
+        from simulation.landscape import container_instance_attributes
 
+        # Any mount attribute of the file system: the app compared (`--app`) may be a release that named it
+        # `efs-automount.<fs>`, and its chalicelib (first on sys.path) has no chalicelib.mount_attribute.
+        prefix = f"efs-automount.{self.land.file_system_id}"
         for host in self.hosts.values():
             if host.attribute_set is None and host.container_instance_arn:
-                if mount_attribute(self.land, host.container_instance_arn):
+                attributes = container_instance_attributes(self.land, host.container_instance_arn)
+                if any(name.startswith(prefix) and value for name, value in attributes.items()):
                     host.attribute_set = moment
 
     def all_decided(self, expected: int) -> bool:

@@ -197,3 +197,27 @@ def test_a_comment_naming_another_group_changes_nothing(land, bus, lambda_):
     container_instance = register_container_instance(land, instance_id)
     deliver_outbox(bus)
     assert mount_attribute(land, container_instance) == f"/mnt/efs/{land.file_system_id}"
+
+
+def test_a_mount_by_hand_without_the_groups_access_point_does_not_mark_a_host_in_service(land, bus, lambda_, clock):
+    from simulation.landscape import container_instance_attributes
+    from tests.test_container_instance import ACCESS_POINT, in_service_then_confined_to_an_access_point
+
+    # Given a host in service mounted without the access point its group now asks for, registered while the
+    # event was lost
+    instance_id = in_service_then_confined_to_an_access_point(land, bus)
+    clock.advance(120)
+    container_instance = register_container_instance(land, instance_id)
+    moto_gaps.WORLD.drain()
+    # When an operator runs the mount document again by hand, as it was sent before the access point
+    (launch,) = [c for c in land.client("ssm").list_commands(InstanceId=instance_id)["Commands"]]
+    land.client("ssm").send_command(
+        DocumentName=launch["DocumentName"], InstanceIds=[instance_id], Parameters=launch["Parameters"]
+    )
+    hosts.answer(land, "Success")
+    outcomes = [o for _, o in deliver_outbox(bus)]
+
+    # Then its status event does not mark the host either: the mount is not the group's
+    marks = {n: v for n, v in container_instance_attributes(land, container_instance).items() if "efs-automount" in n}
+    assert marks == {}, outcomes
+    assert outcomes == [{"outcome": f"not marked: mounted otherwise (without the group's access point {ACCESS_POINT})"}]

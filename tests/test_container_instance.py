@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import boto3
 
+from chalicelib.mount_attribute import mount_attribute_name
 from simulation import hosts, moto_gaps
-from simulation.landscape import build_landscape, mount_attribute, register_container_instance, scale_out
+from simulation.landscape import (
+    build_landscape,
+    container_instance_attributes,
+    lifecycle_state,
+    mount_attribute,
+    register_container_instance,
+    scale_out,
+)
 from tests.conftest import deliver_outbox, load_event
 
 
@@ -17,19 +25,44 @@ def test_host_of_an_untagged_group_is_left_untouched(bus, lambda_):
     lambda_.calls.clear()
 
     register_container_instance(land, instance_id)
-    assert deliver_outbox(bus) == [
-        ("on_container_instance", {"outcome": "no mount yet: the attribute follows the mount"})
-    ]
+    assert deliver_outbox(bus) == [("on_container_instance", {"outcome": "ignored: its group asks for no mount"})]
 
     assert "ecs:PutAttributes" not in lambda_.operations()
+    assert "ssm:ListCommands" not in lambda_.operations()
 
 
 def test_event_already_carrying_the_attribute_costs_no_aws_call(lambda_):
     event = load_event("container-instance-registered")
-    event["detail"]["attributes"].append({"name": "efs-automount.fs-0123456789abcdef0", "value": "/mnt/efs/x"})
+    path = "/mnt/efs/fs-0123456789abcdef0"
+    event["detail"]["attributes"].append({"name": mount_attribute_name("fs-0123456789abcdef0", path), "value": path})
 
     assert lambda_.invoke("on_container_instance", event) == {"outcome": "ignored: attribute already set"}
     assert lambda_.operations() == []
+
+
+def test_a_host_marked_by_an_earlier_release_gets_the_attribute_named_after_its_path(land, bus, lambda_):
+    # Given a host mounted and marked before the attribute was named after the path: it carries only
+    # `efs-automount.<fs>` (revisions rewritten then ask for that one)
+    (instance_id,) = scale_out(land, 1)
+    hosts.boot_agents(land, [instance_id])
+    deliver_outbox(bus)
+    hosts.answer(land, "Success")
+    deliver_outbox(bus)
+    container_instance = register_container_instance(land, instance_id)
+    (registration,) = moto_gaps.WORLD.drain()
+    path, legacy = f"/mnt/efs/{land.file_system_id}", f"efs-automount.{land.file_system_id}"
+    land.client("ecs").put_attributes(
+        cluster=land.cluster_name, attributes=[{"name": legacy, "value": path, "targetId": container_instance}]
+    )
+    registration["detail"]["attributes"].append({"name": legacy, "value": path})
+
+    # When ECS reports a change of its container instance (a task started, the agent reconnected)
+    outcome = lambda_.invoke("on_container_instance", registration)
+
+    # Then tasks rewritten from now on can be placed there, and those rewritten before still can
+    assert outcome == {"outcome": "attribute set"}
+    assert mount_attribute(land, container_instance) == path
+    assert container_instance_attributes(land, container_instance)[legacy] == path
 
 
 def test_repeated_state_changes_of_a_recorded_host_cost_no_further_calls(land, bus, lambda_):
@@ -86,3 +119,45 @@ def test_first_mount_of_a_registered_host_lists_its_commands_once_just_before_se
     operations = lambda_.operations()
     assert operations.count("ssm:ListCommands") == 1, operations
     assert operations[-2:] == ["ssm:ListCommands", "ssm:SendCommand"], operations
+
+
+# --- one rule for "this host carries the group's mount" (issue 18, finding 4) ----------------------
+
+ACCESS_POINT = "fsap-0123456789abcdef0"
+
+
+def in_service_then_confined_to_an_access_point(land, bus):
+    """A host mounted through the app (the whole file system: the group had no access point) and in service;
+    then the group is tagged with an access point. Returns the host."""
+    (instance_id,) = scale_out(land, 1)
+    hosts.boot_agents(land, [instance_id])
+    deliver_outbox(bus)
+    hosts.answer(land, "Success")
+    deliver_outbox(bus)
+    assert lifecycle_state(land, instance_id) == "InService"
+    land.client("autoscaling").create_or_update_tags(
+        Tags=[
+            {
+                "ResourceId": land.group_name,
+                "ResourceType": "auto-scaling-group",
+                "Key": "efs-automount:access-point-id",
+                "Value": ACCESS_POINT,
+                "PropagateAtLaunch": False,
+            }
+        ]
+    )
+    return instance_id
+
+
+def test_registration_marks_a_host_whose_mount_lacks_the_groups_access_point(land, bus, clock):
+    # Given a host mounted without the access point its group now asks for
+    instance_id = in_service_then_confined_to_an_access_point(land, bus)
+    clock.advance(120)  # the app's cached group tags have expired
+    # When its container instance registers anew (an agent reinstall, a re-registration)
+    container_instance = register_container_instance(land, instance_id)
+    outcomes = [o for _, o in deliver_outbox(bus)]
+
+    # Then it is not marked: no task asking for the file system is placed where it would see the whole of it
+    marks = {n: v for n, v in container_instance_attributes(land, container_instance).items() if "efs-automount" in n}
+    assert marks == {}, f"marked on a mount without the group's access point {ACCESS_POINT}: {outcomes}"
+    assert outcomes == [{"outcome": f"not marked: mounted otherwise (without the group's access point {ACCESS_POINT})"}]

@@ -13,7 +13,13 @@ from chalicelib.events import MalformedEvent, parse_command_status, parse_launch
 from chalicelib.groups import Hook
 from chalicelib.host_record import trusted_container_instance
 from chalicelib.lifecycle import command_skip_reason, enters_warm_pool, launch_skip_reason, retry_after_failure
-from chalicelib.mount_commands import latest_finished, launch_attempts, launch_comment, send_rounds
+from chalicelib.mount_commands import (
+    latest_finished,
+    launch_attempts,
+    launch_comment,
+    mount_difference,
+    send_rounds,
+)
 from chalicelib.mount_spec import MountSpec, mount_command_parameters
 from chalicelib.retry_queue import RetryMessage
 from chalicelib.script_result import script_result_from_invocation
@@ -178,15 +184,52 @@ def test_the_newest_finished_command_per_file_system_is_what_ssm_says():
         mount_command("Failed", "/mnt/efs/a", 2),
         mount_command("InProgress", "/mnt/efs/a", 3),  # left to its own status event
         mount_command("Success", "/mnt/efs/b", 4, other),
-        {**mount_command("Success", "/etc", 5), "Parameters": {"FileSystemId": [FS], "MountPath": ["/etc"]}},
     ]
 
-    latest = latest_finished(commands, ROOTS)
+    latest = latest_finished(commands)
 
-    assert {fs: (command["Status"], path) for fs, (command, path) in latest.items()} == {
+    assert {fs: (c["Status"], c["Parameters"]["MountPath"][0]) for fs, c in latest.items()} == {
         FS: ("Failed", "/mnt/efs/a"),
         other: ("Success", "/mnt/efs/b"),
     }
+    # Whatever else the newest asked for: whether it is the group's mount is mount_difference's to say
+    odd = {**mount_command("Success", "/etc", 5), "Parameters": {"FileSystemId": [FS], "MountPath": ["/etc"]}}
+    assert latest_finished([*commands, odd])[FS] is odd
+
+
+ASKED = MountSpec(FS, "/mnt/efs/a", "fsap-0123456789abcdef0")
+
+
+@pytest.mark.parametrize(
+    ("parameters", "difference"),
+    [
+        ({"AccessPointId": ["fsap-0123456789abcdef0"], "ReadOnly": ["false"]}, None),
+        ({"AccessPointId": [""]}, "without the group's access point fsap-0123456789abcdef0"),
+        ({}, "without the group's access point fsap-0123456789abcdef0"),  # omitted: the document's default, none
+        (
+            {"AccessPointId": ["fsap-0fedcba9876543210"]},
+            "through access point fsap-0fedcba9876543210, not the group's fsap-0123456789abcdef0",
+        ),
+        ({"AccessPointId": ["fsap-0123456789abcdef0"], "ReadOnly": ["true"]}, "read-only"),
+        ({"AccessPointId": ["fsap-0123456789abcdef0"], "MountPath": ["/mnt/efs/b"]}, "at /mnt/efs/b, not /mnt/efs/a"),
+        (
+            {"AccessPointId": ["fsap-0123456789abcdef0"], "MountPath": ["/etc/x"]},
+            "with parameters the app does not send",
+        ),
+    ],
+)
+def test_a_host_carries_the_groups_mount_only_when_it_is_the_whole_mount_the_group_asks_now(parameters, difference):
+    # One rule for the launch, registration and status steps and repair: file system, path, access point, read-write
+    command = {"FileSystemId": [FS], "MountPath": ["/mnt/efs/a"], **parameters}
+    assert mount_difference(command, ASKED, ROOTS) == difference
+
+
+def test_a_mount_through_an_access_point_is_not_the_mount_of_a_group_that_asks_for_none():
+    command = {"FileSystemId": [FS], "MountPath": ["/mnt/efs/a"], "AccessPointId": ["fsap-0123456789abcdef0"]}
+    assert (
+        mount_difference(command, MountSpec(FS, "/mnt/efs/a"), ROOTS)
+        == "through access point fsap-0123456789abcdef0, where the group asks for none"
+    )
 
 
 def test_the_container_instance_trusted_is_the_one_ecs_reports_on_the_host():

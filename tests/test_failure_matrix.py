@@ -1123,7 +1123,7 @@ def test_registration_settled_before_it_succeeded_is_dropped_on_lambdas_retry(la
     (registration,) = moto_gaps.WORLD.drain()
 
     calls = {"n": 0}
-    original = host_record.mounts_on_record
+    original = host_record.mount_on_record
 
     def throttled_once(*args, **kwargs):
         calls["n"] += 1
@@ -1131,7 +1131,7 @@ def test_registration_settled_before_it_succeeded_is_dropped_on_lambdas_retry(la
             raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "ListCommands")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(host_record, "mounts_on_record", throttled_once)
+    monkeypatch.setattr(host_record, "mount_on_record", throttled_once)
     with pytest.raises(ClientError):
         lambda_.invoke("on_container_instance", registration)  # Lambda retries an async invoke that raised
     retried = lambda_.invoke("on_container_instance", registration)

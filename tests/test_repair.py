@@ -11,6 +11,7 @@ import chalice.test
 import pytest
 from chalice.local import LambdaContext
 
+from chalicelib.mount_attribute import mount_attribute_name
 from chalicelib.repair_findings import RepairInputError
 from simulation import hosts, moto_gaps
 from simulation.eventbus import EventBus
@@ -162,6 +163,11 @@ def _drifted(tmp_path, **env):
     )
 
 
+def _attribute(land):
+    """The mount attribute of the landscape's file system at the group's default path."""
+    return mount_attribute_name(land.file_system_id, f"/mnt/efs/{land.file_system_id}")
+
+
 def _by_instance(report):
     return {item["instance_id"]: item for item in report["instances"]}
 
@@ -220,9 +226,7 @@ def test_dry_run_reports_every_drift_and_makes_no_call_that_changes_anything(tmp
         f"would send the mount command ({land.file_system_id} at /mnt/efs/{land.file_system_id})"
     ]
     assert instances[drift["lost"]]["container_instance"] == drift["lost_ci"]
-    assert instances[drift["lost"]]["problems"] == [
-        f"container instance lacks the attribute efs-automount.{land.file_system_id}"
-    ]
+    assert instances[drift["lost"]]["problems"] == [f"container instance lacks the attribute {_attribute(land)}"]
     assert instances[drift["lost"]]["actions"][0].startswith("would set the attribute")
     (task_definition,) = report["task_definitions"]
     assert task_definition["task_definition"] == drift["task_definition"]
@@ -245,7 +249,7 @@ def test_repair_fixes_each_drift_and_a_second_run_finds_nothing_and_sends_nothin
     (sent,) = instances[drift["never"]]["actions"]
     assert sent.startswith("mount command sent: ")
     assert instances[drift["lost"]]["actions"] == [
-        f"attribute efs-automount.{land.file_system_id} set to /mnt/efs/{land.file_system_id}"
+        f"attribute {_attribute(land)} set to /mnt/efs/{land.file_system_id}"
     ]
     assert mount_attribute(land, drift["lost_ci"]) == f"/mnt/efs/{land.file_system_id}"
     (task_definition,) = report["task_definitions"]
@@ -322,7 +326,7 @@ def test_a_forged_mounted_tag_and_attribute_are_no_evidence_the_mount_is_verifie
     bus = EventBus(_app(), lambda_.invoke)
     land = build_landscape(boto3.Session(region_name="us-east-1"))
     instance_id, container_instance = _host_in_service_before_the_tag(land, bus)
-    path, attribute = f"/mnt/efs/{land.file_system_id}", f"efs-automount.{land.file_system_id}"
+    path, attribute = f"/mnt/efs/{land.file_system_id}", _attribute(land)
     land.client("ec2").create_tags(
         Resources=[instance_id], Tags=[{"Key": f"efs-automount:mounted:{land.file_system_id}", "Value": path}]
     )
@@ -542,7 +546,7 @@ def test_with_only_its_group_named_a_mounted_hosts_cluster_is_found_through_ecs_
     land = build_landscape(boto3.Session(region_name="us-east-1"))
     _decoy_container_instance(land)
     instance_id, container_instance = _mounted_host_whose_attribute_was_lost(land, bus)
-    attribute, path = f"efs-automount.{land.file_system_id}", f"/mnt/efs/{land.file_system_id}"
+    attribute, path = _attribute(land), f"/mnt/efs/{land.file_system_id}"
     lambda_.calls.clear()
 
     # When repair is given only the group
@@ -676,3 +680,81 @@ def test_a_capacity_provider_group_is_examined_before_any_host_registered(tmp_pa
     (item,) = report["instances"]
     assert item["instance_id"] == never and item["container_instance"] is None
     assert item["problems"] == ["never mounted"]
+
+
+def test_repair_sets_the_attribute_on_a_mount_without_the_groups_access_point(tmp_path, clock):
+    from simulation.landscape import container_instance_attributes
+    from tests.test_container_instance import ACCESS_POINT, in_service_then_confined_to_an_access_point
+
+    # Given a host mounted without the access point its group now asks for, whose container instance registered
+    # anew while its event was lost (EventBridge is best effort): repair's job
+    lambda_ = make_lambda(tmp_path)
+    bus = EventBus(_app(), lambda_.invoke)
+    land = build_landscape(boto3.Session(region_name="us-east-1"))
+    instance_id = in_service_then_confined_to_an_access_point(land, bus)
+    clock.advance(120)
+    container_instance = register_container_instance(land, instance_id)
+    moto_gaps.WORLD.drain()
+
+    dry_run = lambda_.invoke("repair", {"cluster": land.cluster_name, "dry_run": True})
+    report = lambda_.invoke("repair", {"cluster": land.cluster_name})
+
+    # Then it is reported as mounted otherwise, and neither marked nor sent a mount (which the host would refuse:
+    # the path holds this file system mounted otherwise, exit 3)
+    marks = {n: v for n, v in container_instance_attributes(land, container_instance).items() if "efs-automount" in n}
+    assert marks == {}, f"repair marked a host whose mount lacks the group's access point: {report['instances']}"
+    for run in (dry_run, report):
+        (item,) = run["instances"]
+        assert item["problems"] == [
+            f"mounted otherwise: without the group's access point {ACCESS_POINT}; not marked: replace the host, "
+            "or unmount it there and run repair again"
+        ]
+        assert item["actions"] == []
+
+
+def test_an_earlier_releases_host_and_rewrite_get_the_new_attribute_and_a_report_and_keep_their_placement(tmp_path):
+    # Given a host mounted and marked by an earlier release (only `efs-automount.<fs>`, whatever the path), and a
+    # service running the revision that release rewrote, whose constraint asks for that attribute
+    lambda_ = make_lambda(tmp_path)
+    bus = EventBus(_app(), lambda_.invoke)
+    land = build_landscape(boto3.Session(region_name="us-east-1"))
+    instance_id, container_instance = _mounted_host_whose_attribute_was_lost(land, bus)
+    fs, path = land.file_system_id, f"/mnt/efs/{land.file_system_id}"
+    legacy, legacy_expression = f"efs-automount.{fs}", f"attribute:efs-automount.{fs} exists"
+    ecs = land.client("ecs")
+    ecs.put_attributes(
+        cluster=land.cluster_name, attributes=[{"name": legacy, "value": path, "targetId": container_instance}]
+    )
+    old_rewrite = ecs.register_task_definition(
+        family="reports",
+        containerDefinitions=[{"name": "app", "image": "public.ecr.aws/app/reports:1", "memory": 256}],
+        volumes=[{"name": f"efs-{fs}", "host": {"sourcePath": path}}],
+        placementConstraints=[{"type": "memberOf", "expression": legacy_expression}],
+        tags=[
+            {"key": FS_TAG, "value": fs},
+            {"key": "efs-automount:source", "value": f"arn:aws:ecs:us-east-1:{OWN_ACCOUNT}:task-definition/reports:1"},
+        ],
+    )["taskDefinition"]["taskDefinitionArn"]
+    moto_gaps.WORLD.drain()
+    ecs.create_service(cluster=land.cluster_name, serviceName="reports", taskDefinition=old_rewrite, desiredCount=0)
+
+    report = lambda_.invoke("repair", {"cluster": land.cluster_name})
+
+    # Then the host gets the attribute named after its path (on SSM's proof, as any mount) and keeps the old one,
+    # so the service's tasks can still be placed there; the revision is reported, with the way out
+    (item,) = report["instances"]
+    assert item["actions"] == [f"attribute {_attribute(land)} set to {path}"]
+    assert mount_attribute(land, container_instance) == path
+    (described,) = ecs.describe_container_instances(cluster=land.cluster_name, containerInstances=[container_instance])[
+        "containerInstances"
+    ]
+    assert {a["name"]: a.get("value") for a in described["attributes"]}[legacy] == path
+    (revision,) = report["task_definitions"]
+    assert revision["problems"] == [
+        f"its placement constraint {legacy_expression} is an earlier release's: it ignores the host path, and only "
+        "hosts mounted before the upgrade carry that attribute; register its source again (same tags) for a "
+        "rewrite that asks for the mount at its host path"
+    ]
+    assert revision["actions"] == []
+    again = lambda_.invoke("repair", {"cluster": land.cluster_name})
+    assert again["instances"][0]["problems"] == again["instances"][0]["actions"] == []

@@ -327,7 +327,7 @@ OTHER_ACCESS_POINT = "fsap-fedcba98765432100"
 
 
 # Finding 1 (high; change 3 left repair out). The launch step counts a command only when its parameters are the
-# whole MountSpec the group asks for (file system, path, access point, read-write): launch_commands. Repair's
+# whole MountSpec the group asks for (file system, path, access point, read-write): launch_attempts. Repair's
 # waiting-host branch (Repair._waiting_host -> _mount_settled -> _mount_confirmed -> _proven_path) goes by
 # latest_finished, keyed by file system and compared on the mount PATH only. A host waiting under our hook whose
 # newest finished command of the document for the file system succeeded at the group's path, but without the

@@ -16,6 +16,8 @@ from chalicelib.repair_findings import (
 )
 
 FS, PATH = "fs-0123456789abcdef0", "/mnt/efs/fs-0123456789abcdef0"
+# The mount attribute for FS at PATH: sha256(PATH)'s first 12 hex digits name the path
+ATTRIBUTE = f"efs-automount.{FS}.54d5475e1e65"
 ARN = "arn:aws:ecs:eu-west-1:123456789012:task-definition/reports:1"
 UNREAD = object()  # SSM's record not read yet
 
@@ -37,13 +39,13 @@ def test_input_defaults_to_the_functions_region_and_an_arn_names_the_account():
         (False, None, UNREAD, HostFix.NEEDS_EVIDENCE, ()),
         (True, "/elsewhere", UNREAD, HostFix.NEEDS_EVIDENCE, ()),
         # SSM proves the mount: the attribute is set on a registered host, or follows its registration
-        (True, None, PATH, HostFix.SET_ATTRIBUTE, (f"container instance lacks the attribute efs-automount.{FS}",)),
+        (True, None, PATH, HostFix.SET_ATTRIBUTE, (f"container instance lacks the attribute {ATTRIBUTE}",)),
         (
             True,
             "/elsewhere",
             PATH,
             HostFix.SET_ATTRIBUTE,
-            (f"attribute efs-automount.{FS} is '/elsewhere', not '{PATH}'",),
+            (f"attribute {ATTRIBUTE} is '/elsewhere', not '{PATH}'",),
         ),
         (False, None, PATH, HostFix.NOTHING, ()),
         # SSM proves nothing: the mount is sent, which verifies it on the host
@@ -54,7 +56,7 @@ def test_input_defaults_to_the_functions_region_and_an_arn_names_the_account():
             "/elsewhere",
             None,
             HostFix.SEND_MOUNT,
-            ("never mounted", f"its container instance carries efs-automount.{FS} without a confirmed mount"),
+            ("never mounted", f"its container instance carries {ATTRIBUTE} without a confirmed mount"),
         ),
         # the group's path changed since the mount SSM proves
         (True, "/mnt/old", "/mnt/old", HostFix.SEND_MOUNT, (f"mounted at /mnt/old, the group asks for {PATH}",)),
@@ -65,6 +67,18 @@ def test_what_counts_as_mounted(registered, attribute, proven, fix, problems):
     findings = host_findings(FS, PATH, registered, attribute, evidence)
     assert findings.fix is fix
     assert findings.problems == problems
+
+
+@pytest.mark.parametrize("registered", [True, False])
+def test_a_mount_at_the_groups_path_but_otherwise_is_reported_neither_marked_nor_sent_again(registered):
+    # The host would refuse the group's mount over it (exit 3), and the app never unmounts
+    evidence = MountEvidence(PATH, "without the group's access point fsap-0123456789abcdef0")
+    findings = host_findings(FS, PATH, registered, None, evidence)
+    assert findings.fix is HostFix.NOTHING
+    assert findings.problems == (
+        "mounted otherwise: without the group's access point fsap-0123456789abcdef0; not marked: replace the host, "
+        "or unmount it there and run repair again",
+    )
 
 
 @pytest.mark.parametrize(

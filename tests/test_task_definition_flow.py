@@ -61,8 +61,9 @@ def test_tagged_revision_gets_the_next_revision_with_the_efs_volume(bus):
         assert container["mountPoints"] == [
             {"sourceVolume": f"efs-{FS}", "containerPath": "/mnt/efs", "readOnly": False}
         ]
+    # The mount attribute named after the host path: the first 12 hex digits of sha256("/mnt/efs/" + FS)
     assert definition["placementConstraints"] == [
-        {"type": "memberOf", "expression": f"attribute:efs-automount.{FS} exists"}
+        {"type": "memberOf", "expression": f"attribute:efs-automount.{FS}.54d5475e1e65 exists"}
     ]
     tags = {t["key"]: t["value"] for t in described["tags"]}
     assert tags == {"efs-automount:file-system-id": FS, "team": "media", "efs-automount:source": source}
@@ -80,6 +81,33 @@ def test_repeated_delivery_adds_no_revision(bus, lambda_):
     assert second["outcome"].startswith(
         "ignored: already rewritten as arn:aws:ecs:us-east-1:123456789012:task-definition/uploads:2"
     )
+    assert len(_revisions(ecs)) == 2
+
+
+def test_a_source_rewritten_by_an_earlier_release_is_not_rewritten_again(bus, lambda_):
+    from chalicelib.task_definition import rewrite_task_definition, tags_as_dict, task_mount_from_tags
+    from chalicelib.task_definition_flow import register_input_fields
+
+    # Given a source an earlier release rewrote, when the constraint did not name the path
+    ecs = _ecs()
+    source = _register(ecs, {"efs-automount:file-system-id": FS})
+    (event, *_) = moto_gaps.WORLD.drain()
+    described = _describe(ecs, source)
+    definition, tags = described["taskDefinition"], described["tags"]
+    request = rewrite_task_definition(
+        definition, tags, task_mount_from_tags(tags_as_dict(tags), definition), register_input_fields()
+    )
+    request["placementConstraints"] = [{"type": "memberOf", "expression": f"attribute:efs-automount.{FS} exists"}]
+    ecs.register_task_definition(**request)
+    moto_gaps.WORLD.drain()
+
+    # When its event comes again (a repeated delivery, or repair)
+    outcome = lambda_.invoke("on_task_definition", event)
+
+    # Then that revision counts as its rewrite: no second one, and no forgery reported
+    assert outcome == {
+        "outcome": "ignored: already rewritten as arn:aws:ecs:us-east-1:123456789012:task-definition/uploads:2"
+    }
     assert len(_revisions(ecs)) == 2
 
 
@@ -274,3 +302,64 @@ def test_a_failed_registration_releases_the_idempotency_record_for_the_retry(tmp
 
     monkeypatch.setattr(task_definition_flow, "rewrite_task_definition", rewrite)
     assert lambda_.invoke("on_task_definition", event)["outcome"].startswith("registered")
+
+
+# --- placement follows the mount path (issue 18, finding 3) -------------------------------------
+
+
+def _tag_group(land, key, value):
+    land.client("autoscaling").create_or_update_tags(
+        Tags=[
+            {
+                "ResourceId": land.group_name,
+                "ResourceType": "auto-scaling-group",
+                "Key": key,
+                "Value": value,
+                "PropagateAtLaunch": False,
+            }
+        ]
+    )
+
+
+def _rewrite_of(land, bus, family, tags):
+    ecs = land.client("ecs")
+    ecs.register_task_definition(
+        family=family,
+        containerDefinitions=[{"name": "web", "image": "public.ecr.aws/nginx/nginx:1.27", "memory": 256}],
+        tags=[{"key": k, "value": v} for k, v in tags.items()],
+    )
+    deliver_outbox(bus)
+    return ecs.describe_task_definition(taskDefinition=family)["taskDefinition"]
+
+
+def test_placement_constraint_lets_host_mode_tasks_onto_hosts_mounted_at_another_path(land, bus):
+    from simulation import hosts
+    from simulation.landscape import lifecycle_state, placeable_on, register_container_instance, scale_out
+
+    # Given a group that mounts its file system at a path of its choosing (a documented tag), and a host of it
+    # mounted there and registered
+    _tag_group(land, "efs-automount:mount-path", "/data/shared")
+    (instance_id,) = scale_out(land, 1)
+    hosts.boot_agents(land, [instance_id])
+    container_instance = register_container_instance(land, instance_id)
+    deliver_outbox(bus)
+    hosts.answer(land, "Success")
+    deliver_outbox(bus)
+    assert lifecycle_state(land, instance_id) == "InService"
+
+    # When one task definition is tagged for the file system at the group's path, another with the default path
+    fs = land.file_system_id
+    at_group_path = _rewrite_of(
+        land, bus, "reports", {"efs-automount:file-system-id": fs, "efs-automount:host-path": "/data/shared"}
+    )
+    at_default_path = _rewrite_of(land, bus, "uploads", {"efs-automount:file-system-id": fs})
+    (volume,) = at_default_path["volumes"]
+    assert volume["host"]["sourcePath"] == f"/mnt/efs/{fs}"
+
+    # Then ECS places the first's tasks on the host, and never the second's, which would bind-mount a plain
+    # directory Docker creates on the root disk (writes lost with the host)
+    assert placeable_on(land, at_group_path["taskDefinitionArn"]) == {container_instance}
+    assert placeable_on(land, at_default_path["taskDefinitionArn"]) == set(), (
+        f"tasks bind-mounting /mnt/efs/{fs} may run on a host whose mount is at /data/shared: "
+        f"{at_default_path['placementConstraints']}"
+    )

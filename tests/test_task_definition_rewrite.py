@@ -145,7 +145,23 @@ def test_the_apps_own_rewrite_is_recognized_as_the_rewrite_of_its_source(generat
     assert is_rewrite_of(candidate, candidate_tags, definition, {t["key"]: t["value"] for t in tags}, mount, INPUT)
 
 
-@given(task_definitions(), st.sampled_from(["image", "volume", "mount point", "extra tag", "other source"]))
+@given(task_definitions())
+def test_a_rewrite_made_before_the_constraint_named_the_path_is_still_the_rewrite_of_its_source(generated):
+    # An earlier release constrained on `attribute:efs-automount.<fs> exists`: that revision is done, so the
+    # source's events add no revision, and repair reports no forgery
+    definition, tags = generated
+    mount = _mount(definition, tags)
+    request = rewrite_task_definition(definition, tags, mount, INPUT)
+    if mount.mode == "host":
+        request["placementConstraints"][-1] = {"type": "memberOf", "expression": f"attribute:efs-automount.{FS} exists"}
+    candidate, candidate_tags = _registered(request, definition)
+
+    assert is_rewrite_of(candidate, candidate_tags, definition, {t["key"]: t["value"] for t in tags}, mount, INPUT)
+
+
+@given(
+    task_definitions(), st.sampled_from(["image", "volume", "mount point", "extra tag", "other source", "constraint"])
+)
 def test_a_revision_that_only_carries_the_source_tag_is_not_its_rewrite(generated, forgery):
     # Given someone who may register revisions in the family registers one tagged efs-automount:source=<source>
     # When it differs from the app's rewrite in anything, Then it is not the rewrite (no service is moved to it).
@@ -158,6 +174,8 @@ def test_a_revision_that_only_carries_the_source_tag_is_not_its_rewrite(generate
         request["volumes"] = request["volumes"][:-1]
     elif forgery == "mount point":
         request["containerDefinitions"][0]["mountPoints"][-1]["containerPath"] = "/etc"
+    elif forgery == "constraint":
+        request["placementConstraints"] = [*definition["placementConstraints"], {"type": "distinctInstance"}]
     elif forgery == "extra tag":
         request["tags"].append({"key": "owner", "value": "attacker"})
     else:
