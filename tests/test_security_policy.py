@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT
+from tools.build_deploy import retry_senders
 
 POLICY = json.loads((ROOT / ".chalice" / "policy.json").read_text())
 MEMBER = json.loads((ROOT / "deploy" / "member-account.json").read_text())
@@ -196,8 +197,9 @@ def test_a_chalice_deploy_stage_policy_grants_only_the_opt_ins_it_names():
 
 
 # Review of issue 9: the retry queue, account wildcards, task definition tagging and the functions' logs.
-# The functions that schedule retries, and so the only principals that may send to the retry queue.
-RETRY_SENDERS = ("OnLaunch", "OnCommandStatus", "Sweeper", "OnRetry", "Repair")
+# The functions that schedule retries, and so the only principals that may send to the retry queue (read from the
+# code: tests/test_retry_senders.py).
+RETRY_SENDERS = retry_senders()
 
 
 def _queue_policies(template: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
@@ -253,7 +255,7 @@ def test_a_chalice_deploy_queue_policy_names_the_stage_roles():
     assert statement["Resource"] == "arn:aws:sqs:eu-west-1:123456789012:efs-automount-retries"
     assert statement["Condition"]["ArnNotEquals"]["aws:PrincipalArn"] == [
         f"arn:aws:iam::123456789012:role/efs-automount-prod-{name}"
-        for name in ("on_launch", "on_command_status", "sweeper", "on_retry", "repair")
+        for name in ("on_launch", "on_command_status", "on_container_instance", "sweeper", "on_retry", "repair")
     ]
     china = retry_queue_attributes("https://sqs.cn-north-1.amazonaws.com.cn/123456789012/efs-automount-retries", "dev")
     assert json.loads(china["Policy"])["Statement"][0]["Resource"].startswith("arn:aws-cn:sqs:cn-north-1:")

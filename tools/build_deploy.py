@@ -11,6 +11,7 @@ script's own roots), so the Lambda, SSM and the host refuse the same paths.
 
 from __future__ import annotations
 
+import ast
 import copy
 import json
 import re
@@ -57,9 +58,11 @@ OPT_IN_POLICY = ROOT / ".chalice" / "policy-opt-in.json"
 OPT_INS = {"UpdateServices": "UPDATE_SERVICES", "DeregisterSource": "DEREGISTER_SOURCE"}
 # With autogen_policy off, `chalice package` gives every function its own role, named after the function.
 FUNCTIONS = ("OnLaunch", "OnCommandStatus", "OnContainerInstance", "OnTaskDefinition", "Sweeper", "OnRetry", "Repair")
-# The functions that schedule retries (repair drives waiting hosts with the same step): they learn the queue's
-# URL, and the queue accepts messages from their roles only.
-RETRY_SENDERS = ("OnLaunch", "OnCommandStatus", "Sweeper", "OnRetry", "Repair")
+APP = ROOT / "app.py"
+ENTRYPOINTS = ROOT / "chalicelib" / "entrypoints.py"
+# The one function of chalicelib/entrypoints.py that makes the retry queue: a handler whose entry point reaches it can
+# schedule a retry (tests/test_retry_senders.py checks that nothing else makes one).
+RETRY_QUEUE_MAKER = "lifecycle_flow"
 # The functions that may move services or deregister revisions: the rewrite's follow-ups, which repair runs too
 # when it registers a missed rewrite (the same flow), and repair's own update of services left on a source.
 FOLLOW_UPS_FUNCTIONS = ("OnTaskDefinition", "Repair")
@@ -112,6 +115,65 @@ APP_ONLY_STATEMENTS = {
     "RetryQueue",
     "RetryQueueSubscription",
 }
+
+
+def logical_id(name: str) -> str:
+    """The packaged function's logical id of a Chalice function name: on_launch -> OnLaunch."""
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+def _references(node: ast.AST) -> set[str]:
+    """The names a piece of code uses: `f` and `module.f`, called or passed on."""
+    names = set()
+    for child in ast.walk(node):
+        if isinstance(child, ast.Name):
+            names.add(child.id)
+        elif isinstance(child, ast.Attribute) and isinstance(child.value, ast.Name):
+            names.add(f"{child.value.id}.{child.attr}")
+    return names
+
+
+def _handler_entrypoints() -> dict[str, set[str]]:
+    """Each function of app.py (its Chalice name) and the functions of chalicelib/entrypoints.py it uses."""
+    handlers = {}
+    for node in ast.walk(ast.parse(APP.read_text())):
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        for decorator in node.decorator_list:
+            if isinstance(decorator, ast.Call) and isinstance(decorator.func, ast.Attribute):
+                keywords = decorator.keywords
+                names = [k.value.value for k in keywords if k.arg == "name" and isinstance(k.value, ast.Constant)]
+                used = {n.split(".", 1)[1] for n in _references(node) if n.startswith("entrypoints.")}
+                if not used:
+                    raise SystemExit(f"app.py: {node.name} hands its event to no function of chalicelib/entrypoints.py")
+                handlers[names[0] if names else node.name] = used
+    return handlers
+
+
+def retry_senders() -> tuple[str, ...]:
+    """The functions that schedule retries (logical ids, in FUNCTIONS' order): they learn the queue's URL, and the queue
+    accepts messages from their roles only. A function is one when its handler's entry point reaches,
+    through the functions of chalicelib/entrypoints.py, the one that makes the retry queue. Read from the code, so a
+    handler that comes to schedule retries becomes a sender (its URL, the queue's policy) without anyone listing it."""
+    module = ast.parse(ENTRYPOINTS.read_text())
+    functions = {node.name: node for node in module.body if isinstance(node, ast.FunctionDef)}
+    if RETRY_QUEUE_MAKER not in functions:
+        raise SystemExit(f"chalicelib/entrypoints.py has no {RETRY_QUEUE_MAKER}: update RETRY_QUEUE_MAKER")
+    uses = {name: _references(node) & set(functions) - {name} for name, node in functions.items()}
+    senders = set()
+    for handler, entrypoints in _handler_entrypoints().items():
+        reached, todo = set(), list(entrypoints)
+        while todo:
+            name = todo.pop()
+            if name not in reached:
+                reached.add(name)
+                todo.extend(uses.get(name, ()))
+        if RETRY_QUEUE_MAKER in reached:
+            senders.add(logical_id(handler))
+    unknown = senders - set(FUNCTIONS)
+    if unknown:
+        raise SystemExit(f"app.py's {sorted(unknown)} schedule retries but are not in FUNCTIONS")
+    return tuple(function for function in FUNCTIONS if function in senders)
 
 
 def chalice_name(function: str) -> str:
@@ -169,7 +231,7 @@ def retry_queue_attributes(queue_url: str, stage: str) -> dict[str, str]:
         raise SystemExit(f"{queue_url!r} is not an SQS queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>)")
     partition, account = partition_of(match["region"]), match["account"]
     queue_arn = f"arn:{partition}:sqs:{match['region']}:{account}:{match['name']}"
-    senders = [f"arn:{partition}:iam::{account}:role/efs-automount-{stage}-{chalice_name(f)}" for f in RETRY_SENDERS]
+    senders = [f"arn:{partition}:iam::{account}:role/efs-automount-{stage}-{chalice_name(f)}" for f in retry_senders()]
     return {"Policy": json.dumps(retry_queue_policy(queue_arn, senders), separators=(",", ":"))}
 
 
@@ -411,7 +473,7 @@ def app_resources() -> dict[str, Any]:
                     "Queues": [{"Ref": "RetryQueue"}],
                     "PolicyDocument": retry_queue_policy(
                         {"Fn::GetAtt": ["RetryQueue", "Arn"]},
-                        [{"Fn::GetAtt": [f"{function}Role", "Arn"]} for function in RETRY_SENDERS],
+                        [{"Fn::GetAtt": [f"{function}Role", "Arn"]} for function in retry_senders()],
                     ),
                 },
             },
@@ -437,7 +499,7 @@ def app_resources() -> dict[str, Any]:
         _add_variables(resources, function, {setting: {"Ref": parameter} for parameter, setting in OPT_INS.items()})
     # Functions that may schedule a retry learn the queue. The Ref also makes the subscriber (and the
     # event source mapping SAM makes for it) wait for the queue to exist.
-    for function in RETRY_SENDERS:
+    for function in retry_senders():
         if function != "OnRetry":
             _add_variables(resources, function, {"RETRY_QUEUE_URL": {"Ref": "RetryQueue"}})
     for function in FUNCTIONS:
