@@ -13,6 +13,8 @@ import zipfile
 from typing import Any
 
 from moto.cloudformation import parsing
+from moto.cloudformation.exceptions import ValidationError
+from moto.cloudformation.models import CloudFormationBackend
 from moto.core.common_models import CloudFormationModel
 
 STACK_NAME = "efs-automount"
@@ -185,8 +187,18 @@ class Alarm(_Made, CloudFormationModel):
 ADDED = (QueuePolicy, EventBusPolicy, Alarm)
 
 
+def _describe_stack_resource(backend: Any, stack_name: str, logical_resource_id: str) -> Any:
+    """moto's DescribeStackResource, past the resources a false condition left uncreated (None in moto's map)."""
+    stack = backend.get_stack(stack_name)
+    for resource in stack.stack_resources:
+        if resource is not None and resource.logical_resource_id == logical_resource_id:
+            return stack, resource
+    raise ValidationError(stack_name, f"Resource {logical_resource_id} does not exist for stack {stack_name}")
+
+
 def install() -> None:
     """Make moto's CloudFormation know the added types (it lists CloudFormationModel's subclasses once, cached)."""
+    CloudFormationBackend.describe_stack_resource = _describe_stack_resource  # type: ignore[method-assign]
     for cache in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
         cache.cache_clear()
     missing = [
