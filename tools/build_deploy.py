@@ -22,7 +22,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from chalicelib.aws_names import REGION  # noqa: E402
+from chalicelib.aws_names import ACCOUNT_ID, REGION  # noqa: E402
 from chalicelib.events import (  # noqa: E402
     command_status_pattern,
     container_instance_pattern,
@@ -331,15 +331,53 @@ def document_resource() -> dict[str, Any]:
     }
 
 
-def pinned(resource: str) -> Any:
-    """A resource of policy.json as a template writes it: the stack's own partition and account, not wildcards.
+# policy.json is static (`chalice deploy` may send it as it is), so a statement that must reach the caller's own
+# account only writes the ARN's account as `*` and pins it with this condition: the resource's account
+# (aws:ResourceAccount, IAM's global condition keys) equals the caller's, a policy variable in a condition value.
+# IAM documents policy variables in an ARN only in its resource part, after the fifth colon (IAM User Guide, "IAM JSON
+# policy elements: Resource", https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_resource.html
+# and https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_variables.html), never in the account field.
+# Where the account is known (a template: ${AWS::AccountId}; `stage-policy --account`), it is written into the ARN
+# instead, and the condition goes: no request context key is then needed at all.
+OWN_ACCOUNT_KEY = "aws:ResourceAccount"
+OWN_ACCOUNT_PIN = "${aws:PrincipalAccount}"
 
-    policy.json is static (`chalice deploy` sends it as it is), so it names the caller's account with the policy
-    variable ${aws:PrincipalAccount}; a template knows its account and partition.
-    """
-    text = resource.replace("arn:*:", "arn:${AWS::Partition}:", 1)
-    text = text.replace("${aws:PrincipalAccount}", "${AWS::AccountId}")
-    return {"Fn::Sub": text} if "${" in text else text
+
+def pins_own_account(statement: dict[str, Any]) -> bool:
+    return statement.get("Condition", {}).get("StringEquals", {}).get(OWN_ACCOUNT_KEY) == OWN_ACCOUNT_PIN
+
+
+def pinned(resource: str, account: str | None, partition: str) -> Any:
+    """A resource of policy.json with the partition written in, and the account when the statement pins it."""
+    fields = resource.split(":", 5)
+    if len(fields) == 6 and fields[0] == "arn":
+        if fields[1] == "*":
+            fields[1] = partition
+        if account is not None and fields[4] == "*":
+            fields[4] = account
+        resource = ":".join(fields)
+    return {"Fn::Sub": resource} if "${" in resource else resource
+
+
+def account_pinned(statement: dict[str, Any], account: str, partition: str) -> dict[str, Any]:
+    """The statement with the account written into its ARNs, in place of the aws:ResourceAccount condition."""
+    statement = copy.deepcopy(statement)
+    pins = pins_own_account(statement)
+    resources = statement["Resource"]
+    own = account if pins else None
+    statement["Resource"] = (
+        [pinned(r, own, partition) for r in resources]
+        if isinstance(resources, list)
+        else pinned(resources, own, partition)
+    )
+    if pins:
+        condition = statement["Condition"]
+        del condition["StringEquals"][OWN_ACCOUNT_KEY]
+        if not condition["StringEquals"]:
+            del condition["StringEquals"]
+        if not condition:
+            del statement["Condition"]
+    return statement
 
 
 def own_log_group_only(policy: dict[str, Any], function: str) -> dict[str, Any]:
@@ -354,12 +392,8 @@ def own_log_group_only(policy: dict[str, Any], function: str) -> dict[str, Any]:
 
 
 def template_policy(statements: list[dict[str, Any]]) -> dict[str, Any]:
-    rendered = []
-    for statement in statements:
-        statement = copy.deepcopy(statement)
-        resources = statement["Resource"]
-        statement["Resource"] = [pinned(r) for r in resources] if isinstance(resources, list) else pinned(resources)
-        rendered.append(statement)
+    """policy.json's statements as a template writes them: the stack's own partition and account."""
+    rendered = [account_pinned(s, "${AWS::AccountId}", "${AWS::Partition}") for s in statements]
     return {"Version": "2012-10-17", "Statement": rendered}
 
 
@@ -519,15 +553,20 @@ def member_policy() -> dict[str, Any]:
     return template_policy([s for s in policy["Statement"] if s["Sid"] not in APP_ONLY_STATEMENTS])
 
 
-def stage_policy(settings: list[str]) -> dict[str, Any]:
-    """policy.json plus the opt-in statements of the given settings: a stage's iam_policy_file for `chalice deploy`."""
+def stage_policy(settings: list[str], account: str | None = None) -> dict[str, Any]:
+    """policy.json plus the opt-in statements of the given settings: a stage's iam_policy_file for `chalice deploy`;
+    with `account`, that account written into the ARNs it pins (no aws:ResourceAccount condition left)."""
     parameters = {setting: parameter for parameter, setting in OPT_INS.items()}
     unknown = sorted(set(settings) - set(parameters))
     if unknown:
         raise SystemExit(f"unknown opt-in settings {unknown}; known: {sorted(parameters)}")
+    if account is not None and not ACCOUNT_ID.fullmatch(account):
+        raise SystemExit(f"--account {account!r} is not a 12-digit AWS account id")
     policy = json.loads(POLICY.read_text())
     for setting in settings:
         policy["Statement"] += opt_in_statements(parameters[setting])
+    if account is not None:
+        policy["Statement"] = [account_pinned(s, account, "*") for s in policy["Statement"]]
     return policy
 
 
@@ -693,7 +732,13 @@ def render(content: dict[str, Any], path: Path | None = None) -> str:
 
 def main() -> None:
     if sys.argv[1:2] == ["stage-policy"]:
-        print(render(stage_policy(sys.argv[2:])), end="")
+        arguments = sys.argv[2:]
+        account = None
+        if arguments[:1] == ["--account"]:
+            if len(arguments) < 2:
+                raise SystemExit("usage: tools/build_deploy.py stage-policy [--account <account id>] [SETTING...]")
+            account, arguments = arguments[1], arguments[2:]
+        print(render(stage_policy(arguments, account)), end="")
         return
     if sys.argv[1:2] == ["retry-queue-attributes"]:
         if len(sys.argv) != 4:
