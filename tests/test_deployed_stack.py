@@ -159,3 +159,15 @@ def test_created_functions_take_the_configured_settings(deployed):
         for variable, value in config["environment_variables"].items():
             if variable != "POWERTOOLS_LOG_LEVEL":
                 assert function["variables"][variable] == value
+
+
+def test_an_organizations_grant_is_on_the_apps_own_bus_only(packaged):
+    # Given the app deployed with OrganizationId (issue 18, finding 7: members of every region forward to its region)
+    session = boto3.Session(region_name=REGION)
+    deployed_stack.create_stack(session, packaged, {"OrganizationId": "o-a1b2c3d4e5"})
+    # Then the default bus of the app's region grants the organization, and no bus of another region does
+    (statement,) = json.loads(session.client("events").describe_event_bus()["Policy"])["Statement"]
+    account = session.client("sts").get_caller_identity()["Account"]
+    assert statement["Resource"] == f"arn:aws:events:{REGION}:{account}:event-bus/default"
+    assert statement["Condition"]["StringEquals"]["aws:PrincipalOrgID"] == "o-a1b2c3d4e5"
+    assert "Policy" not in boto3.Session(region_name="eu-central-1").client("events").describe_event_bus()

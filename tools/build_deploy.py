@@ -593,6 +593,14 @@ def member_template() -> dict[str, Any]:
                     "or arn:aws:iam::<app account>:role/efs-automount-<stage>-<function> for chalice deploy."
                 ),
             },
+            "AppRegion": {
+                "Type": "String",
+                "AllowedPattern": REGION.pattern,
+                "Description": (
+                    "The app's region: a member stack in any region forwards to the app account's default bus there "
+                    "(EventBridge delivers across regions), the one bus the app reads and grants."
+                ),
+            },
             "ExternalId": {"Type": "String", "Default": "", "Description": "The app's EXTERNAL_ID setting, if set."},
             **opt_in_parameters(),
             "RoleRegion": {
@@ -648,11 +656,12 @@ def member_template() -> dict[str, Any]:
     }
 
 
-# The app's account, read from its first role ARN (arn:partition:iam::account:role/name).
+# The app's account, read from its first role ARN (arn:partition:iam::account:role/name), and its region (a
+# parameter): a member stack in another region forwards there, not to its own region's bus, which no app reads.
 APP_ACCOUNT_ID = {"Fn::Select": [4, {"Fn::Split": [":", {"Fn::Select": [0, {"Ref": "AppRoleArns"}]}]}]}
 APP_BUS = {
     "Fn::Sub": [
-        "arn:${AWS::Partition}:events:${AWS::Region}:${AppAccountId}:event-bus/default",
+        "arn:${AWS::Partition}:events:${AppRegion}:${AppAccountId}:event-bus/default",
         {"AppAccountId": APP_ACCOUNT_ID},
     ]
 }
