@@ -15,6 +15,7 @@ from moto import mock_aws
 
 from app import app
 from simulation import deployed_stack
+from simulation import packaged as packaged_settings
 from tools.build_deploy import logical_id, retry_senders
 
 REGION = "us-east-1"
@@ -57,6 +58,7 @@ def _read_back(session: Any, stack_id: str) -> dict[str, Any]:
     attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
     return {
         "functions": functions,
+        "made": {"RetryQueue": queue_url, "IdempotencyTable": by_type["AWS::DynamoDB::Table"]["IdempotencyTable"]},
         "rules": rules,
         "queue": {
             "url": queue_url,
@@ -171,3 +173,15 @@ def test_an_organizations_grant_is_on_the_apps_own_bus_only(packaged):
     assert statement["Resource"] == f"arn:aws:events:{REGION}:{account}:event-bus/default"
     assert statement["Condition"]["StringEquals"]["aws:PrincipalOrgID"] == "o-a1b2c3d4e5"
     assert "Policy" not in boto3.Session(region_name="eu-central-1").client("events").describe_event_bus()
+
+
+def test_the_simulation_and_bench_run_each_function_with_its_deployed_settings(deployed, packaged):
+    # simulation/packaged.py reads the packaged template as the simulation and `make bench` use it; what it reads
+    # is what the created stack gives each function, once the resources it refers to are the ones made.
+    read = packaged_settings.function_settings(packaged, deployed["made"])
+    handlers = {source.name for source in app.event_sources} | {"repair"}
+    assert set(read) == handlers
+    for name, settings in read.items():
+        function = deployed["functions"][logical_id(name)]
+        assert settings.environment == function["variables"], name
+        assert (settings.timeout_s, settings.memory_mb) == (function["timeout"], function["memory"]), name
