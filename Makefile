@@ -18,7 +18,7 @@ help:
 	@echo '  demo            the whole flow on an embedded local AWS (HOSTS=3 hosts, FAIL=0 of them fail)'
 	@echo '  test            lint, then the whole test suite'
 	@echo '  bench           benchmarks; the figures end in one table, written to build/bench.json'
-	@echo '  repair          repair a deployed cluster (CLUSTER=, GROUP=, ACCOUNT=, REGION=, DRY_RUN=1, JSON=1)'
+	@echo '  repair          repair a deployed cluster (CLUSTER=, GROUP=, ACCOUNT=, REGION=, DRY_RUN=1, JSON=1, STACK=)'
 	@echo '  package         the CloudFormation/SAM package of the app (STAGE=prod) in build/package'
 	@echo '  deploy-files    regenerate deploy/ (mount document, templates)'
 	@echo '  lint            ruff (with its security rules), ruff format --check, lint-templates'
@@ -83,7 +83,9 @@ bench: install
 	$(PY) -m bench.run
 
 # Repair a cluster through the deployed function, with your own AWS credentials:
-#   make repair CLUSTER=web DRY_RUN=1   (also GROUP=, ACCOUNT=, REGION=, JSON=1, STAGE=)
+#   make repair CLUSTER=web DRY_RUN=1   (also GROUP=, ACCOUNT=, REGION=, JSON=1)
+# The function: STACK= the packaged app's stack (its resource Repair), or FUNCTION= its name; else chalice deploy's
+# efs-automount-$(STAGE)-repair (STAGE=prod).
 # DRY_RUN=1/true/yes is a dry run; unset or 0/false/no repairs; anything else is refused (a typo never repairs).
 # `python -m tools.repair` exits 0 nothing to do, 2 problems found or fixed, 1 errors; make reports any
 # non-zero exit as its own error 2.
@@ -92,7 +94,7 @@ DRY_RUN_OFF := 0 false no False FALSE No NO
 DRY_RUN_FLAG = $(if $(filter $(DRY_RUN_ON),$(DRY_RUN)),--dry-run,$(if $(filter-out $(DRY_RUN_OFF),$(DRY_RUN)),\
 	$(error DRY_RUN=$(DRY_RUN) is neither 1/true/yes (a dry run) nor 0/false/no (repair): nothing was run)))
 repair: install
-	$(PY) -m tools.repair --stage $${STAGE:-prod} \
+	$(PY) -m tools.repair --stage $${STAGE:-prod} $(if $(STACK),--stack $(STACK)) $(if $(FUNCTION),--function-name $(FUNCTION)) \
 		$(if $(CLUSTER),--cluster $(CLUSTER)) $(if $(GROUP),--auto-scaling-group $(GROUP)) \
 		$(if $(ACCOUNT),--account $(ACCOUNT)) $(if $(REGION),--region $(REGION)) \
 		$(DRY_RUN_FLAG) $(if $(JSON),--json)

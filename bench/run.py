@@ -40,14 +40,76 @@ def progress(items: Iterable[T], what: str, total: int | None = None) -> Iterato
     return iter(tqdm(items, desc=f"  {what}", total=total, leave=False, unit="", dynamic_ncols=True, disable=None))
 
 
-CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
+# Each function runs with the settings its packaged template gives it (simulation/packaged.py), so the figures are
+# of the configuration that is deployed: built once per run, as `make package` builds it.
+PACKAGED: dict[str, Any] = {}
+# What the stack names its idempotency table (the queue is named in the template: efs-automount-retries).
+TABLE_NAME = "efs-automount-idempotency-efs-automount"
 
 
-def stage_environment() -> dict[str, str]:
-    env = dict(CONFIG["environment_variables"])
-    env.update(CONFIG["stages"]["dev"]["environment_variables"])
-    env["POWERTOOLS_LOG_LEVEL"] = "WARNING"
-    return env
+def packaged_sam() -> dict[str, Any]:
+    from simulation.packaged import build_package
+
+    if "sam" not in PACKAGED:
+        with tempfile.TemporaryDirectory() as tmp:
+            PACKAGED["sam"] = json.loads(build_package(ROOT, Path(tmp) / "package").read_text())
+    return PACKAGED["sam"]
+
+
+def deployed_settings(function: str, made: dict[str, str], *alike: str) -> Any:
+    """`function`'s packaged settings, what they refer to (resources, parameters) taken from `made`. A step that
+    invokes other handlers too (`alike`) runs them with the same settings, as one process caches one set: only
+    when the template gives them the same (Lambda gives each function its own)."""
+    from simulation.packaged import function_settings
+
+    functions = function_settings(packaged_sam(), made)
+    for other in alike:
+        if functions[other].environment != functions[function].environment:
+            raise RuntimeError(f"{other} is deployed with other settings than {function}: measure them apart")
+    return functions[function]
+
+
+def packaged_settings_described() -> dict[str, Any]:
+    """Each packaged function's timeout, memory and the names of its environment variables."""
+    from simulation.packaged import function_settings
+
+    functions = function_settings(packaged_sam(), {"RetryQueue": "", "IdempotencyTable": ""})
+    return {
+        name: {"timeout_s": f.timeout_s, "memory_mb": f.memory_mb, "environment": sorted(f.environment)}
+        for name, f in sorted(functions.items())
+    }
+
+
+def function_environment(settings: Any) -> dict[str, str]:
+    """The function's environment; its logs kept to warnings (they are filed, not read)."""
+    return {**settings.environment, "POWERTOOLS_LOG_LEVEL": "WARNING"}
+
+
+def stack_resources(client: Callable[[str], Any]) -> dict[str, str]:
+    """What the packaged stack makes that the functions' settings refer to, made here as the stack makes them: the
+    retry queue (with its dead-letter queue) and the idempotency table."""
+    sqs, dynamodb = client("sqs"), client("dynamodb")
+    dlq = sqs.create_queue(QueueName="efs-automount-retries-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"})
+    queue = sqs.create_queue(
+        QueueName="efs-automount-retries", Attributes={"VisibilityTimeout": "360", "RedrivePolicy": redrive}
+    )["QueueUrl"]
+    dynamodb.create_table(
+        TableName=TABLE_NAME,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+    )
+    return {"RetryQueue": queue, "IdempotencyTable": TABLE_NAME}
+
+
+def import_environment() -> dict[str, str]:
+    """The environment the app is imported with in a cold start: a function's that subscribes nothing (on_launch)."""
+    from simulation.packaged import PACKAGE_QUEUE_URL
+
+    made = {"RetryQueue": PACKAGE_QUEUE_URL, "IdempotencyTable": TABLE_NAME}
+    return function_environment(deployed_settings("on_launch", made))
 
 
 # --- metering -------------------------------------------------------------------------------
@@ -112,24 +174,27 @@ def fresh_app() -> Any:
 
 
 class Context:
-    """What Lambda passes as the context (enough for Powertools)."""
+    """What Lambda passes as the context (enough for Powertools): the function's packaged memory and timeout."""
 
-    function_name = "efs-automount-dev"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:efs-automount-dev"
     aws_request_id = "bench"
 
+    def __init__(self, name: str, settings: Any) -> None:
+        self.function_name = f"efs-automount-{name}"
+        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
+        self.memory_limit_in_mb = settings.memory_mb
+        self.timeout_ms = settings.timeout_s * 1000
+
     def get_remaining_time_in_millis(self) -> int:
-        return 60_000
+        return self.timeout_ms
 
 
-def invoker(app: Any, meter: Meter) -> Callable[[str, dict[str, Any]], Any]:
-    """Call a handler as Lambda does; returns (result, handler seconds)."""
+def invoker(app: Any, meter: Meter, settings: Any) -> Callable[[str, dict[str, Any]], Any]:
+    """Call a handler as Lambda does, with the step's function settings; returns (result, handler seconds)."""
 
     def invoke(name: str, event: dict[str, Any]) -> Any:
         with meter.measuring():
             started = time.perf_counter()
-            result = app.handler_map[name](json.loads(json.dumps(event)), Context())
+            result = app.handler_map[name](json.loads(json.dumps(event)), Context(name, settings))
             invoke.seconds += time.perf_counter() - started
         return result
 
@@ -143,7 +208,7 @@ IMPORT_TIMER = "import time; t = time.perf_counter(); import {module}; print(tim
 
 
 def cold_start(runs: int) -> dict[str, Any]:
-    env = {**os.environ, **stage_environment(), "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}
+    env = {**os.environ, **import_environment(), "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}
 
     def once(module: str) -> float:
         code = IMPORT_TIMER.format(module=module)
@@ -177,7 +242,7 @@ def per_host(hosts_measured: int, command_seconds: float) -> dict[str, Any]:
     from moto import mock_aws
 
     meter = METER
-    with mock_aws(), patched_env(stage_environment()):
+    with mock_aws(), patched_env({}), contextlib.ExitStack() as deployed:
         import boto3
 
         from simulation import hosts, moto_gaps
@@ -187,7 +252,10 @@ def per_host(hosts_measured: int, command_seconds: float) -> dict[str, Any]:
 
         moto_gaps.install()
         land = build_landscape(boto3.Session(region_name="us-east-1"))
-        invoke = invoker(app, meter)
+        made = stack_resources(land.client)
+        settings = deployed_settings("on_launch", made, "on_command_status", "on_container_instance")
+        deployed.enter_context(patched_env(function_environment(settings)))
+        invoke = invoker(app, meter, settings)
         handler_for = {
             "EC2 Instance-launch Lifecycle Action": "on_launch",
             "EC2 Command Invocation Status-change Notification": "on_command_status",
@@ -250,7 +318,7 @@ def burst(host_count: int, throttle_share: float) -> dict[str, Any]:
     from simulation.throttling import throttle_everything
 
     meter = METER
-    with local_aws(), patched_env(stage_environment()):
+    with local_aws(), patched_env({}), contextlib.ExitStack() as deployed:
         import boto3
 
         from simulation import moto_gaps
@@ -260,7 +328,10 @@ def burst(host_count: int, throttle_share: float) -> dict[str, Any]:
         from simulation.landscape import build_landscape, scale_out
 
         land = build_landscape(boto3.Session(region_name="us-east-1"))
-        invoke = invoker(app, meter)
+        made = stack_resources(land.client)
+        settings = deployed_settings("on_launch", made, "on_command_status", "on_container_instance")
+        deployed.enter_context(patched_env(function_environment(settings)))
+        invoke = invoker(app, meter, settings)
         bus = EventBus(app, invoke)
         throttler = throttle_everything(throttle_share)
         started = time.perf_counter()
@@ -320,7 +391,7 @@ def task_definitions(count: int) -> dict[str, Any]:
     from moto import mock_aws
 
     meter = METER
-    with mock_aws(), patched_env(stage_environment()):
+    with mock_aws(), patched_env({}), contextlib.ExitStack() as deployed:
         import boto3
 
         from simulation import moto_gaps
@@ -329,7 +400,10 @@ def task_definitions(count: int) -> dict[str, Any]:
         moto_gaps.install()
         moto_gaps.WORLD.reset()
         ecs = boto3.client("ecs", region_name="us-east-1")
-        invoke = invoker(app, meter)
+        made = stack_resources(lambda service: boto3.client(service, region_name="us-east-1"))
+        settings = deployed_settings("on_task_definition", made)
+        deployed.enter_context(patched_env(function_environment(settings)))
+        invoke = invoker(app, meter, settings)
         containers = [{"name": "web", "image": "public.ecr.aws/nginx/nginx:1.27", "memory": 256}]
         tags = [{"key": "efs-automount:file-system-id", "value": "fs-0123456789abcdef0"}]
         for index in progress(range(count), "task definitions: registering"):
@@ -369,7 +443,7 @@ def repair_at_scale(host_count: int, service_count: int) -> dict[str, Any]:
 
     meter = METER
     # With UPDATE_SERVICES the service of a missed rewrite moves to it, so the second run finds nothing at all.
-    with mock_aws(), patched_env({**stage_environment(), "UPDATE_SERVICES": "true"}):
+    with mock_aws(), patched_env({}), contextlib.ExitStack() as deployed:
         import boto3
 
         from simulation import hosts, moto_gaps
@@ -384,7 +458,10 @@ def repair_at_scale(host_count: int, service_count: int) -> dict[str, Any]:
         drift = drifted_cluster(
             land, host_count, service_count, hosts, moto_gaps, register_container_instance, scale_out
         )
-        invoke = invoker(app, meter)
+        # The stack deployed with UpdateServices=true (its parameter; the function's setting follows it).
+        settings = deployed_settings("repair", {**stack_resources(land.client), "UpdateServices": "true"})
+        deployed.enter_context(patched_env(function_environment(settings)))
+        invoke = invoker(app, meter, settings)
         runs: dict[str, Any] = {}
         for name, payload in (
             ("dry_run", {"cluster": land.cluster_name, "dry_run": True}),
@@ -395,7 +472,8 @@ def repair_at_scale(host_count: int, service_count: int) -> dict[str, Any]:
             report = invoke("repair", payload)
             runs[name] = run_figures(report, meter, invoke.seconds)  # type: ignore[attr-defined]
         hosts.answer(land, "Success")
-        bus = EventBus(app, invoker(app, Meter()))
+        # The status events settle the hosts (not measured): in this process, with repair's cached settings.
+        bus = EventBus(app, invoker(app, Meter(), settings))
         for event in moto_gaps.WORLD.drain():
             bus.deliver(event)
         meter.reset()
@@ -407,8 +485,8 @@ def repair_at_scale(host_count: int, service_count: int) -> dict[str, Any]:
         "services": service_count,
         "drift": drift,
         **runs,
-        "timeout_seconds": 900,
-        "fits_in_one_invocation": slowest["projected_seconds"] < 900,
+        "timeout_seconds": settings.timeout_s,
+        "fits_in_one_invocation": slowest["projected_seconds"] < settings.timeout_s,
         "note": f"projected = own time + AWS calls x {ASSUMED_AWS_CALL_SECONDS} s (calls are sequential)",
     }
 
@@ -533,7 +611,7 @@ def package(runs: int) -> dict[str, Any]:
     runtime: size, the time to unpack it (Lambda unpacks the code on a cold start), and importing the
     app from the unpacked package in a fresh interpreter, the package first on the path as in Lambda.
     Without the SDK in the package, the venv's boto3 stands in for the runtime's."""
-    env = {**os.environ, **stage_environment(), "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}
+    env = {**os.environ, **import_environment(), "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         zips = {
@@ -639,6 +717,7 @@ SCALE_OUT_KEYS = (
     "simulated_seconds",
     "wall_seconds",
     "single_host",
+    "function_settings",
 )
 
 
@@ -960,6 +1039,9 @@ def main(argv: list[str] | None = None) -> int:
         log.flush()
         print(f"  [{number}/{len(steps)}] {name} measured in {time.perf_counter() - started:.1f}s", file=sys.stderr)
     log.close()
+    if PACKAGED:
+        # What was measured: each function as the packaged template deploys it.
+        results["function_settings"] = packaged_settings_described()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     if "scale_out" in dict(steps) and args.out.resolve() == OUT.resolve() and (args.out.parent / PICTURE).exists():

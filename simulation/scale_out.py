@@ -33,6 +33,7 @@ import os
 import random
 import re
 import sys
+import tempfile
 import time
 import types
 from collections import Counter
@@ -41,8 +42,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from simulation.packaged import FunctionSettings, build_package
+from simulation.packaged import load as load_packaged_settings
+
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT = "123456789012"  # moto's default account
+# The stack the simulated functions belong to (their names: <stack>-<function>, as packaged).
+STACK_NAME = "efs-automount"
 REGION = "us-east-1"
 QUEUE_NAME = "efs-automount-retries"
 
@@ -319,25 +325,31 @@ class Environment:
 
 
 class Context:
-    """What Lambda passes as the context (enough for Powertools and the app)."""
+    """What Lambda passes as the context (enough for Powertools and the app): the function's packaged memory, and
+    what is left of its packaged timeout in simulated time."""
 
-    memory_limit_in_mb = 256
     aws_request_id = "scale-out"
 
-    def __init__(self, name: str) -> None:
-        self.function_name = f"efs-automount-dev-{name}"
+    def __init__(self, invocation: Invocation, settings: FunctionSettings) -> None:
+        self.function_name = f"{STACK_NAME}-{invocation.name}"
         self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.function_name}"
+        self.memory_limit_in_mb = settings.memory_mb
+        self._invocation, self._timeout_s = invocation, settings.timeout_s
 
     def get_remaining_time_in_millis(self) -> int:
-        return 60_000
+        return max(0, int((self._invocation.start + self._timeout_s - self._invocation.clock()) * 1000))
 
 
 class Process:
     """This process's patches, made once: the app imported (from `app_dir` first on sys.path), botocore's
-    calls metered, throttled and their backoff made instant but counted in simulated time."""
+    calls metered, throttled and their backoff made instant but counted in simulated time. Each function runs with
+    the settings its packaged template gives it (`package`: the directory `make package` writes for the app), so
+    what is simulated is what is deployed."""
 
-    def __init__(self, app_dir: Path | None, throttle_seed: int) -> None:
+    def __init__(self, app_dir: Path | None, throttle_seed: int, package: Path) -> None:
         self.app_dir = (app_dir or ROOT).resolve()
+        self.package = package
+        self.functions: dict[str, FunctionSettings] = {}
         self.clock = SimClock(time.time())
         self.memory = ContainerMemory(self.clock)
         self.backoff_rng = random.Random(f"backoff-{throttle_seed}")
@@ -346,19 +358,28 @@ class Process:
         self.app: Any = None
         self.log: Any = io.StringIO()
 
-    def environment(self, queue_url: str) -> dict[str, str]:
-        config = json.loads((self.app_dir / ".chalice" / "config.json").read_text())
-        env = dict(config["environment_variables"])
-        env.update(config["stages"]["dev"]["environment_variables"])
-        env["POWERTOOLS_LOG_LEVEL"] = "WARNING"
-        env["RETRY_QUEUE_URL"] = queue_url
-        return env
+    def environment(self, name: str) -> dict[str, str]:
+        """The function's packaged environment; its logs kept to warnings (they are not read, only their cost)."""
+        return {**self.functions[name].environment, "POWERTOOLS_LOG_LEVEL": "WARNING"}
+
+    def use_function(self, name: str) -> None:
+        """The process's environment variables as Lambda sets them for `name`: its own, none of another function's
+        (each execution environment reads them once, when it first loads its settings)."""
+        own = self.environment(name)
+        for variable in {v for f in self.functions.values() for v in f.environment} - set(own):
+            os.environ.pop(variable, None)
+        os.environ.update(own)
 
     def install(self, queue_url: str) -> None:
-        """Once, inside the first mock: patches, then the app imported with the retry queue set."""
+        """Once, inside the first mock: patches, then the app imported as its retry queue's subscriber imports it
+        (the queue's URL in place of the packaged queue's: the one this world made)."""
         if self.app is not None:
             return
-        os.environ.update(self.environment(queue_url))
+        # The table is named as the stack would name it; only on_task_definition and repair use it, and a scale-out
+        # invokes neither.
+        made = {"RetryQueue": queue_url, "IdempotencyTable": f"efs-automount-idempotency-{STACK_NAME}"}
+        self.functions = load_packaged_settings(self.package / "sam.json", made)
+        self.use_function("on_retry")
         from botocore.client import BaseClient
         from botocore.endpoint import Endpoint
         from botocore.retries.standard import ExponentialBackoff
@@ -454,10 +475,12 @@ class Process:
     def invoke(self, invocation: Invocation, environment: Environment, event: dict[str, Any]) -> Any:
         """Run the handler as Lambda would, in `environment`; raises what the handler raises."""
         self.memory.use(environment.memory)
+        self.use_function(invocation.name)
         self.clock.invocation = invocation
         try:
             with contextlib.redirect_stdout(self.log):
-                return self.app.handler_map[invocation.name](event, Context(invocation.name))
+                context = Context(invocation, self.functions[invocation.name])
+                return self.app.handler_map[invocation.name](event, context)
         finally:
             self.clock.invocation = None
             if self.log.tell() > 1 << 20:  # the app's logs and metrics are not kept
@@ -949,10 +972,35 @@ NOTE = (
 
 
 def simulate(
-    hosts: int, throttle: float, seed: int, model: Model, app_dir: Path | None, one_environment: bool = False
+    hosts: int,
+    throttle: float,
+    seed: int,
+    model: Model,
+    app_dir: Path | None,
+    one_environment: bool = False,
+    package: Path | None = None,
 ) -> dict[str, Any]:
+    """The figures of a burst of `hosts` and of one host alone; `package`: the app's `make package` output (built
+    here from `app_dir` when not given)."""
     started = time.perf_counter()
-    process = Process(app_dir, throttle_seed=seed)
+    with contextlib.ExitStack() as stack:
+        if package is None:
+            package = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "package"
+            build_package((app_dir or ROOT).resolve(), package)
+        return _simulate(hosts, throttle, seed, model, app_dir, one_environment, package, started)
+
+
+def _simulate(
+    hosts: int,
+    throttle: float,
+    seed: int,
+    model: Model,
+    app_dir: Path | None,
+    one_environment: bool,
+    package: Path,
+    started: float,
+) -> dict[str, Any]:
+    process = Process(app_dir, throttle_seed=seed, package=package)
     figures = burst(process, hosts, throttle, seed, model, one_environment)
     figures.update(single_host(process, seed, model, one_environment))
     figures.update(
@@ -962,6 +1010,10 @@ def simulate(
             "app": str(process.app_dir),
             "model": model.described(),
             "lambda_environments": "one per function" if one_environment else "one per concurrent invocation",
+            "function_settings": {
+                name: {"timeout_s": f.timeout_s, "memory_mb": f.memory_mb, "environment": sorted(f.environment)}
+                for name, f in sorted(process.functions.items())
+            },
             "schedules_s": schedules(process.app),
             "wall_seconds": round(time.perf_counter() - started, 1),
             "note": NOTE.format(
@@ -978,6 +1030,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--throttle", type=float, default=0.2, help="share of the app's AWS requests throttled")
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--app", type=Path, default=None, help="a directory with app.py, chalicelib/, .chalice/")
+    parser.add_argument(
+        "--package", type=Path, default=None, help="the app's `make package` output (default: built from --app)"
+    )
     parser.add_argument("--ecs-delta-mean", type=float, default=Model.ecs_delta_mean_s, help="seconds")
     parser.add_argument("--ecs-delta-sd", type=float, default=Model.ecs_delta_sd_s, help="seconds")
     parser.add_argument("--agent-median", type=float, default=Model.agent_median_s, help="seconds")
@@ -999,7 +1054,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(AWS_DEFAULT_REGION=REGION, AWS_REGION=REGION)
     for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
         os.environ.pop(name, None)
-    figures = simulate(args.hosts, args.throttle, args.seed, model, args.app, args.one_environment)
+    figures = simulate(args.hosts, args.throttle, args.seed, model, args.app, args.one_environment, args.package)
     records = figures.pop("records")
     if args.records:
         args.records.parent.mkdir(parents=True, exist_ok=True)

@@ -62,6 +62,8 @@ OWN_ACCOUNT = "123456789012"
 
 # Every (IAM service prefix, operation) the app's code called while a handler ran, suite-wide.
 RECORDED_OPERATIONS: set[tuple[str, str]] = set()
+# The same by handler (its Chalice name), from the handlers run through `Lambda.invoke`.
+RECORDED_BY_HANDLER: dict[str, set[str]] = {}
 _calls: contextvars.ContextVar[list[tuple[str, str]] | None] = contextvars.ContextVar("calls", default=None)
 _original_make_api_call = BaseClient._make_api_call
 
@@ -113,10 +115,12 @@ class Lambda:
 
     def invoke(self, name: str, event: dict[str, Any]) -> Any:
         token = _calls.set(self.calls)
+        start = len(self.calls)
         try:
             return self.client.lambda_.invoke(name, copy.deepcopy(event)).payload
         finally:
             _calls.reset(token)
+            RECORDED_BY_HANDLER.setdefault(name, set()).update(f"{p}:{o}" for p, o in self.calls[start:])
 
     def operations(self) -> list[str]:
         return [f"{prefix}:{operation}" for prefix, operation in self.calls]

@@ -32,6 +32,12 @@ def test_bench_runs_end_to_end_and_its_correctness_figures_hold(tmp_path):
     assert str(out) in report[-1] and str(log) in report[-1]
 
     figures = json.loads(out.read_text())
+    # What it measured is what is deployed: each function with its packaged settings (issue 18, finding 5), the
+    # scale-out's too
+    for settings in (figures["function_settings"], figures["scale_out"]["function_settings"]):
+        assert "RETRY_QUEUE_URL" in settings["on_container_instance"]["environment"]
+        assert "IDEMPOTENCY_TABLE" in settings["on_task_definition"]["environment"]
+        assert settings["repair"]["timeout_s"] == figures["repair"]["timeout_seconds"] == 900
     assert figures["burst"]["continued"] == 5
     assert figures["burst"]["duplicate_commands"] == figures["burst"]["duplicate_decisions"] == 0
     assert figures["task_definitions"]["revisions_added"] == 3

@@ -12,6 +12,7 @@ from tests.conftest import EVENTS
 
 EXPECTED = {
     "launch-lifecycle-action": ["on_launch"],
+    "launch-lifecycle-action-warm-pool": ["on_launch"],
     "warm-pool-launch": ["on_launch"],
     "warm-pool-exit-launch": ["on_launch"],
     "launch-other-hook": [],

@@ -26,6 +26,23 @@ def test_launch_action_is_read_from_the_documented_shape():
     assert parse_launch_action(load_event("warm-pool-launch")).into_warm_pool
 
 
+def test_a_launch_is_read_with_or_without_the_warm_pool_fields():
+    # AWS's EventBridge samples of a launch lifecycle action: without Origin and Destination (Auto Scaling event
+    # reference, and events of groups before warm pools), and with them (warm pool example events: a new instance
+    # launched straight into a group that has a warm pool). Both are a launch into the group.
+    plain = load_event("launch-lifecycle-action")
+    assert not {"Origin", "Destination"} & set(plain["detail"])
+    warm_pool_group = load_event("launch-lifecycle-action-warm-pool")
+    assert (warm_pool_group["detail"]["Origin"], warm_pool_group["detail"]["Destination"]) == (
+        "EC2",
+        "AutoScalingGroup",
+    )
+    for event in (plain, warm_pool_group):
+        action = parse_launch_action(event)
+        assert not action.into_warm_pool
+        assert (action.group_name, action.instance_id) == ("ecs-hosts", "i-1234567890abcdef0")
+
+
 def test_test_notification_is_not_ours():
     with pytest.raises(NotOurEvent):
         parse_launch_action(load_event("test-notification"))

@@ -52,7 +52,7 @@ def test_member_rules_deliver_to_the_apps_default_bus_through_a_role_of_their_ow
     for name, rule in rules.items():
         (target,) = rule["Properties"]["Targets"]
         bus = target["Arn"]["Fn::Sub"][0]
-        assert bus == "arn:${AWS::Partition}:events:${AWS::Region}:${AppAccountId}:event-bus/default", name
+        assert bus == "arn:${AWS::Partition}:events:${AppRegion}:${AppAccountId}:event-bus/default", name
         assert target["RoleArn"] == {"Fn::GetAtt": ["ForwardRole", "Arn"]}, name
     role = MEMBER["Resources"]["ForwardRole"]["Properties"]
     (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
@@ -124,6 +124,7 @@ def test_no_member_template_parameter_differs_between_accounts():
     # is a property of the app (its roles, external id, settings), none of one member account.
     assert set(MEMBER["Parameters"]) == {
         "AppRoleArns",
+        "AppRegion",
         "ExternalId",
         "UpdateServices",
         "DeregisterSource",
@@ -159,3 +160,32 @@ def test_the_readmes_cloudformation_commands_can_send_their_templates():
     assert "--auto-deployment Enabled=true,RetainStacksOnAccountRemoval=false" in stack_set
     (instances,) = _readme_commands("aws cloudformation create-stack-instances")
     assert "--deployment-targets OrganizationalUnitIds=" in instances and "--regions " in instances
+
+
+# Review of issue 18, finding 7: a member stack in any region forwards to the app's bus in the app's region.
+
+
+def test_member_stacks_in_every_region_forward_to_the_apps_bus_in_the_apps_region():
+    import boto3
+
+    app_roles = "arn:aws:iam::111122223333:role/efs-automount-on_launch,arn:aws:iam::111122223333:role/x"
+    parameters = {"AppRoleArns": app_roles, "AppRegion": "eu-west-1", "RoleRegion": "eu-west-1"}
+    # Given one StackSet over two regions of a member account (the README's example)
+    targets = {}
+    for region in ("eu-west-1", "eu-central-1"):
+        session = boto3.Session(region_name=region)
+        session.client("cloudformation").create_stack(
+            StackName="efs-automount-member",
+            TemplateBody=MEMBER_PATH.read_text(),
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+            Capabilities=["CAPABILITY_NAMED_IAM"],
+        )
+        events = session.client("events")
+        targets[region] = {
+            target["Arn"]
+            for rule in events.list_rules()["Rules"]
+            for target in events.list_targets_by_rule(Rule=rule["Name"])["Targets"]
+        }
+    # Then every rule of both forwards to the one bus the app reads, its account's default bus in its region
+    app_bus = "arn:aws:events:eu-west-1:111122223333:event-bus/default"
+    assert targets == {"eu-west-1": {app_bus}, "eu-central-1": {app_bus}}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import subprocess
+import zipfile
 
 import boto3
 import pytest
@@ -143,3 +144,88 @@ def test_make_repair_refuses_a_dry_run_value_it_does_not_know():
     assert done.returncode != 0
     assert "DRY_RUN=ture is neither" in done.stderr
     assert "tools.repair" not in done.stdout
+
+
+# Review of issue 18, finding 9: `make repair` against either deployment finds the function that was deployed.
+
+
+def _invoked_function(monkeypatch, argv):
+    """The function `python -m tools.repair` would invoke with `argv`, and its exit code (with a clean report)."""
+    invoked = []
+    report = {
+        "cluster": "web",
+        "account": "123456789012",
+        "region": "us-east-1",
+        "dry_run": True,
+        "instances": [],
+        "groups": [],
+        "lifecycle_actions": [],
+        "task_definitions": [],
+        "errors": [],
+        "summary": {"examined": 0, "with_problems": 0, "actions": 0, "errors": 0},
+    }
+
+    def invoker(function_name, region):
+        invoked.append(function_name)
+        return lambda payload: report
+
+    monkeypatch.setattr(cli, "lambda_invoker", invoker)
+    lines: list[str] = []
+    code = cli.main(argv, out=lines.append)
+    return (invoked[0] if invoked else None), code, "\n".join(lines)
+
+
+def test_a_packaged_deployment_is_repaired_through_its_stacks_function(monkeypatch, packaged):
+    from simulation import deployed_stack
+
+    # Given the packaged app deployed as stack efs-automount (`aws cloudformation deploy`, README)
+    session = boto3.Session(region_name="us-east-1")
+    deployed_stack.create_stack(session, packaged)
+
+    # When make repair is told the stack
+    function, code, text = _invoked_function(monkeypatch, ["--stack", deployed_stack.STACK_NAME, "--cluster", "web"])
+
+    # Then it invokes the stack's repair function, which exists
+    assert code == 0, text
+    assert function == f"{deployed_stack.STACK_NAME}-repair"
+    session.client("lambda").get_function(FunctionName=function)
+
+
+def test_a_chalice_deployment_is_repaired_through_its_stages_function(monkeypatch):
+    # Given `chalice deploy --stage prod`: its functions are named efs-automount-prod-<name>
+    session = boto3.Session(region_name="us-east-1")
+    role = session.client("iam").create_role(RoleName="efs-automount-prod", AssumeRolePolicyDocument="{}")["Role"]
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("app.py", "")
+    session.client("lambda").create_function(
+        FunctionName="efs-automount-prod-repair",
+        Runtime="python3.11",
+        Role=role["Arn"],
+        Handler="app.repair",
+        Code={"ZipFile": code.getvalue()},
+    )
+
+    function, code, _ = _invoked_function(monkeypatch, ["--cluster", "web"])
+
+    assert code == 0
+    session.client("lambda").get_function(FunctionName=function)
+    # Or named outright
+    assert _invoked_function(monkeypatch, ["--function-name", "mine", "--cluster", "web"])[0] == "mine"
+
+
+def test_a_stack_without_the_repair_function_fails_naming_it(monkeypatch):
+    function, code, text = _invoked_function(monkeypatch, ["--stack", "no-such-stack", "--cluster", "web"])
+
+    assert (function, code) == (None, 1)
+    assert text.startswith("repair failed: no function Repair in stack no-such-stack"), text
+
+
+def test_make_repair_passes_the_stack_or_the_function_on():
+    def printed(*variables):
+        command = ["make", "-n", "repair", "CLUSTER=web", *variables]
+        return subprocess.run(command, capture_output=True, text=True, check=True).stdout
+
+    assert "--stack efs-automount " in printed("STACK=efs-automount")
+    assert "--function-name my-repair " in printed("FUNCTION=my-repair")
+    assert "--stack" not in printed() and "--function-name" not in printed()

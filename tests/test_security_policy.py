@@ -17,13 +17,40 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT
+from tools.build_deploy import retry_senders
 
 POLICY = json.loads((ROOT / ".chalice" / "policy.json").read_text())
 MEMBER = json.loads((ROOT / "deploy" / "member-account.json").read_text())
 # Each opt-in action, and the template parameter (= the app setting) that must be on for it to be granted.
 OPT_IN = {"ecs:UpdateService": "UpdateServices", "ecs:DeregisterTaskDefinition": "DeregisterSource"}
-# The account field of an ARN that names the caller's own account, in a static policy or in a template.
-OWN_ACCOUNT = {"${aws:PrincipalAccount}", "${AWS::AccountId}"}
+# The caller's own account as each deployment writes it: a template's ARN names ${AWS::AccountId}, a stage policy
+# rendered for an account names it; the static policy.json writes the ARN's account `*` and pins it with the condition
+# aws:ResourceAccount = ${aws:PrincipalAccount} (IAM documents no policy variable before an ARN's resource part).
+STAGE_ACCOUNT = "123456789012"
+OWN_ACCOUNT = {"${AWS::AccountId}", STAGE_ACCOUNT}
+PIN = {"aws:ResourceAccount": "${aws:PrincipalAccount}"}
+
+
+def _pinned(statement: dict[str, Any]) -> bool:
+    return (
+        statement.get("Condition", {}).get("StringEquals", {}).get("aws:ResourceAccount") == PIN["aws:ResourceAccount"]
+    )
+
+
+def _account(statement: dict[str, Any], resource: Any) -> str:
+    """The account a resource of the statement may be in: "${AWS::AccountId}" for the caller's own, however written."""
+    account = _arn_fields(resource)[4]
+    return "${AWS::AccountId}" if account == "*" and _pinned(statement) else account
+
+
+def _condition(statement: dict[str, Any]) -> dict[str, Any]:
+    """The statement's condition besides the own-account pin."""
+    condition = json.loads(json.dumps(statement.get("Condition", {})))
+    if _pinned(statement):
+        del condition["StringEquals"]["aws:ResourceAccount"]
+        if not condition["StringEquals"]:
+            del condition["StringEquals"]
+    return condition
 
 
 def _listed(value: Any) -> list[Any]:
@@ -60,8 +87,12 @@ def _statements(template: dict[str, Any]) -> Iterator[tuple[str, str | None, dic
 
 
 def _deployed_policies(packaged: dict[str, Any]) -> dict[str, list[tuple[str, str | None, dict[str, Any]]]]:
+    from tools.build_deploy import stage_policy
+
+    opted_in = stage_policy(["UPDATE_SERVICES", "DEREGISTER_SOURCE"], STAGE_ACCOUNT)["Statement"]
     return {
         ".chalice/policy.json": [("policy.json", None, s) for s in POLICY["Statement"]],
+        "stage-policy --account": [("policy-<stage>.json", None, s) for s in opted_in],
         "packaged template": list(_statements(packaged)),
         "member template": list(_statements(MEMBER)),
     }
@@ -70,17 +101,17 @@ def _deployed_policies(packaged: dict[str, Any]) -> dict[str, list[tuple[str, st
 def test_mount_commands_run_only_our_own_accounts_document(packaged):
     for where, statements in _deployed_policies(packaged).items():
         documents = [
-            _text(resource)
+            (statement, _text(resource))
             for _, _, statement in statements
             if "ssm:SendCommand" in _listed(statement["Action"])
             for resource in _listed(statement["Resource"])
             if ":document/" in _text(resource)
         ]
         assert documents, where
-        for arn in documents:
-            partition, account = _arn_fields(arn)[1], _arn_fields(arn)[4]
+        for statement, arn in documents:
+            partition, account = _arn_fields(arn)[1], _account(statement, arn)
             assert account in OWN_ACCOUNT, f"{where}: {arn} lets a document shared from another account run"
-            if where != ".chalice/policy.json":
+            if where not in (".chalice/policy.json", "stage-policy --account"):
                 assert partition == "${AWS::Partition}", f"{where}: {arn}"
 
 
@@ -92,7 +123,8 @@ def test_mount_commands_reach_only_auto_scaling_group_members(packaged):
             instances = [r for r in _listed(statement["Resource"]) if ":document/" not in _text(r)]
             if instances:
                 assert [_arn_fields(r)[5] for r in instances] == ["instance/*"], where
-                condition = statement.get("Condition", {})
+                assert all(_account(statement, r) in OWN_ACCOUNT for r in instances), where
+                condition = _condition(statement)
                 assert condition == {"Null": {"ssm:resourceTag/aws:autoscaling:groupName": "false"}}, where
 
 
@@ -149,6 +181,8 @@ def _is_on(template: dict[str, Any], condition: str | None, parameter: str) -> b
 
 def test_opt_in_permissions_are_granted_only_where_the_feature_is_on(packaged):
     for where, statements in _deployed_policies(packaged).items():
+        if where == "stage-policy --account":
+            continue  # rendered for a stage that opted in to both (test_a_chalice_deploy_stage_policy_...)
         template = {".chalice/policy.json": {}, "packaged template": packaged, "member template": MEMBER}[where]
         for name, condition, statement in statements:
             for action in set(_listed(statement["Action"])) & set(OPT_IN):
@@ -177,8 +211,8 @@ def test_passed_roles_are_our_own_accounts_and_only_to_ecs_tasks(packaged):
         assert passing, where
         for statement in passing:
             for resource in _listed(statement["Resource"]):
-                assert _arn_fields(resource)[4] in OWN_ACCOUNT, f"{where}: {resource}"
-            assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}
+                assert _account(statement, resource) in OWN_ACCOUNT, f"{where}: {resource}"
+            assert _condition(statement) == {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}
 
 
 def test_a_chalice_deploy_stage_policy_grants_only_the_opt_ins_it_names():
@@ -196,8 +230,9 @@ def test_a_chalice_deploy_stage_policy_grants_only_the_opt_ins_it_names():
 
 
 # Review of issue 9: the retry queue, account wildcards, task definition tagging and the functions' logs.
-# The functions that schedule retries, and so the only principals that may send to the retry queue.
-RETRY_SENDERS = ("OnLaunch", "OnCommandStatus", "Sweeper", "OnRetry", "Repair")
+# The functions that schedule retries, and so the only principals that may send to the retry queue (read from the
+# code: tests/test_retry_senders.py).
+RETRY_SENDERS = retry_senders()
 
 
 def _queue_policies(template: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
@@ -253,7 +288,7 @@ def test_a_chalice_deploy_queue_policy_names_the_stage_roles():
     assert statement["Resource"] == "arn:aws:sqs:eu-west-1:123456789012:efs-automount-retries"
     assert statement["Condition"]["ArnNotEquals"]["aws:PrincipalArn"] == [
         f"arn:aws:iam::123456789012:role/efs-automount-prod-{name}"
-        for name in ("on_launch", "on_command_status", "sweeper", "on_retry", "repair")
+        for name in ("on_launch", "on_command_status", "on_container_instance", "sweeper", "on_retry", "repair")
     ]
     china = retry_queue_attributes("https://sqs.cn-north-1.amazonaws.com.cn/123456789012/efs-automount-retries", "dev")
     assert json.loads(china["Policy"])["Statement"][0]["Resource"].startswith("arn:aws-cn:sqs:cn-north-1:")
@@ -273,7 +308,7 @@ def test_no_write_reaches_another_accounts_resources(packaged):
             for resource in _listed(statement["Resource"]):
                 if _text(resource) == "*":
                     continue
-                account = _arn_fields(resource)[4]
+                account = _account(statement, resource)
                 assert account in OWN_ACCOUNT, f"{where}: {name} {statement.get('Sid')} reaches account {account!r}"
 
 
@@ -284,17 +319,20 @@ def test_task_definitions_are_registered_and_tagged_only_in_the_own_account(pack
             if actions & {"ecs:RegisterTaskDefinition", "ecs:TagResource"}:
                 for resource in _listed(statement["Resource"]):
                     fields = _arn_fields(resource)
-                    assert fields[2] == "ecs" and fields[4] in OWN_ACCOUNT, f"{where}: {name} {resource}"
+                    assert fields[2] == "ecs" and _account(statement, resource) in OWN_ACCOUNT, (
+                        f"{where}: {name} {resource}"
+                    )
                     assert fields[5] == "task-definition/*", f"{where}: {name} {resource}"
             if "ecs:TagResource" in actions:
                 # Tags only as part of the registration: never tagging (or re-tagging) an existing resource.
                 assert actions == {"ecs:TagResource"}, where
-                assert statement["Condition"] == {"StringEquals": {"ecs:CreateAction": "RegisterTaskDefinition"}}
+                assert _condition(statement) == {"StringEquals": {"ecs:CreateAction": "RegisterTaskDefinition"}}
 
 
 def test_policy_json_writes_only_to_the_chalice_functions_log_groups():
     (statement,) = [s for s in POLICY["Statement"] if any(a.startswith("logs:") for a in _listed(s["Action"]))]
-    assert statement["Resource"] == "arn:*:logs:*:${aws:PrincipalAccount}:log-group:/aws/lambda/efs-automount-*"
+    assert statement["Resource"] == "arn:*:logs:*:*:log-group:/aws/lambda/efs-automount-*"
+    assert statement["Condition"] == {"StringEquals": PIN}
 
 
 def test_each_packaged_function_writes_only_its_own_log_group(packaged):
@@ -355,3 +393,50 @@ def test_repairs_role_can_make_every_read_repair_makes_and_update_services_only_
     assert variables["IDEMPOTENCY_TABLE"] == {"Ref": "IdempotencyTable"}
     # A member account must trust repair's role, or repair cannot reach it
     assert {"Fn::GetAtt": ["RepairRole", "Arn"]} in packaged["Outputs"]["AppRoleArns"]["Value"]["Fn::Join"][1]
+
+
+# Review of issue 18, finding 8: IAM documents policy variables in an ARN only in its resource part, after the fifth
+# colon (IAM User Guide, "IAM JSON policy elements: Resource" and "IAM policy elements: Variables and tags").
+
+
+def _variables_before_the_resource_part(statements: list[dict[str, Any]]) -> list[str]:
+    found = []
+    for statement in statements:
+        for resource in _listed(statement["Resource"]):
+            text = _text(resource)
+            if text != "*" and any("${" in field for field in _arn_fields(text)[:5]):
+                found.append(f"{statement['Sid']}: {text}")
+    return found
+
+
+def test_no_static_policy_puts_a_policy_variable_before_an_arns_resource_part():
+    from tools.build_deploy import stage_policy
+
+    opt_in = json.loads((ROOT / ".chalice" / "policy-opt-in.json").read_text())["Statement"]
+    for name, statements in {
+        ".chalice/policy.json": POLICY["Statement"],
+        ".chalice/policy-opt-in.json": opt_in,
+        "stage-policy UPDATE_SERVICES DEREGISTER_SOURCE": stage_policy(["UPDATE_SERVICES", "DEREGISTER_SOURCE"])[
+            "Statement"
+        ],
+    }.items():
+        assert _variables_before_the_resource_part(statements) == [], name
+    # Where the account is known, it is written into the ARN and no condition key is needed
+    rendered = stage_policy(["UPDATE_SERVICES", "DEREGISTER_SOURCE"], STAGE_ACCOUNT)["Statement"]
+    assert not [s["Sid"] for s in rendered if _pinned(s)]
+    for template in (MEMBER,):
+        assert not [s.get("Sid") for _, _, s in _statements(template) if _pinned(s)]
+    with pytest.raises(SystemExit):
+        stage_policy([], "12345")
+
+
+def test_the_static_policy_pins_exactly_the_statements_the_templates_give_an_account():
+    # A statement that names the caller's own account in a template is the one policy.json pins; every other
+    # statement's resources are `*` or meant to cross accounts (assuming member roles).
+    from tools.build_deploy import template_policy
+
+    for policy in (POLICY, json.loads((ROOT / ".chalice" / "policy-opt-in.json").read_text())):
+        for statement in policy["Statement"]:
+            (rendered,) = template_policy([statement])["Statement"]
+            accounts = {_arn_fields(r)[4] for r in _listed(rendered["Resource"]) if _text(r) != "*"}
+            assert _pinned(statement) == (accounts == {"${AWS::AccountId}"}), statement["Sid"]

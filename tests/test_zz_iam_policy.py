@@ -66,9 +66,13 @@ def test_policy_has_no_wildcard_actions():
 def test_mount_commands_are_limited_to_our_own_accounts_mount_document_and_group_members():
     statements = [s for s in POLICY["Statement"] if "ssm:SendCommand" in s["Action"]]
     assert [s["Resource"] for s in statements] == [
-        "arn:*:ssm:*:${aws:PrincipalAccount}:document/efs-automount-mount",
-        "arn:*:ec2:*:${aws:PrincipalAccount}:instance/*",
+        "arn:*:ssm:*:*:document/efs-automount-mount",
+        "arn:*:ec2:*:*:instance/*",
     ]
+    # Each of the caller's own account: the resource's account is the principal's (IAM documents no policy variable
+    # in an ARN's account field; a condition value may hold one).
+    for statement in statements:
+        assert statement["Condition"]["StringEquals"]["aws:ResourceAccount"] == "${aws:PrincipalAccount}"
 
 
 def test_member_role_policy_is_the_app_policy_without_logs_assume_role_and_the_table():
@@ -88,5 +92,10 @@ def test_member_role_policy_is_the_app_policy_without_logs_assume_role_and_the_t
 
 def test_passing_roles_is_limited_to_our_own_accounts_roles_and_ecs_tasks():
     (statement,) = [s for s in POLICY["Statement"] if "iam:PassRole" in s["Action"]]
-    assert statement["Resource"] == "arn:*:iam::${aws:PrincipalAccount}:role/*"
-    assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}
+    assert statement["Resource"] == "arn:*:iam::*:role/*"
+    assert statement["Condition"] == {
+        "StringEquals": {
+            "iam:PassedToService": "ecs-tasks.amazonaws.com",
+            "aws:ResourceAccount": "${aws:PrincipalAccount}",
+        }
+    }

@@ -11,6 +11,7 @@ script's own roots), so the Lambda, SSM and the host refuse the same paths.
 
 from __future__ import annotations
 
+import ast
 import copy
 import json
 import re
@@ -21,7 +22,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from chalicelib.aws_names import REGION  # noqa: E402
+from chalicelib.aws_names import ACCOUNT_ID, REGION  # noqa: E402
 from chalicelib.events import (  # noqa: E402
     command_status_pattern,
     container_instance_pattern,
@@ -57,9 +58,11 @@ OPT_IN_POLICY = ROOT / ".chalice" / "policy-opt-in.json"
 OPT_INS = {"UpdateServices": "UPDATE_SERVICES", "DeregisterSource": "DEREGISTER_SOURCE"}
 # With autogen_policy off, `chalice package` gives every function its own role, named after the function.
 FUNCTIONS = ("OnLaunch", "OnCommandStatus", "OnContainerInstance", "OnTaskDefinition", "Sweeper", "OnRetry", "Repair")
-# The functions that schedule retries (repair drives waiting hosts with the same step): they learn the queue's
-# URL, and the queue accepts messages from their roles only.
-RETRY_SENDERS = ("OnLaunch", "OnCommandStatus", "Sweeper", "OnRetry", "Repair")
+APP = ROOT / "app.py"
+ENTRYPOINTS = ROOT / "chalicelib" / "entrypoints.py"
+# The one function of chalicelib/entrypoints.py that makes the retry queue: a handler whose entry point reaches it can
+# schedule a retry (tests/test_retry_senders.py checks that nothing else makes one).
+RETRY_QUEUE_MAKER = "lifecycle_flow"
 # The functions that may move services or deregister revisions: the rewrite's follow-ups, which repair runs too
 # when it registers a missed rewrite (the same flow), and repair's own update of services left on a source.
 FOLLOW_UPS_FUNCTIONS = ("OnTaskDefinition", "Repair")
@@ -112,6 +115,65 @@ APP_ONLY_STATEMENTS = {
     "RetryQueue",
     "RetryQueueSubscription",
 }
+
+
+def logical_id(name: str) -> str:
+    """The packaged function's logical id of a Chalice function name: on_launch -> OnLaunch."""
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+def _references(node: ast.AST) -> set[str]:
+    """The names a piece of code uses: `f` and `module.f`, called or passed on."""
+    names = set()
+    for child in ast.walk(node):
+        if isinstance(child, ast.Name):
+            names.add(child.id)
+        elif isinstance(child, ast.Attribute) and isinstance(child.value, ast.Name):
+            names.add(f"{child.value.id}.{child.attr}")
+    return names
+
+
+def _handler_entrypoints() -> dict[str, set[str]]:
+    """Each function of app.py (its Chalice name) and the functions of chalicelib/entrypoints.py it uses."""
+    handlers = {}
+    for node in ast.walk(ast.parse(APP.read_text())):
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        for decorator in node.decorator_list:
+            if isinstance(decorator, ast.Call) and isinstance(decorator.func, ast.Attribute):
+                keywords = decorator.keywords
+                names = [k.value.value for k in keywords if k.arg == "name" and isinstance(k.value, ast.Constant)]
+                used = {n.split(".", 1)[1] for n in _references(node) if n.startswith("entrypoints.")}
+                if not used:
+                    raise SystemExit(f"app.py: {node.name} hands its event to no function of chalicelib/entrypoints.py")
+                handlers[names[0] if names else node.name] = used
+    return handlers
+
+
+def retry_senders() -> tuple[str, ...]:
+    """The functions that schedule retries (logical ids, in FUNCTIONS' order): they learn the queue's URL, and the queue
+    accepts messages from their roles only. A function is one when its handler's entry point reaches,
+    through the functions of chalicelib/entrypoints.py, the one that makes the retry queue. Read from the code, so a
+    handler that comes to schedule retries becomes a sender (its URL, the queue's policy) without anyone listing it."""
+    module = ast.parse(ENTRYPOINTS.read_text())
+    functions = {node.name: node for node in module.body if isinstance(node, ast.FunctionDef)}
+    if RETRY_QUEUE_MAKER not in functions:
+        raise SystemExit(f"chalicelib/entrypoints.py has no {RETRY_QUEUE_MAKER}: update RETRY_QUEUE_MAKER")
+    uses = {name: _references(node) & set(functions) - {name} for name, node in functions.items()}
+    senders = set()
+    for handler, entrypoints in _handler_entrypoints().items():
+        reached, todo = set(), list(entrypoints)
+        while todo:
+            name = todo.pop()
+            if name not in reached:
+                reached.add(name)
+                todo.extend(uses.get(name, ()))
+        if RETRY_QUEUE_MAKER in reached:
+            senders.add(logical_id(handler))
+    unknown = senders - set(FUNCTIONS)
+    if unknown:
+        raise SystemExit(f"app.py's {sorted(unknown)} schedule retries but are not in FUNCTIONS")
+    return tuple(function for function in FUNCTIONS if function in senders)
 
 
 def chalice_name(function: str) -> str:
@@ -169,7 +231,7 @@ def retry_queue_attributes(queue_url: str, stage: str) -> dict[str, str]:
         raise SystemExit(f"{queue_url!r} is not an SQS queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>)")
     partition, account = partition_of(match["region"]), match["account"]
     queue_arn = f"arn:{partition}:sqs:{match['region']}:{account}:{match['name']}"
-    senders = [f"arn:{partition}:iam::{account}:role/efs-automount-{stage}-{chalice_name(f)}" for f in RETRY_SENDERS]
+    senders = [f"arn:{partition}:iam::{account}:role/efs-automount-{stage}-{chalice_name(f)}" for f in retry_senders()]
     return {"Policy": json.dumps(retry_queue_policy(queue_arn, senders), separators=(",", ":"))}
 
 
@@ -269,15 +331,53 @@ def document_resource() -> dict[str, Any]:
     }
 
 
-def pinned(resource: str) -> Any:
-    """A resource of policy.json as a template writes it: the stack's own partition and account, not wildcards.
+# policy.json is static (`chalice deploy` may send it as it is), so a statement that must reach the caller's own
+# account only writes the ARN's account as `*` and pins it with this condition: the resource's account
+# (aws:ResourceAccount, IAM's global condition keys) equals the caller's, a policy variable in a condition value.
+# IAM documents policy variables in an ARN only in its resource part, after the fifth colon (IAM User Guide, "IAM JSON
+# policy elements: Resource", https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_resource.html
+# and https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_variables.html), never in the account field.
+# Where the account is known (a template: ${AWS::AccountId}; `stage-policy --account`), it is written into the ARN
+# instead, and the condition goes: no request context key is then needed at all.
+OWN_ACCOUNT_KEY = "aws:ResourceAccount"
+OWN_ACCOUNT_PIN = "${aws:PrincipalAccount}"
 
-    policy.json is static (`chalice deploy` sends it as it is), so it names the caller's account with the policy
-    variable ${aws:PrincipalAccount}; a template knows its account and partition.
-    """
-    text = resource.replace("arn:*:", "arn:${AWS::Partition}:", 1)
-    text = text.replace("${aws:PrincipalAccount}", "${AWS::AccountId}")
-    return {"Fn::Sub": text} if "${" in text else text
+
+def pins_own_account(statement: dict[str, Any]) -> bool:
+    return statement.get("Condition", {}).get("StringEquals", {}).get(OWN_ACCOUNT_KEY) == OWN_ACCOUNT_PIN
+
+
+def pinned(resource: str, account: str | None, partition: str) -> Any:
+    """A resource of policy.json with the partition written in, and the account when the statement pins it."""
+    fields = resource.split(":", 5)
+    if len(fields) == 6 and fields[0] == "arn":
+        if fields[1] == "*":
+            fields[1] = partition
+        if account is not None and fields[4] == "*":
+            fields[4] = account
+        resource = ":".join(fields)
+    return {"Fn::Sub": resource} if "${" in resource else resource
+
+
+def account_pinned(statement: dict[str, Any], account: str, partition: str) -> dict[str, Any]:
+    """The statement with the account written into its ARNs, in place of the aws:ResourceAccount condition."""
+    statement = copy.deepcopy(statement)
+    pins = pins_own_account(statement)
+    resources = statement["Resource"]
+    own = account if pins else None
+    statement["Resource"] = (
+        [pinned(r, own, partition) for r in resources]
+        if isinstance(resources, list)
+        else pinned(resources, own, partition)
+    )
+    if pins:
+        condition = statement["Condition"]
+        del condition["StringEquals"][OWN_ACCOUNT_KEY]
+        if not condition["StringEquals"]:
+            del condition["StringEquals"]
+        if not condition:
+            del statement["Condition"]
+    return statement
 
 
 def own_log_group_only(policy: dict[str, Any], function: str) -> dict[str, Any]:
@@ -292,12 +392,8 @@ def own_log_group_only(policy: dict[str, Any], function: str) -> dict[str, Any]:
 
 
 def template_policy(statements: list[dict[str, Any]]) -> dict[str, Any]:
-    rendered = []
-    for statement in statements:
-        statement = copy.deepcopy(statement)
-        resources = statement["Resource"]
-        statement["Resource"] = [pinned(r) for r in resources] if isinstance(resources, list) else pinned(resources)
-        rendered.append(statement)
+    """policy.json's statements as a template writes them: the stack's own partition and account."""
+    rendered = [account_pinned(s, "${AWS::AccountId}", "${AWS::Partition}") for s in statements]
     return {"Version": "2012-10-17", "Statement": rendered}
 
 
@@ -411,7 +507,7 @@ def app_resources() -> dict[str, Any]:
                     "Queues": [{"Ref": "RetryQueue"}],
                     "PolicyDocument": retry_queue_policy(
                         {"Fn::GetAtt": ["RetryQueue", "Arn"]},
-                        [{"Fn::GetAtt": [f"{function}Role", "Arn"]} for function in RETRY_SENDERS],
+                        [{"Fn::GetAtt": [f"{function}Role", "Arn"]} for function in retry_senders()],
                     ),
                 },
             },
@@ -437,7 +533,7 @@ def app_resources() -> dict[str, Any]:
         _add_variables(resources, function, {setting: {"Ref": parameter} for parameter, setting in OPT_INS.items()})
     # Functions that may schedule a retry learn the queue. The Ref also makes the subscriber (and the
     # event source mapping SAM makes for it) wait for the queue to exist.
-    for function in RETRY_SENDERS:
+    for function in retry_senders():
         if function != "OnRetry":
             _add_variables(resources, function, {"RETRY_QUEUE_URL": {"Ref": "RetryQueue"}})
     for function in FUNCTIONS:
@@ -457,15 +553,20 @@ def member_policy() -> dict[str, Any]:
     return template_policy([s for s in policy["Statement"] if s["Sid"] not in APP_ONLY_STATEMENTS])
 
 
-def stage_policy(settings: list[str]) -> dict[str, Any]:
-    """policy.json plus the opt-in statements of the given settings: a stage's iam_policy_file for `chalice deploy`."""
+def stage_policy(settings: list[str], account: str | None = None) -> dict[str, Any]:
+    """policy.json plus the opt-in statements of the given settings: a stage's iam_policy_file for `chalice deploy`;
+    with `account`, that account written into the ARNs it pins (no aws:ResourceAccount condition left)."""
     parameters = {setting: parameter for parameter, setting in OPT_INS.items()}
     unknown = sorted(set(settings) - set(parameters))
     if unknown:
         raise SystemExit(f"unknown opt-in settings {unknown}; known: {sorted(parameters)}")
+    if account is not None and not ACCOUNT_ID.fullmatch(account):
+        raise SystemExit(f"--account {account!r} is not a 12-digit AWS account id")
     policy = json.loads(POLICY.read_text())
     for setting in settings:
         policy["Statement"] += opt_in_statements(parameters[setting])
+    if account is not None:
+        policy["Statement"] = [account_pinned(s, account, "*") for s in policy["Statement"]]
     return policy
 
 
@@ -490,6 +591,14 @@ def member_template() -> dict[str, Any]:
                 "Description": (
                     "The app's execution role ARNs, comma-separated: the AppRoleArns output of the app's stack, "
                     "or arn:aws:iam::<app account>:role/efs-automount-<stage>-<function> for chalice deploy."
+                ),
+            },
+            "AppRegion": {
+                "Type": "String",
+                "AllowedPattern": REGION.pattern,
+                "Description": (
+                    "The app's region: a member stack in any region forwards to the app account's default bus there "
+                    "(EventBridge delivers across regions), the one bus the app reads and grants."
                 ),
             },
             "ExternalId": {"Type": "String", "Default": "", "Description": "The app's EXTERNAL_ID setting, if set."},
@@ -547,11 +656,12 @@ def member_template() -> dict[str, Any]:
     }
 
 
-# The app's account, read from its first role ARN (arn:partition:iam::account:role/name).
+# The app's account, read from its first role ARN (arn:partition:iam::account:role/name), and its region (a
+# parameter): a member stack in another region forwards there, not to its own region's bus, which no app reads.
 APP_ACCOUNT_ID = {"Fn::Select": [4, {"Fn::Split": [":", {"Fn::Select": [0, {"Ref": "AppRoleArns"}]}]}]}
 APP_BUS = {
     "Fn::Sub": [
-        "arn:${AWS::Partition}:events:${AWS::Region}:${AppAccountId}:event-bus/default",
+        "arn:${AWS::Partition}:events:${AppRegion}:${AppAccountId}:event-bus/default",
         {"AppAccountId": APP_ACCOUNT_ID},
     ]
 }
@@ -631,7 +741,13 @@ def render(content: dict[str, Any], path: Path | None = None) -> str:
 
 def main() -> None:
     if sys.argv[1:2] == ["stage-policy"]:
-        print(render(stage_policy(sys.argv[2:])), end="")
+        arguments = sys.argv[2:]
+        account = None
+        if arguments[:1] == ["--account"]:
+            if len(arguments) < 2:
+                raise SystemExit("usage: tools/build_deploy.py stage-policy [--account <account id>] [SETTING...]")
+            account, arguments = arguments[1], arguments[2:]
+        print(render(stage_policy(arguments, account)), end="")
         return
     if sys.argv[1:2] == ["retry-queue-attributes"]:
         if len(sys.argv) != 4:

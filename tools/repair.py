@@ -19,7 +19,7 @@ READ_TIMEOUT_SECONDS = 960
 
 
 class RepairFailed(Exception):
-    """The function raised (bad input, an untrusted account, a role that cannot be assumed)."""
+    """The function raised (bad input, an untrusted account, a role that cannot be assumed), or was not found."""
 
 
 def lambda_invoker(function_name: str, region: str | None) -> Callable[[dict[str, Any]], dict[str, Any]]:
@@ -38,6 +38,24 @@ def lambda_invoker(function_name: str, region: str | None) -> Callable[[dict[str
         return body
 
     return invoke
+
+
+# The packaged template's repair function (`chalice package` names resources after the app's functions).
+REPAIR_LOGICAL_ID = "Repair"
+
+
+def stack_function(stack: str, region: str | None) -> str:
+    """The repair function of a packaged deployment: the physical id of the stack's resource Repair (its name is
+    `<stack>-repair`, but the stack says so itself)."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    cloudformation = boto3.client("cloudformation", region_name=region)
+    try:
+        resource = cloudformation.describe_stack_resource(StackName=stack, LogicalResourceId=REPAIR_LOGICAL_ID)
+    except ClientError as exc:
+        raise RepairFailed(f"no function {REPAIR_LOGICAL_ID} in stack {stack}: {exc}") from exc
+    return resource["StackResourceDetail"]["PhysicalResourceId"]
 
 
 def exit_code(report: dict[str, Any]) -> int:
@@ -92,17 +110,27 @@ def main(
     parser.add_argument("--region", help="the region the cluster lives in (default: the function's)")
     parser.add_argument("--dry-run", action="store_true", help="report only, change nothing")
     parser.add_argument("--json", action="store_true", help="print the report's JSON")
-    parser.add_argument("--stage", default="prod", help="Chalice stage of the deployed app (default prod)")
-    parser.add_argument("--function-name", help="default: efs-automount-<stage>-repair")
+    deployed = parser.add_mutually_exclusive_group()
+    deployed.add_argument("--stack", help="the packaged app's stack (`aws cloudformation deploy`): its function Repair")
+    deployed.add_argument("--function-name", help="the repair function's name")
+    parser.add_argument(
+        "--stage",
+        default="prod",
+        help="`chalice deploy`'s stage, without --stack or --function-name: "
+        "efs-automount-<stage>-repair (default prod)",
+    )
     parser.add_argument("--function-region", help="where the app is deployed (default: your AWS region)")
     args = parser.parse_args(argv)
     payload: dict[str, Any] = {"dry_run": args.dry_run}
     for key in ("cluster", "auto_scaling_group", "account", "region"):
         if getattr(args, key) is not None:
             payload[key] = getattr(args, key)
-    if invoke is None:
-        invoke = lambda_invoker(args.function_name or f"efs-automount-{args.stage}-repair", args.function_region)
     try:
+        if invoke is None:
+            function = args.function_name or f"efs-automount-{args.stage}-repair"
+            if args.stack:
+                function = stack_function(args.stack, args.function_region)
+            invoke = lambda_invoker(function, args.function_region)
         report = invoke(payload)
     except RepairFailed as exc:
         out(f"repair failed: {exc}")
