@@ -773,15 +773,19 @@ class LifecycleFlow:
         """Whether SSM's record (`commands`, oldest first) proves the waiting host mounted as the step judges it
         (repair): one of the app's own attempts for this launch (requested since it began, as Auto Scaling
         reports it now: a warm pool may have launched the host again) succeeded on the host."""
+        ssm = aws.client("ssm")
+        expected = self._parameters_now(aws, spec, zone)
+        # Of any launch first (no read when none succeeded), then of this one, read afresh.
+        succeeded = [
+            c for c in launch_attempts(commands, 0.0, expected) if host_status(ssm, c, instance_id) == "Success"
+        ]
         hook = self._hook(aws, group_name)
-        if hook is None:
+        if not succeeded or hook is None:
             return False
         key = (aws.account, aws.region, instance_id)
         self._waits.first_sight(key, self.clock())
         self._waits.started(aws, group_name, instance_id, hook, fresh=True)
-        ssm = aws.client("ssm")
-        ours = self._attempts(key, commands, self._parameters_now(aws, spec, zone))
-        return any(host_status(ssm, c, instance_id) == "Success" for c in ours)
+        return bool(self._attempts(key, succeeded, expected))
 
     def known_decided(self, aws: AwsAccess, instance_id: str) -> bool:
         """Whether this container saw our action for the host decided in the last few minutes (another hook
