@@ -38,10 +38,10 @@ from chalicelib.mount_commands import (
     COMMENT_LENGTH,
     RUNNING_STATUSES,
     agents_online,
+    command_difference,
     host_status,
     launch_attempts,
     launch_comment,
-    mount_difference,
     requested_at,
     send_rounds,
 )
@@ -318,7 +318,7 @@ class LifecycleFlow:
         if asked is None:
             logger.warning("mount confirmed on a host whose group asks for no mount; no attribute set")
             return "not marked: its group asks for no mount"
-        difference = mount_difference(command.get("Parameters", {}), asked, self._settings.mount_roots)
+        difference = command_difference(command, asked, self._settings.mount_roots)
         if difference is not None:
             logger.warning(
                 "mount confirmed, but not the one the host's group asks for; no attribute set", differs=difference

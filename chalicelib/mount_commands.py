@@ -128,6 +128,15 @@ def mount_difference(parameters: dict[str, list[str]], asked: MountSpec, roots: 
     return f"through access point {mounted.access_point_id}, not the group's {asked.access_point_id}"
 
 
+def command_difference(command: dict[str, Any], asked: MountSpec, roots: tuple[str, ...]) -> str | None:
+    """How a command of the document differs from the group's whole mount (mount_difference), or that it ran
+    another version of the document than its default (whose script may do anything: it proves no mount)."""
+    version = command.get("DocumentVersion")
+    if version not in DEFAULT_VERSIONS:
+        return f"on document version {str(version)[:20]}, not the default"
+    return mount_difference(command.get("Parameters") or {}, asked, roots)
+
+
 @dataclass(frozen=True)
 class MountOnRecord:
     """SSM's record of the group's file system on a host: the newest finished command of the document for it
@@ -150,7 +159,7 @@ def mount_on_record(
         return None
     parameters = command.get("Parameters") or {}
     path = (parameters.get("MountPath") or [None])[0]
-    return MountOnRecord(path if isinstance(path, str) else None, mount_difference(parameters, asked, roots))
+    return MountOnRecord(path if isinstance(path, str) else None, command_difference(command, asked, roots))
 
 
 # Steps that overlap for one host (a retry message, the sweeper, a status event) may each send: commands

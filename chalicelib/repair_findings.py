@@ -201,6 +201,7 @@ def task_definition_findings(
     `standing` and `latest_arn` are the task definition flow's own verdict (`TaskDefinitionFlow.standing`): None
     when the family has no ACTIVE revision, else "latest", "rewritten" (the latest is its rewrite), "in-flight"
     (the latest is the rewrite of an older revision, for the moment a release takes to overtake it), "superseded",
+    "rewritten-earlier" (the latest is an earlier release's rewrite, with the constraint that ignores the path),
     or "forged" (the latest carries the source tag naming it but is not the rewrite `is_rewrite_of` rebuilds).
     """
     if mounts_file_system:
@@ -214,6 +215,13 @@ def task_definition_findings(
             return TaskDefinitionFindings((problem,), TaskDefinitionFix.UPDATE_SERVICES)
         advice = "UPDATE_SERVICES is off: update the service to the rewrite, or turn the setting on"
         return TaskDefinitionFindings((problem, advice), TaskDefinitionFix.NOTHING)
+    if standing == "rewritten-earlier":
+        problem = (
+            f"{running} still run{'' if len(services) > 1 else 's'} it; its rewrite {latest_arn} is an earlier "
+            "release's, whose constraint ignores the host path: no service is moved to it; register the source "
+            "again (same tags)"
+        )
+        return TaskDefinitionFindings((problem,), TaskDefinitionFix.NOTHING)
     if standing == "forged":
         problem = (
             f"the family's latest {latest_arn} names it in efs-automount:source but is not the app's rewrite of it: "

@@ -86,6 +86,14 @@ class TaskDefinitionFlow:
         if verdict == "rewritten":
             # A repeated delivery, or the retry of one that died after registering: finish what it left.
             return self._finish_rewritten(aws, source_arn, latest_arn)
+        if verdict == "rewritten-earlier":
+            # Done, never rewritten again; but its constraint ignores the host path: no service is moved to it.
+            logger.warning(
+                "the family's latest is an earlier release's rewrite (its constraint ignores the host path); "
+                "no follow-ups: register the source again",
+                latest=latest_arn,
+            )
+            return f"ignored: already rewritten as {latest_arn} by an earlier release; services are not moved to it"
         if verdict == "in-flight":
             # Lambda delivers the event again (1 and 2 minutes later): by then the older rewrite is gone.
             raise RewriteInFlight(
@@ -139,7 +147,8 @@ class TaskDefinitionFlow:
         revision; None when the family has none. The event handler and repair (dry run or not) both decide by it.
         A latest revision whose tag names this one as its source is "rewritten" only if it is what the rewrite
         would register (`is_rewrite_of`): anyone who may register task definitions can write that tag, and the
-        follow-ups move services to the rewrite. Otherwise it is "forged"."""
+        follow-ups move services to the rewrite. Otherwise it is "forged"; "rewritten-earlier" when it is the
+        rewrite an earlier release made (legacy constraint): never rewritten again, and no service moved to it."""
         source_arn = definition["taskDefinitionArn"]
         if reference == definition["family"]:
             # Described by family name (CloudTrail left the ARN out): it is the latest already.
@@ -154,6 +163,13 @@ class TaskDefinitionFlow:
             latest_definition, latest_tags, definition, tags, mount, register_input_fields()
         ):
             verdict = "forged"
+        elif (
+            verdict == "rewritten"
+            and mount.mode == "host"
+            and mount.legacy_placement_constraint in (latest_definition.get("placementConstraints") or [])
+        ):
+            # An earlier release's rewrite (its constraint ignores the host path): done, but nobody is moved to it.
+            verdict = "rewritten-earlier"
         return verdict, latest_arn
 
     def _finish_rewritten(self, aws: AwsAccess, source_arn: str, new_arn: str) -> str:

@@ -104,9 +104,10 @@ def test_a_source_rewritten_by_an_earlier_release_is_not_rewritten_again(bus, la
     # When its event comes again (a repeated delivery, or repair)
     outcome = lambda_.invoke("on_task_definition", event)
 
-    # Then that revision counts as its rewrite: no second one, and no forgery reported
+    # Then that revision counts as its rewrite: no second one, and no forgery reported (nor anyone moved to it)
     assert outcome == {
         "outcome": "ignored: already rewritten as arn:aws:ecs:us-east-1:123456789012:task-definition/uploads:2"
+        " by an earlier release; services are not moved to it"
     }
     assert len(_revisions(ecs)) == 2
 
