@@ -91,6 +91,8 @@ def test_a_mount_at_the_groups_path_but_otherwise_is_reported_neither_marked_nor
         # an older revision's rewrite is the latest for a moment: the handler retries; repair reports, registers nothing
         (False, "in-flight", ARN[:-1] + "3", True, TaskDefinitionFix.NOTHING),
         (False, "forged", ARN[:-1] + "2", True, TaskDefinitionFix.NOTHING),  # tagged as its rewrite, but is not
+        # an earlier release's rewrite (its constraint ignores the path): reported, nobody moved to it
+        (False, "rewritten-earlier", ARN[:-1] + "2", True, TaskDefinitionFix.NOTHING),
         (False, None, None, True, TaskDefinitionFix.NOTHING),  # the family has no ACTIVE revision: reported only
         (False, "latest", ARN, False, TaskDefinitionFix.REGISTER),
     ],
