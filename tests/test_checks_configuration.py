@@ -4,11 +4,15 @@ as a platform team sets it up has none; whatever cannot be read is not sure, nev
 
 from __future__ import annotations
 
+import fnmatch
+import itertools
 import json
 import re
 from pathlib import Path
 from typing import Any
 
+import hypothesis
+import hypothesis.strategies
 import pytest
 import yaml
 from botocore.exceptions import ClientError
@@ -530,6 +534,113 @@ def test_a_policy_that_is_no_iam_document_is_not_sure():
     findings = Findings()
     rules.judge_file_system_policy("fs-12345678", '{"Statement": [{"Effect": "Maybe"}]}', ANONYMOUS, findings)
     assert findings.problems == [] and findings.unsure
+
+
+# A model of how EFS decides a client's action under a file system policy, written apart from rules.py and run in
+# every world the check cannot see into: whether the statement naming a role names the hosts' role, whether a
+# condition on a key the check does not model holds, whether the role's own IAM policies allow the action.
+OTHER_AP_ARN = AP_ARN.replace("0123456789abcdef0", "0fedcba9876543210")
+PRINCIPALS: list[tuple[dict[str, Any], Any]] = [
+    ({"Principal": "*"}, lambda world, anonymous: True),
+    ({"Principal": {"AWS": "*"}}, lambda world, anonymous: True),
+    ({"Principal": {"AWS": HOST_ROLE}}, lambda world, anonymous: not anonymous and world["named"]),
+    ({"NotPrincipal": {"AWS": HOST_ROLE}}, lambda world, anonymous: anonymous or not world["named"]),
+]
+ACTIONS: list[dict[str, Any]] = [
+    {"Action": "*"},
+    {"Action": "elasticfilesystem:ClientMount"},
+    {"Action": ["elasticfilesystem:clientwrite", "elasticfilesystem:ClientRootAccess"]},
+    {"Action": "elasticfilesystem:Client*"},
+    {"NotAction": "elasticfilesystem:ClientWrite"},
+]
+# Each condition with what it means for (tls, access point ARN or None, the world, the statement's index).
+CONDITIONS: list[tuple[dict[str, Any] | None, Any]] = [
+    (None, lambda tls, ap, world, i: True),
+    ({"Bool": {"aws:SecureTransport": "false"}}, lambda tls, ap, world, i: not tls),
+    ({"Bool": {"aws:SecureTransport": "true"}}, lambda tls, ap, world, i: tls),
+    ({"BoolIfExists": {"aws:SecureTransport": "false"}}, lambda tls, ap, world, i: not tls),
+    ({"Bool": {"elasticfilesystem:AccessedViaMountTarget": "true"}}, lambda tls, ap, world, i: True),
+    ({"StringEquals": {"elasticfilesystem:AccessPointArn": AP_ARN}}, lambda tls, ap, world, i: ap == AP_ARN),
+    ({"StringNotEquals": {"elasticfilesystem:AccessPointArn": AP_ARN}}, lambda tls, ap, world, i: ap != AP_ARN),
+    (
+        {"StringEqualsIfExists": {"elasticfilesystem:AccessPointArn": OTHER_AP_ARN}},
+        lambda tls, ap, world, i: ap is None or ap == OTHER_AP_ARN,
+    ),
+    ({"Null": {"elasticfilesystem:AccessPointArn": "true"}}, lambda tls, ap, world, i: ap is None),
+    ({"IpAddress": {"aws:SourceIp": "203.0.113.0/24"}}, lambda tls, ap, world, i: world[i]),
+]
+UNKNOWN_CONDITION = len(CONDITIONS) - 1
+REQUESTS = [ANONYMOUS, rules.MountRequest(FS_ARN, None, require_tls=True), WITH_ACCESS_POINT]
+
+
+def statement_choices() -> Any:
+    from hypothesis import strategies as st
+
+    return st.tuples(
+        st.sampled_from(["Allow", "Deny"]),
+        st.integers(0, len(PRINCIPALS) - 1),
+        st.integers(0, len(ACTIONS) - 1),
+        st.integers(0, len(CONDITIONS) - 1),
+    )
+
+
+def model_refuses(chosen, request: rules.MountRequest, action: str, tls: bool, world: dict[Any, bool]) -> bool:
+    applying = {"Allow": False, "Deny": False}
+    for i, (effect, principal, actions, condition) in enumerate(chosen):
+        element, patterns = next(iter(ACTIONS[actions].items()))
+        patterns = [patterns] if isinstance(patterns, str) else patterns
+        named = any(fnmatch.fnmatchcase(action.lower(), p.lower()) for p in patterns)
+        if (
+            PRINCIPALS[principal][1](world, request.anonymous)
+            and (named if element == "Action" else not named)
+            and CONDITIONS[condition][1](tls, request.access_point_arn, world, i)
+        ):
+            applying[effect] = True
+    if applying["Deny"]:
+        return True
+    return not applying["Allow"] and (request.anonymous or not world["identity"])
+
+
+def worlds(count: int) -> list[dict[Any, bool]]:
+    keys: list[Any] = ["named", "identity", *range(count)]
+    return [dict(zip(keys, values, strict=True)) for values in itertools.product((False, True), repeat=len(keys))]
+
+
+@hypothesis.given(
+    chosen=hypothesis.strategies.lists(statement_choices(), max_size=4),
+    request_=hypothesis.strategies.sampled_from(REQUESTS),
+)
+def test_a_policy_problem_is_a_refusal_in_every_world_the_check_cannot_see(chosen, request_):
+    policy = {
+        "Statement": [
+            {"Effect": effect, **PRINCIPALS[principal][0], **ACTIONS[actions]}
+            | ({"Condition": CONDITIONS[condition][0]} if CONDITIONS[condition][0] else {})
+            for effect, principal, actions, condition in chosen
+        ]
+    }
+    findings = Findings()
+
+    rules.judge_file_system_policy("fs-12345678", json.dumps(policy), request_, findings)
+
+    every_world = worlds(len(chosen))
+    for problem in findings.problems:
+        action = re.search(r"elasticfilesystem:Client\w+", problem)[0]
+        if "refuses mounts without TLS" in problem:
+            cases: tuple[bool, ...] = (False,)
+        elif "refuses mounts over TLS" in problem:
+            cases = (True,)
+        else:
+            cases = request_.tls_cases()
+        assert all(model_refuses(chosen, request_, action, tls, w) for tls in cases for w in every_world), problem
+    # Where nothing is unseen (no client's role, no condition the check does not model), it misses no refusal.
+    if request_.anonymous and all(p != 3 and c != UNKNOWN_CONDITION for _, p, _, c in chosen):
+        refused = any(
+            model_refuses(chosen, request_, action, tls, every_world[0])
+            for action in (rules.CLIENT_MOUNT, rules.CLIENT_WRITE)
+            for tls in request_.tls_cases()
+        )
+        assert bool(findings.problems) == refused
+        assert findings.unsure == []
 
 
 @pytest.mark.parametrize(

@@ -445,7 +445,7 @@ def judge_file_system_policy(
                 f"{verdicts[True].why}; {consequence}; change the policy",
             )
             return
-        if verdicts[True].allowed is True and verdicts.get(False, verdicts[True]).allowed is False:
+        if verdicts.get(False) and verdicts[True].allowed is True and verdicts[False].allowed is False:
             findings.problem(
                 "file-system-policy",
                 f"the policy of file system {file_system_id} refuses mounts without TLS ({verdicts[False].why} when "
@@ -453,6 +453,14 @@ def judge_file_system_policy(
                 f"the app reads a TLS demand only as a Deny with the condition "
                 f'{{"Bool": {{"aws:SecureTransport": "false"}}}}), so a host without amazon-efs-utils mounts plain NFS '
                 f"and is refused; state the demand in that form",
+            )
+            return
+        if verdicts.get(False) and verdicts[True].allowed is False and verdicts[False].allowed is True:
+            findings.problem(
+                "file-system-policy",
+                f"the policy of file system {file_system_id} refuses mounts over TLS ({verdicts[True].why} when "
+                f"aws:SecureTransport is true), which a host with amazon-efs-utils always uses: {consequence}; "
+                f"change the policy",
             )
             return
         unsure = [v.why for v in verdicts.values() if v.allowed is None]
