@@ -20,7 +20,7 @@ help:
 	@echo '  bench           benchmarks; the figures end in one table, written to build/bench.json'
 	@echo '  repair          repair a deployed cluster (CLUSTER=, GROUP=, ACCOUNT=, REGION=, DRY_RUN=1, JSON=1, STACK=)'
 	@echo '  package         the CloudFormation/SAM package of the app (STAGE=prod) in build/package'
-	@echo '  deploy-files    regenerate deploy/ (mount document, templates)'
+	@echo '  deploy-files    regenerate deploy/ (mount document, templates) and the document digest the checks compare with'
 	@echo '  lint            ruff (with its security rules), ruff format --check, lint-templates'
 	@echo '  lint-templates  cfn-lint and checkov over the packaged and the member template'
 	@echo '  install         create .venv/ with requirements-dev.txt'
@@ -62,7 +62,8 @@ lint-templates: package $(LINT_STAMP)
 demo: install
 	$(PY) -m simulation.demo --hosts $(HOSTS) --fail $(FAIL)
 
-# Regenerate deploy/ after changing host/mount-efs.sh, the tag patterns or .chalice/policy*.json.
+# Regenerate deploy/ (and chalicelib/checks/document_digest.py) after changing host/mount-efs.sh, the tag patterns
+# or .chalice/policy*.json.
 deploy-files: install
 	$(PY) tools/build_deploy.py
 

@@ -12,11 +12,13 @@ the ThreadedMotoServer of the demo behave alike:
   reports them; SendCommand checks the document, its parameters' allowedPattern and that
   every host is a managed instance (InvalidInstanceId), and leaves the command InProgress
   until `finish_invocation` answers as the host's agent would, which emits the
-  `EC2 Command Invocation Status-change Notification`; ListCommandInvocations exists.
+  `EC2 Command Invocation Status-change Notification`; ListCommandInvocations exists; a
+  document's version may be named `$DEFAULT`.
 - STS: AssumeRole needs the role to exist and its trust policy's sts:ExternalId to match.
 - ECS: RegisterContainerInstance emits an `ECS Container Instance State Change` event, and
   RegisterTaskDefinition the `AWS API Call via CloudTrail` event a trail would;
   ListContainerInstances honours the `ec2InstanceId == i-...` filter.
+- EFS: access point ids have AWS's shape (fsap- and 17 hex digits).
 - Auto Scaling keeps a scaling activity per launch (DescribeScalingActivities, newest first,
   paginated), a lifecycle action times out into the hook's DefaultResult (`expire_actions`),
   and a host can be made to leave a warm pool (`leave_warm_pool`) or to launch into one
@@ -48,6 +50,7 @@ from moto.core.responses import ActionResult, EmptyResult
 from moto.ecs import exceptions as ecs_exceptions
 from moto.ecs import models as ecs_models
 from moto.ecs.responses import EC2ContainerServiceResponse
+from moto.efs import models as efs_models
 from moto.iam.models import iam_backends
 from moto.ssm import models as ssm_models
 from moto.ssm.responses import SimpleSystemManagerResponse
@@ -384,6 +387,16 @@ def record_lifecycle_action_heartbeat(self: AutoScalingResponse) -> EmptyResult:
 # --- SSM ------------------------------------------------------------------------------------
 
 
+# A document version may be named $DEFAULT as well as $LATEST or a number (GetDocument's DocumentVersion, pattern
+# ([$]LATEST|[$]DEFAULT|^[1-9][0-9]*$), https://docs.aws.amazon.com/systems-manager/latest/APIReference/
+# API_GetDocument.html); moto looks $DEFAULT up as a version number and finds none.
+def _find_document(original: Any) -> Any:
+    def find(self: Any, document_version: str | None = None, *args: Any, **kwargs: Any) -> Any:
+        return original(self, None if document_version == "$DEFAULT" else document_version, *args, **kwargs)
+
+    return find
+
+
 def describe_instance_information(self: SimpleSystemManagerResponse) -> ActionResult:
     wanted: set[str] | None = None
     filters = (self._get_param("Filters") or []) + (self._get_param("InstanceInformationFilterList") or [])
@@ -572,6 +585,23 @@ def describe_warm_pool(self: AutoScalingResponse) -> ActionResult:
     return ActionResult({"WarmPoolConfiguration": group.get_warm_pool(), "Instances": warmed})
 
 
+# --- EFS ------------------------------------------------------------------------------------
+
+
+# AWS creates access point ids of fsap- and 17 hex digits, the shape the group tag efs-automount:access-point-id
+# accepts (the API allows 8 to 40: DescribeAccessPoints' AccessPointId pattern,
+# https://docs.aws.amazon.com/efs/latest/ug/API_DescribeAccessPoints.html); moto makes fsap- and 8, which no group
+# could name. Renamed before moto files the access point under its id.
+def _access_point_init(original: Any) -> Any:
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        aws_id = f"fsap-{uuid.uuid4().hex[:17]}"
+        self.access_point_arn = self.access_point_arn.replace(self.access_point_id, aws_id)
+        self.access_point_id = aws_id
+
+    return init
+
+
 # --- STS ------------------------------------------------------------------------------------
 
 
@@ -750,9 +780,11 @@ def install() -> None:
     AutoScalingResponse.record_lifecycle_action_heartbeat = record_lifecycle_action_heartbeat
     AutoScalingResponse.describe_scaling_activities = describe_scaling_activities
     SimpleSystemManagerResponse.describe_instance_information = describe_instance_information
+    ssm_models.Documents.find = _find_document(ssm_models.Documents.find)  # type: ignore[method-assign]
     SimpleSystemManagerResponse.list_command_invocations = list_command_invocations
     SimpleSystemManagerResponse.cancel_command = cancel_command
     AutoScalingResponse.describe_warm_pool = describe_warm_pool
+    efs_models.AccessPoint.__init__ = _access_point_init(efs_models.AccessPoint.__init__)  # type: ignore[method-assign]
     asg_models.FakeAutoScalingGroup.instances = property(_group_instances)  # type: ignore[method-assign,assignment]
     ssm_backend = ssm_models.SimpleSystemManagerBackend
     ssm_backend.send_command = _send_command(ssm_backend.send_command)
