@@ -13,6 +13,7 @@ from chalicelib.accounts import AwsAccess
 from chalicelib.checks import network
 from chalicelib.checks.findings import Findings
 from chalicelib.checks.network import check_network
+from chalicelib.checks.reach import GroupRef, Rule, SecurityGroup
 from chalicelib.mount_spec import MountSpec, default_mount_path
 from simulation.landscape import AMI_ID, Landscape, scale_out
 
@@ -341,3 +342,45 @@ def test_a_refused_call_is_unsure_never_a_false_problem_nor_an_exception(
     assert set(findings.problems) <= set(expected.problems)
     if findings.problems != expected.problems:
         assert any(operation.split(":")[1] in line for line in findings.unsure)
+
+
+def test_a_described_group_becomes_one_rule_per_peer():
+    # As DescribeSecurityGroups answers for a group referencing one in a peered VPC of another account.
+    described = {
+        "GroupId": "sg-0aaaaaaaaaaaaaaaa",
+        "OwnerId": "111111111111",
+        "VpcId": "vpc-1",
+        "IpPermissions": [
+            {
+                "IpProtocol": "tcp",
+                "FromPort": 2049,
+                "ToPort": 2049,
+                "IpRanges": [{"CidrIp": "10.0.0.0/16"}],
+                "Ipv6Ranges": [{"CidrIpv6": "::/0"}],
+                "PrefixListIds": [{"PrefixListId": "pl-1"}],
+                "UserIdGroupPairs": [
+                    {
+                        "GroupId": "sg-0bbbbbbbbbbbbbbbb",
+                        "UserId": "222222222222",
+                        "VpcId": "vpc-2",
+                        "VpcPeeringConnectionId": "pcx-1",
+                        "PeeringStatus": "active",
+                    }
+                ],
+            }
+        ],
+        "IpPermissionsEgress": [{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}],
+    }
+    group = network.security_group_from_description(described)
+    assert group == SecurityGroup(
+        "sg-0aaaaaaaaaaaaaaaa",
+        "111111111111",
+        "vpc-1",
+        ingress=(
+            Rule("tcp", 2049, 2049, cidr="10.0.0.0/16"),
+            Rule("tcp", 2049, 2049, cidr_v6="::/0"),
+            Rule("tcp", 2049, 2049, prefix_list="pl-1"),
+            Rule("tcp", 2049, 2049, group=GroupRef("sg-0bbbbbbbbbbbbbbbb", "222222222222", "vpc-2", "pcx-1")),
+        ),
+        egress=(Rule("-1", cidr="0.0.0.0/0"),),
+    )
