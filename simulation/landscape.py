@@ -32,7 +32,11 @@ class Landscape:
     hook_name: str = "efs-automount"
     file_system_id: str = ""
     cluster_arn: str = ""
+    vpc_id: str = ""
     subnet_ids: list[str] = field(default_factory=list)
+    # As the README asks: the hosts' group, and the mount targets' group admitting TCP 2049 from it.
+    host_security_group_id: str = ""
+    mount_target_security_group_id: str = ""
 
     def client(self, service: str) -> Any:
         return self.session.client(service, region_name=self.region)
@@ -99,14 +103,18 @@ def build_landscape(
     with_file_system: bool = True,
     with_document: bool = True,
 ) -> Landscape:
-    """A VPC with a subnet per AZ, EFS with a mount target in each, an ECS cluster and a group with the hook.
+    """A VPC with a subnet per AZ, EFS with a mount target in each, an ECS cluster and a group with the hook; the
+    security groups as the README asks (the mount targets' admits TCP 2049 from the hosts').
 
     `group_tags` default to the file system tag; pass {} for a group without it.
     """
     account = session.client("sts", region_name=region).get_caller_identity()["Account"]
     land = Landscape(session=session, account=account, region=region, hook_name=hook_name, group_name=group_name)
     ec2 = land.client("ec2")
-    vpc_id = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    vpc_id = land.vpc_id = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    land.host_security_group_id = ec2.create_security_group(
+        GroupName=f"{group_name}-hosts", Description="ECS hosts of the group", VpcId=vpc_id
+    )["GroupId"]
     zones = [z["ZoneName"] for z in ec2.describe_availability_zones()["AvailabilityZones"]][:2]
     for index, zone in enumerate(zones):
         # /20: room for a burst of a thousand hosts.
@@ -115,8 +123,22 @@ def build_landscape(
     if with_file_system:
         efs = land.client("efs")
         land.file_system_id = efs.create_file_system(CreationToken="shared-data", Encrypted=True)["FileSystemId"]
+        land.mount_target_security_group_id = ec2.create_security_group(
+            GroupName=f"{group_name}-efs-mount-targets", Description="NFS from the ECS hosts", VpcId=vpc_id
+        )["GroupId"]
+        nfs_from_hosts = {"GroupId": land.host_security_group_id, "Description": "NFS from the ECS hosts"}
+        ec2.authorize_security_group_ingress(
+            GroupId=land.mount_target_security_group_id,
+            IpPermissions=[
+                {"IpProtocol": "tcp", "FromPort": 2049, "ToPort": 2049, "UserIdGroupPairs": [nfs_from_hosts]}
+            ],
+        )
         for subnet_id in land.subnet_ids:
-            efs.create_mount_target(FileSystemId=land.file_system_id, SubnetId=subnet_id)
+            efs.create_mount_target(
+                FileSystemId=land.file_system_id,
+                SubnetId=subnet_id,
+                SecurityGroups=[land.mount_target_security_group_id],
+            )
     if with_document:
         create_mount_document(land.client("ssm"))
     ecs = land.client("ecs")
@@ -128,6 +150,7 @@ def build_landscape(
         LaunchTemplateData={
             "ImageId": AMI_ID,
             "InstanceType": "t3.medium",
+            "SecurityGroupIds": [land.host_security_group_id],
             "UserData": base64.b64encode(user_data.encode()).decode(),
         },
     )["LaunchTemplate"]["LaunchTemplateId"]
