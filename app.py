@@ -53,6 +53,12 @@ def sweeper(event, context):
     return entrypoints.handle_sweep(event)
 
 
+@app.schedule(Rate(1, unit=Rate.HOURS), name="checks")
+@lambda_handler
+def checks(event, context):
+    return entrypoints.handle_checks(event)
+
+
 @app.lambda_function(name="repair")
 @lambda_function_handler
 def repair(event, context):

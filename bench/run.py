@@ -491,6 +491,91 @@ def repair_at_scale(host_count: int, service_count: int) -> dict[str, Any]:
     }
 
 
+# Lambda's price per GB-second (x86, us-east-1) and per request, for the monthly cost of the hourly checks.
+LAMBDA_GB_SECOND_USD = 0.0000166667
+LAMBDA_REQUEST_USD = 0.0000002
+RUNS_PER_MONTH = 24 * 30
+
+
+def checks_at_scale(group_count: int, account_count: int) -> dict[str, Any]:
+    """The hourly configuration checks over `group_count` tagged groups spread over `account_count` accounts (the
+    app's own and trusted members, each with its file system and mount document): AWS calls per group, and the
+    run projected against its function's timeout, with its monthly cost."""
+    from moto import mock_aws
+
+    meter = METER
+    with mock_aws(), patched_env({}), contextlib.ExitStack() as deployed:
+        import boto3
+
+        from simulation import moto_gaps
+
+        app = fresh_app()
+        from simulation.landscape import build_landscape, create_member_role, session_in_account
+
+        moto_gaps.install()
+        moto_gaps.WORLD.reset()
+        own = boto3.Session(region_name="us-east-1")
+        own_account = own.client("sts").get_caller_identity()["Account"]
+        members = [f"2109876543{index:02d}" for index in range(1, account_count)]
+        for index, account in enumerate([own_account, *members]):
+            session = own if account == own_account else session_in_account(account)
+            if account != own_account:
+                create_member_role(session, own_account)
+            groups = group_count // account_count + (1 if index < group_count % account_count else 0)
+            land = build_landscape(session, group_name=f"hosts-{index}-0")
+            _more_groups(land, groups - 1, index)
+        settings = deployed_settings("checks", stack_resources(own.client))
+        deployed.enter_context(patched_env({**function_environment(settings), "TRUSTED_ACCOUNTS": ",".join(members)}))
+        invoke = invoker(app, meter, settings)
+        meter.reset()
+        report = invoke("checks", {"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}})
+        calls = len(meter.calls)
+        by_operation: dict[str, int] = {}
+        for call in meter.calls:
+            by_operation[call] = by_operation.get(call, 0) + 1
+    own = invoke.seconds - meter.aws_seconds  # type: ignore[attr-defined]
+    projected = own + calls * ASSUMED_AWS_CALL_SECONDS
+    gb_seconds = settings.memory_mb / 1024 * projected
+    return {
+        "groups": group_count,
+        "accounts": account_count,
+        "groups_checked": len(report["groups"]),
+        "problems": sum(len(g["problems"]) for g in report["groups"]),
+        "errors": report["errors"],
+        "aws_calls": calls,
+        "aws_calls_per_group": round(calls / max(group_count, 1), 1),
+        "aws_calls_by_operation": dict(sorted(by_operation.items())),
+        "projected_seconds": round(projected, 1),
+        "timeout_seconds": settings.timeout_s,
+        "monthly_usd": round(RUNS_PER_MONTH * (gb_seconds * LAMBDA_GB_SECOND_USD + LAMBDA_REQUEST_USD), 4),
+        "note": f"projected = own time + AWS calls x {ASSUMED_AWS_CALL_SECONDS} s; cost: Lambda only, 720 runs a month",
+    }
+
+
+def _more_groups(land: Any, count: int, index: int) -> None:
+    """`count` more groups like the landscape's (its launch template, subnets, tags and hook)."""
+    autoscaling = land.client("autoscaling")
+    (first,) = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[land.group_name])["AutoScalingGroups"]
+    for number in range(1, count + 1):
+        name = f"hosts-{index}-{number}"
+        autoscaling.create_auto_scaling_group(
+            AutoScalingGroupName=name,
+            LaunchTemplate={"LaunchTemplateId": first["LaunchTemplate"]["LaunchTemplateId"], "Version": "$Latest"},
+            MinSize=0,
+            MaxSize=10,
+            DesiredCapacity=0,
+            VPCZoneIdentifier=first["VPCZoneIdentifier"],
+            Tags=[{**tag, "ResourceId": name} for tag in first["Tags"]],
+        )
+        autoscaling.put_lifecycle_hook(
+            LifecycleHookName=land.hook_name,
+            AutoScalingGroupName=name,
+            LifecycleTransition="autoscaling:EC2_INSTANCE_LAUNCHING",
+            HeartbeatTimeout=900,
+            DefaultResult="ABANDON",
+        )
+
+
 def drifted_cluster(
     land: Any, host_count: int, service_count: int, hosts: Any, moto_gaps: Any, register: Any, scale_out: Any
 ) -> dict[str, int]:
@@ -501,9 +586,15 @@ def drifted_cluster(
     from chalicelib.mount_attribute import mount_attribute_name
 
     autoscaling, ecs, ssm = (land.client(s) for s in ("autoscaling", "ecs", "ssm"))
+    hook = autoscaling.describe_lifecycle_hooks(AutoScalingGroupName=land.group_name)["LifecycleHooks"][0]
     autoscaling.delete_lifecycle_hook(LifecycleHookName=land.hook_name, AutoScalingGroupName=land.group_name)
     instance_ids = scale_out(land, host_count)
     hosts.boot_agents(land, instance_ids)
+    # The app (and its hook) installed once the hosts were running: the group is set up as the README asks.
+    autoscaling.put_lifecycle_hook(
+        **{k: hook[k] for k in ("LifecycleHookName", "AutoScalingGroupName", "LifecycleTransition", "DefaultResult")},
+        HeartbeatTimeout=hook["HeartbeatTimeout"],
+    )
     container_instances = {i: register(land, i) for i in instance_ids}
     never = max(1, host_count // 50)
     lost = max(1, host_count // 100)
@@ -908,6 +999,20 @@ def table(results: dict[str, Any]) -> str:
         ]
     if "repair" in results:
         rows += repair_rows(results["repair"])
+    if "checks" in results:
+        checks = results["checks"]
+        rows += [
+            (
+                f"checks: {checks['groups']} groups, {checks['accounts']} accounts: calls per group",
+                f"{checks['aws_calls_per_group']}",
+                f"{checks['aws_calls']} calls, {checks['problems']} problems",
+            ),
+            (
+                "checks: hourly run, projected",
+                f"{checks['projected_seconds']} s",
+                f"timeout {checks['timeout_seconds']} s; ~${checks['monthly_usd']} a month",
+            ),
+        ]
     if "package" in results:
         pkg = results["package"]
         rows += [
@@ -1002,6 +1107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repair-hosts", type=int, default=1000)
     parser.add_argument("--repair-services", type=int, default=200)
     parser.add_argument("--scale-out-hosts", type=int, default=1000, help="hosts of the simulated scale-out")
+    parser.add_argument("--check-groups", type=int, default=100, help="groups of the hourly checks (3 accounts)")
     parser.add_argument("--out", type=Path, default=OUT, help="where the figures go (JSON)")
     parser.add_argument("--log", type=Path, default=LOG, help="where the app's log and metric lines go")
     parser.add_argument(
@@ -1019,6 +1125,7 @@ def main(argv: list[str] | None = None) -> int:
         ("task_definitions", lambda: task_definitions(args.task_definitions)),
         ("burst", lambda: burst(args.burst, throttle_share=0.2)),
         ("repair", lambda: repair_at_scale(args.repair_hosts, args.repair_services)),
+        ("checks", lambda: checks_at_scale(args.check_groups, account_count=3)),
         ("package", lambda: package(args.cold_runs)),
         ("scale_out", lambda: scale_out(args.scale_out_hosts, 0.2, seed=13, picture=args.out.parent / PICTURE)),
     ]

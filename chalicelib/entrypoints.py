@@ -234,3 +234,13 @@ def handle_sweep(event: Any = None) -> dict[str, Any]:
     report = Sweeper(load_settings(), aws_accounts(), lifecycle_flow()).run()
     logger.info("sweep done", hosts=len(report["hosts"]), errors=len(report["errors"]), truncated=report["truncated"])
     return report
+
+
+def handle_checks(event: Any = None) -> dict[str, Any]:
+    """The hourly configuration checks of every tagged group the app serves (CONTRACT "Configuration checks")."""
+    from chalicelib.checks.group_checks import ScheduledChecks
+
+    report = ScheduledChecks(load_settings(), aws_accounts()).run()
+    problems = sum(len(group["problems"]) for group in report["groups"])
+    logger.info("checks done", groups=len(report["groups"]), problems=problems, errors=len(report["errors"]))
+    return report

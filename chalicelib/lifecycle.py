@@ -457,6 +457,7 @@ class LifecycleFlow:
                     waited_seconds=int(current - started),
                     commands_cancelled=len(running),
                     result=failure_result.value,
+                    configuration_problems=self._problems_now(aws, group_name),
                 )
                 count("MountsFailed", Reason="timeout")
                 return self._complete(aws, group_name, instance_id, failure_result)
@@ -479,6 +480,7 @@ class LifecycleFlow:
                     detail=result.message,
                     attempts=failed,
                     result=failure_result.value,
+                    configuration_problems=self._problems_now(aws, group_name),
                 )
                 count("MountsFailed", Reason=kind)
                 return self._complete(aws, group_name, instance_id, failure_result)
@@ -490,7 +492,12 @@ class LifecycleFlow:
         try:
             parameters = self._mount_parameters(aws, spec, zone)
         except NoMountTarget as exc:
-            logger.error("cannot mount from the host's zone; no mount command sent", reason=str(exc), zone=zone)
+            logger.error(
+                "cannot mount from the host's zone; no mount command sent",
+                reason=str(exc),
+                zone=zone,
+                configuration_problems=self._problems_now(aws, group_name),
+            )
             count("MountsFailed", Reason="no-mount-target")
             return self._complete(
                 aws, group_name, instance_id, self._failure_result_now(aws, group_name, failure_result)
@@ -827,6 +834,21 @@ class LifecycleFlow:
         if fresh != cached:
             logger.warning("failure result changed since the group's tags were read", was=cached.value, now=fresh.value)
         return fresh
+
+    def _problems_now(self, aws: AwsAccess, group_name: str) -> list[str]:
+        """The group's configuration problems as the checks find them now, so that a failure explains itself (each
+        counted in ConfigurationProblems); none when they cannot be read. Only when a host fails for good."""
+        from chalicelib.checks.group_checks import GroupChecks, tagged_groups
+
+        try:
+            described = tagged_groups(aws, [group_name])
+            problems = GroupChecks(self._settings).check(aws, described[0]).findings.problems if described else []
+        except Exception as exc:  # noqa: BLE001 - the failure is decided either way; the checks only explain it
+            logger.warning("could not check the group's configuration", error=str(exc))
+            return []
+        for problem in problems:
+            count("ConfigurationProblems", Rule=problem.split(":", 1)[0])
+        return problems
 
     def _cancel(self, ssm: Any, instance_id: str, running: list[dict[str, Any]]) -> None:
         """Cancel our commands still running on the host, so none mounts after the host was decided."""

@@ -89,6 +89,8 @@ class Repair:
         self._container_instance_views: dict[str, dict[str, ContainerInstanceView]] = {}
         self._unreadable_clusters: set[str] = set()
         self._mount_commands: dict[str, list[dict[str, Any]]] = {}
+        # Each examined group as DescribeAutoScalingGroups reported it: what its configuration checks read.
+        self._raw_groups: dict[str, dict[str, Any]] = {}
         self._where = ""
 
     def run(self, request: RepairRequest, aws: AwsAccess) -> dict[str, Any]:
@@ -98,6 +100,7 @@ class Repair:
             "account": aws.account,
             "region": aws.region,
             "dry_run": request.dry_run,
+            "groups": [],
             "instances": [],
             "lifecycle_actions": [],
             "task_definitions": [],
@@ -139,6 +142,8 @@ class Repair:
             "discovering the groups",
             lambda: self._groups(aws, request, cluster_arn, report["errors"]),
         )
+        self._where = "checking the groups' configuration"
+        self._check_groups(aws, groups or [], report)
         self._where = "examining hosts"
         self._hosts(aws, request, cluster_arn, groups or [], report)
         if cluster_arn is not None:
@@ -214,6 +219,7 @@ class Repair:
             pages = autoscaling.get_paginator("describe_auto_scaling_groups").paginate(AutoScalingGroupNames=batch)
             for page in pages:
                 for raw in page["AutoScalingGroups"]:
+                    self._raw_groups[raw["AutoScalingGroupName"]] = raw
                     instances = raw.get("Instances", [])
                     groups.append(
                         Group(
@@ -224,6 +230,26 @@ class Repair:
                         )
                     )
         return groups
+
+    def _check_groups(self, aws: AwsAccess, groups: list[Group], report: dict[str, Any]) -> None:
+        """The configuration every mount of each group depends on (CONTRACT "Configuration checks"): reported in
+        `groups`, changed never, dry run or not."""
+        from chalicelib.checks.group_checks import GroupChecks
+
+        checks = GroupChecks(self._settings)
+        for group in groups:
+            raw = self._raw_groups.get(group.name)
+            if raw is None:
+                continue
+            self._check_time(f"checking group {group.name}")
+            try:
+                found = checks.check(aws, raw)
+            except OutOfTime:
+                raise
+            except Exception as exc:
+                self._error(report, group.name, exc, "checking the group's configuration")
+                continue
+            report["groups"].append(found.as_item())
 
     def _container_instances(
         self, aws: AwsAccess, cluster_arn: str, gone_is_empty: bool = False

@@ -262,7 +262,7 @@ def legacy_constraint_problem(definition: dict[str, Any], file_system_id: str) -
 
 
 def summarize(report: dict[str, Any]) -> dict[str, int]:
-    items = report["instances"] + report["lifecycle_actions"] + report["task_definitions"]
+    items = report.get("groups", []) + report["instances"] + report["lifecycle_actions"] + report["task_definitions"]
     return {
         "examined": len(items),
         "with_problems": sum(1 for item in items if item["problems"]),

@@ -190,11 +190,13 @@ def run(
     deliver(moto_gaps.WORLD.drain())
     task_definition_lines = demo_task_definition(land, deliver, timeline)
     rows = result_rows(land, instance_ids, commands, registered)
-    from simulation.demo_repair import repair_scene
+    from simulation.demo_checks import checks_scene
+    from simulation.demo_repair import _repair_invoker, repair_scene
 
     repair_lines, last_repair = repair_scene(app, land, registered, deliver, timeline, agents)
+    checks_lines, next_host_mounted = checks_scene(land, _repair_invoker(app, land.account), deliver, timeline, agents)
     log.close()
-    return rows, host_lines(agents), task_definition_lines, repair_lines, last_repair
+    return rows, host_lines(agents), task_definition_lines, repair_lines, last_repair, checks_lines, next_host_mounted
 
 
 def host_lines(agents: Any) -> list[str]:
@@ -306,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     with local_aws() as endpoint, tempfile.TemporaryDirectory(prefix="efs-automount-hosts-") as agents_dir:
         print(f"efs-automount demo: local AWS at {endpoint}\n")
         print(f"Timeline, {CLOCK}")
-        rows, hosts_lines, task_definition_lines, repair_lines, last_repair = run(
+        rows, hosts_lines, task_definition_lines, repair_lines, last_repair, checks_lines, next_host_mounted = run(
             args.hosts, args.fail, Path(agents_dir)
         )
     print("\nResult")
@@ -317,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(task_definition_lines))
     print("\nRepair")
     print("\n".join(repair_lines))
+    print("\nConfiguration checks")
+    print("\n".join(checks_lines))
     print(f"\nThe app's JSON logs and EMF metrics: {LOG_FILE.relative_to(ROOT)}")
     if "(2 revisions)" not in task_definition_lines[0]:
         print("demo FAILED: the tagged task definition did not get exactly one new revision")
@@ -334,6 +338,9 @@ def main(argv: list[str] | None = None) -> int:
         "errors": 0,
     }:
         print("demo FAILED: the second repair still found something")
+        return 1
+    if not next_host_mounted:
+        print("demo FAILED: after the security group was fixed, the next host was not mounted")
         return 1
     return 0
 

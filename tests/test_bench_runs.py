@@ -16,7 +16,7 @@ def test_bench_runs_end_to_end_and_its_correctness_figures_hold(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     command = [sys.executable, "-m", "bench.run", "--cold-runs", "1", "--hosts", "2", "--burst", "5"]
     command += ["--task-definitions", "3", "--repair-hosts", "4", "--repair-services", "3", "--out", str(out)]
-    command += ["--log", str(log), "--scale-out-hosts", "5"]
+    command += ["--log", str(log), "--scale-out-hosts", "5", "--check-groups", "4"]
 
     run = subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True, text=True, timeout=300)
 
@@ -52,7 +52,15 @@ def test_bench_runs_end_to_end_and_its_correctness_figures_hold(tmp_path):
     assert (tmp_path / "scale-out.png").stat().st_size > 0
     repair = figures["repair"]
     assert repair["dry_run"]["summary"]["actions"] == repair["repair"]["summary"]["actions"] == 3
-    assert repair["second_run"]["summary"] == {"examined": 5, "with_problems": 0, "actions": 0, "errors": 0}
+    # the group (checked, no problem), 3 hosts, the task definition
+    assert repair["second_run"]["summary"] == {"examined": 6, "with_problems": 0, "actions": 0, "errors": 0}
+    checks = figures["checks"]
+    # 4 groups over 3 accounts, each set up as the README asks: checked, and no problem
+    assert checks["groups_checked"] == 4 and checks["problems"] == 0 and checks["errors"] == []
+    assert not any(
+        call.split(":")[1].startswith(("Create", "Put", "Update", "Delete"))
+        for call in checks["aws_calls_by_operation"]
+    )
     assert not any(
         call.split(":")[1].startswith(("Create", "Put", "Send", "Register", "Update"))
         for call in repair["dry_run"]["aws_calls_by_operation"]

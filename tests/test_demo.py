@@ -37,13 +37,20 @@ def test_demo_mounts_every_host_and_abandons_the_failed_one():
     assert "attribute:efs-automount.fs-" in task_definition
     assert "ignored: already rewritten as" in result.stdout
     # The repair scene: a dry run reports the three drifts, repair fixes them, a second run finds nothing
-    dry_run, fixed, again = result.stdout.split("\nRepair\n")[1].split("$ make repair")[1:]
+    repair, checks = result.stdout.split("\nRepair\n")[1].split("\nConfiguration checks\n")
+    dry_run, fixed, again = repair.split("$ make repair")[1:]
     assert "! never mounted" in dry_run and "-> would send the mount command" in dry_run
     assert "! container instance lacks the attribute efs-automount.fs-" in dry_run
     assert "-> would register the next revision" in dry_run
-    assert "examined 4, with problems 3, actions 3, errors 0" in dry_run
+    assert "examined 5, with problems 3, actions 3, errors 0" in dry_run  # the group (no problem), 2 hosts, 1 revision
     assert "-> mount command sent: " in fixed and "-> registered arn:" in fixed and "-> attribute" in fixed
     assert "nothing to repair" in again and "with problems 0, actions 0, errors 0" in again
+    # The checks scene: the mount targets' group admits only SSH; the dry run names it per mount target; fixed,
+    # the check is clean and the next host mounts
+    before, after = checks.split("$ make repair GROUP=")[1:]
+    assert before.count("! nfs-blocked: mount target fsmt-") == 2 and "admits no TCP 2049" in before
+    assert "nothing to repair" in after.split("the next host")[0]
+    assert ": InService" in after
     _assert_timeline_reads_well(result.stdout)
     _assert_hosts_ran_the_script(result.stdout, [row[0] for row in rows])
 

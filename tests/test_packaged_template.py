@@ -12,7 +12,16 @@ from typing import Any
 from chalicelib import observability
 from tests.test_member_template import MEMBER, _holds, _rules
 
-FUNCTIONS = ("OnLaunch", "OnCommandStatus", "OnContainerInstance", "OnTaskDefinition", "Sweeper", "OnRetry", "Repair")
+FUNCTIONS = (
+    "OnLaunch",
+    "OnCommandStatus",
+    "OnContainerInstance",
+    "OnTaskDefinition",
+    "Sweeper",
+    "OnRetry",
+    "Repair",
+    "Checks",
+)
 
 
 def _defaults(template: dict[str, Any], **values: str) -> dict[str, str]:
@@ -119,7 +128,8 @@ def test_alarms_notify_the_topic_only_when_one_is_given(packaged):
     assert _holds(packaged, "HasAlarmTopic", _defaults(packaged, AlarmTopicArn="arn:aws:sns:us-east-1:1:t"))
     notify = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
     alarms = _alarms(packaged)
-    assert len(alarms) == 4 + 2 * len(FUNCTIONS)
+    assert len(alarms) == 5 + 2 * len(FUNCTIONS)
+    assert "ConfigurationProblemsAlarm" in alarms  # the hourly checks' ConfigurationProblems, any Rule
     for alarm in alarms.values():
         assert alarm["AlarmActions"] == notify and alarm["OKActions"] == notify, alarm["AlarmName"]
         assert alarm["AlarmDescription"], alarm["AlarmName"]

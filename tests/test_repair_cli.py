@@ -48,7 +48,7 @@ def test_problems_found_print_as_a_table_and_exit_2_then_0_once_repaired(tmp_pat
     (row,) = [line for line in text.splitlines() if line.startswith("host")]
     assert never in row and "ecs-hosts" in row and "! never mounted" in row
     assert any(line.strip().startswith("-> would send the mount command") for line in text.splitlines())
-    assert "examined 1, with problems 1, actions 1, errors 0" in text
+    assert "examined 2, with problems 1, actions 1, errors 0" in text  # the group (no problem) and the host
 
     code, text = _run(["--cluster", land.cluster_name, "--json"], _invoker(lambda_))
     assert code == 2

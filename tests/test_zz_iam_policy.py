@@ -20,6 +20,9 @@ RUNTIME_ONLY = {"LambdaLogs", "RetryQueueSubscription"}
 IMPLIED_BY = {
     "ecs:TagResource": "ecs:RegisterTaskDefinition",  # registering with tags
     "iam:PassRole": "ecs:RegisterTaskDefinition",  # registering with a task or execution role
+    # "the caller needs ec2:DescribeNetworkInterfaceAttribute on the mount target's network interface"
+    # (https://docs.aws.amazon.com/efs/latest/ug/API_DescribeMountTargetSecurityGroups.html)
+    "ec2:DescribeNetworkInterfaceAttribute": "elasticfilesystem:DescribeMountTargetSecurityGroups",
 }
 
 

@@ -59,7 +59,16 @@ SCRIPT_ROOTS_LINE = f"readonly MOUNT_ROOTS={','.join(DEFAULT_MOUNT_ROOTS)}"
 OPT_IN_POLICY = ROOT / ".chalice" / "policy-opt-in.json"
 OPT_INS = {"UpdateServices": "UPDATE_SERVICES", "DeregisterSource": "DEREGISTER_SOURCE"}
 # With autogen_policy off, `chalice package` gives every function its own role, named after the function.
-FUNCTIONS = ("OnLaunch", "OnCommandStatus", "OnContainerInstance", "OnTaskDefinition", "Sweeper", "OnRetry", "Repair")
+FUNCTIONS = (
+    "OnLaunch",
+    "OnCommandStatus",
+    "OnContainerInstance",
+    "OnTaskDefinition",
+    "Sweeper",
+    "OnRetry",
+    "Repair",
+    "Checks",
+)
 APP = ROOT / "app.py"
 ENTRYPOINTS = ROOT / "chalicelib" / "entrypoints.py"
 # The one function of chalicelib/entrypoints.py that makes the retry queue: a handler whose entry point reaches it can

@@ -17,6 +17,9 @@ FIVE_MINUTES = 300
 # Every MountsFailed series whatever its Reason, today's and tomorrow's: a CloudWatch Metrics Insights query, which an
 # alarm takes as its expression. A constant: nothing of it comes from input.
 MOUNTS_FAILED_QUERY = f'SELECT SUM(MountsFailed) FROM SCHEMA("{NAMESPACE}", Reason, service)'  # noqa: S608
+# Every ConfigurationProblems series whatever its Rule (the hourly checks): the same kind of query.
+CONFIGURATION_PROBLEMS_QUERY = f'SELECT SUM(ConfigurationProblems) FROM SCHEMA("{NAMESPACE}", Rule, service)'  # noqa: S608
+ONE_HOUR = 3600
 
 
 def parameters() -> dict[str, Any]:
@@ -133,6 +136,20 @@ def alarms(functions: dict[str, Any]) -> dict[str, Any]:
                 }
             ],
         ),
+        "ConfigurationProblemsAlarm": _alarm(
+            "configuration-problems",
+            "The hourly checks found what will make the next mount of a group fail (dimension Rule: the rule id). "
+            "The log line 'configuration problem' names the group and the resource to fix; repair reports the "
+            "same in `groups` (README: Configuration checks).",
+            Metrics=[
+                {
+                    "Id": "problems",
+                    "Expression": CONFIGURATION_PROBLEMS_QUERY,
+                    "Period": ONE_HOUR,
+                    "ReturnData": True,
+                }
+            ],
+        ),
         "HostsAbandonedAlarm": _alarm(
             "hosts-abandoned",
             "The app completed a launch with ABANDON: Auto Scaling terminates the host and launches another, "
@@ -245,6 +262,7 @@ def dashboard(functions: dict[str, Any], alarm_ids: list[str]) -> dict[str, Any]
             "Events and member accounts",
             [[search("EventsRejected", "Reason")], app("AssumeRoleFailures")],
         ),
+        graph("Configuration problems, by rule (hourly checks)", [[search("ConfigurationProblems", "Rule")]]),
         graph(
             "Task definitions",
             [app("TaskDefinitionsRewritten"), [search("TaskDefinitionsRejected", "Reason")], app("ServicesUpdated")],

@@ -71,11 +71,20 @@ def render_table(report: dict[str, Any]) -> str:
     scope = report.get("cluster") or report.get("auto_scaling_group")
     lines = [f"{mode} of {scope} in account {report['account']}, {report['region']}", ""]
     rows: list[tuple[str, str, str, str]] = []
-    kinds = (("instances", "host"), ("lifecycle_actions", "waiting host"), ("task_definitions", "task definition"))
+    # The groups' configuration first: what makes the next mount fail is what to fix first.
+    kinds = (
+        ("groups", "group"),
+        ("instances", "host"),
+        ("lifecycle_actions", "waiting host"),
+        ("task_definitions", "task definition"),
+    )
     for key, kind in kinds:
-        for item in report[key]:
-            name = item.get("instance_id") or item.get("task_definition", "").rsplit("/", 1)[-1]
-            where = item.get("auto_scaling_group") or ", ".join(item.get("services", []))
+        for item in report.get(key, []):  # a function of an earlier release reports no groups
+            if key == "groups":
+                name, where = item["auto_scaling_group"], item.get("file_system_id") or ""
+            else:
+                name = item.get("instance_id") or item.get("task_definition", "").rsplit("/", 1)[-1]
+                where = item.get("auto_scaling_group") or ", ".join(item.get("services", []))
             notes = [f"! {p}" for p in item["problems"]] + [f"-> {a}" for a in item["actions"]]
             for index, note in enumerate(notes):
                 rows.append((kind, name, where, note) if index == 0 else ("", "", "", note))
