@@ -180,6 +180,7 @@ class LifecycleFlow:
         self._file_systems: TtlCache[FileSystemAccess] = TtlCache(FILE_SYSTEM_CACHE_SECONDS, clock=flow_clock)
         self._hooks: TtlCache[Hook | None] = TtlCache(HOOK_CACHE_SECONDS, clock=flow_clock)
         self._tags: TtlCache[dict[str, str]] = TtlCache(GROUP_TAG_CACHE_SECONDS, clock=flow_clock)
+        self._problems: TtlCache[list[str]] = TtlCache(GROUP_TAG_CACHE_SECONDS, clock=flow_clock)
         self._warned_no_queue = False
         # When each host's wait began (AWS's launch activity) and this container's heartbeats for it.
         self._waits = LaunchWaits(settings.hook_name, flow_clock)
@@ -452,6 +453,8 @@ class LifecycleFlow:
                 # A command still running past the budget (a hung host) is cancelled, then the host decided.
                 self._cancel(ssm, instance_id, running)
                 failure_result = self._failure_result_now(aws, group_name, failure_result)
+                outcome = self._complete(aws, group_name, instance_id, failure_result)
+                # Decided first: the checks that explain the failure must not hold the decision up.
                 logger.error(
                     "host waited longer than its budget; deciding with the failure result",
                     waited_seconds=int(current - started),
@@ -460,7 +463,7 @@ class LifecycleFlow:
                     configuration_problems=self._problems_now(aws, group_name),
                 )
                 count("MountsFailed", Reason="timeout")
-                return self._complete(aws, group_name, instance_id, failure_result)
+                return outcome
         if running:
             return "waiting: mount command running"
 
@@ -472,6 +475,7 @@ class LifecycleFlow:
             kind = "permanent" if result.permanent else "transient"
             if not retry_after_failure(result, failed, self._settings.mount_attempts):
                 failure_result = self._failure_result_now(aws, group_name, failure_result)
+                outcome = self._complete(aws, group_name, instance_id, failure_result)
                 logger.error(
                     "mount failed for good",
                     status=result.status,
@@ -483,7 +487,7 @@ class LifecycleFlow:
                     configuration_problems=self._problems_now(aws, group_name),
                 )
                 count("MountsFailed", Reason=kind)
-                return self._complete(aws, group_name, instance_id, failure_result)
+                return outcome
             retry_at = requested_at(last) + retry_delay(failed)
             if current < retry_at:
                 logger.warning("mount failed transiently; retrying", exit_code=result.exit_code, attempts=failed)
@@ -492,6 +496,9 @@ class LifecycleFlow:
         try:
             parameters = self._mount_parameters(aws, spec, zone)
         except NoMountTarget as exc:
+            outcome = self._complete(
+                aws, group_name, instance_id, self._failure_result_now(aws, group_name, failure_result)
+            )
             logger.error(
                 "cannot mount from the host's zone; no mount command sent",
                 reason=str(exc),
@@ -499,9 +506,7 @@ class LifecycleFlow:
                 configuration_problems=self._problems_now(aws, group_name),
             )
             count("MountsFailed", Reason="no-mount-target")
-            return self._complete(
-                aws, group_name, instance_id, self._failure_result_now(aws, group_name, failure_result)
-            )
+            return outcome
         except MountTargetNotReady as exc:
             logger.warning("mount target not ready; waiting", reason=str(exc))
             return self._later(aws, group_name, instance_id, attempt, retry_delay(attempt + 1), "mount target")
@@ -836,13 +841,17 @@ class LifecycleFlow:
         return fresh
 
     def _problems_now(self, aws: AwsAccess, group_name: str) -> list[str]:
-        """The group's configuration problems as the checks find them now, so that a failure explains itself (each
-        counted in ConfigurationProblems); none when they cannot be read. Only when a host fails for good."""
+        """The group's configuration problems as the checks find them (cached a minute: a burst of hosts failing
+        alike is checked once), so that a failure explains itself (each counted in ConfigurationProblems); none when
+        they cannot be read. Only once a host is decided: the checks never hold a decision up."""
         from chalicelib.checks.group_checks import GroupChecks, tagged_groups
 
-        try:
+        def check() -> list[str]:
             described = tagged_groups(aws, [group_name])
-            problems = GroupChecks(self._settings).check(aws, described[0]).findings.problems if described else []
+            return GroupChecks(self._settings).check(aws, described[0]).findings.problems if described else []
+
+        try:
+            problems = self._problems.get((aws.account, aws.region, group_name), check)
         except Exception as exc:  # noqa: BLE001 - the failure is decided either way; the checks only explain it
             logger.warning("could not check the group's configuration", error=str(exc))
             return []

@@ -445,24 +445,18 @@ def judge_file_system_policy(
                 f"{verdicts[True].why}; {consequence}; change the policy",
             )
             return
-        if verdicts.get(False) and verdicts[True].allowed is True and verdicts[False].allowed is False:
-            findings.problem(
-                "file-system-policy",
-                f"the policy of file system {file_system_id} refuses mounts without TLS ({verdicts[False].why} when "
-                f"aws:SecureTransport is false), but the app's mount command does not require TLS (RequireTls false: "
-                f"the app reads a TLS demand only as a Deny with the condition "
-                f'{{"Bool": {{"aws:SecureTransport": "false"}}}}), so a host without amazon-efs-utils mounts plain NFS '
-                f"and is refused; state the demand in that form",
+        if verdicts.get(False) and verdicts[True].allowed is not verdicts[False].allowed:
+            # Allowed with TLS or without it, not both: whether the mount works depends on whether the host's
+            # helper mounts with TLS (amazon-efs-utils does, and the script installs it where it can), which no
+            # API shows. Not a problem to report: what the policy decides either way, in the log.
+            refused = False if verdicts[False].allowed is False else True
+            findings.not_sure(
+                f"file-system-policy: the policy of {file_system_id} refuses {action} "
+                f"{'without' if refused is False else 'over'} TLS ({verdicts[refused].why}); the app's mount command "
+                f"does not require TLS (it reads a TLS demand only as a Deny with "
+                f'{{"Bool": {{"aws:SecureTransport": "false"}}}}), so it depends on the host\'s mount helper'
             )
-            return
-        if verdicts.get(False) and verdicts[True].allowed is False and verdicts[False].allowed is True:
-            findings.problem(
-                "file-system-policy",
-                f"the policy of file system {file_system_id} refuses mounts over TLS ({verdicts[True].why} when "
-                f"aws:SecureTransport is true), which a host with amazon-efs-utils always uses: {consequence}; "
-                f"change the policy",
-            )
-            return
+            continue
         unsure = [v.why for v in verdicts.values() if v.allowed is None]
         if unsure:
             findings.not_sure(f"file-system-policy: the policy of {file_system_id}: {unsure[0]}")
