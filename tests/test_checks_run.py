@@ -113,3 +113,53 @@ def test_a_mount_failing_for_good_names_the_groups_current_problems(land, bus, l
 
     (failed,) = [line for line in app_logs("ERROR") if line["message"] == "mount failed for good"]
     assert _rules(failed["configuration_problems"]) == ["nfs-blocked", "nfs-blocked"]
+
+
+def test_groups_of_one_file_system_read_it_once_per_run(land, lambda_):
+    # Given three groups of the landscape's file system (the landscape's and two more alike)
+    autoscaling = land.client("autoscaling")
+    (first,) = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[land.group_name])["AutoScalingGroups"]
+    for name in ("ecs-hosts-b", "ecs-hosts-c"):
+        autoscaling.create_auto_scaling_group(
+            AutoScalingGroupName=name,
+            LaunchTemplate={"LaunchTemplateId": first["LaunchTemplate"]["LaunchTemplateId"], "Version": "$Latest"},
+            MinSize=0,
+            MaxSize=1,
+            VPCZoneIdentifier=first["VPCZoneIdentifier"],
+            Tags=[{**tag, "ResourceId": name} for tag in first["Tags"]],
+        )
+
+    report = lambda_.invoke("checks", SCHEDULED_EVENT)
+
+    assert len(report["groups"]) == 3
+    operations = lambda_.operations()
+    for read in (
+        "elasticfilesystem:DescribeFileSystems",
+        "elasticfilesystem:DescribeFileSystemPolicy",
+        "elasticfilesystem:DescribeMountTargets",
+    ):
+        assert operations.count(read) == 1, (read, operations.count(read))
+    assert operations.count("autoscaling:DescribeLifecycleHooks") == 3  # per group: each has its own hook
+
+
+def test_a_runs_reads_keep_lasting_answers_and_errors_but_not_throttling():
+    from botocore.exceptions import ClientError
+
+    from chalicelib.checks.run_reads import _Answers
+
+    answers, calls = _Answers(), []
+
+    def failing(code):
+        def read():
+            calls.append(code)
+            raise ClientError({"Error": {"Code": code, "Message": code}}, "DescribeFileSystemPolicy")
+
+        return read
+
+    for _ in range(2):
+        with pytest.raises(ClientError):
+            answers.answer("describe_file_system_policy", {"FileSystemId": "fs-1"}, failing("PolicyNotFound"))
+        with pytest.raises(ClientError):
+            answers.answer("describe_file_system_policy", {"FileSystemId": "fs-2"}, failing("ThrottlingException"))
+        assert answers.answer("describe_file_systems", {"FileSystemId": "fs-1"}, lambda: calls.append("ok") or 1) == 1
+    assert calls == ["PolicyNotFound", "ThrottlingException", "ok", "ThrottlingException"]

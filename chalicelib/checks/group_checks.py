@@ -19,6 +19,7 @@ from chalicelib.checks.configuration import (
 from chalicelib.checks.document_digest import MOUNT_DOCUMENT_DIGEST
 from chalicelib.checks.findings import Findings
 from chalicelib.checks.network import check_network
+from chalicelib.checks.run_reads import RunReads
 from chalicelib.events import EventOrigin
 from chalicelib.mount_spec import FILE_SYSTEM_TAG, MountSpec
 from chalicelib.observability import count, logger
@@ -51,13 +52,15 @@ class GroupReport:
 
 class GroupChecks:
     """The checks of groups in one run: what every group of an account and region shares (the mount document)
-    is read once per place."""
+    is read once per place, and what groups of one file system share (its EFS reads) once per file system."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._documents: dict[tuple[str, str], Findings] = {}
+        self._reads: dict[tuple[str, str], RunReads] = {}
 
-    def check(self, aws: AwsAccess, raw_group: dict[str, Any]) -> GroupReport:
+    def check(self, place: AwsAccess, raw_group: dict[str, Any]) -> GroupReport:
+        aws = self._reads.setdefault((place.account, place.region), RunReads(place))
         findings = Findings()
         name = raw_group["AutoScalingGroupName"]
         check_hook(aws, raw_group, self._settings.hook_name, findings)
