@@ -847,7 +847,7 @@ class LifecycleFlow:
         from chalicelib.checks.group_checks import GroupChecks, tagged_groups
 
         def check() -> list[str]:
-            described = tagged_groups(aws, [group_name])
+            described = tagged_groups(aws, group_name)
             return GroupChecks(self._settings).check(aws, described[0]).findings.problems if described else []
 
         try:

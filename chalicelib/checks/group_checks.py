@@ -29,7 +29,6 @@ from chalicelib.settings import Settings
 # further account or region and checks no further group, and says so: a run ends with what it found counted,
 # with a margin for the place or group under way (a slow one: retried reads).
 CHECKING_SECONDS = 200
-GROUP_NAMES_PER_CALL = 100
 
 
 @dataclass(frozen=True)
@@ -85,27 +84,15 @@ class GroupChecks:
         return self._documents[key]
 
 
-def tagged_groups(aws: AwsAccess, names: list[str] | None = None) -> list[dict[str, Any]]:
-    """The raw descriptions of the groups tagged with the file system tag: the named ones, or every group."""
-    autoscaling = aws.client("autoscaling")
-    pages = []
-    if names is None:
-        pages = autoscaling.get_paginator("describe_auto_scaling_groups").paginate(
-            Filters=[{"Name": "tag-key", "Values": [FILE_SYSTEM_TAG]}]
-        )
-    else:
-        paginator = autoscaling.get_paginator("describe_auto_scaling_groups")
-        pages = [
-            page
-            for start in range(0, len(names), GROUP_NAMES_PER_CALL)
-            for page in paginator.paginate(AutoScalingGroupNames=names[start : start + GROUP_NAMES_PER_CALL])
-        ]
-    return [
-        raw
-        for page in pages
-        for raw in page["AutoScalingGroups"]
-        if any(tag.get("Key") == FILE_SYSTEM_TAG for tag in raw.get("Tags", []))
-    ]
+def tagged_groups(aws: AwsAccess, group_name: str | None = None) -> list[dict[str, Any]]:
+    """The raw descriptions of the groups tagged with the file system tag: the named one, or every group."""
+    named = {"AutoScalingGroupNames": [group_name]} if group_name is not None else {}
+    pages = (
+        aws.client("autoscaling")
+        .get_paginator("describe_auto_scaling_groups")
+        .paginate(Filters=[{"Name": "tag-key", "Values": [FILE_SYSTEM_TAG]}], **named)
+    )
+    return [raw for page in pages for raw in page["AutoScalingGroups"]]
 
 
 class ScheduledChecks:
