@@ -5,14 +5,14 @@ import os
 from chalice import Chalice, Rate
 
 from chalicelib import entrypoints
-from chalicelib.events import (
+from chalicelib.plumbing.events import (
     command_status_pattern,
     container_instance_pattern,
     launch_pattern,
     task_definition_registered_pattern,
 )
-from chalicelib.observability import lambda_function_handler, lambda_handler
-from chalicelib.settings import DEFAULT_HOOK_NAME, DEFAULT_MOUNT_DOCUMENT
+from chalicelib.plumbing.observability import lambda_function_handler, lambda_handler
+from chalicelib.plumbing.settings import DEFAULT_HOOK_NAME, DEFAULT_MOUNT_DOCUMENT
 
 app = Chalice(app_name="efs-automount", configure_logs=False)
 

@@ -160,8 +160,9 @@ METER = Meter()
 def fresh_app() -> Any:
     """The app as a new Lambda container would have it: no cached settings, clients or flows."""
     from app import app
-    from chalicelib import accounts, entrypoints, settings
-    from chalicelib.observability import logger
+    from chalicelib import entrypoints
+    from chalicelib.plumbing import accounts, settings
+    from chalicelib.plumbing.observability import logger
 
     if APP_LOG:
         logger.registered_handler.setStream(APP_LOG[0])
@@ -583,7 +584,7 @@ def drifted_cluster(
     command, as the launch step leaves it) with the attribute set; 2% never mounted, 1% with the attribute lost.
     No host carries an EC2 tag: repair reads none. Services mostly on plain or rewritten revisions, 2.5% on a
     tagged revision that was never rewritten."""
-    from chalicelib.mount_attribute import mount_attribute_name
+    from chalicelib.mount.attribute import mount_attribute_name
 
     autoscaling, ecs, ssm = (land.client(s) for s in ("autoscaling", "ecs", "ssm"))
     hook = autoscaling.describe_lifecycle_hooks(AutoScalingGroupName=land.group_name)["LifecycleHooks"][0]

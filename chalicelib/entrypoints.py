@@ -12,9 +12,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from chalice.app import CloudWatchEvent, EventSourceHandler
 
-from chalicelib.accounts import AssumeRoleFailed, AwsAccess, UntrustedAccount, aws_accounts
-from chalicelib.aws_names import ACCOUNT_ID
-from chalicelib.events import (
+from chalicelib.plumbing.accounts import AssumeRoleFailed, AwsAccess, UntrustedAccount, aws_accounts
+from chalicelib.plumbing.events import (
     EventOrigin,
     MalformedEvent,
     NotOurEvent,
@@ -23,13 +22,14 @@ from chalicelib.events import (
     parse_launch_action,
     parse_task_definition_registered,
 )
-from chalicelib.observability import count, logger
-from chalicelib.settings import load_settings
+from chalicelib.plumbing.names import ACCOUNT_ID
+from chalicelib.plumbing.observability import count, logger
+from chalicelib.plumbing.settings import load_settings
 
 if TYPE_CHECKING:
-    from chalicelib.host_record import ContainerInstanceFlow
-    from chalicelib.lifecycle import LifecycleFlow
-    from chalicelib.task_definition_flow import TaskDefinitionFlow
+    from chalicelib.container_instances.registration import ContainerInstanceFlow
+    from chalicelib.launch.flow import LifecycleFlow
+    from chalicelib.task_definitions.flow import TaskDefinitionFlow
 
 # Each flow is imported by the first handler that needs it: every Lambda function loads all of
 # app.py at a cold start, but only its own flow.
@@ -63,8 +63,8 @@ def tolerate_malformed_envelopes(app: Any) -> None:
 
 @cache
 def lifecycle_flow() -> LifecycleFlow:
-    from chalicelib.lifecycle import LifecycleFlow
-    from chalicelib.retry_queue import RetryQueue
+    from chalicelib.launch.flow import LifecycleFlow
+    from chalicelib.launch.retry_queue import RetryQueue
 
     settings = load_settings()
     queue = RetryQueue(settings.retry_queue_url, lambda: aws_accounts().own_client("sqs"))
@@ -73,7 +73,7 @@ def lifecycle_flow() -> LifecycleFlow:
 
 @cache
 def container_instance_flow() -> ContainerInstanceFlow:
-    from chalicelib.host_record import ContainerInstanceFlow
+    from chalicelib.container_instances.registration import ContainerInstanceFlow
 
     # The registration of a waiting host is the moment to send its mount: the launch step's flow.
     return ContainerInstanceFlow(load_settings(), lifecycle_flow())
@@ -81,7 +81,7 @@ def container_instance_flow() -> ContainerInstanceFlow:
 
 @cache
 def task_definition_flow() -> TaskDefinitionFlow:
-    from chalicelib.task_definition_flow import TaskDefinitionFlow
+    from chalicelib.task_definitions.flow import TaskDefinitionFlow
 
     return TaskDefinitionFlow(load_settings())
 
@@ -123,7 +123,7 @@ def _handle(
 
 
 def handle_launch(event: Any) -> dict[str, str]:
-    from chalicelib.lifecycle import launch_skip_reason
+    from chalicelib.launch.flow import launch_skip_reason
 
     settings = load_settings()
     return _handle(
@@ -136,7 +136,7 @@ def handle_launch(event: Any) -> dict[str, str]:
 
 
 def handle_command_status(event: Any) -> dict[str, str]:
-    from chalicelib.lifecycle import command_skip_reason
+    from chalicelib.launch.flow import command_skip_reason
 
     settings = load_settings()
     return _handle(
@@ -174,7 +174,7 @@ def handle_retries(event: Any, context: Any = None) -> dict[str, Any]:
     back (partial batch response) so SQS delivers it again, and to the dead-letter queue in the end."""
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
-    from chalicelib.retry_queue import RetryMessage
+    from chalicelib.launch.retry_queue import RetryMessage
 
     flow = lifecycle_flow()
 
@@ -197,8 +197,8 @@ def handle_repair(event: Any, context: Any = None) -> dict[str, Any]:
     before any AWS call; then the same sessions and flows as the event handlers."""
     import os
 
-    from chalicelib.repair import Repair
-    from chalicelib.repair_findings import RepairInputError, parse_repair_request
+    from chalicelib.repair.findings import RepairInputError, parse_repair_request
+    from chalicelib.repair.flow import Repair
 
     settings = load_settings()
     request = parse_repair_request(event, os.environ.get("AWS_REGION", ""))
@@ -229,7 +229,7 @@ def own_account_of(context: Any) -> str:
 
 
 def handle_sweep(event: Any = None) -> dict[str, Any]:
-    from chalicelib.sweeper import Sweeper
+    from chalicelib.launch.sweeper import Sweeper
 
     report = Sweeper(load_settings(), aws_accounts(), lifecycle_flow()).run()
     logger.info("sweep done", hosts=len(report["hosts"]), errors=len(report["errors"]), truncated=report["truncated"])

@@ -97,7 +97,7 @@ take_down_mounts() {
   mounted_here=()
 }
 
-# The same rule as the Lambda's (chalicelib/mount_spec.py): normalized, and strictly under a root.
+# The same rule as the Lambda's (chalicelib/mount/spec.py): normalized, and strictly under a root.
 check_mount_path() {
   local root roots
   [[ $mount_path =~ ^/[A-Za-z0-9._/-]{1,127}$ ]] ||

@@ -95,7 +95,7 @@ def run(
     import boto3
     from chalice.test import Client
 
-    from chalicelib.observability import logger
+    from chalicelib.plumbing.observability import logger
     from simulation import hosts, moto_gaps
     from simulation.eventbus import EventBus
     from simulation.landscape import (

@@ -32,7 +32,8 @@ def _repair_invoker(app: Any, account: str) -> Callable[[dict[str, Any]], dict[s
 
 def _forget_app_caches() -> None:
     """The app was redeployed: its containers start cold (settings, cached group tags)."""
-    from chalicelib import accounts, entrypoints, settings
+    from chalicelib import entrypoints
+    from chalicelib.plumbing import accounts, settings
 
     settings.load_settings.cache_clear()
     accounts.aws_accounts.cache_clear()

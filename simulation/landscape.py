@@ -219,7 +219,7 @@ def register_container_instance(land: Landscape, instance_id: str) -> str:
 def mount_attribute(land: Landscape, container_instance_arn: str, path: str | None = None) -> str | None:
     """The value of the host's mount attribute in ECS for the landscape's file system at `path` (by default the
     group's mount path, as its tags say now), if set."""
-    from chalicelib.mount_attribute import mount_attribute_name
+    from chalicelib.mount.attribute import mount_attribute_name
 
     name = mount_attribute_name(land.file_system_id, path or group_mount_path(land))
     return container_instance_attributes(land, container_instance_arn).get(name)
@@ -258,7 +258,7 @@ def placeable_on(land: Landscape, task_definition: str) -> set[str]:
 def app_mount_parameters(land: Landscape, instance_id: str, **tags: str) -> dict[str, list[str]]:
     """The SendCommand parameters the app sends the host for the group's mount (its zone's mount target), as an
     operator re-running the app's mount by hand would copy them. `tags`: the group tags besides the file system's."""
-    from chalicelib.mount_spec import mount_command_parameters, mount_spec_from_tags
+    from chalicelib.mount.spec import mount_command_parameters, mount_spec_from_tags
 
     (instance,) = land.client("autoscaling").describe_auto_scaling_instances(InstanceIds=[instance_id])[
         "AutoScalingInstances"

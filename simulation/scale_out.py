@@ -460,13 +460,18 @@ class Process:
         if Path(app_module.__file__ or "").resolve().parent != self.app_dir:
             raise RuntimeError(f"app imported from {app_module.__file__}, not from {self.app_dir}")
         # Every module of the app imported now, so its caches are known before the first invocation.
-        for path in sorted((self.app_dir / "chalicelib").glob("*.py")):
-            importlib.import_module(f"chalicelib.{path.stem}")
-        import chalicelib.lifecycle as lifecycle
+        chalicelib = self.app_dir / "chalicelib"
+        for path in sorted(chalicelib.rglob("*.py")):
+            importlib.import_module(
+                ".".join(("chalicelib", *path.relative_to(chalicelib).with_suffix("").parts)).removesuffix(".__init__")
+            )
+        # The flow's module: chalicelib/launch/flow.py, or chalicelib/lifecycle.py in an app of before issue 20.
+        lifecycle = sys.modules.get("chalicelib.launch.flow") or sys.modules["chalicelib.lifecycle"]
 
         # The flow's clock seam (tests/conftest.py's `clock` fixture patches the same).
         lifecycle.now = self.clock  # type: ignore[assignment]
-        from chalicelib.observability import logger
+        observability = sys.modules.get("chalicelib.plumbing.observability") or sys.modules["chalicelib.observability"]
+        logger = observability.logger
 
         logger.registered_handler.setStream(self.log)
         self.app = app_module.app
@@ -835,7 +840,7 @@ class Simulation:
         from simulation.landscape import container_instance_attributes
 
         # Any mount attribute of the file system: the app compared (`--app`) may be a release that named it
-        # `efs-automount.<fs>`, and its chalicelib (first on sys.path) has no chalicelib.mount_attribute.
+        # `efs-automount.<fs>`, and its chalicelib (first on sys.path) has no chalicelib.mount.attribute.
         prefix = f"efs-automount.{self.land.file_system_id}"
         for host in self.hosts.values():
             if host.attribute_set is None and host.container_instance_arn:

@@ -46,7 +46,8 @@ os.environ["RETRY_QUEUE_URL"] = "https://sqs.us-east-1.amazonaws.com/12345678901
 from app import app  # noqa: E402
 
 del os.environ["RETRY_QUEUE_URL"]
-from chalicelib import accounts, entrypoints, settings  # noqa: E402
+from chalicelib import entrypoints  # noqa: E402
+from chalicelib.plumbing import accounts, settings  # noqa: E402
 from simulation import moto_gaps  # noqa: E402
 from simulation.eventbus import EventBus  # noqa: E402
 from simulation.landscape import Landscape, build_landscape  # noqa: E402
@@ -176,7 +177,7 @@ def log_lines(captured: str) -> list[dict[str, Any]]:
 @pytest.fixture
 def app_logs() -> Iterator[Any]:
     """The app's log lines so far, as dicts: app_logs() or app_logs("ERROR")."""
-    from chalicelib.observability import logger
+    from chalicelib.plumbing.observability import logger
 
     handler = logger.registered_handler
     buffer = io.StringIO()
@@ -216,7 +217,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock()
-    monkeypatch.setattr("chalicelib.lifecycle.now", fake)
+    monkeypatch.setattr("chalicelib.launch.flow.now", fake)
     # The simulated AWS (activity start times, hook timeouts) goes by the same clock.
     monkeypatch.setattr(moto_gaps.WORLD, "clock", fake)
     return fake

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.accounts import AssumeRoleFailed, AwsAccounts
-from chalicelib.events import EventOrigin
-from chalicelib.settings import Settings
+from chalicelib.plumbing.accounts import AssumeRoleFailed, AwsAccounts
+from chalicelib.plumbing.events import EventOrigin
+from chalicelib.plumbing.settings import Settings
 from simulation import hosts, moto_gaps
 from simulation.eventbus import EventBus
 from simulation.landscape import build_landscape, create_member_role, lifecycle_state, scale_out, session_in_account

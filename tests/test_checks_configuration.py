@@ -19,7 +19,6 @@ from botocore.exceptions import ClientError
 from moto.efs.models import efs_backends
 from moto.ssm.models import ssm_backends
 
-from chalicelib.accounts import AwsAccess
 from chalicelib.checks import configuration, rules
 from chalicelib.checks.configuration import (
     check_agents,
@@ -31,9 +30,10 @@ from chalicelib.checks.configuration import (
 )
 from chalicelib.checks.document_digest import MOUNT_DOCUMENT_DIGEST
 from chalicelib.checks.findings import Findings
-from chalicelib.lifecycle_result import LifecycleResult
-from chalicelib.mount_spec import MountSpec
-from chalicelib.settings import Settings
+from chalicelib.mount.spec import MountSpec
+from chalicelib.plumbing.accounts import AwsAccess
+from chalicelib.plumbing.lifecycle_result import LifecycleResult
+from chalicelib.plumbing.settings import Settings
 from simulation import hosts
 from simulation.landscape import MOUNT_DOCUMENT, Landscape, scale_out
 from tools import build_deploy

@@ -9,12 +9,12 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from chalicelib.accounts import AwsAccess
 from chalicelib.checks import network
 from chalicelib.checks.findings import Findings
 from chalicelib.checks.network import check_network
 from chalicelib.checks.reach import GroupRef, Rule, SecurityGroup
-from chalicelib.mount_spec import MountSpec, default_mount_path
+from chalicelib.mount.spec import MountSpec, default_mount_path
+from chalicelib.plumbing.accounts import AwsAccess
 from simulation.landscape import AMI_ID, Landscape, scale_out
 
 NFS = {"IpProtocol": "tcp", "FromPort": 2049, "ToPort": 2049}

@@ -21,7 +21,7 @@ def _package(tmp_path: Path, runtime: str) -> Path:
     with zipfile.ZipFile(tmp_path / "deployment.zip", "w") as archive:
         archive.writestr("app.py", "VALUE = 42\n")
         archive.writestr("chalicelib/__init__.py", "")
-        archive.writestr("chalicelib/mount_spec.py", "def f():\n    return 1\n")
+        archive.writestr("chalicelib/mount/spec.py", "def f():\n    return 1\n")
     return tmp_path
 
 
@@ -33,7 +33,7 @@ def test_every_module_gets_unchecked_hash_bytecode_for_the_runtime(tmp_path):
     with zipfile.ZipFile(package / "deployment.zip") as archive:
         names = set(archive.namelist())
         tag = sys.implementation.cache_tag
-        pyc = archive.read(f"chalicelib/__pycache__/mount_spec.{tag}.pyc")
+        pyc = archive.read(f"chalicelib/mount/__pycache__/spec.{tag}.pyc")
     assert {"app.py", f"__pycache__/app.{tag}.pyc", f"chalicelib/__pycache__/__init__.{tag}.pyc"} <= names
     # PEP 552: the header's flags word 0b01 is hash-based and unchecked, so the zip's timestamps never matter.
     assert pyc[:4] == importlib.util.MAGIC_NUMBER

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import boto3
 
-from chalicelib.mount_attribute import mount_attribute_name
+from chalicelib.mount.attribute import mount_attribute_name
 from simulation import hosts, moto_gaps
 from simulation.landscape import (
     build_landscape,

@@ -9,23 +9,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from chalicelib.events import MalformedEvent, parse_command_status, parse_launch_action
-from chalicelib.groups import Hook
-from chalicelib.host_record import trusted_container_instance
-from chalicelib.lifecycle import command_skip_reason, enters_warm_pool, launch_skip_reason, retry_after_failure
-from chalicelib.mount_commands import (
-    latest_finished,
-    launch_attempts,
-    launch_comment,
-    mount_difference,
-    send_rounds,
-)
-from chalicelib.mount_spec import MountSpec, mount_command_parameters
-from chalicelib.retry_queue import RetryMessage
-from chalicelib.script_result import script_result_from_invocation
-from chalicelib.settings import Settings
-from chalicelib.task_definition import source_standing
-from chalicelib.wait_budget import (
+from chalicelib.container_instances.ecs import trusted_container_instance
+from chalicelib.launch.budget import (
     SweepEntry,
     deadline,
     heartbeat_due,
@@ -35,6 +20,21 @@ from chalicelib.wait_budget import (
     sweep_order,
     wait_budget,
 )
+from chalicelib.launch.flow import command_skip_reason, enters_warm_pool, launch_skip_reason, retry_after_failure
+from chalicelib.launch.groups import Hook
+from chalicelib.launch.retry_queue import RetryMessage
+from chalicelib.mount.commands import (
+    latest_finished,
+    launch_attempts,
+    launch_comment,
+    mount_difference,
+    send_rounds,
+)
+from chalicelib.mount.script_result import script_result_from_invocation
+from chalicelib.mount.spec import MountSpec, mount_command_parameters
+from chalicelib.plumbing.events import MalformedEvent, parse_command_status, parse_launch_action
+from chalicelib.plumbing.settings import Settings
+from chalicelib.task_definitions.rewrite import source_standing
 from tests.conftest import load_event
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.events import (
+from chalicelib.plumbing.events import (
     MalformedEvent,
     NotOurEvent,
     parse_command_status,

@@ -15,8 +15,10 @@ from moto.autoscaling.responses import AutoScalingResponse
 from moto.core.exceptions import ServiceException
 from moto.ssm import models as ssm_models
 
-from chalicelib import entrypoints, host_record, sweeper
-from chalicelib.accounts import AssumeRoleFailed
+from chalicelib import entrypoints
+from chalicelib.container_instances import registration as host_record
+from chalicelib.launch import sweeper
+from chalicelib.plumbing.accounts import AssumeRoleFailed
 from simulation import hosts, moto_gaps
 from simulation.eventbus import EventBus
 from simulation.landscape import (
@@ -151,7 +153,7 @@ def test_crash_after_send_command_neither_mounts_twice_nor_decides_twice(land, l
     (launch,) = moto_gaps.WORLD.drain()
 
     # Lambda dies right after SendCommand returned, before anything else happened
-    from chalicelib import lifecycle
+    from chalicelib.launch import flow as lifecycle
 
     def crash(message, **keys):
         if message == "mount command sent":
@@ -658,7 +660,7 @@ def forged(land, instance_id, attempt=1):
 
 def interleave(monkeypatch, second_step):
     """Run `second_step` inside the first step, after it listed the host's commands and before it sends."""
-    from chalicelib import lifecycle
+    from chalicelib.launch import flow as lifecycle
 
     original = lifecycle.select_mount_target_ip
     ran = []
@@ -696,7 +698,7 @@ def test_concurrent_steps_after_one_transient_failure_abandon_the_host_at_once(l
     take_messages(land, queued.url)
     clock.advance(15)
     # three steps overlap (forged invokes of on_retry, or retry + sweeper + status event)
-    from chalicelib import lifecycle
+    from chalicelib.launch import flow as lifecycle
 
     original = lifecycle.select_mount_target_ip
     depth = []

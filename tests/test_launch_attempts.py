@@ -14,7 +14,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto.autoscaling.responses import AutoScalingResponse
 
-from chalicelib.mount_commands import launch_comment
+from chalicelib.mount.commands import launch_comment
 from simulation import hosts, moto_gaps
 from simulation.landscape import lifecycle_state, mount_attribute, register_container_instance, scale_out
 from tests.conftest import SCHEDULED_EVENT, deliver_outbox

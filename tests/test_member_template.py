@@ -10,7 +10,7 @@ from typing import Any
 from chalice.app import CloudWatchEventConfig
 
 from app import app
-from chalicelib.settings import DEFAULT_HOOK_NAME, DEFAULT_MOUNT_DOCUMENT
+from chalicelib.plumbing.settings import DEFAULT_HOOK_NAME, DEFAULT_MOUNT_DOCUMENT
 from tests.conftest import ROOT
 
 MEMBER_PATH = ROOT / "deploy" / "member-account.json"

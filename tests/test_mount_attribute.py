@@ -7,9 +7,9 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chalicelib.mount_attribute import MOUNT_ATTRIBUTE_NAME, legacy_attribute_name, mount_attribute_name
-from chalicelib.mount_spec import MOUNT_PATH
-from chalicelib.task_definition import task_mount_from_tags
+from chalicelib.mount.attribute import MOUNT_ATTRIBUTE_NAME, legacy_attribute_name, mount_attribute_name
+from chalicelib.mount.spec import MOUNT_PATH
+from chalicelib.task_definitions.rewrite import task_mount_from_tags
 
 # ECS: 1 to 128 letters, digits, hyphens, underscores, forward and back slashes, periods
 # (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_Attribute.html)

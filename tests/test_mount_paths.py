@@ -13,15 +13,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app import app
-from chalicelib.mount_spec import (
+from chalicelib.mount.spec import (
     DEFAULT_MOUNT_ROOTS,
     MountConfigError,
     mount_path_pattern,
     mount_spec_from_tags,
     validate_mount_path,
 )
-from chalicelib.settings import Settings, SettingsError
-from chalicelib.task_definition import HOST_PATH_TAG, task_mount_from_tags
+from chalicelib.plumbing.settings import Settings, SettingsError
+from chalicelib.task_definitions.rewrite import HOST_PATH_TAG, task_mount_from_tags
 from simulation import hosts
 from simulation.eventbus import EventBus
 from simulation.landscape import build_landscape, lifecycle_state, scale_out

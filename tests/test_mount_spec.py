@@ -6,8 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chalicelib.lifecycle_result import LifecycleResult
-from chalicelib.mount_spec import (
+from chalicelib.mount.spec import (
     DEFAULT_MOUNT_ROOTS,
     MountConfigError,
     MountSpec,
@@ -15,6 +14,7 @@ from chalicelib.mount_spec import (
     mount_command_parameters,
     mount_spec_from_tags,
 )
+from chalicelib.plumbing.lifecycle_result import LifecycleResult
 
 FS = "fs-0123456789abcdef0"
 SHELL_SPECIALS = set("'\"`$;&|<>(){}[]*?!~#\\ \t\n\r=%^,:@")

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from chalicelib.mount_targets import MountTargetNotReady, NoMountTarget, policy_requires_tls, select_mount_target_ip
-from chalicelib.script_result import PERMANENT_EXIT_CODES, parse_summary, script_result_from_invocation
+from chalicelib.mount.script_result import PERMANENT_EXIT_CODES, parse_summary, script_result_from_invocation
+from chalicelib.mount.targets import MountTargetNotReady, NoMountTarget, policy_requires_tls, select_mount_target_ip
 from simulation import hosts, moto_gaps
 from simulation.landscape import lifecycle_state, scale_out
 from tests.conftest import ROOT, deliver_outbox

@@ -9,7 +9,7 @@ import re
 from contextlib import redirect_stdout
 from typing import Any
 
-from chalicelib import observability
+from chalicelib.plumbing import observability
 from tests.test_member_template import MEMBER, _holds, _rules
 
 # Every function app.py declares must be among those tools/build_deploy.py alarms on and trusts.

@@ -11,8 +11,8 @@ import chalice.test
 import pytest
 from chalice.local import LambdaContext
 
-from chalicelib.mount_attribute import mount_attribute_name
-from chalicelib.repair_findings import RepairInputError
+from chalicelib.mount.attribute import mount_attribute_name
+from chalicelib.repair.findings import RepairInputError
 from simulation import hosts, moto_gaps
 from simulation.eventbus import EventBus
 from simulation.landscape import (
@@ -634,7 +634,7 @@ def test_one_failing_host_is_an_error_item_and_the_others_are_still_repaired(tmp
     land = build_landscape(boto3.Session(region_name="us-east-1"))
     first, _ = _host_in_service_before_the_tag(land, bus)
     second, _ = _host_in_service_before_the_tag(land, bus)
-    from chalicelib.lifecycle import LifecycleFlow
+    from chalicelib.launch.flow import LifecycleFlow
 
     original = LifecycleFlow.mount_in_service
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.repair_findings import (
+from chalicelib.repair.findings import (
     HostFix,
     MountEvidence,
     RepairInputError,

@@ -79,8 +79,8 @@ def test_a_command_on_a_non_default_document_version_marks_a_host_in_service(lan
 def _legacy_rewrite(ecs, source):
     """The revision a release before the path-id registered for `source`: the rewrite, with the constraint that
     ignores the host path (as tests/test_task_definition_flow.py builds it)."""
-    from chalicelib.task_definition import rewrite_task_definition, tags_as_dict, task_mount_from_tags
-    from chalicelib.task_definition_flow import register_input_fields
+    from chalicelib.task_definitions.flow import register_input_fields
+    from chalicelib.task_definitions.rewrite import rewrite_task_definition, tags_as_dict, task_mount_from_tags
 
     described = ecs.describe_task_definition(taskDefinition=source, include=["TAGS"])
     definition, tags = described["taskDefinition"], described["tags"]

@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from chalicelib.accounts import AwsAccess
 from chalicelib.checks import group_checks
 from chalicelib.checks.configuration import check_file_system_policy
 from chalicelib.checks.findings import Findings
-from chalicelib.mount_spec import MountSpec
+from chalicelib.mount.spec import MountSpec
+from chalicelib.plumbing.accounts import AwsAccess
 from simulation import hosts
 from simulation.landscape import scale_out
 from tests.conftest import SCHEDULED_EVENT, deliver_outbox, make_lambda

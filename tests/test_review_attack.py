@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from moto.autoscaling.responses import AutoScalingResponse
 
-from chalicelib.mount_commands import launch_comment
+from chalicelib.mount.commands import launch_comment
 from simulation import hosts, moto_gaps
 from simulation.landscape import lifecycle_state, mount_attribute, register_container_instance, scale_out
 from simulation.queues import sqs_event, take_messages

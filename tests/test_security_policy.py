@@ -355,7 +355,7 @@ def test_each_packaged_function_writes_only_its_own_log_group(packaged):
 
 def test_the_readmes_bus_policy_lets_members_forward_exactly_what_the_app_acts_on():
     # A source or detail-type missing from the README's condition would silently drop that kind of event.
-    from chalicelib.events import (
+    from chalicelib.plumbing.events import (
         command_status_pattern,
         container_instance_pattern,
         launch_pattern,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.lifecycle_result import LifecycleResult
-from chalicelib.settings import Settings, SettingsError
+from chalicelib.plumbing.lifecycle_result import LifecycleResult
+from chalicelib.plumbing.settings import Settings, SettingsError
 
 
 def test_defaults_follow_the_contract():

@@ -11,7 +11,7 @@ import boto3
 import pytest
 from botocore.client import BaseClient
 
-from chalicelib import sweeper
+from chalicelib.launch import sweeper
 from simulation import hosts, moto_gaps
 from simulation.landscape import AMI_ID, scale_out
 from tests.conftest import SCHEDULED_EVENT, make_lambda

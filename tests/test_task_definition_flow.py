@@ -5,7 +5,7 @@ from __future__ import annotations
 import boto3
 import pytest
 
-from chalicelib.task_definition_flow import TaskDefinitionFlow
+from chalicelib.task_definitions.flow import TaskDefinitionFlow
 from simulation import moto_gaps
 from simulation.eventbus import EventBus
 from simulation.landscape import create_member_role, session_in_account
@@ -85,8 +85,8 @@ def test_repeated_delivery_adds_no_revision(bus, lambda_):
 
 
 def test_a_source_rewritten_by_an_earlier_release_is_not_rewritten_again(bus, lambda_):
-    from chalicelib.task_definition import rewrite_task_definition, tags_as_dict, task_mount_from_tags
-    from chalicelib.task_definition_flow import register_input_fields
+    from chalicelib.task_definitions.flow import register_input_fields
+    from chalicelib.task_definitions.rewrite import rewrite_task_definition, tags_as_dict, task_mount_from_tags
 
     # Given a source an earlier release rewrote, when the constraint did not name the path
     ecs = _ecs()
@@ -289,7 +289,7 @@ def test_event_without_arn_and_with_a_bad_family_is_rejected(lambda_):
 
 
 def test_a_failed_registration_releases_the_idempotency_record_for_the_retry(tmp_path, monkeypatch):
-    from chalicelib import task_definition_flow
+    from chalicelib.task_definitions import flow as task_definition_flow
 
     _create_idempotency_table()
     lambda_ = make_lambda(tmp_path, IDEMPOTENCY_TABLE="efs-automount-idempotency")

@@ -277,7 +277,7 @@ def test_deregistered_revisions_between_the_source_and_its_rewrite_cost_nothing(
 
 
 def test_crash_after_register_leaves_the_family_rolled_back(lambda_, monkeypatch):
-    from chalicelib import task_definition_flow
+    from chalicelib.task_definitions import flow as task_definition_flow
 
     _, v1_event = _release("app:1")
     _pipeline_registers_v2_first(monkeypatch)

@@ -10,8 +10,9 @@ from botocore.validate import ParamValidator
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chalicelib.mount_spec import MountConfigError
-from chalicelib.task_definition import (
+from chalicelib.mount.spec import MountConfigError
+from chalicelib.task_definitions.flow import register_input_fields
+from chalicelib.task_definitions.rewrite import (
     SOURCE_TAG,
     TaskDefinitionClash,
     TaskMount,
@@ -23,7 +24,6 @@ from chalicelib.task_definition import (
     task_mount_from_tags,
     unknown_fields,
 )
-from chalicelib.task_definition_flow import register_input_fields
 
 FS = "fs-0123456789abcdef0"
 INPUT = register_input_fields()

@@ -2,7 +2,7 @@
 document's digest into the app (chalicelib/checks/document_digest.py), for the document-drift check.
 
 Run `make deploy-files` after changing host/mount-efs.sh, the tag patterns in
-chalicelib/mount_spec.py, MOUNT_ROOTS in .chalice/config.json, .chalice/policy.json or
+chalicelib/mount/spec.py, MOUNT_ROOTS in .chalice/config.json, .chalice/policy.json or
 .chalice/policy-opt-in.json; a test fails while deploy/ is stale.
 
 MOUNT_ROOTS is a deploy-time choice: it is read from the config's top-level
@@ -23,22 +23,22 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from chalicelib.aws_names import ACCOUNT_ID, REGION  # noqa: E402
 from chalicelib.checks.rules import content_digest  # noqa: E402
-from chalicelib.events import (  # noqa: E402
-    command_status_pattern,
-    container_instance_pattern,
-    launch_pattern,
-    task_definition_registered_pattern,
-)
-from chalicelib.mount_spec import (  # noqa: E402
+from chalicelib.mount.spec import (  # noqa: E402
     ACCESS_POINT_ID,
     DEFAULT_MOUNT_ROOTS,
     FILE_SYSTEM_ID,
     IPV4_ADDRESS,
     mount_path_pattern,
 )
-from chalicelib.settings import (  # noqa: E402
+from chalicelib.plumbing.events import (  # noqa: E402
+    command_status_pattern,
+    container_instance_pattern,
+    launch_pattern,
+    task_definition_registered_pattern,
+)
+from chalicelib.plumbing.names import ACCOUNT_ID, REGION  # noqa: E402
+from chalicelib.plumbing.settings import (  # noqa: E402
     DEFAULT_HOOK_NAME,
     DEFAULT_MEMBER_ROLE_NAME,
     DEFAULT_MOUNT_DOCUMENT,

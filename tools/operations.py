@@ -1,8 +1,8 @@
 """What the packaged template adds for running the app: the organization's grant on the app's bus, the alarms and
 the dashboard (README: Alarms and the dashboard). tools/build_deploy.py merges them into deploy/app-resources.json.
 
-The app's own metrics are Powertools EMF lines (chalicelib/observability.py): namespace EfsAutomount, the dimension
-`service` on every metric, and a metric's own dimension (Result, Reason) beside it when it has one.
+The app's own metrics are Powertools EMF lines (chalicelib/plumbing/observability.py): namespace EfsAutomount,
+the dimension `service` on every metric, and a metric's own dimension (Result, Reason) beside it when it has one.
 """
 
 from __future__ import annotations

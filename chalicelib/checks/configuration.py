@@ -22,13 +22,13 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.accounts import AwsAccess
 from chalicelib.checks import rules
 from chalicelib.checks.findings import Findings
-from chalicelib.mount_commands import agents_online
-from chalicelib.mount_spec import MountSpec
-from chalicelib.mount_targets import policy_requires_tls
-from chalicelib.settings import Settings
+from chalicelib.mount.commands import agents_online
+from chalicelib.mount.spec import MountSpec
+from chalicelib.mount.targets import policy_requires_tls
+from chalicelib.plumbing.accounts import AwsAccess
+from chalicelib.plumbing.settings import Settings
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])

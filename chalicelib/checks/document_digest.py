@@ -4,4 +4,4 @@ The canonical digest (chalicelib/checks/rules.py content_digest) of the mount do
 deploy/mount-document.json: the document-drift check compares the document's default version in each
 account and region with it."""
 
-MOUNT_DOCUMENT_DIGEST = "211b3a5fcc6853f8ded6b84e5d12427544e184c7de8d864ae773a646d5ca24d0"
+MOUNT_DOCUMENT_DIGEST = "a154fa634976d28962b48b52caba1d61ae4179b89dbe7858bcfeeb206673d0c7"

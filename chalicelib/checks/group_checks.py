@@ -7,7 +7,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.accounts import AssumeRoleFailed, AwsAccess, AwsAccounts
 from chalicelib.checks.configuration import (
     check_agents,
     check_document,
@@ -20,10 +19,11 @@ from chalicelib.checks.document_digest import MOUNT_DOCUMENT_DIGEST
 from chalicelib.checks.findings import Findings
 from chalicelib.checks.network import check_network
 from chalicelib.checks.run_reads import RunReads
-from chalicelib.events import EventOrigin
-from chalicelib.mount_spec import FILE_SYSTEM_TAG, MountSpec
-from chalicelib.observability import count, logger
-from chalicelib.settings import Settings
+from chalicelib.mount.spec import FILE_SYSTEM_TAG, MountSpec
+from chalicelib.plumbing.accounts import AssumeRoleFailed, AwsAccess, AwsAccounts
+from chalicelib.plumbing.events import EventOrigin
+from chalicelib.plumbing.observability import count, logger
+from chalicelib.plumbing.settings import Settings
 
 # The hourly run has its function's timeout (300 s, .chalice/config.json). Past CHECKING_SECONDS it lists no
 # further account or region and checks no further group, and says so: a run ends with what it found counted,

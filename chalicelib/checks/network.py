@@ -25,11 +25,11 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.accounts import AwsAccess
 from chalicelib.checks.findings import Findings
 from chalicelib.checks.reach import GroupRef, NfsPath, Reach, Rule, SecurityGroup, Verdict, nfs_reach
-from chalicelib.mount_spec import MountSpec
-from chalicelib.mount_targets import NoMountTarget, describe_mount_targets
+from chalicelib.mount.spec import MountSpec
+from chalicelib.mount.targets import NoMountTarget, describe_mount_targets
+from chalicelib.plumbing.accounts import AwsAccess
 
 # A mount target in these states is, or is about to be, the zone's; deleting or deleted ones are not.
 USABLE_STATES = ("available", "creating", "updating")

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from chalicelib.checks.findings import Findings
-from chalicelib.lifecycle_result import LifecycleResult
-from chalicelib.mount_spec import (
+from chalicelib.mount.spec import (
     FILE_SYSTEM_TAG,
     MOUNT_PATH_TAG,
     MountConfigError,
@@ -23,6 +22,7 @@ from chalicelib.mount_spec import (
     file_system_id_from_tags,
     validate_mount_path,
 )
+from chalicelib.plumbing.lifecycle_result import LifecycleResult
 
 T = TypeVar("T")
 

@@ -13,10 +13,10 @@ from typing import TypeVar
 
 from botocore.exceptions import ClientError
 
-from chalicelib.accounts import AwsAccess
-from chalicelib.groups import Hook
-from chalicelib.observability import count, logger
-from chalicelib.wait_budget import heartbeat_due, implausible_time, latest, launch_starts
+from chalicelib.launch.budget import heartbeat_due, implausible_time, latest, launch_starts
+from chalicelib.launch.groups import Hook
+from chalicelib.plumbing.accounts import AwsAccess
+from chalicelib.plumbing.observability import count, logger
 
 # A launch activity's start never changes; a new launch of the same host (a warm pool reused) is read
 # afresh before any decision on it.

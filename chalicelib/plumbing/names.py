@@ -26,3 +26,9 @@ CONTAINER_INSTANCE_ARN = re.compile(
 )
 TASK_DEFINITION_ARN = re.compile(rf"^{_ARN}:ecs:[a-z0-9-]+:\d{{12}}:task-definition/[A-Za-z0-9_-]{{1,255}}:\d{{1,9}}$")
 TASK_DEFINITION_FAMILY = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+# A mount path component: never '.' or '..' nor containing '..'. Written without lookarounds, which
+# not every regular expression engine (SSM's allowedPattern) has.
+PATH_COMPONENT = r"\.?[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?"
+# A directory mount paths must lie strictly under (the MOUNT_ROOTS setting), and the default ones.
+MOUNT_ROOT = re.compile(rf"^(?:/{PATH_COMPONENT}){{1,16}}$")
+DEFAULT_MOUNT_ROOTS = ("/mnt", "/srv", "/data", "/efs", "/media")

@@ -8,18 +8,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 
-from chalicelib.aws_names import (
+from chalicelib.plumbing.lifecycle_result import LifecycleResult
+from chalicelib.plumbing.names import (
     ACCOUNT_ID,
+    DEFAULT_MOUNT_ROOTS,
     DOCUMENT_NAME,
     EXTERNAL_ID,
     HOOK_NAME,
+    MOUNT_ROOT,
     QUEUE_URL,
     REGION,
     ROLE_NAME,
     TABLE_NAME,
 )
-from chalicelib.lifecycle_result import LifecycleResult
-from chalicelib.mount_spec import DEFAULT_MOUNT_ROOTS, MOUNT_ROOT
 
 DEFAULT_HOOK_NAME = "efs-automount"
 DEFAULT_MEMBER_ROLE_NAME = "efs-automount-member"

@@ -16,13 +16,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.accounts import AwsAccess
-from chalicelib.aws_names import TASK_DEFINITION_ARN
-from chalicelib.events import TaskDefinitionRegistered
-from chalicelib.mount_spec import MountConfigError
-from chalicelib.observability import count, logger
-from chalicelib.settings import Settings
-from chalicelib.task_definition import (
+from chalicelib.mount.spec import MountConfigError
+from chalicelib.plumbing.accounts import AwsAccess
+from chalicelib.plumbing.events import TaskDefinitionRegistered
+from chalicelib.plumbing.names import TASK_DEFINITION_ARN
+from chalicelib.plumbing.observability import count, logger
+from chalicelib.plumbing.settings import Settings
+from chalicelib.task_definitions.rewrite import (
     SOURCE_TAG,
     TaskDefinitionClash,
     TaskMount,
@@ -298,7 +298,7 @@ def _describe(ecs: Any, reference: str) -> dict[str, Any] | None:
 def _raw_body(described: dict[str, Any]) -> Any:
     body = (described.get("ResponseMetadata") or {}).get("RawBody")
     if body is None:
-        # Only a client made outside chalicelib.accounts lacks it; without it nothing proves that no
+        # Only a client made outside chalicelib.plumbing.accounts lacks it; without it nothing proves that no
         # field is lost, so the rewrite fails rather than trusting the parse.
         raise RuntimeError("DescribeTaskDefinition's raw body was not kept: use AwsAccess.client('ecs')")
     return json.loads(body)

@@ -12,8 +12,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from chalicelib.aws_names import REGION
-from chalicelib.lifecycle_result import LifecycleResult
+from chalicelib.plumbing.lifecycle_result import LifecycleResult
+from chalicelib.plumbing.names import DEFAULT_MOUNT_ROOTS, PATH_COMPONENT, REGION
 
 TAG_PREFIX = "efs-automount:"
 FILE_SYSTEM_TAG = "efs-automount:file-system-id"
@@ -26,11 +26,6 @@ ACCESS_POINT_ID = re.compile(r"^fsap-[0-9a-f]{17}$")
 IPV4_ADDRESS = re.compile(r"^(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)$")
 # 128 at most: the path is also the value of the ECS attribute, which allows no more.
 MOUNT_PATH = re.compile(r"^/[A-Za-z0-9._/-]{1,127}$")
-# A mount path component: the characters above, never '.' or '..' nor containing '..'. Written
-# without lookarounds, which not every regular expression engine (SSM's allowedPattern) has.
-PATH_COMPONENT = r"\.?[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?"
-MOUNT_ROOT = re.compile(rf"^(?:/{PATH_COMPONENT}){{1,16}}$")
-DEFAULT_MOUNT_ROOTS = ("/mnt", "/srv", "/data", "/efs", "/media")
 
 
 def mount_path_pattern(roots: Sequence[str]) -> str:

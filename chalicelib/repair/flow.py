@@ -12,17 +12,19 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
-from chalicelib.accounts import AwsAccess
-from chalicelib.events import EventOrigin, TaskDefinitionRegistered
-from chalicelib.groups import Group
-from chalicelib.host_record import set_mount_attributes
-from chalicelib.lifecycle import LifecycleFlow, complete_lifecycle_action
-from chalicelib.lifecycle_result import LifecycleResult
-from chalicelib.mount_attribute import mount_attribute_name
-from chalicelib.mount_commands import agents_online, commands_for, mount_on_record
-from chalicelib.mount_spec import FILE_SYSTEM_TAG, MountConfigError, MountSpec, mount_spec_from_tags
-from chalicelib.observability import count, logger
-from chalicelib.repair_findings import (
+from chalicelib.container_instances.ecs import set_mount_attributes
+from chalicelib.launch.flow import LifecycleFlow, complete_lifecycle_action
+from chalicelib.launch.groups import Group
+from chalicelib.launch.sweeper import GRACE_SECONDS as SWEEPER_GRACE_SECONDS
+from chalicelib.mount.attribute import mount_attribute_name
+from chalicelib.mount.commands import agents_online, commands_for, mount_on_record
+from chalicelib.mount.spec import FILE_SYSTEM_TAG, MountConfigError, MountSpec, mount_spec_from_tags
+from chalicelib.plumbing.accounts import AwsAccess
+from chalicelib.plumbing.events import EventOrigin, TaskDefinitionRegistered
+from chalicelib.plumbing.lifecycle_result import LifecycleResult
+from chalicelib.plumbing.observability import count, logger
+from chalicelib.plumbing.settings import Settings
+from chalicelib.repair.findings import (
     HostFix,
     MountEvidence,
     RepairRequest,
@@ -33,15 +35,13 @@ from chalicelib.repair_findings import (
     summarize,
     task_definition_findings,
 )
-from chalicelib.settings import Settings
-from chalicelib.sweeper import GRACE_SECONDS as SWEEPER_GRACE_SECONDS
-from chalicelib.task_definition import (
+from chalicelib.task_definitions.flow import TaskDefinitionFlow
+from chalicelib.task_definitions.rewrite import (
     SOURCE_TAG,
     mounts_file_system,
     tags_as_dict,
     task_mount_from_tags,
 )
-from chalicelib.task_definition_flow import TaskDefinitionFlow
 
 # AWS's batch limits.
 CONTAINER_INSTANCES_PER_CALL = 100

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from chalicelib.aws_names import ACCOUNT_ID, GROUP_NAME, INSTANCE_ID, REGION
-from chalicelib.events import EventOrigin, MalformedEvent
+from chalicelib.plumbing.events import EventOrigin, MalformedEvent
+from chalicelib.plumbing.names import ACCOUNT_ID, GROUP_NAME, INSTANCE_ID, REGION
 
 FIRST_DELAY_SECONDS = 10
 MAX_DELAY_SECONDS = 60

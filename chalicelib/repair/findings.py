@@ -9,9 +9,9 @@ from enum import Enum
 from functools import cache
 from typing import Any
 
-from chalicelib.aws_names import ACCOUNT_ID, CLUSTER_ARN, GROUP_NAME, REGION
-from chalicelib.mount_attribute import legacy_placement_expression, mount_attribute_name
-from chalicelib.mount_commands import RUNNING_STATUSES, spec_from_parameters
+from chalicelib.mount.attribute import legacy_placement_expression, mount_attribute_name
+from chalicelib.mount.commands import RUNNING_STATUSES, spec_from_parameters
+from chalicelib.plumbing.names import ACCOUNT_ID, CLUSTER_ARN, GROUP_NAME, REGION
 
 REPAIR_KEYS = ("cluster", "auto_scaling_group", "account", "region", "dry_run")
 CLUSTER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")

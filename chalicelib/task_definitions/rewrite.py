@@ -15,8 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.mount_attribute import legacy_placement_expression, placement_expression
-from chalicelib.mount_spec import (
+from chalicelib.mount.attribute import legacy_placement_expression, placement_expression
+from chalicelib.mount.spec import (
     DEFAULT_MOUNT_ROOTS,
     MountConfigError,
     access_point_id_from_tags,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.mount_spec import (
+from chalicelib.mount.spec import (
     ACCESS_POINT_TAG,
     FILE_SYSTEM_TAG,
     MOUNT_PATH_TAG,

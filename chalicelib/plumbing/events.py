@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.aws_names import (
+from chalicelib.plumbing.names import (
     ACCOUNT_ID,
     CLUSTER_ARN,
     CONTAINER_INSTANCE_ARN,

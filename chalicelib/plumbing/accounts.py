@@ -15,8 +15,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.events import EventOrigin
-from chalicelib.settings import Settings, load_settings
+from chalicelib.plumbing.events import EventOrigin
+from chalicelib.plumbing.settings import Settings, load_settings
 
 # Standard retry mode backs off on throttling with jitter; one config for every client.
 CLIENT_CONFIG = Config(

@@ -21,20 +21,32 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.accounts import AwsAccess
-from chalicelib.events import LAUNCH_TRANSITION, CommandStatus, LaunchAction
-from chalicelib.groups import Group, GroupMember, Hook, describe_hook, describe_member, group_tags
-from chalicelib.host_record import (
+from chalicelib.container_instances.ecs import (
     CLUSTER_NAME,
     find_container_instance,
     is_hosts_container_instance,
     set_mount_attributes,
 )
-from chalicelib.launch_wait import BoundedMemory, HostMemory, LaunchWaits
-from chalicelib.lifecycle_result import LifecycleResult
+from chalicelib.launch.budget import (
+    MAX_GLOBAL_TIMEOUT_SECONDS,
+    deadline,
+    implausible_time,
+    over_budget,
+    wait_budget,
+)
+from chalicelib.launch.groups import Group, GroupMember, Hook, describe_hook, describe_member, group_tags
+from chalicelib.launch.retry_queue import (
+    AGENT_DELAYS_SECONDS,
+    WAITING_FOR_AGENT,
+    RetryMessage,
+    RetryQueue,
+    agent_retry_delay,
+    retry_delay,
+)
+from chalicelib.launch.wait import BoundedMemory, HostMemory, LaunchWaits
 
 # The SSM record of our commands; the lifecycle names are kept for repair, which reads them from here.
-from chalicelib.mount_commands import (
+from chalicelib.mount.commands import (
     COMMENT_LENGTH,
     RUNNING_STATUSES,
     agents_online,
@@ -45,10 +57,11 @@ from chalicelib.mount_commands import (
     requested_at,
     send_rounds,
 )
-from chalicelib.mount_commands import commands_for as _commands_for
-from chalicelib.mount_commands import invocation as _invocation
-from chalicelib.mount_commands import spec_from_parameters as _spec_from_parameters
-from chalicelib.mount_spec import (
+from chalicelib.mount.commands import commands_for as _commands_for
+from chalicelib.mount.commands import invocation as _invocation
+from chalicelib.mount.commands import spec_from_parameters as _spec_from_parameters
+from chalicelib.mount.script_result import ScriptResult, parse_summary, script_result_from_invocation
+from chalicelib.mount.spec import (
     FILE_SYSTEM_TAG,
     MountConfigError,
     MountSpec,
@@ -56,32 +69,19 @@ from chalicelib.mount_spec import (
     mount_command_parameters,
     mount_spec_from_tags,
 )
-from chalicelib.mount_targets import (
+from chalicelib.mount.targets import (
     MountTargetNotReady,
     NoMountTarget,
     describe_mount_targets,
     file_system_requires_tls,
     select_mount_target_ip,
 )
-from chalicelib.observability import count, logger
-from chalicelib.retry_queue import (
-    AGENT_DELAYS_SECONDS,
-    WAITING_FOR_AGENT,
-    RetryMessage,
-    RetryQueue,
-    agent_retry_delay,
-    retry_delay,
-)
-from chalicelib.script_result import ScriptResult, parse_summary, script_result_from_invocation
-from chalicelib.settings import Settings
-from chalicelib.ttl_cache import TtlCache
-from chalicelib.wait_budget import (
-    MAX_GLOBAL_TIMEOUT_SECONDS,
-    deadline,
-    implausible_time,
-    over_budget,
-    wait_budget,
-)
+from chalicelib.plumbing.accounts import AwsAccess
+from chalicelib.plumbing.events import LAUNCH_TRANSITION, CommandStatus, LaunchAction
+from chalicelib.plumbing.lifecycle_result import LifecycleResult
+from chalicelib.plumbing.observability import count, logger
+from chalicelib.plumbing.settings import Settings
+from chalicelib.plumbing.ttl_cache import TtlCache
 
 ALREADY_DECIDED = "No active Lifecycle Action found"
 # A host launched into a warm pool waits here under a launch hook; in Pending:Wait when it leaves the pool

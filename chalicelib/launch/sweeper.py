@@ -13,14 +13,14 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from chalicelib.accounts import AssumeRoleFailed, AwsAccess, AwsAccounts
-from chalicelib.events import EventOrigin
-from chalicelib.groups import Group, all_groups, warm_pool_waiting
-from chalicelib.lifecycle import WARM_POOL_WAIT, LifecycleFlow
-from chalicelib.mount_commands import agents_online
-from chalicelib.observability import count, logger
-from chalicelib.settings import Settings
-from chalicelib.wait_budget import URGENT_WITHIN_SECONDS, SweepEntry, sweep_order
+from chalicelib.launch.budget import URGENT_WITHIN_SECONDS, SweepEntry, sweep_order
+from chalicelib.launch.flow import WARM_POOL_WAIT, LifecycleFlow
+from chalicelib.launch.groups import Group, all_groups, warm_pool_waiting
+from chalicelib.mount.commands import agents_online
+from chalicelib.plumbing.accounts import AssumeRoleFailed, AwsAccess, AwsAccounts
+from chalicelib.plumbing.events import EventOrigin
+from chalicelib.plumbing.observability import count, logger
+from chalicelib.plumbing.settings import Settings
 
 # Hosts younger than this are left to their launch event, so the two never race to send a command.
 GRACE_SECONDS = 60

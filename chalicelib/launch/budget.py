@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.groups import Hook
+from chalicelib.launch.groups import Hook
 
 # Give up this long before AWS's global timeout would decide with the hook's default result.
 GLOBAL_TIMEOUT_MARGIN_SECONDS = 300

@@ -1,0 +1,1 @@
+"""Container instances: finding a host's registration in ECS, and marking it with its mount."""

@@ -1,0 +1,1 @@
+"""Repair: find what drifted in a cluster, then per item decide, and act or report."""
