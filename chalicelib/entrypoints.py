@@ -27,8 +27,8 @@ from chalicelib.plumbing.observability import count, logger
 from chalicelib.plumbing.settings import load_settings
 
 if TYPE_CHECKING:
-    from chalicelib.container_instances.registration import ContainerInstanceFlow
     from chalicelib.launch.flow import LifecycleFlow
+    from chalicelib.launch.registration import ContainerInstanceFlow
     from chalicelib.task_definitions.flow import TaskDefinitionFlow
 
 # Each flow is imported by the first handler that needs it: every Lambda function loads all of
@@ -73,7 +73,7 @@ def lifecycle_flow() -> LifecycleFlow:
 
 @cache
 def container_instance_flow() -> ContainerInstanceFlow:
-    from chalicelib.container_instances.registration import ContainerInstanceFlow
+    from chalicelib.launch.registration import ContainerInstanceFlow
 
     # The registration of a waiting host is the moment to send its mount: the launch step's flow.
     return ContainerInstanceFlow(load_settings(), lifecycle_flow())

@@ -10,6 +10,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from chalicelib.container_instances.ecs import trusted_container_instance
+from chalicelib.launch.attempts import launch_attempts, send_rounds
 from chalicelib.launch.budget import (
     SweepEntry,
     deadline,
@@ -20,15 +21,14 @@ from chalicelib.launch.budget import (
     sweep_order,
     wait_budget,
 )
-from chalicelib.launch.flow import command_skip_reason, enters_warm_pool, launch_skip_reason, retry_after_failure
+from chalicelib.launch.decision import enters_warm_pool, retry_after_failure
+from chalicelib.launch.flow import command_skip_reason, launch_skip_reason
 from chalicelib.launch.groups import Hook
 from chalicelib.launch.retry_queue import RetryMessage
 from chalicelib.mount.commands import (
     latest_finished,
-    launch_attempts,
     launch_comment,
     mount_difference,
-    send_rounds,
 )
 from chalicelib.mount.script_result import script_result_from_invocation
 from chalicelib.mount.spec import MountSpec, mount_command_parameters

@@ -16,7 +16,7 @@ from moto.core.exceptions import ServiceException
 from moto.ssm import models as ssm_models
 
 from chalicelib import entrypoints
-from chalicelib.container_instances import registration as host_record
+from chalicelib.launch import registration as host_record
 from chalicelib.launch import sweeper
 from chalicelib.plumbing.accounts import AssumeRoleFailed
 from simulation import hosts, moto_gaps
@@ -155,14 +155,18 @@ def test_crash_after_send_command_neither_mounts_twice_nor_decides_twice(land, l
     # Lambda dies right after SendCommand returned, before anything else happened
     from chalicelib.launch import flow as lifecycle
 
+    crashed = []
+
     def crash(message, **keys):
         if message == "mount command sent":
+            crashed.append(message)
             raise RuntimeError("Lambda crashed")
 
     with monkeypatch.context() as patch:
         patch.setattr(lifecycle.logger, "info", crash)
         with pytest.raises(RuntimeError):
             lambda_.invoke("on_launch", launch)
+    assert crashed == ["mount command sent"]
 
     # Lambda's retry delivers the launch event again
     assert lambda_.invoke("on_launch", launch) == {"outcome": "waiting: mount command running"}
@@ -658,30 +662,33 @@ def forged(land, instance_id, attempt=1):
     return sqs_event([{"messageId": f"m{attempt}", "receiptHandle": "r", "body": json.dumps(body)}])
 
 
-def interleave(monkeypatch, second_step):
-    """Run `second_step` inside the first step, after it listed the host's commands and before it sends."""
-    from chalicelib.launch import flow as lifecycle
+def interleave(monkeypatch, second_step, times=1):
+    """Run `second_step` inside the first step, after it listed the host's commands and before it looks again
+    for a command sent meanwhile (the last read before it sends), `times` times. Returns the list of the
+    injections made, for the test to assert that they happened."""
+    from chalicelib.launch.facts import HostFacts
 
-    original = lifecycle.select_mount_target_ip
+    original = HostFacts.sent_meanwhile
     ran = []
 
-    def select_mount_target_ip(*args):
-        chosen = original(*args)
-        if not ran:
+    def sent_meanwhile(self):
+        if len(ran) < times:
             ran.append(True)
-            second_step()
-        return chosen
+            second_step(len(ran))
+        return original(self)
 
-    monkeypatch.setattr(lifecycle, "select_mount_target_ip", select_mount_target_ip)
+    monkeypatch.setattr(HostFacts, "sent_meanwhile", sent_meanwhile)
+    return ran
 
 
-def test_two_concurrent_steps_send_two_mount_commands(land, queued, clock, monkeypatch):  # noqa: F811
+def test_two_overlapping_steps_send_one_mount_command(land, queued, clock, monkeypatch):  # noqa: F811
     (instance_id,) = scale_out_waiting(land, queued)
     hosts.boot_agents(land, [instance_id])
     clock.advance(70)
     # the queued retry and another step (the sweeper's, or a direct invoke of on_retry) overlap
-    interleave(monkeypatch, lambda: queued.lambda_.invoke("on_retry", forged(land, instance_id, 2)))
+    ran = interleave(monkeypatch, lambda _: queued.lambda_.invoke("on_retry", forged(land, instance_id, 2)))
     queued.lambda_.invoke("on_retry", forged(land, instance_id, 1))
+    assert ran == [True], "the second step did not run inside the first"
 
     hosts.answer(land, "Success")
     deliver_outbox(queued.bus)
@@ -689,7 +696,7 @@ def test_two_concurrent_steps_send_two_mount_commands(land, queued, clock, monke
     assert len(mount_commands(land, instance_id)) == 1, "duplicate mount commands"
 
 
-def test_concurrent_steps_after_one_transient_failure_abandon_the_host_at_once(land, queued, clock, monkeypatch):  # noqa: F811
+def test_overlapping_steps_after_one_transient_failure_spend_one_attempt(land, queued, clock, monkeypatch):  # noqa: F811
     (instance_id,) = scale_out_waiting(land, queued)
     hosts.boot_agents(land, [instance_id])
     queued.deliver_retries(clock)  # first mount command sent
@@ -698,20 +705,11 @@ def test_concurrent_steps_after_one_transient_failure_abandon_the_host_at_once(l
     take_messages(land, queued.url)
     clock.advance(15)
     # three steps overlap (forged invokes of on_retry, or retry + sweeper + status event)
-    from chalicelib.launch import flow as lifecycle
-
-    original = lifecycle.select_mount_target_ip
-    depth = []
-
-    def select_mount_target_ip(*args):
-        chosen = original(*args)
-        if len(depth) < 2:
-            depth.append(True)
-            queued.lambda_.invoke("on_retry", forged(land, instance_id, 5 + len(depth)))
-        return chosen
-
-    monkeypatch.setattr(lifecycle, "select_mount_target_ip", select_mount_target_ip)
+    ran = interleave(
+        monkeypatch, lambda n: queued.lambda_.invoke("on_retry", forged(land, instance_id, 5 + n)), times=2
+    )
     queued.lambda_.invoke("on_retry", forged(land, instance_id, 4))
+    assert ran == [True, True], "the overlapping steps did not run inside the first"
     hosts.answer(land, "Failed", response_code=75)  # the transient cause is still there 15 s later
     deliver_outbox(queued.bus)
     # README: transient failures are "sent again after 10 s, 20 s, ..., up to MOUNT_ATTEMPTS (3)"; one

@@ -14,7 +14,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from chalicelib.launch.budget import URGENT_WITHIN_SECONDS, SweepEntry, sweep_order
-from chalicelib.launch.flow import WARM_POOL_WAIT, LifecycleFlow
+from chalicelib.launch.decision import WARM_POOL_WAIT
+from chalicelib.launch.flow import LifecycleFlow
 from chalicelib.launch.groups import Group, all_groups, warm_pool_waiting
 from chalicelib.mount.commands import agents_online
 from chalicelib.plumbing.accounts import AssumeRoleFailed, AwsAccess, AwsAccounts

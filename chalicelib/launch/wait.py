@@ -9,13 +9,13 @@ of an earlier launch (README: "Nothing lost").
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
 
 from botocore.exceptions import ClientError
 
 from chalicelib.launch.budget import heartbeat_due, implausible_time, latest, launch_starts
 from chalicelib.launch.groups import Hook
 from chalicelib.plumbing.accounts import AwsAccess
+from chalicelib.plumbing.memory import MAX_REMEMBERED_HOSTS, BoundedMemory, HostKey, HostMemory
 from chalicelib.plumbing.observability import count, logger
 
 # A launch activity's start never changes; a new launch of the same host (a warm pool reused) is read
@@ -23,31 +23,12 @@ from chalicelib.plumbing.observability import count, logger
 ACTIVITY_CACHE_SECONDS = 3600
 # Pages of DescribeScalingActivities (100 each, newest first) searched for one host's launch.
 MAX_ACTIVITY_PAGES = 20
-# Hosts a container remembers (its own heartbeats and looks, hosts already decided): bounds its memory.
-MAX_REMEMBERED_HOSTS = 10_000
 # Shorter than any way out of a wait and into the next one of the same host (in service, back to a warm pool,
 # out again): two sights of a host waiting this close together are of one wait. Farther apart, the later one
 # may be of a new launch, and an unmeasured wait is measured afresh from it (lifecycle.WARM_POOL_ROUND_TRIP_SECONDS).
 SAME_WAIT_SECONDS = 120
 # An agent look does not read a group's activities again this soon for a host the last read did not find.
 READ_AGAIN_SECONDS = 30
-
-HostKey = tuple[str, str, str]  # account, region, instance id
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class BoundedMemory(dict[K, V]):
-    """What this container remembers, at most MAX_REMEMBERED_HOSTS entries; forgetting only costs a call."""
-
-    def remember(self, key: K, value: V) -> None:
-        if key not in self and len(self) >= MAX_REMEMBERED_HOSTS:
-            self.pop(next(iter(self)))
-        self[key] = value
-
-
-class HostMemory(BoundedMemory[HostKey, float]):
-    """What this container saw of hosts (epoch seconds)."""
 
 
 class LaunchWaits:
@@ -153,13 +134,20 @@ class LaunchWaits:
     def keep_alive(
         self, aws: AwsAccess, group_name: str, instance_id: str, hook: Hook, started: float | None, current: float
     ) -> None:
-        """Heartbeat when due by what we know: the launch AWS reports and this container's own heartbeats.
-        Nothing a message says can skip one."""
+        """Heartbeat when due (heartbeat_due)."""
         key = (aws.account, aws.region, instance_id)
+        if self.heartbeat_due(key, hook, started, current):
+            self.heartbeat(aws, group_name, instance_id, current)
+
+    def heartbeat_due(self, key: HostKey, hook: Hook, started: float | None, current: float) -> bool:
+        """Whether the host needs a heartbeat now, by what we know: the launch AWS reports and this container's own
+        heartbeats. Nothing a message says can skip one."""
         if key in self._unmeasured:
             started = None  # its action may have begun long before we first saw it
-        if not heartbeat_due(current, latest(started, self._heartbeats.get(key)), hook):
-            return
+        return heartbeat_due(current, latest(started, self._heartbeats.get(key)), hook)
+
+    def heartbeat(self, aws: AwsAccess, group_name: str, instance_id: str, current: float) -> None:
+        key = (aws.account, aws.region, instance_id)
         try:
             aws.client("autoscaling").record_lifecycle_action_heartbeat(
                 LifecycleHookName=self._hook_name, AutoScalingGroupName=group_name, InstanceId=instance_id

@@ -13,7 +13,8 @@ from typing import Any, TypeVar
 from botocore.exceptions import ClientError
 
 from chalicelib.container_instances.ecs import set_mount_attributes
-from chalicelib.launch.flow import LifecycleFlow, complete_lifecycle_action
+from chalicelib.launch.actions import complete_lifecycle_action
+from chalicelib.launch.flow import LifecycleFlow
 from chalicelib.launch.groups import Group
 from chalicelib.launch.sweeper import GRACE_SECONDS as SWEEPER_GRACE_SECONDS
 from chalicelib.mount.attribute import mount_attribute_name
