@@ -839,7 +839,7 @@ def export_today(target: Path) -> str | None:
 
 
 def scale_out(hosts: int, throttle_share: float, seed: int, picture: Path | None) -> dict[str, Any]:
-    """A burst of `hosts` in simulated time (simulation/scale_out.py), for the working tree's app and for the app
+    """A burst of `hosts` in simulated time (simulation/scale_out/), for the working tree's app and for the app
     before issue 13, each in its own process, with the same seed and model."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     with tempfile.TemporaryDirectory() as tmp:
