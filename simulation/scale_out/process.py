@@ -83,11 +83,14 @@ class Process:
         made = {"RetryQueue": queue_url, "IdempotencyTable": f"efs-automount-idempotency-{STACK_NAME}"}
         self.functions = load_packaged_settings(self.package / "sam.json", made)
         self.use_function("on_retry")
-        from botocore.client import BaseClient
-        from botocore.endpoint import Endpoint
-        from botocore.retries.standard import ExponentialBackoff
+        self._meter_calls()
+        self._throttle_calls()
+        self._share_loader_and_clients()
+        self._import_app()
 
-        from simulation.throttling import Throttler
+    def _meter_calls(self) -> None:
+        """Each AWS call an app handler makes counted on its invocation, with the throttled answers it met."""
+        from botocore.client import BaseClient
 
         process = self
         original_call = BaseClient._make_api_call
@@ -104,6 +107,17 @@ class Process:
                 invocation.calls.append(f"{client.meta.service_model.signing_name}:{operation}")
 
         BaseClient._make_api_call = metered  # type: ignore[method-assign]
+
+    def _throttle_calls(self) -> None:
+        """The app's requests throttled (a share set per world); botocore's backoff counted in simulated time,
+        never slept."""
+        import botocore.endpoint
+        from botocore.endpoint import Endpoint
+        from botocore.retries.standard import ExponentialBackoff
+
+        from simulation.throttling import Throttler
+
+        process = self
         # Throttled only while an app handler runs (the simulation's own reads are AWS's physics, not the app's).
         self.throttler = Throttler(0.0, seed=self.throttle_seed, applies=lambda: process.clock.invocation is not None)
         Endpoint._do_get_response = self.throttler(Endpoint._do_get_response)  # type: ignore[method-assign]
@@ -119,11 +133,16 @@ class Process:
             return 0
 
         ExponentialBackoff.delay_amount = delay_amount  # type: ignore[method-assign]
-        # Every execution environment makes its own boto3 session and clients, as Lambda's would; they share
-        # botocore's loader here only so that the service models are read from disk once (wall time).
-        import botocore.endpoint
+        # botocore sleeps the backoff it computed (0 here) between attempts: not even that.
+        botocore.endpoint.time = types.SimpleNamespace(sleep=lambda seconds: None, time=time.time)  # type: ignore[attr-defined]
+
+    def _share_loader_and_clients(self) -> None:
+        """botocore's loader, and the clients app handlers make, shared by every execution environment."""
         import botocore.session
 
+        process = self
+        # Every execution environment makes its own boto3 session and clients, as Lambda's would; they share
+        # botocore's loader here only so that the service models are read from disk once (wall time).
         loader = botocore.session.create_loader()
         botocore.session.create_loader = lambda *args, **kwargs: loader
         # Likewise, environments share a client of the same service, region, credentials and config (making one
@@ -150,8 +169,9 @@ class Process:
             return client
 
         botocore.session.Session.create_client = create_client  # type: ignore[method-assign]
-        # botocore sleeps the backoff it computed (0 here) between attempts: not even that.
-        botocore.endpoint.time = types.SimpleNamespace(sleep=lambda seconds: None, time=time.time)  # type: ignore[attr-defined]
+
+    def _import_app(self) -> None:
+        """The app imported from `app_dir`, every module of it, with its flow's clock and its logger patched."""
         # The simulation's modules come from this working tree, whatever DIR holds: imported before DIR goes first.
         for module in ("eventbus", "hosts", "landscape", "moto_gaps", "queues", "throttling"):
             importlib.import_module(f"simulation.{module}")
