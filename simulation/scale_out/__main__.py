@@ -17,7 +17,8 @@ from simulation.scale_out.runs import simulate
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # Named as it is run: the package's __main__.py would otherwise name itself.
+    parser = argparse.ArgumentParser(prog="python -m simulation.scale_out", description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=1000)
     parser.add_argument("--throttle", type=float, default=0.2, help="share of the app's AWS requests throttled")
     parser.add_argument("--seed", type=int, default=13)
