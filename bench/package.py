@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -70,39 +71,60 @@ def package(runs: int) -> dict[str, Any]:
             "shipped": build_package(ROOT, work / "shipped"),
             "without_sdk": build_package(project_without_sdk(work), work / "without-sdk"),
         }
-
-        def timed(code: str, *args: str, cwd: Path) -> list[str]:
-            run_env = {**env, "PYTHONPATH": str(cwd)}
-            out = subprocess.run(
-                [sys.executable, "-c", code, *args], cwd=cwd, env=run_env, capture_output=True, text=True, check=True
-            )
-            return out.stdout.split()
-
-        unpack: dict[str, list[float]] = {name: [] for name in zips}
-        imports: dict[str, list[float]] = {name: [] for name in zips}
-        precompiled: list[float] = []
-        botocore_from: dict[str, str] = {}
-        for index in progress(range(runs), "package: unpack and import"):
-            # Alternate which goes first, so neither always meets a warmer file cache.
-            for name in sorted(zips, reverse=bool(index % 2)):
-                target = work / f"unpacked-{name}-{index}"
-                unpack[name].append(float(timed(UNPACK_TIMER, str(zips[name]), str(target), cwd=work)[0]))
-                seconds, botocore_file = timed(PACKAGED_IMPORT_TIMER, cwd=target)
-                imports[name].append(float(seconds))
-                botocore_from[name] = "package" if botocore_file.startswith(str(target)) else "runtime"
-            # The package holds no .pyc and Lambda's /var/task is read-only, so each cold start compiles
-            # what it imports; the runtime's own boto3 comes compiled. What compiling at package time
-            # would save:
-            target = work / f"unpacked-precompiled-{index}"
-            zipfile.ZipFile(zips["shipped"]).extractall(target)
-            subprocess.run(
-                [sys.executable, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash", str(target)],
-                check=True,
-                capture_output=True,
-            )
-            precompiled.append(float(timed(PACKAGED_IMPORT_TIMER, cwd=target)[0]))
+        timings = unpack_and_import(zips, work, env, runs)
         sizes = {name: path.stat().st_size for name, path in zips.items()}
         files = {name: len(zipfile.ZipFile(path).namelist()) for name, path in zips.items()}
+    return package_figures(runs, sizes, files, timings)
+
+
+@dataclass
+class Timings:
+    """Seconds per run, by package: unpacking it, and importing the app from it; importing the app from the shipped
+    package compiled at package time; and where each package's botocore was loaded from."""
+
+    unpack: dict[str, list[float]]
+    imports: dict[str, list[float]]
+    precompiled: list[float] = field(default_factory=list)
+    botocore_from: dict[str, str] = field(default_factory=dict)
+
+
+def timed(code: str, *args: str, cwd: Path, env: dict[str, str]) -> list[str]:
+    """What `code` prints, run in a fresh interpreter in `cwd`, `cwd` first on its path."""
+    run_env = {**env, "PYTHONPATH": str(cwd)}
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=cwd, env=run_env, capture_output=True, text=True, check=True
+    )
+    return out.stdout.split()
+
+
+def unpack_and_import(zips: dict[str, Path], work: Path, env: dict[str, str], runs: int) -> Timings:
+    """Each run: every package unpacked and the app imported from it (the order alternating), then the shipped one
+    compiled and the app imported from it again."""
+    timings = Timings({name: [] for name in zips}, {name: [] for name in zips})
+    for index in progress(range(runs), "package: unpack and import"):
+        # Alternate which goes first, so neither always meets a warmer file cache.
+        for name in sorted(zips, reverse=bool(index % 2)):
+            target = work / f"unpacked-{name}-{index}"
+            timings.unpack[name].append(float(timed(UNPACK_TIMER, str(zips[name]), str(target), cwd=work, env=env)[0]))
+            seconds, botocore_file = timed(PACKAGED_IMPORT_TIMER, cwd=target, env=env)
+            timings.imports[name].append(float(seconds))
+            timings.botocore_from[name] = "package" if botocore_file.startswith(str(target)) else "runtime"
+        # The package holds no .pyc and Lambda's /var/task is read-only, so each cold start compiles
+        # what it imports; the runtime's own boto3 comes compiled. What compiling at package time
+        # would save:
+        target = work / f"unpacked-precompiled-{index}"
+        zipfile.ZipFile(zips["shipped"]).extractall(target)
+        subprocess.run(
+            [sys.executable, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash", str(target)],
+            check=True,
+            capture_output=True,
+        )
+        timings.precompiled.append(float(timed(PACKAGED_IMPORT_TIMER, cwd=target, env=env)[0]))
+    return timings
+
+
+def package_figures(runs: int, sizes: dict[str, int], files: dict[str, int], timings: Timings) -> dict[str, Any]:
+    unpack, imports = timings.unpack, timings.imports
 
     def median_ms(values: list[float]) -> float:
         return round(statistics.median(values) * 1000, 1)
@@ -112,11 +134,11 @@ def package(runs: int) -> dict[str, Any]:
         "without_sdk_zip_kib": round(sizes["without_sdk"] / 1024, 1),
         "zip_ratio": round(sizes["shipped"] / sizes["without_sdk"], 1),
         "files": files,
-        "botocore_loaded_from": botocore_from,
+        "botocore_loaded_from": timings.botocore_from,
         "runs": runs,
         "unpack_ms_median": {name: median_ms(values) for name, values in unpack.items()},
         "import_app_ms_median": {name: median_ms(values) for name, values in imports.items()}
-        | {"shipped_precompiled": median_ms(precompiled)},
+        | {"shipped_precompiled": median_ms(timings.precompiled)},
         "import_ratio_shipped_to_without_sdk": round(
             statistics.median(s / w for s, w in zip(imports["shipped"], imports["without_sdk"], strict=True)), 3
         ),
