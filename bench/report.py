@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from tqdm import tqdm
@@ -15,90 +15,99 @@ def progress(items: Iterable[T], what: str, total: int | None = None) -> Iterato
     return iter(tqdm(items, desc=f"  {what}", total=total, leave=False, unit="", dynamic_ncols=True, disable=None))
 
 
+Row = tuple[str, str, str]
+
+
 def table(results: dict[str, Any]) -> str:
     """One table of the figures of the parts that ran."""
-
-    def verdict(ok: bool) -> str:
-        return "meets" if ok else "MISSES"
-
-    rows = [("figure", "result", "note")]
-    if "cold_start" in results:
-        cold = results["cold_start"]
-        rows.append(
-            (
-                "cold start: import app / import boto3",
-                f"{cold['ratio_median']}x",
-                f"<= 1.25x {verdict(cold['ratio_median'] <= 1.25)}",
-            )
-        )
-    if "per_host" in results:
-        host, polling = results["per_host"]["per_host"], results["per_host"]["lambda_time_vs_polling"]
-        rows += [
-            ("per host: AWS calls", f"{host['aws_calls']}", f"<= 6 {verdict(host['aws_calls'] <= 6)}"),
-            ("per host: own time", f"{host['own_ms']} ms", f"<= 5 ms {verdict(host['own_ms'] <= 5)}"),
-            ("Lambda time, polling / event-driven", f"{polling['ratio_polling_to_event_driven']}x", "higher is better"),
-        ]
-    if "burst" in results:
-        burst_ = results["burst"]
-        rows += [
-            ("burst: decided CONTINUE", f"{burst_['continued']} / {burst_['hosts']}", "all"),
-            (
-                "burst: duplicate commands / decisions",
-                f"{burst_['duplicate_commands']} / {burst_['duplicate_decisions']}",
-                "0 / 0",
-            ),
-            ("burst: AWS calls, throttled", f"{burst_['aws_calls']}, {burst_['throttled_requests']}", ""),
-            ("burst: hosts per second", f"{burst_['hosts_per_second']}", "this machine"),
-        ]
-    if "task_definitions" in results:
-        tds = results["task_definitions"]
-        rows += [
-            ("task definitions: revisions added", f"{tds['revisions_added']} / {tds['registrations']}", "exactly"),
-            (
-                "task definitions: calls, own time",
-                f"{tds['aws_calls_per_rewrite']}, {tds['own_ms_per_rewrite']} ms",
-                "per rewrite",
-            ),
-        ]
-    if "repair" in results:
-        rows += repair_rows(results["repair"])
-    if "checks" in results:
-        checks = results["checks"]
-        rows += [
-            (
-                f"checks: {checks['groups']} groups, {checks['accounts']} accounts: calls per group",
-                f"{checks['aws_calls_per_group']}",
-                f"{checks['aws_calls']} calls, {checks['problems']} problems",
-            ),
-            (
-                "checks: hourly run, projected",
-                f"{checks['projected_seconds']} s",
-                f"timeout {checks['timeout_seconds']} s; ~${checks['monthly_usd']} a month",
-            ),
-        ]
-    if "package" in results:
-        pkg = results["package"]
-        rows += [
-            (
-                "package: deployment.zip, shipped / without SDK",
-                f"{pkg['deployment_zip_kib']} / {pkg['without_sdk_zip_kib']} KiB",
-                f"{pkg['zip_ratio']}x",
-            ),
-            (
-                "package: unpack + import app, shipped / without SDK",
-                f"{pkg['cold_ratio_shipped_to_without_sdk']}x",
-                f"import alone {pkg['import_ratio_shipped_to_without_sdk']}x",
-            ),
-        ]
-    if "scale_out" in results:
-        rows += scale_out_rows(results["scale_out"])
+    rows: list[Row] = [("figure", "result", "note")]
+    for part, part_rows in ROWS:
+        if part in results:
+            rows += part_rows(results[part])
     width = max(len(r[0]) for r in rows)
     lines = [f"  {name:<{width}}  {value:>16}  {note}" for name, value, note in rows]
     lines.insert(1, f"  {'-' * width}  {'-' * 16}  {'-' * max(len(r[2]) for r in rows)}")
     return "\n".join(lines)
 
 
-def scale_out_rows(figures: dict[str, Any]) -> list[tuple[str, str, str]]:
+def verdict(ok: bool) -> str:
+    return "meets" if ok else "MISSES"
+
+
+def cold_start_rows(cold: dict[str, Any]) -> list[Row]:
+    return [
+        (
+            "cold start: import app / import boto3",
+            f"{cold['ratio_median']}x",
+            f"<= 1.25x {verdict(cold['ratio_median'] <= 1.25)}",
+        )
+    ]
+
+
+def per_host_rows(figures: dict[str, Any]) -> list[Row]:
+    host, polling = figures["per_host"], figures["lambda_time_vs_polling"]
+    return [
+        ("per host: AWS calls", f"{host['aws_calls']}", f"<= 6 {verdict(host['aws_calls'] <= 6)}"),
+        ("per host: own time", f"{host['own_ms']} ms", f"<= 5 ms {verdict(host['own_ms'] <= 5)}"),
+        ("Lambda time, polling / event-driven", f"{polling['ratio_polling_to_event_driven']}x", "higher is better"),
+    ]
+
+
+def burst_rows(burst: dict[str, Any]) -> list[Row]:
+    return [
+        ("burst: decided CONTINUE", f"{burst['continued']} / {burst['hosts']}", "all"),
+        (
+            "burst: duplicate commands / decisions",
+            f"{burst['duplicate_commands']} / {burst['duplicate_decisions']}",
+            "0 / 0",
+        ),
+        ("burst: AWS calls, throttled", f"{burst['aws_calls']}, {burst['throttled_requests']}", ""),
+        ("burst: hosts per second", f"{burst['hosts_per_second']}", "this machine"),
+    ]
+
+
+def task_definitions_rows(tds: dict[str, Any]) -> list[Row]:
+    return [
+        ("task definitions: revisions added", f"{tds['revisions_added']} / {tds['registrations']}", "exactly"),
+        (
+            "task definitions: calls, own time",
+            f"{tds['aws_calls_per_rewrite']}, {tds['own_ms_per_rewrite']} ms",
+            "per rewrite",
+        ),
+    ]
+
+
+def checks_rows(checks: dict[str, Any]) -> list[Row]:
+    return [
+        (
+            f"checks: {checks['groups']} groups, {checks['accounts']} accounts: calls per group",
+            f"{checks['aws_calls_per_group']}",
+            f"{checks['aws_calls']} calls, {checks['problems']} problems",
+        ),
+        (
+            "checks: hourly run, projected",
+            f"{checks['projected_seconds']} s",
+            f"timeout {checks['timeout_seconds']} s; ~${checks['monthly_usd']} a month",
+        ),
+    ]
+
+
+def package_rows(pkg: dict[str, Any]) -> list[Row]:
+    return [
+        (
+            "package: deployment.zip, shipped / without SDK",
+            f"{pkg['deployment_zip_kib']} / {pkg['without_sdk_zip_kib']} KiB",
+            f"{pkg['zip_ratio']}x",
+        ),
+        (
+            "package: unpack + import app, shipped / without SDK",
+            f"{pkg['cold_ratio_shipped_to_without_sdk']}x",
+            f"import alone {pkg['import_ratio_shipped_to_without_sdk']}x",
+        ),
+    ]
+
+
+def scale_out_rows(figures: dict[str, Any]) -> list[Row]:
     """The scale-out's figures, the new design's with today's beside them (simulated seconds)."""
     today = figures["today"]
     size = f"scale-out {figures['hosts']}"
@@ -109,9 +118,6 @@ def scale_out_rows(figures: dict[str, Any]) -> list[tuple[str, str, str]]:
     def goal(key: str) -> str:
         value, limit = figures.get(key), figures["goals"][key]
         return f"<= {limit} {verdict(value is not None and value <= limit)}; {beside(key)}"
-
-    def verdict(ok: bool) -> str:
-        return "meets" if ok else "MISSES"
 
     return [
         (f"{size}: added latency p50, s", f"{figures['added_latency_p50_s']}", goal("added_latency_p50_s")),
@@ -146,7 +152,7 @@ def scale_out_rows(figures: dict[str, Any]) -> list[tuple[str, str, str]]:
     ]
 
 
-def repair_rows(repair: dict[str, Any]) -> list[tuple[str, str, str]]:
+def repair_rows(repair: dict[str, Any]) -> list[Row]:
     size = f"{repair['hosts']} hosts, {repair['services']} services"
     rows = []
     for name in ("dry_run", "repair", "second_run"):
@@ -159,3 +165,16 @@ def repair_rows(repair: dict[str, Any]) -> list[tuple[str, str, str]]:
             )
         )
     return rows
+
+
+# The parts' rows, in the table's order.
+ROWS: tuple[tuple[str, Callable[[dict[str, Any]], list[Row]]], ...] = (
+    ("cold_start", cold_start_rows),
+    ("per_host", per_host_rows),
+    ("burst", burst_rows),
+    ("task_definitions", task_definitions_rows),
+    ("repair", repair_rows),
+    ("checks", checks_rows),
+    ("package", package_rows),
+    ("scale_out", scale_out_rows),
+)
