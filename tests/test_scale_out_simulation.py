@@ -1,4 +1,4 @@
-"""The scale-out simulation (simulation/scale_out.py) runs the app's real handlers through a small burst in
+"""The scale-out simulation (simulation/scale_out/) runs the app's real handlers through a small burst in
 simulated time, and the app holds its guarantees there: every host decided CONTINUE, none left to its hook's
 timeout, no second command and no second decision. And the simulation is honest about its own clock: no
 host's mount command is accepted before its SSM agent is online. Outcomes only; no timing is judged.
@@ -54,7 +54,9 @@ def test_the_simulated_functions_run_with_their_packaged_settings(package_dir, m
     # Issue 18, finding 5: what is measured is what is deployed. Each function the simulation invokes sees its own
     # packaged environment (the queue's URL where the template gives it), memory and timeout, and no other's.
     from simulation import packaged
-    from simulation.scale_out import Context, Invocation, Model, Process
+    from simulation.scale_out.clock import Invocation
+    from simulation.scale_out.model import Model
+    from simulation.scale_out.process import Context, Process
 
     process = Process(None, throttle_seed=1, package=package_dir)
     process.functions = packaged.load(package_dir / "sam.json", {"RetryQueue": "q", "IdempotencyTable": "t"})
