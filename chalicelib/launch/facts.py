@@ -93,8 +93,8 @@ class HostFacts:
     @cached_property
     def asked(self) -> Asked:
         asked = self._reads.asked(self._tags)
-        if asked.refused is not None and not self._fresh_tags:
-            # A cached tag must not throw a host away: AWS's tags of this moment decide.
+        if (asked.refused is not None or asked.spec is None) and not self._fresh_tags:
+            # A cached tag must neither throw a host away nor let it in unmounted: AWS's tags of this moment decide.
             self._tags, self._fresh_tags = self._reads.group_tags(self.aws, self.group_name, fresh=True), True
             asked = self._reads.asked(self._tags)
         return asked
@@ -103,7 +103,11 @@ class HostFacts:
     def parameters(self) -> Parameters | NoMountTarget | MountTargetNotReady:
         spec = self.asked.spec
         assert spec is not None, "the decision asks for parameters only of a group that asks for a mount"  # noqa: S101
-        return self._reads.parameters_now(self.aws, spec, self.place.zone)
+        found = self._reads.parameters_now(self.aws, spec, self.place.zone)
+        if isinstance(found, NoMountTarget):
+            # A cached list of mount targets must not throw a host away: AWS's list of this moment decides.
+            found = self._reads.parameters_now(self.aws, spec, self.place.zone, fresh=True)
+        return found
 
     @cached_property
     def commands(self) -> list[Command]:
@@ -118,6 +122,9 @@ class HostFacts:
                 self._seen = True
             group_name, instance_id = self.group_name, self.instance_id
             start = self._waits.started(self.aws, group_name, instance_id, hook, fresh=fresh, read_after=read_after)
+            if fresh:
+                # Read afresh: every start this step read before is older news.
+                self._starts.clear()
             self._starts[fresh, read_after] = start
         return self._starts[fresh, read_after]
 

@@ -17,11 +17,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from chalicelib.launch.actions import LaunchActions
 from chalicelib.launch.attempts import launch_attempts
 from chalicelib.launch.budget import MAX_GLOBAL_TIMEOUT_SECONDS, deadline, implausible_time, wait_budget
 from chalicelib.launch.command_status import on_command_status
-from chalicelib.launch.decision import Heartbeat, decide_launch, enters_warm_pool
+from chalicelib.launch.decision import PENDING_WAIT, Heartbeat, decide_launch, enters_warm_pool
 from chalicelib.launch.facts import HostFacts
 from chalicelib.launch.groups import Group, GroupMember, describe_member
 from chalicelib.launch.reads import LaunchReads
@@ -183,13 +185,32 @@ class LifecycleFlow:
             agent_online=agent_online,
         )
         settings = self._settings
-        action = decide_launch(facts, settings.hook_name, settings.max_wait_seconds, settings.mount_attempts)
-        if isinstance(action, Heartbeat):
-            # Heartbeated, the host is decided on the same facts (read once: asking again costs no call).
-            self.actions.act(facts, action, container_instance, queue_retry=False)
+        try:
             action = decide_launch(facts, settings.hook_name, settings.max_wait_seconds, settings.mount_attempts)
+            if isinstance(action, Heartbeat):
+                # Heartbeated, the host is decided on the same facts (read once: asking again costs no call).
+                self.actions.act(facts, action, container_instance, queue_retry=False)
+                action = decide_launch(facts, settings.hook_name, settings.max_wait_seconds, settings.mount_attempts)
+        except ClientError:
+            self._keep_alive_through_a_failed_read(facts)
+            raise
         # The sweeper and repair come back on their own: no retry chain of their making.
         return self.actions.act(facts, action, container_instance, queue_retry=group is None)
+
+    def _keep_alive_through_a_failed_read(self, facts: HostFacts) -> None:
+        """A read failed (EFS, SSM or Auto Scaling answering errors): the step fails, to be run again, but a host AWS
+        reported waiting is heartbeated when due all the same, so that an outage of a read longer than half the
+        hook's heartbeat timeout never lets the hook expire into its default result."""
+        place = facts.__dict__.get("place")
+        if facts.beaten or place is None or place.state != PENDING_WAIT:
+            return
+        try:
+            hook = self.reads.hook(facts.aws, place.group_name)
+            if hook is not None:
+                since = self._waits.since(facts.key)
+                self._waits.keep_alive(facts.aws, place.group_name, facts.instance_id, hook, since, facts.now)
+        except ClientError as exc:
+            logger.warning("could not heartbeat the host after a failed read", error=str(exc))
 
     # --- for the sweeper, the command status step and repair ---------------------------------
 

@@ -101,19 +101,19 @@ class LaunchReads:
             logger.warning("failure result changed since the group's tags were read", was=cached.value, now=fresh.value)
         return fresh
 
-    def mount_parameters(self, aws: AwsAccess, spec: MountSpec, zone: str) -> Parameters:
+    def mount_parameters(self, aws: AwsAccess, spec: MountSpec, zone: str, fresh: bool = False) -> Parameters:
         """The parameters the app sends a host in `zone` for the mount: its zone's mount target, the file system's
-        TLS rule (both cached a minute). Raises NoMountTarget or MountTargetNotReady."""
-        file_system = self._file_system(aws, spec.file_system_id)
+        TLS rule (both cached a minute; `fresh`: read now). Raises NoMountTarget or MountTargetNotReady."""
+        file_system = self._file_system(aws, spec.file_system_id, fresh)
         ip = select_mount_target_ip(file_system.mount_targets, spec.file_system_id, zone)
         return mount_command_parameters(spec, aws.region, ip, file_system.requires_tls)
 
     def parameters_now(
-        self, aws: AwsAccess, spec: MountSpec, zone: str
+        self, aws: AwsAccess, spec: MountSpec, zone: str, fresh: bool = False
     ) -> Parameters | NoMountTarget | MountTargetNotReady:
         """What the app would send the host now, or why it would send nothing."""
         try:
-            return self.mount_parameters(aws, spec, zone)
+            return self.mount_parameters(aws, spec, zone, fresh)
         except (NoMountTarget, MountTargetNotReady) as exc:
             return exc
 
@@ -136,10 +136,13 @@ class LaunchReads:
             count("ConfigurationProblems", Rule=problem.split(":", 1)[0])
         return problems
 
-    def _file_system(self, aws: AwsAccess, file_system_id: str) -> FileSystemAccess:
+    def _file_system(self, aws: AwsAccess, file_system_id: str, fresh: bool = False) -> FileSystemAccess:
         def load() -> FileSystemAccess:
             efs = aws.client("efs")
             targets = describe_mount_targets(efs, file_system_id)
             return FileSystemAccess(targets, file_system_requires_tls(efs, file_system_id))
 
-        return self._file_systems.get((aws.account, aws.region, file_system_id), load)
+        key = (aws.account, aws.region, file_system_id)
+        if fresh:
+            self._file_systems.forget(key)
+        return self._file_systems.get(key, load)
