@@ -77,6 +77,7 @@ class Facts:
     confirmed: dict[str, Any] | None = None
     attempt: int = 0
     now: float = NOW
+    first_mount_now: float = NOW
     asked_for: list[str] = field(default_factory=list)
     heartbeats: list[Any] = field(default_factory=list)
     _read_fresh: bool = False
@@ -117,7 +118,7 @@ class Facts:
         self.asked_for.append("sent_meanwhile")
         return self.meanwhile
 
-    def heartbeat_due(self, started: float | None) -> bool:
+    def heartbeat_due(self, started: float | None, at: float) -> bool:
         self.asked_for.append("heartbeat_due")
         return self.due and not self.beaten
 
@@ -371,4 +372,4 @@ def test_a_host_left_waiting_is_heartbeated_when_due_and_a_decided_one_is_not(fa
 def test_a_heartbeat_comes_before_a_long_wait_and_the_send_after_it():
     facts = Facts(due=True, agent_online=True)
     assert decide(facts) == Send(PARAMETERS)
-    assert facts.heartbeats == [Heartbeat(NOW - 60)]
+    assert facts.heartbeats == [Heartbeat(NOW - 60, NOW)]

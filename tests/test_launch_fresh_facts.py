@@ -110,7 +110,7 @@ def test_the_start_read_after_a_fresh_read_is_the_fresh_one():
 
     iid = "i-0123456789abcdef0"
     group = Group("g", {}, {iid: "us-east-1a"}, {iid: "Pending:Wait"})
-    facts = HostFacts(Aws(), Reads(), Waits(), HostMemory(), "doc", 6000.0, "g", iid, group=group)
+    facts = HostFacts(Aws(), Reads(), Waits(), HostMemory(), "doc", lambda: 6000.0, "g", iid, group=group)
     assert facts.started(read_after=900.0) == 1000.0
     assert facts.started(fresh=True) == 5000.0
     assert facts.started(read_after=900.0) == 5000.0, "the launch's start read after a fresh read is stale"

@@ -90,7 +90,7 @@ class LaunchActions:
         if isinstance(action, Complete):
             return self._decide(facts, action, container_instance)
         if isinstance(action, Heartbeat):
-            self._waits.heartbeat(aws, group_name, instance_id, facts.now)
+            self._waits.heartbeat(aws, group_name, instance_id, action.at)
             facts.beaten = True
             return "heartbeat recorded"
         if isinstance(action, Send):

@@ -69,7 +69,10 @@ class Asked:
 class LaunchFacts(Protocol):
     """What the decision may ask of one host. Each is read when first asked, then kept for the step."""
 
+    # The step's time, taken when the decision first asks for it: once the host, its group and hook are read.
     now: float
+    # The time of the first-mount look, taken when first asked for: once the mount targets are read too.
+    first_mount_now: float
     # The caller's count of looks at the host (a retry message's attempt): a hint, for backoff only.
     attempt: int
     # SSM reported the host's agent online a moment ago: a first mount is sent at once.
@@ -116,8 +119,8 @@ class LaunchFacts(Protocol):
         """Whether another step sent the host a command since `commands` was read."""
         ...
 
-    def heartbeat_due(self, started: float | None) -> bool:
-        """Whether the host needs a heartbeat now (never twice in a step), its wait having begun at `started`."""
+    def heartbeat_due(self, started: float | None, at: float) -> bool:
+        """Whether the host needs a heartbeat at `at` (never twice in a step), its wait having begun at `started`."""
         ...
 
 
@@ -157,9 +160,10 @@ class Complete:
 
 @dataclass(frozen=True)
 class Heartbeat:
-    """Record a heartbeat for the host's action, then decide again on the same facts."""
+    """Record a heartbeat for the host's action (at `at`), then decide again on the same facts."""
 
     started: float | None
+    at: float
 
 
 @dataclass(frozen=True)
@@ -214,23 +218,28 @@ def decide_launch(facts: LaunchFacts, hook_name: str, max_wait_seconds: int, mou
         note = f"group has no {FILE_SYSTEM_TAG} tag but uses the {hook_name} hook; letting the host in"
         return Complete(LifecycleResult.CONTINUE, note=note)
     budget = wait_budget(hook, max_wait_seconds)
+    # The step's time, then the parameters every path compares commands with (in this order, as ever).
+    facts.now  # noqa: B018 - a read of the clock at this point of the step
+    parameters = facts.parameters
     if facts.agent_online and facts.confirmed is None:
-        first = _first_mount(facts, budget)
+        first = _first_mount(facts, budget, parameters)
         if first is not None:
             return first
     return _decide_on_record(facts, asked, budget, mount_attempts)
 
 
-def _first_mount(facts: LaunchFacts, budget: float) -> Heartbeat | Send | None:
+def _first_mount(
+    facts: LaunchFacts, budget: float, parameters: Parameters | NoMountTarget | MountTargetNotReady
+) -> Heartbeat | Send | None:
     """A host with no mount command on SSM's record has nothing to decide: no attempt failed, none runs, none is
     of an earlier launch. Within its budget, its mount is sent at once (README: "Performance"). None when SSM has
     a record of the host, the budget is spent or no mount target is ready: the whole record decides then."""
+    now = facts.first_mount_now
     started = facts.started()
-    if over_budget(facts.now, started, budget):
+    if over_budget(now, started, budget):
         return None
-    if facts.heartbeat_due(started):
-        return Heartbeat(started)
-    parameters = facts.parameters
+    if facts.heartbeat_due(started, now):
+        return Heartbeat(started, now)
     if not isinstance(parameters, dict) or facts.commands:
         return None
     return Send(parameters)
@@ -289,9 +298,9 @@ def _decide_on_record(facts: LaunchFacts, asked: Asked, budget: float, mount_att
     if record.mounted is not None:
         # SSM's record of this launch's command decides (the status event, or a late look after a lost one).
         return Complete(LifecycleResult.CONTINUE, mounted=record.mounted)
-    if facts.heartbeat_due(record.started):
+    if facts.heartbeat_due(record.started, facts.now):
         # Every host left waiting is heartbeated when due, before anything that may take long.
-        return Heartbeat(record.started)
+        return Heartbeat(record.started, facts.now)
     running = tuple(c for c in record.attempts if record.statuses[c["CommandId"]] in RUNNING_STATUSES)
     if over_budget(facts.now, record.started, budget):
         # Decided only on what AWS reports now: a cached start may belong to an earlier launch of a reused host.

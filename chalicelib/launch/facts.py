@@ -6,6 +6,7 @@ start is the exception: the decision asks for it afresh before a decision that t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 
 from chalicelib.launch.decision import PENDING_WAIT, Asked, Command, Parameters, Place, enters_warm_pool
@@ -33,7 +34,7 @@ class HostFacts:
         waits: LaunchWaits,
         looked_at: HostMemory,
         document: str,
-        now: float,
+        clock: Callable[[], float],
         group_name: str,
         instance_id: str,
         *,
@@ -45,7 +46,7 @@ class HostFacts:
     ) -> None:
         self.aws, self._reads, self._waits, self._looked_at = aws, reads, waits, looked_at
         self._document = document
-        self.now = now
+        self._clock = clock
         self.instance_id = instance_id
         self.key = (aws.account, aws.region, instance_id)
         self.attempt, self.agent_online, self.confirmed = attempt, agent_online, confirmed
@@ -79,8 +80,16 @@ class HostFacts:
             self._tags = self._reads.group_tags(self.aws, member.group_name)
             place = Place(member.group_name, member.lifecycle_state, member.zone)
         if place.state == PENDING_WAIT or enters_warm_pool(place.state):
-            self._looked_at.remember(self.key, self.now)
+            self._looked_at.remember(self.key, self._clock())
         return place
+
+    @cached_property
+    def now(self) -> float:
+        return self._clock()
+
+    @cached_property
+    def first_mount_now(self) -> float:
+        return self._clock()
 
     @property
     def group_name(self) -> str:
@@ -145,10 +154,10 @@ class HostFacts:
     def failure_result_now(self) -> LifecycleResult:
         return self._reads.failure_result_now(self.aws, self.group_name, self.asked.failure_result)
 
-    def heartbeat_due(self, started: float | None) -> bool:
+    def heartbeat_due(self, started: float | None, at: float) -> bool:
         hook = self.hook
         assert hook is not None, "the decision asks for a heartbeat only of a host under our hook"  # noqa: S101
-        return not self.beaten and self._waits.heartbeat_due(self.key, hook, started, self.now)
+        return not self.beaten and self._waits.heartbeat_due(self.key, hook, started, at)
 
     def sent_meanwhile(self) -> bool:
         return bool(commands_for(self.aws.client("ssm"), self.instance_id, self._document)[len(self.commands) :])

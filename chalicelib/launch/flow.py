@@ -175,7 +175,7 @@ class LifecycleFlow:
             self._waits,
             self._looked_at,
             self._settings.mount_document,
-            self.clock(),
+            self.clock,
             group_name,
             instance_id,
             attempt=attempt,
