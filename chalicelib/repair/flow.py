@@ -1,7 +1,8 @@
 """Repair: finds what drifted in a cluster's hosts and task definitions and fixes it through the flows the
 event handlers use (the launch step, the mount, the attribute, the rewrite), or, in a dry run, says what
 it would do. What it knows of a host comes from AWS's own records (ECS's container instances, SSM's mount
-commands), never from EC2 tags. Reads are batched to AWS's limits; the decisions are in repair_findings.
+commands), never from EC2 tags. Reads are batched to AWS's limits; the decisions are in repair.host_findings and
+repair.task_definition_findings.
 """
 
 from __future__ import annotations
@@ -24,15 +25,12 @@ from chalicelib.plumbing.events import EventOrigin, TaskDefinitionRegistered
 from chalicelib.plumbing.lifecycle_result import LifecycleResult
 from chalicelib.plumbing.observability import count, logger
 from chalicelib.plumbing.settings import Settings
-from chalicelib.repair.findings import (
-    HostFix,
-    MountEvidence,
-    RepairRequest,
+from chalicelib.repair.findings import summarize
+from chalicelib.repair.host_findings import HostFix, MountEvidence, host_findings, mount_command_running
+from chalicelib.repair.request import RepairRequest
+from chalicelib.repair.task_definition_findings import (
     TaskDefinitionFix,
-    host_findings,
     legacy_constraint_problem,
-    mount_command_running,
-    summarize,
     task_definition_findings,
 )
 from chalicelib.task_definitions.flow import TaskDefinitionFlow
