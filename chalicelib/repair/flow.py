@@ -7,27 +7,27 @@ repair.task_definition_findings.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
-
-from botocore.exceptions import ClientError
+from collections.abc import Callable
+from typing import Any
 
 from chalicelib.container_instances.ecs import set_mount_attributes
 from chalicelib.launch.flow import LifecycleFlow, complete_lifecycle_action
 from chalicelib.launch.groups import Group
 from chalicelib.launch.sweeper import GRACE_SECONDS as SWEEPER_GRACE_SECONDS
 from chalicelib.mount.attribute import mount_attribute_name
-from chalicelib.mount.commands import agents_online, commands_for, mount_on_record
+from chalicelib.mount.commands import agents_online, mount_on_record
 from chalicelib.mount.spec import FILE_SYSTEM_TAG, MountConfigError, MountSpec, mount_spec_from_tags
 from chalicelib.plumbing.accounts import AwsAccess
 from chalicelib.plumbing.events import EventOrigin, TaskDefinitionRegistered
 from chalicelib.plumbing.lifecycle_result import LifecycleResult
 from chalicelib.plumbing.observability import count, logger
 from chalicelib.plumbing.settings import Settings
+from chalicelib.repair.cluster import ClusterReads, ContainerInstanceView
 from chalicelib.repair.findings import summarize
 from chalicelib.repair.host_findings import HostFix, MountEvidence, host_findings, mount_command_running
 from chalicelib.repair.request import RepairRequest
+from chalicelib.repair.run import OutOfTime, RepairRun
+from chalicelib.repair.scope import examined_groups
 from chalicelib.repair.task_definition_findings import (
     TaskDefinitionFix,
     legacy_constraint_problem,
@@ -37,35 +37,8 @@ from chalicelib.task_definitions.flow import TaskDefinitionFlow
 from chalicelib.task_definitions.rewrite import (
     SOURCE_TAG,
     mounts_file_system,
-    tags_as_dict,
     task_mount_from_tags,
 )
-
-# AWS's batch limits.
-CONTAINER_INSTANCES_PER_CALL = 100
-AUTO_SCALING_INSTANCES_PER_CALL = 50
-GROUP_NAMES_PER_CALL = 50
-SERVICES_PER_CALL = 10
-# Stop before an item when less time than this is left: enough to finish one and return the report.
-STOP_MARGIN_MILLIS = 30_000
-
-T = TypeVar("T")
-
-
-def _batches(items: list[str], size: int) -> Iterator[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-@dataclass(frozen=True)
-class ContainerInstanceView:
-    arn: str
-    cluster_arn: str
-    attributes: dict[str, str | None] = field(default_factory=dict)
-
-
-class OutOfTime(Exception):
-    """Less time is left than one more item may need."""
 
 
 class Repair:
@@ -80,16 +53,9 @@ class Repair:
         self._lifecycle = lifecycle
         self._task_definitions = task_definitions
         self._remaining_millis = remaining_millis
-        # One run's reads: the cluster (with its capacity providers), the account's clusters (only with a group
-        # named alone), container instances per cluster, and each host's mount commands.
-        self._cluster: dict[str, Any] = {}
-        self._account_clusters: list[str] | None = None
-        self._container_instance_views: dict[str, dict[str, ContainerInstanceView]] = {}
-        self._unreadable_clusters: set[str] = set()
-        self._mount_commands: dict[str, list[dict[str, Any]]] = {}
-        # Each examined group as DescribeAutoScalingGroups reported it: what its configuration checks read.
-        self._raw_groups: dict[str, dict[str, Any]] = {}
-        self._where = ""
+        # Set by each run.
+        self._run = RepairRun({}, remaining_millis)
+        self._reads: ClusterReads
 
     def run(self, request: RepairRequest, aws: AwsAccess) -> dict[str, Any]:
         report: dict[str, Any] = {
@@ -105,17 +71,19 @@ class Repair:
             "errors": [],
             "stopped": None,
         }
+        self._run = RepairRun(report, self._remaining_millis)
+        self._reads = ClusterReads(aws, self._run, self._settings.mount_document)
         try:
             self._examine(aws, request, report)
         except OutOfTime as exc:
             report["stopped"] = {
-                "where": f"{self._where}: {exc}",
+                "where": f"{self._run.where}: {exc}",
                 "how_to_go_on": "invoke repair again with the same input: what was fixed is now found fine and "
                 "skipped quickly; or narrow it with `auto_scaling_group`",
             }
             logger.warning("repair stopped before its time ran out", where=report["stopped"]["where"])
         except Exception as exc:  # every phase is guarded; this keeps the report of what was done regardless
-            self._error(report, request.cluster or request.auto_scaling_group or "", exc, self._where)
+            self._run.error(request.cluster or request.auto_scaling_group or "", exc, self._run.where)
         report["summary"] = summarize(report)
         logger.info("repair done", dry_run=request.dry_run, **report["summary"])
         return report
@@ -124,110 +92,40 @@ class Repair:
         """Each phase guarded: a read that fails (throttled past its retries, a cluster gone) is an error naming
         the phase, and what was done before it stays in the report."""
         cluster_arn = None
-        self._where = "discovering the cluster's groups"
+        self._run.where = "discovering the cluster's groups"
         if request.cluster:
-            self._check_time("finding the cluster")
-            cluster_arn = self._guarded(
-                report, request.cluster, "finding the cluster", lambda: self._cluster_arn(aws, request.cluster)
+            self._run.check_time("finding the cluster")
+            cluster_arn = self._run.guarded(
+                request.cluster, "finding the cluster", lambda: self._reads.cluster_arn(request.cluster)
             )
             if cluster_arn is None:
                 return
             report["cluster"] = cluster_arn
-        self._check_time("discovering the cluster's groups")
-        groups = self._guarded(
-            report,
+        self._run.check_time("discovering the cluster's groups")
+        groups = self._run.guarded(
             cluster_arn or request.auto_scaling_group or "",
             "discovering the groups",
-            lambda: self._groups(aws, request, cluster_arn, report["errors"]),
+            lambda: self._groups(request, cluster_arn, report["errors"]),
         )
-        self._where = "checking the groups' configuration"
+        self._run.where = "checking the groups' configuration"
         self._check_groups(aws, groups or [], report)
-        self._where = "examining hosts"
+        self._run.where = "examining hosts"
         self._hosts(aws, request, cluster_arn, groups or [], report)
         if cluster_arn is not None:
-            self._where = "examining the services' task definitions"
+            self._run.where = "examining the services' task definitions"
             self._services(aws, request, cluster_arn, report)
 
-    def _guarded(self, report: dict[str, Any], item: str, phase: str, read: Callable[[], T]) -> T | None:
-        """The read's result, or None with an error in the report naming the phase. Running out of time is
-        not an error: it stops the run (`stopped`)."""
-        try:
-            return read()
-        except OutOfTime:
-            raise
-        except ClusterNotFound as exc:
-            report["errors"].append({"item": item, "error": str(exc)})
-        except Exception as exc:
-            self._error(report, item, exc, phase)
-        return None
-
-    def _check_time(self, item: str) -> None:
-        if self._remaining_millis() < STOP_MARGIN_MILLIS:
-            raise OutOfTime(f"stopped before {item}")
-
-    # --- discovery ---------------------------------------------------------------------------
-
-    def _cluster_arn(self, aws: AwsAccess, cluster: str) -> str:
-        described = aws.client("ecs").describe_clusters(clusters=[cluster])
-        found = [c for c in described.get("clusters", []) if c.get("status", "ACTIVE") != "INACTIVE"]
-        if not found:
-            raise ClusterNotFound(f"cluster {cluster} not found in account {aws.account}, region {aws.region}")
-        self._cluster = found[0]
-        return found[0]["clusterArn"]
-
-    def _groups(
-        self, aws: AwsAccess, request: RepairRequest, cluster_arn: str | None, errors: list[dict[str, str]]
-    ) -> list[Group]:
+    def _groups(self, request: RepairRequest, cluster_arn: str | None, errors: list[dict[str, str]]) -> list[Group]:
         """The groups to examine: the one asked for, or the cluster's (through its capacity providers and the
         groups of its container instances); only those tagged for EFS."""
         if request.auto_scaling_group is not None or cluster_arn is None:
             # The input check requires one of the two.
             names = {request.auto_scaling_group} if request.auto_scaling_group is not None else set()
         else:
-            names = self._capacity_provider_groups(aws, cluster_arn)
-            instance_ids = sorted(self._container_instances(aws, cluster_arn))
-            autoscaling = aws.client("autoscaling")
-            for batch in _batches(instance_ids, AUTO_SCALING_INSTANCES_PER_CALL):
-                found = autoscaling.describe_auto_scaling_instances(InstanceIds=batch)["AutoScalingInstances"]
-                names |= {member["AutoScalingGroupName"] for member in found}
-        groups = self._describe_groups(aws, sorted(names))
-        if request.auto_scaling_group is not None and not groups:
-            errors.append({"item": request.auto_scaling_group, "error": "Auto Scaling group not found"})
-        tagged = [group for group in groups if FILE_SYSTEM_TAG in group.tags]
-        if request.auto_scaling_group is not None and groups and not tagged:
-            errors.append({"item": request.auto_scaling_group, "error": f"group has no {FILE_SYSTEM_TAG} tag"})
+            names = self._reads.group_names(cluster_arn)
+        tagged, not_examined = examined_groups(request.auto_scaling_group, self._reads.groups(sorted(names)))
+        errors += not_examined
         return tagged
-
-    def _capacity_provider_groups(self, aws: AwsAccess, cluster_arn: str) -> set[str]:
-        ecs = aws.client("ecs")
-        providers = [p for p in self._cluster.get("capacityProviders") or [] if p not in ("FARGATE", "FARGATE_SPOT")]
-        names: set[str] = set()
-        if not providers:
-            return names
-        for provider in ecs.describe_capacity_providers(capacityProviders=providers).get("capacityProviders", []):
-            group_arn = (provider.get("autoScalingGroupProvider") or {}).get("autoScalingGroupArn", "")
-            if "autoScalingGroupName/" in group_arn:
-                names.add(group_arn.split("autoScalingGroupName/", 1)[1])
-        return names
-
-    def _describe_groups(self, aws: AwsAccess, names: list[str]) -> list[Group]:
-        autoscaling = aws.client("autoscaling")
-        groups = []
-        for batch in _batches(names, GROUP_NAMES_PER_CALL):
-            pages = autoscaling.get_paginator("describe_auto_scaling_groups").paginate(AutoScalingGroupNames=batch)
-            for page in pages:
-                for raw in page["AutoScalingGroups"]:
-                    self._raw_groups[raw["AutoScalingGroupName"]] = raw
-                    instances = raw.get("Instances", [])
-                    groups.append(
-                        Group(
-                            name=raw["AutoScalingGroupName"],
-                            tags={tag["Key"]: tag["Value"] for tag in raw.get("Tags", [])},
-                            instance_states={i["InstanceId"]: i["LifecycleState"] for i in instances},
-                            instance_zones={i["InstanceId"]: i["AvailabilityZone"] for i in instances},
-                        )
-                    )
-        return groups
 
     def _check_groups(self, aws: AwsAccess, groups: list[Group], report: dict[str, Any]) -> None:
         """The configuration every mount of each group depends on (CONTRACT "Configuration checks"): reported in
@@ -236,98 +134,18 @@ class Repair:
 
         checks = GroupChecks(self._settings)
         for group in groups:
-            raw = self._raw_groups.get(group.name)
+            raw = self._reads.raw_groups.get(group.name)
             if raw is None:
                 continue
-            self._check_time(f"checking group {group.name}")
+            self._run.check_time(f"checking group {group.name}")
             try:
                 found = checks.check(aws, raw)
             except OutOfTime:
                 raise
             except Exception as exc:
-                self._error(report, group.name, exc, "checking the group's configuration")
+                self._run.error(group.name, exc, "checking the group's configuration")
                 continue
             report["groups"].append(found.as_item())
-
-    def _container_instances(
-        self, aws: AwsAccess, cluster_arn: str, gone_is_empty: bool = False
-    ) -> dict[str, ContainerInstanceView]:
-        """The cluster's container instances by EC2 instance id (kept per cluster for one run). `gone_is_empty`:
-        a cluster deleted since it was listed has none."""
-        known = self._container_instance_views.get(cluster_arn)
-        if known is not None:
-            return known
-        ecs = aws.client("ecs")
-        arns: list[str] = []
-        try:
-            for page in ecs.get_paginator("list_container_instances").paginate(cluster=cluster_arn):
-                arns += page["containerInstanceArns"]
-        except ClientError as exc:
-            if not gone_is_empty or exc.response.get("Error", {}).get("Code") != "ClusterNotFoundException":
-                raise
-        found: dict[str, ContainerInstanceView] = {}
-        for batch in _batches(arns, CONTAINER_INSTANCES_PER_CALL):
-            described = ecs.describe_container_instances(cluster=cluster_arn, containerInstances=batch)
-            for item in described["containerInstances"]:
-                if item.get("ec2InstanceId"):
-                    found[item["ec2InstanceId"]] = ContainerInstanceView(
-                        arn=item["containerInstanceArn"],
-                        cluster_arn=cluster_arn,
-                        attributes={a["name"]: a.get("value") for a in item.get("attributes", [])},
-                    )
-        self._container_instance_views[cluster_arn] = found
-        return found
-
-    def _clusters_of_account(self, aws: AwsAccess) -> list[str]:
-        """Every cluster of the request's account and region (ListClusters sees no other), kept for one run."""
-        if self._account_clusters is None:
-            arns: list[str] = []
-            for page in aws.client("ecs").get_paginator("list_clusters").paginate():
-                arns += page["clusterArns"]
-            self._account_clusters = sorted(arns)
-        return self._account_clusters
-
-    def _hosts_container_instances(
-        self, aws: AwsAccess, request: RepairRequest, cluster_arn: str | None, wanted: set[str], report: dict[str, Any]
-    ) -> dict[str, ContainerInstanceView]:
-        """The hosts' container instances, as ECS reports them (their ec2InstanceId): in the request's cluster,
-        or, with only a group named, in the clusters of the request's account and region, read one cluster after
-        another until every host is found. A host found in none is not registered. No EC2 tag is read: anyone
-        may write one."""
-        if cluster_arn:
-            clusters = [cluster_arn]
-        else:
-            if self._account_clusters is None:
-                self._check_time("listing the account's clusters")
-            listed = self._guarded(
-                report,
-                request.auto_scaling_group or "",
-                "listing the account's clusters",
-                lambda: self._clusters_of_account(aws),
-            )
-            if listed is None:
-                self._account_clusters = []  # the error is reported once
-            clusters = listed or []
-        found: dict[str, ContainerInstanceView] = {}
-        for cluster in clusters:
-            if wanted <= found.keys():
-                break
-            if cluster in self._unreadable_clusters:
-                continue
-            if cluster not in self._container_instance_views:
-                self._check_time(f"reading the container instances of {cluster}")
-            views = self._guarded(
-                report,
-                cluster,
-                "reading the cluster's container instances",
-                lambda cluster=cluster: self._container_instances(aws, cluster, gone_is_empty=cluster != cluster_arn),
-            )
-            if views is None:
-                self._unreadable_clusters.add(cluster)  # the error is reported once
-            for instance_id, view in (views or {}).items():
-                if instance_id in wanted:
-                    found.setdefault(instance_id, view)
-        return found
 
     def _hosts(
         self,
@@ -347,14 +165,13 @@ class Repair:
                 # with the failure result, as it refuses the same tag.
                 report["errors"].append({"item": group.name, "error": f"group tag is invalid: {exc}"})
             waiting = sorted(i for i, state in group.instance_states.items() if state == "Pending:Wait")
-            if waiting and self._guarded(
-                report,
+            if waiting and self._run.guarded(
                 group.name,
                 "reading the group's lifecycle hooks",
                 lambda group=group: self._lifecycle.has_our_hook(aws, group.name),
             ):
                 for instance_id in waiting:
-                    self._check_time(f"host {instance_id} waiting in {group.name}")
+                    self._run.check_time(f"host {instance_id} waiting in {group.name}")
                     report["lifecycle_actions"].append(
                         self._waiting_host(aws, request, cluster_arn, group, spec, instance_id, report)
                     )
@@ -364,12 +181,12 @@ class Repair:
                 ]
         if not in_service:
             return
-        container_instances = self._hosts_container_instances(
-            aws, request, cluster_arn, {instance_id for *_, instance_id in in_service}, report
+        container_instances = self._reads.hosts_container_instances(
+            cluster_arn, {instance_id for *_, instance_id in in_service}, request.auto_scaling_group
         )
         pending_mounts: list[tuple[dict[str, Any], Group, MountSpec, str]] = []
         for group, spec, instance_id in in_service:
-            self._check_time(f"host {instance_id} in {group.name}")
+            self._run.check_time(f"host {instance_id} in {group.name}")
             item = {
                 "instance_id": instance_id,
                 "auto_scaling_group": group.name,
@@ -385,7 +202,7 @@ class Repair:
                 if fix is HostFix.SEND_MOUNT:
                     pending_mounts.append((item, group, spec, instance_id))
             except Exception as exc:  # one host's trouble never stops the others
-                self._error(report, instance_id, exc)
+                self._run.error(instance_id, exc)
         if pending_mounts:
             self._send_mounts(aws, request, pending_mounts, report)
 
@@ -443,7 +260,7 @@ class Repair:
         except OutOfTime:
             raise  # finding its container instance may read clusters: the run stops cleanly, as between items
         except Exception as exc:
-            self._error(report, instance_id, exc)
+            self._run.error(instance_id, exc)
         return item
 
     def _mount_settled(
@@ -460,11 +277,13 @@ class Repair:
         the group's whole mount), and ECS shows nothing left for it: its container instance carries the
         attribute, or it has not registered (its registration sets it). A proven mount whose attribute is
         missing is the launch step's to finish: it sets the attribute, then completes."""
-        commands = self._mount_commands_of(aws, instance_id)
+        commands = self._reads.mount_commands(instance_id)
         zone = group.instance_zones.get(instance_id, "")
         if not self._lifecycle.proves_launch_mounted(aws, group.name, instance_id, zone, spec, commands):
             return False
-        view = self._hosts_container_instances(aws, request, cluster_arn, {instance_id}, report).get(instance_id)
+        view = self._reads.hosts_container_instances(cluster_arn, {instance_id}, request.auto_scaling_group).get(
+            instance_id
+        )
         return view is None or view.attributes.get(mount_attribute_name(spec.file_system_id, spec.mount_path)) == (
             spec.mount_path
         )
@@ -495,19 +314,11 @@ class Repair:
                 item["actions"].append(f"attribute {attribute} set to {spec.mount_path}")
         return findings.fix
 
-    def _mount_commands_of(self, aws: AwsAccess, instance_id: str) -> list[dict[str, Any]]:
-        """Our mount commands sent to the host, oldest first: one ListCommands (a page per 50), kept for one run."""
-        if instance_id not in self._mount_commands:
-            self._mount_commands[instance_id] = commands_for(
-                aws.client("ssm"), instance_id, self._settings.mount_document
-            )
-        return self._mount_commands[instance_id]
-
     def _evidence(self, aws: AwsAccess, instance_id: str, spec: MountSpec) -> MountEvidence:
         """SSM's own record of the group's file system on this host, judged by the rule the registration and
         status steps use (mount_commands.mount_on_record: the newest finished command of our document for it
         succeeded on the host, and asked for exactly the group's whole mount). No call for a one-host command."""
-        commands = self._mount_commands_of(aws, instance_id)
+        commands = self._reads.mount_commands(instance_id)
         record = mount_on_record(aws.client("ssm"), instance_id, commands, spec, self._settings.mount_roots)
         if record is None:
             return MountEvidence(None)
@@ -520,9 +331,8 @@ class Repair:
         pending: list[tuple[dict[str, Any], Group, MountSpec, str]],
         report: dict[str, Any],
     ) -> None:
-        self._check_time("reading the hosts' SSM agents")
-        online = self._guarded(
-            report,
+        self._run.check_time("reading the hosts' SSM agents")
+        online = self._run.guarded(
             report["cluster"] or request.auto_scaling_group or "",
             "reading the hosts' SSM agents",
             lambda: agents_online(aws.client("ssm"), [instance_id for *_, instance_id in pending]),
@@ -530,12 +340,12 @@ class Repair:
         if online is None:
             return
         for item, group, spec, instance_id in pending:
-            self._check_time(f"the mount of host {instance_id}")
+            self._run.check_time(f"the mount of host {instance_id}")
             if instance_id not in online:
                 item["problems"].append("its SSM agent is not online: no mount can be sent now")
                 continue
             try:
-                commands = self._mount_commands_of(aws, instance_id)
+                commands = self._reads.mount_commands(instance_id)
                 if mount_command_running(commands, spec.file_system_id, self._settings.mount_roots):
                     # Sent by an earlier run (or the launch step) and not finished: its status event follows.
                     item["problems"].append("mount command running: its status event sets the attribute")
@@ -547,20 +357,18 @@ class Repair:
                 outcome = self._lifecycle.mount_in_service(aws, instance_id, zone, spec)
                 (item["actions"] if outcome.startswith("mount command sent") else item["problems"]).append(outcome)
             except Exception as exc:
-                self._error(report, instance_id, exc)
+                self._run.error(instance_id, exc)
 
     # --- task definitions --------------------------------------------------------------------
 
     def _services(self, aws: AwsAccess, request: RepairRequest, cluster_arn: str, report: dict[str, Any]) -> None:
-        ecs = aws.client("ecs")
-        services = self._guarded(
-            report,
+        services = self._run.guarded(
             cluster_arn,
             "listing the cluster's services",
-            lambda: self._services_by_task_definition(ecs, cluster_arn),
+            lambda: self._reads.services_by_task_definition(cluster_arn),
         )
         for arn, names in sorted((services or {}).items()):
-            self._check_time(f"task definition {arn}")
+            self._run.check_time(f"task definition {arn}")
             item: dict[str, Any] = {
                 "family": arn.rsplit("/", 1)[-1].rsplit(":", 1)[0],
                 "task_definition": arn,
@@ -574,22 +382,10 @@ class Repair:
                 report["task_definitions"].append(item)  # with what it did before the time ran out
                 raise
             except Exception as exc:
-                self._error(report, arn, exc)
+                self._run.error(arn, exc)
                 examined = bool(item["actions"])  # keep what was done before the failure
             if examined:
                 report["task_definitions"].append(item)
-
-    def _services_by_task_definition(self, ecs: Any, cluster_arn: str) -> dict[str, list[str]]:
-        services: dict[str, list[str]] = {}
-        service_arns: list[str] = []
-        for page in ecs.get_paginator("list_services").paginate(cluster=cluster_arn):
-            service_arns += page["serviceArns"]
-        for batch in _batches(service_arns, SERVICES_PER_CALL):
-            self._check_time("describing the cluster's services")
-            for service in ecs.describe_services(cluster=cluster_arn, services=batch)["services"]:
-                if service.get("taskDefinition"):
-                    services.setdefault(service["taskDefinition"], []).append(service["serviceName"])
-        return services
 
     def _task_definition(
         self,
@@ -603,8 +399,7 @@ class Repair:
         False when the revision is not tagged for EFS."""
         arn, services = item["task_definition"], item["services"]
         ecs = aws.client("ecs")
-        described = ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
-        definition, tags = described["taskDefinition"], tags_as_dict(described.get("tags") or [])
+        definition, tags = self._reads.task_definition(arn)
         if FILE_SYSTEM_TAG not in tags:
             return False
         item["family"] = definition["family"]
@@ -628,7 +423,7 @@ class Repair:
         item["problems"] += findings.problems
         if findings.fix is TaskDefinitionFix.UPDATE_SERVICES:
             for service in services:
-                self._check_time(f"updating service {service}")
+                self._run.check_time(f"updating service {service}")
                 if request.dry_run:
                     item["actions"].append(f"would update service {service} to {latest}")
                     continue
@@ -649,13 +444,3 @@ class Repair:
                 else:
                     item["problems"].append(f"not rewritten: {outcome}")
         return True
-
-    def _error(self, report: dict[str, Any], item: str, exc: Exception, phase: str | None = None) -> None:
-        logger.exception("repair could not finish an item", item=item, phase=phase)
-        count("RepairErrors")
-        error = str(exc) or type(exc).__name__
-        report["errors"].append({"item": item, "error": f"{phase}: {error}" if phase else error})
-
-
-class ClusterNotFound(Exception):
-    """The cluster named in the input does not exist (or no longer) in that account and region."""
