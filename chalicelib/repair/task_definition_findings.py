@@ -1,4 +1,6 @@
-"""What is wrong with a revision tagged for EFS that services of the cluster run, and which fix follows (pure)."""
+"""What is wrong with a revision tagged for EFS that services of the cluster run, and what repair does about it
+(pure). Where the revision stands is the rewrite flow's own verdict (`task_definitions.standing`), so that repair,
+dry run or not, classifies a revision as the event handler does."""
 
 from __future__ import annotations
 
@@ -7,6 +9,9 @@ from enum import Enum
 from typing import Any
 
 from chalicelib.mount.attribute import legacy_placement_expression
+from chalicelib.mount.spec import FILE_SYSTEM_TAG
+from chalicelib.repair.findings import Act, Plan
+from chalicelib.task_definitions.standing import FAMILY, INVALID, MOUNTS, NO_ACTIVE, OURS, UNTAGGED, RevisionStanding
 
 
 class TaskDefinitionFix(Enum):
@@ -88,3 +93,53 @@ def legacy_constraint_problem(definition: dict[str, Any], file_system_id: str) -
         "mounted before the upgrade carry that attribute; register its source again (same tags) for a rewrite that "
         "asks for the mount at its host path"
     )
+
+
+def revision_findings(
+    services: list[str],
+    definition: dict[str, Any],
+    tags: dict[str, str],
+    found: RevisionStanding,
+    update_services: bool,
+) -> TaskDefinitionFindings | None:
+    """What is wrong with a revision the services run, from where it stands (`found`: `standing_from_tags`, then,
+    when the family decides, `TaskDefinitionFlow.standing`'s verdict). None when it is not tagged for EFS: it is
+    left out of the report."""
+    if FILE_SYSTEM_TAG not in tags or found.standing == UNTAGGED:
+        return None
+    legacy = legacy_constraint_problem(definition, tags[FILE_SYSTEM_TAG])
+    problems = (legacy,) if legacy is not None else ()
+    if found.standing == OURS:
+        return TaskDefinitionFindings(problems, TaskDefinitionFix.NOTHING)  # a revision the app registered
+    if found.standing == INVALID:
+        invalid = f"tag is invalid, so it is never rewritten: {found.invalid}"
+        return TaskDefinitionFindings((*problems, invalid), TaskDefinitionFix.NOTHING)
+    if found.standing == FAMILY:
+        raise ValueError("the family's latest revision decides: read it first")
+    standing = None if found.standing in (MOUNTS, NO_ACTIVE) else found.standing
+    findings = task_definition_findings(services, found.standing == MOUNTS, standing, found.latest_arn, update_services)
+    return TaskDefinitionFindings((*problems, *findings.problems), findings.fix)
+
+
+def service_update_plan(service: str, latest_arn: str, dry_run: bool) -> Plan:
+    """A service left on the source, moved to its rewrite (the family's latest)."""
+    if dry_run:
+        return Plan(actions=(f"would update service {service} to {latest_arn}",))
+    return Plan(actions=(f"service {service} updated to {latest_arn}",), act=Act.UPDATE_SERVICE)
+
+
+def register_plan(dry_run: bool) -> Plan:
+    """A missed rewrite, registered through the rewrite flow (exactly once, with its follow-ups)."""
+    if dry_run:
+        return Plan(actions=("would register the next revision with the EFS volume",))
+    return Plan(act=Act.REGISTER)
+
+
+def after_registering(outcome: str) -> Plan:
+    """The rewrite flow's answer: registered; refused (an error: a field it cannot carry, a clash); or not rewritten
+    after all (decided meanwhile)."""
+    if outcome.startswith("registered "):
+        return Plan(actions=(outcome,))
+    if outcome.startswith("rejected: "):
+        return Plan(error=outcome)
+    return Plan((f"not rewritten: {outcome}",))
