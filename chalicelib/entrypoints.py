@@ -197,8 +197,8 @@ def handle_repair(event: Any, context: Any = None) -> dict[str, Any]:
     before any AWS call; then the same sessions and flows as the event handlers."""
     import os
 
-    from chalicelib.repair.findings import RepairInputError, parse_repair_request
     from chalicelib.repair.flow import Repair
+    from chalicelib.repair.request import RepairInputError, parse_repair_request
 
     settings = load_settings()
     request = parse_repair_request(event, os.environ.get("AWS_REGION", ""))

@@ -12,7 +12,7 @@ import pytest
 from chalice.local import LambdaContext
 
 from chalicelib.mount.attribute import mount_attribute_name
-from chalicelib.repair.findings import RepairInputError
+from chalicelib.repair.request import RepairInputError
 from simulation import hosts, moto_gaps
 from simulation.eventbus import EventBus
 from simulation.landscape import (

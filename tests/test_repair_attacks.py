@@ -309,7 +309,7 @@ def test_one_item_never_runs_past_the_lambdas_deadline(tmp_path, monkeypatch, re
 
 
 def test_a_region_that_does_not_exist_fails_naming_the_key_before_any_aws_call(tmp_path):
-    from chalicelib.repair.findings import RepairInputError
+    from chalicelib.repair.request import RepairInputError
 
     lambda_ = make_lambda(tmp_path)
 

@@ -11,7 +11,7 @@ import zipfile
 import boto3
 import pytest
 
-from chalicelib.repair.findings import RepairInputError
+from chalicelib.repair.request import RepairInputError
 from simulation.eventbus import EventBus
 from simulation.landscape import build_landscape
 from tests.conftest import make_lambda

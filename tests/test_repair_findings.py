@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.repair.findings import (
-    HostFix,
-    MountEvidence,
-    RepairInputError,
-    TaskDefinitionFix,
-    host_findings,
-    mount_command_running,
-    parse_repair_request,
-    task_definition_findings,
-)
+from chalicelib.repair.host_findings import HostFix, MountEvidence, host_findings, mount_command_running
+from chalicelib.repair.request import RepairInputError, parse_repair_request
+from chalicelib.repair.task_definition_findings import TaskDefinitionFix, task_definition_findings
 
 FS, PATH = "fs-0123456789abcdef0", "/mnt/efs/fs-0123456789abcdef0"
 # The mount attribute for FS at PATH: sha256(PATH)'s first 12 hex digits name the path

@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 from chalicelib.plumbing.lifecycle_result import LifecycleResult
 from chalicelib.plumbing.names import (
@@ -59,84 +60,116 @@ class Settings:
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
-        def text(name: str, default: str, pattern: re.Pattern[str]) -> str:
-            value = environ.get(name, "").strip() or default
-            if not pattern.fullmatch(value):
-                raise SettingsError(f"{name}={value!r} is not valid: expected {pattern.pattern}")
-            return value
-
-        accounts = [a.strip() for a in environ.get("TRUSTED_ACCOUNTS", "").split(",") if a.strip()]
-        bad = [a for a in accounts if not ACCOUNT_ID.fullmatch(a)]
-        if bad:
-            raise SettingsError(f"TRUSTED_ACCOUNTS has entries that are not 12-digit account ids: {bad}")
-
-        external_id = environ.get("EXTERNAL_ID", "").strip() or None
-        if external_id is not None and not EXTERNAL_ID.fullmatch(external_id):
-            raise SettingsError("EXTERNAL_ID is not valid: expected 2 to 1224 of [\\w+=,.@:/-]")
-
-        on_failure = environ.get("ON_FAILURE", "").strip() or LifecycleResult.ABANDON.value
-        try:
-            failure_result = LifecycleResult(on_failure)
-        except ValueError:
-            raise SettingsError(f"ON_FAILURE={on_failure!r} is not valid: expected ABANDON or CONTINUE") from None
-
-        timeout = environ.get("COMMAND_TIMEOUT_SECONDS", "").strip() or "600"
-        if not timeout.isdigit() or not 30 <= int(timeout) <= 2880:
-            raise SettingsError(f"COMMAND_TIMEOUT_SECONDS={timeout!r} is not valid: expected 30 to 2880")
-
-        table = environ.get("IDEMPOTENCY_TABLE", "").strip() or None
-        if table is not None and not TABLE_NAME.fullmatch(table):
-            raise SettingsError(f"IDEMPOTENCY_TABLE={table!r} is not a DynamoDB table name")
-
-        def flag(name: str) -> bool:
-            value = environ.get(name, "").strip().lower() or "false"
-            if value not in ("true", "false"):
-                raise SettingsError(f"{name}={value!r} is not valid: expected true or false")
-            return value == "true"
-
-        def number(name: str, default: int, low: int, high: int) -> int:
-            value = environ.get(name, "").strip() or str(default)
-            if not value.isdigit() or not low <= int(value) <= high:
-                raise SettingsError(f"{name}={value!r} is not valid: expected {low} to {high}")
-            return int(value)
-
-        roots = tuple(dict.fromkeys(r.strip() for r in environ.get("MOUNT_ROOTS", "").split(",") if r.strip()))
-        bad_roots = [r for r in roots if not MOUNT_ROOT.fullmatch(r) or len(r) > 120]
-        if bad_roots:
-            raise SettingsError(
-                f"MOUNT_ROOTS has entries that are not normalized absolute directories other than '/' "
-                f"(components of [A-Za-z0-9._-], no '.' or '..', at most 120 characters): {bad_roots}"
-            )
-
-        queue_url = environ.get("RETRY_QUEUE_URL", "").strip() or None
-        if queue_url is not None and not QUEUE_URL.fullmatch(queue_url):
-            raise SettingsError(f"RETRY_QUEUE_URL={queue_url!r} is not an SQS queue URL")
-        regions = [r.strip() for r in environ.get("SWEEP_REGIONS", "").split(",") if r.strip()]
-        own_region = environ.get("AWS_REGION", "").strip()
-        if own_region and own_region not in regions:
-            regions.insert(0, own_region)
-        bad_regions = [r for r in regions if not REGION.fullmatch(r)]
-        if bad_regions:
-            raise SettingsError(f"SWEEP_REGIONS has entries that are not region names: {bad_regions}")
-
+        """Each group of settings parsed apart; the first value the app cannot use fails, naming its variable."""
         return cls(
-            hook_name=text("HOOK_NAME", DEFAULT_HOOK_NAME, HOOK_NAME),
-            trusted_accounts=frozenset(accounts),
-            member_role_name=text("MEMBER_ROLE_NAME", DEFAULT_MEMBER_ROLE_NAME, ROLE_NAME),
-            external_id=external_id,
-            on_failure=failure_result,
-            mount_roots=roots or DEFAULT_MOUNT_ROOTS,
-            mount_document=text("MOUNT_DOCUMENT", DEFAULT_MOUNT_DOCUMENT, DOCUMENT_NAME),
-            command_timeout_seconds=int(timeout),
-            idempotency_table=table,
-            update_services=flag("UPDATE_SERVICES"),
-            deregister_source=flag("DEREGISTER_SOURCE"),
-            retry_queue_url=queue_url,
-            mount_attempts=number("MOUNT_ATTEMPTS", 3, 1, 10),
-            max_wait_seconds=number("MAX_WAIT_SECONDS", 1800, 120, 172800),
-            sweep_regions=tuple(regions),
-            sweep_max_hosts=number("SWEEP_MAX_HOSTS", 50, 1, 1000),
+            **_access_settings(environ),
+            **_mount_settings(environ),
+            **_task_definition_settings(environ),
+            **_retry_settings(environ),
         )
+
+
+def _value(environ: Mapping[str, str], name: str) -> str | None:
+    """The variable's value, trimmed; None when unset or blank."""
+    return environ.get(name, "").strip() or None
+
+
+def _listed(environ: Mapping[str, str], name: str) -> list[str]:
+    """A comma-separated variable's entries, trimmed, without blanks."""
+    return [entry.strip() for entry in environ.get(name, "").split(",") if entry.strip()]
+
+
+def _text(environ: Mapping[str, str], name: str, default: str, pattern: re.Pattern[str]) -> str:
+    value = _value(environ, name) or default
+    if not pattern.fullmatch(value):
+        raise SettingsError(f"{name}={value!r} is not valid: expected {pattern.pattern}")
+    return value
+
+
+def _flag(environ: Mapping[str, str], name: str) -> bool:
+    value = (_value(environ, name) or "false").lower()
+    if value not in ("true", "false"):
+        raise SettingsError(f"{name}={value!r} is not valid: expected true or false")
+    return value == "true"
+
+
+def _number(environ: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    value = _value(environ, name) or str(default)
+    if not value.isdigit() or not low <= int(value) <= high:
+        raise SettingsError(f"{name}={value!r} is not valid: expected {low} to {high}")
+    return int(value)
+
+
+def _access_settings(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Whose events are acted on, and how the app reaches a trusted account."""
+    accounts = _listed(environ, "TRUSTED_ACCOUNTS")
+    bad = [a for a in accounts if not ACCOUNT_ID.fullmatch(a)]
+    if bad:
+        raise SettingsError(f"TRUSTED_ACCOUNTS has entries that are not 12-digit account ids: {bad}")
+    external_id = _value(environ, "EXTERNAL_ID")
+    if external_id is not None and not EXTERNAL_ID.fullmatch(external_id):
+        raise SettingsError("EXTERNAL_ID is not valid: expected 2 to 1224 of [\\w+=,.@:/-]")
+    return {
+        "hook_name": _text(environ, "HOOK_NAME", DEFAULT_HOOK_NAME, HOOK_NAME),
+        "trusted_accounts": frozenset(accounts),
+        "member_role_name": _text(environ, "MEMBER_ROLE_NAME", DEFAULT_MEMBER_ROLE_NAME, ROLE_NAME),
+        "external_id": external_id,
+    }
+
+
+def _mount_settings(environ: Mapping[str, str]) -> dict[str, Any]:
+    """What a mount may reach on a host, how it is sent, and how long a host may wait for it."""
+    on_failure = _value(environ, "ON_FAILURE") or LifecycleResult.ABANDON.value
+    try:
+        failure_result = LifecycleResult(on_failure)
+    except ValueError:
+        raise SettingsError(f"ON_FAILURE={on_failure!r} is not valid: expected ABANDON or CONTINUE") from None
+    roots = tuple(dict.fromkeys(_listed(environ, "MOUNT_ROOTS")))
+    bad_roots = [r for r in roots if not MOUNT_ROOT.fullmatch(r) or len(r) > 120]
+    if bad_roots:
+        raise SettingsError(
+            f"MOUNT_ROOTS has entries that are not normalized absolute directories other than '/' "
+            f"(components of [A-Za-z0-9._-], no '.' or '..', at most 120 characters): {bad_roots}"
+        )
+    return {
+        "on_failure": failure_result,
+        "mount_roots": roots or DEFAULT_MOUNT_ROOTS,
+        "mount_document": _text(environ, "MOUNT_DOCUMENT", DEFAULT_MOUNT_DOCUMENT, DOCUMENT_NAME),
+        "command_timeout_seconds": _number(environ, "COMMAND_TIMEOUT_SECONDS", 600, 30, 2880),
+        "mount_attempts": _number(environ, "MOUNT_ATTEMPTS", 3, 1, 10),
+        "max_wait_seconds": _number(environ, "MAX_WAIT_SECONDS", 1800, 120, 172800),
+    }
+
+
+def _task_definition_settings(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The rewrite's idempotency table and its opt-in follow-ups."""
+    table = _value(environ, "IDEMPOTENCY_TABLE")
+    if table is not None and not TABLE_NAME.fullmatch(table):
+        raise SettingsError(f"IDEMPOTENCY_TABLE={table!r} is not a DynamoDB table name")
+    return {
+        "idempotency_table": table,
+        "update_services": _flag(environ, "UPDATE_SERVICES"),
+        "deregister_source": _flag(environ, "DEREGISTER_SOURCE"),
+    }
+
+
+def _retry_settings(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The retry queue, and where and how far the sweeper looks (the function's own region first)."""
+    queue_url = _value(environ, "RETRY_QUEUE_URL")
+    if queue_url is not None and not QUEUE_URL.fullmatch(queue_url):
+        raise SettingsError(f"RETRY_QUEUE_URL={queue_url!r} is not an SQS queue URL")
+    regions = _listed(environ, "SWEEP_REGIONS")
+    own_region = environ.get("AWS_REGION", "").strip()
+    if own_region and own_region not in regions:
+        regions.insert(0, own_region)
+    bad_regions = [r for r in regions if not REGION.fullmatch(r)]
+    if bad_regions:
+        raise SettingsError(f"SWEEP_REGIONS has entries that are not region names: {bad_regions}")
+    return {
+        "retry_queue_url": queue_url,
+        "sweep_regions": tuple(regions),
+        "sweep_max_hosts": _number(environ, "SWEEP_MAX_HOSTS", 50, 1, 1000),
+    }
 
 
 @cache

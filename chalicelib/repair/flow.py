@@ -1,74 +1,28 @@
 """Repair: finds what drifted in a cluster's hosts and task definitions and fixes it through the flows the
 event handlers use (the launch step, the mount, the attribute, the rewrite), or, in a dry run, says what
-it would do. What it knows of a host comes from AWS's own records (ECS's container instances, SSM's mount
-commands), never from EC2 tags. Reads are batched to AWS's limits; the decisions are in repair_findings.
+it would do. A run finds (repair.cluster reads the cluster, its groups and services), then, item by item,
+decides (repair.host_findings, repair.task_definition_findings: pure) and acts or reports (repair.hosts,
+repair.task_definitions). Every phase is guarded, and the run stops cleanly before its time runs out (repair.run).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
-from botocore.exceptions import ClientError
-
-from chalicelib.container_instances.ecs import set_mount_attributes
-from chalicelib.launch.actions import complete_lifecycle_action
 from chalicelib.launch.flow import LifecycleFlow
 from chalicelib.launch.groups import Group
-from chalicelib.launch.sweeper import GRACE_SECONDS as SWEEPER_GRACE_SECONDS
-from chalicelib.mount.attribute import mount_attribute_name
-from chalicelib.mount.commands import agents_online, commands_for, mount_on_record
-from chalicelib.mount.spec import FILE_SYSTEM_TAG, MountConfigError, MountSpec, mount_spec_from_tags
 from chalicelib.plumbing.accounts import AwsAccess
-from chalicelib.plumbing.events import EventOrigin, TaskDefinitionRegistered
-from chalicelib.plumbing.lifecycle_result import LifecycleResult
-from chalicelib.plumbing.observability import count, logger
+from chalicelib.plumbing.observability import logger
 from chalicelib.plumbing.settings import Settings
-from chalicelib.repair.findings import (
-    HostFix,
-    MountEvidence,
-    RepairRequest,
-    TaskDefinitionFix,
-    host_findings,
-    legacy_constraint_problem,
-    mount_command_running,
-    summarize,
-    task_definition_findings,
-)
+from chalicelib.repair.cluster import ClusterReads
+from chalicelib.repair.findings import new_report, stopped, summarize
+from chalicelib.repair.hosts import HostRepair
+from chalicelib.repair.request import RepairRequest
+from chalicelib.repair.run import OutOfTime, RepairRun
+from chalicelib.repair.scope import examined_groups
+from chalicelib.repair.task_definitions import TaskDefinitionRepair
 from chalicelib.task_definitions.flow import TaskDefinitionFlow
-from chalicelib.task_definitions.rewrite import (
-    SOURCE_TAG,
-    mounts_file_system,
-    tags_as_dict,
-    task_mount_from_tags,
-)
-
-# AWS's batch limits.
-CONTAINER_INSTANCES_PER_CALL = 100
-AUTO_SCALING_INSTANCES_PER_CALL = 50
-GROUP_NAMES_PER_CALL = 50
-SERVICES_PER_CALL = 10
-# Stop before an item when less time than this is left: enough to finish one and return the report.
-STOP_MARGIN_MILLIS = 30_000
-
-T = TypeVar("T")
-
-
-def _batches(items: list[str], size: int) -> Iterator[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-@dataclass(frozen=True)
-class ContainerInstanceView:
-    arn: str
-    cluster_arn: str
-    attributes: dict[str, str | None] = field(default_factory=dict)
-
-
-class OutOfTime(Exception):
-    """Less time is left than one more item may need."""
 
 
 class Repair:
@@ -83,103 +37,50 @@ class Repair:
         self._lifecycle = lifecycle
         self._task_definitions = task_definitions
         self._remaining_millis = remaining_millis
-        # One run's reads: the cluster (with its capacity providers), the account's clusters (only with a group
-        # named alone), container instances per cluster, and each host's mount commands.
-        self._cluster: dict[str, Any] = {}
-        self._account_clusters: list[str] | None = None
-        self._container_instance_views: dict[str, dict[str, ContainerInstanceView]] = {}
-        self._unreadable_clusters: set[str] = set()
-        self._mount_commands: dict[str, list[dict[str, Any]]] = {}
-        # Each examined group as DescribeAutoScalingGroups reported it: what its configuration checks read.
-        self._raw_groups: dict[str, dict[str, Any]] = {}
-        self._where = ""
 
     def run(self, request: RepairRequest, aws: AwsAccess) -> dict[str, Any]:
-        report: dict[str, Any] = {
-            "cluster": request.cluster,
-            "auto_scaling_group": request.auto_scaling_group,
-            "account": aws.account,
-            "region": aws.region,
-            "dry_run": request.dry_run,
-            "groups": [],
-            "instances": [],
-            "lifecycle_actions": [],
-            "task_definitions": [],
-            "errors": [],
-            "stopped": None,
-        }
+        report = new_report(request.cluster, request.auto_scaling_group, aws.account, aws.region, request.dry_run)
+        run = RepairRun(report, self._remaining_millis)
         try:
-            self._examine(aws, request, report)
+            self._examine(aws, request, run, ClusterReads(aws, run, self._settings.mount_document))
         except OutOfTime as exc:
-            report["stopped"] = {
-                "where": f"{self._where}: {exc}",
-                "how_to_go_on": "invoke repair again with the same input: what was fixed is now found fine and "
-                "skipped quickly; or narrow it with `auto_scaling_group`",
-            }
+            report["stopped"] = stopped(f"{run.where}: {exc}")
             logger.warning("repair stopped before its time ran out", where=report["stopped"]["where"])
         except Exception as exc:  # every phase is guarded; this keeps the report of what was done regardless
-            self._error(report, request.cluster or request.auto_scaling_group or "", exc, self._where)
+            run.error(request.cluster or request.auto_scaling_group or "", exc, run.where)
         report["summary"] = summarize(report)
         logger.info("repair done", dry_run=request.dry_run, **report["summary"])
         return report
 
-    def _examine(self, aws: AwsAccess, request: RepairRequest, report: dict[str, Any]) -> None:
+    def _examine(self, aws: AwsAccess, request: RepairRequest, run: RepairRun, reads: ClusterReads) -> None:
         """Each phase guarded: a read that fails (throttled past its retries, a cluster gone) is an error naming
         the phase, and what was done before it stays in the report."""
         cluster_arn = None
-        self._where = "discovering the cluster's groups"
+        run.where = "discovering the cluster's groups"
         if request.cluster:
-            self._check_time("finding the cluster")
-            cluster_arn = self._guarded(
-                report, request.cluster, "finding the cluster", lambda: self._cluster_arn(aws, request.cluster)
-            )
+            run.check_time("finding the cluster")
+            cluster = request.cluster
+            cluster_arn = run.guarded(cluster, "finding the cluster", lambda: reads.cluster_arn(cluster))
             if cluster_arn is None:
                 return
-            report["cluster"] = cluster_arn
-        self._check_time("discovering the cluster's groups")
-        groups = self._guarded(
-            report,
+            run.report["cluster"] = cluster_arn
+        run.check_time("discovering the cluster's groups")
+        groups = run.guarded(
             cluster_arn or request.auto_scaling_group or "",
             "discovering the groups",
-            lambda: self._groups(aws, request, cluster_arn, report["errors"]),
+            lambda: self._groups(request, cluster_arn, run, reads),
         )
-        self._where = "checking the groups' configuration"
-        self._check_groups(aws, groups or [], report)
-        self._where = "examining hosts"
-        self._hosts(aws, request, cluster_arn, groups or [], report)
+        run.where = "checking the groups' configuration"
+        self._check_groups(aws, groups or [], run, reads)
+        run.where = "examining hosts"
+        HostRepair(self._settings, self._lifecycle, aws, request, run, reads, cluster_arn).repair(groups or [])
         if cluster_arn is not None:
-            self._where = "examining the services' task definitions"
-            self._services(aws, request, cluster_arn, report)
-
-    def _guarded(self, report: dict[str, Any], item: str, phase: str, read: Callable[[], T]) -> T | None:
-        """The read's result, or None with an error in the report naming the phase. Running out of time is
-        not an error: it stops the run (`stopped`)."""
-        try:
-            return read()
-        except OutOfTime:
-            raise
-        except ClusterNotFound as exc:
-            report["errors"].append({"item": item, "error": str(exc)})
-        except Exception as exc:
-            self._error(report, item, exc, phase)
-        return None
-
-    def _check_time(self, item: str) -> None:
-        if self._remaining_millis() < STOP_MARGIN_MILLIS:
-            raise OutOfTime(f"stopped before {item}")
-
-    # --- discovery ---------------------------------------------------------------------------
-
-    def _cluster_arn(self, aws: AwsAccess, cluster: str) -> str:
-        described = aws.client("ecs").describe_clusters(clusters=[cluster])
-        found = [c for c in described.get("clusters", []) if c.get("status", "ACTIVE") != "INACTIVE"]
-        if not found:
-            raise ClusterNotFound(f"cluster {cluster} not found in account {aws.account}, region {aws.region}")
-        self._cluster = found[0]
-        return found[0]["clusterArn"]
+            run.where = "examining the services' task definitions"
+            settings, flow = self._settings, self._task_definitions
+            TaskDefinitionRepair(settings, flow, aws, request, run, reads, cluster_arn).repair()
 
     def _groups(
-        self, aws: AwsAccess, request: RepairRequest, cluster_arn: str | None, errors: list[dict[str, str]]
+        self, request: RepairRequest, cluster_arn: str | None, run: RepairRun, reads: ClusterReads
     ) -> list[Group]:
         """The groups to examine: the one asked for, or the cluster's (through its capacity providers and the
         groups of its container instances); only those tagged for EFS."""
@@ -187,478 +88,27 @@ class Repair:
             # The input check requires one of the two.
             names = {request.auto_scaling_group} if request.auto_scaling_group is not None else set()
         else:
-            names = self._capacity_provider_groups(aws, cluster_arn)
-            instance_ids = sorted(self._container_instances(aws, cluster_arn))
-            autoscaling = aws.client("autoscaling")
-            for batch in _batches(instance_ids, AUTO_SCALING_INSTANCES_PER_CALL):
-                found = autoscaling.describe_auto_scaling_instances(InstanceIds=batch)["AutoScalingInstances"]
-                names |= {member["AutoScalingGroupName"] for member in found}
-        groups = self._describe_groups(aws, sorted(names))
-        if request.auto_scaling_group is not None and not groups:
-            errors.append({"item": request.auto_scaling_group, "error": "Auto Scaling group not found"})
-        tagged = [group for group in groups if FILE_SYSTEM_TAG in group.tags]
-        if request.auto_scaling_group is not None and groups and not tagged:
-            errors.append({"item": request.auto_scaling_group, "error": f"group has no {FILE_SYSTEM_TAG} tag"})
+            names = reads.group_names(cluster_arn)
+        tagged, errors = examined_groups(request.auto_scaling_group, reads.groups(sorted(names)))
+        run.report["errors"] += errors
         return tagged
 
-    def _capacity_provider_groups(self, aws: AwsAccess, cluster_arn: str) -> set[str]:
-        ecs = aws.client("ecs")
-        providers = [p for p in self._cluster.get("capacityProviders") or [] if p not in ("FARGATE", "FARGATE_SPOT")]
-        names: set[str] = set()
-        if not providers:
-            return names
-        for provider in ecs.describe_capacity_providers(capacityProviders=providers).get("capacityProviders", []):
-            group_arn = (provider.get("autoScalingGroupProvider") or {}).get("autoScalingGroupArn", "")
-            if "autoScalingGroupName/" in group_arn:
-                names.add(group_arn.split("autoScalingGroupName/", 1)[1])
-        return names
-
-    def _describe_groups(self, aws: AwsAccess, names: list[str]) -> list[Group]:
-        autoscaling = aws.client("autoscaling")
-        groups = []
-        for batch in _batches(names, GROUP_NAMES_PER_CALL):
-            pages = autoscaling.get_paginator("describe_auto_scaling_groups").paginate(AutoScalingGroupNames=batch)
-            for page in pages:
-                for raw in page["AutoScalingGroups"]:
-                    self._raw_groups[raw["AutoScalingGroupName"]] = raw
-                    instances = raw.get("Instances", [])
-                    groups.append(
-                        Group(
-                            name=raw["AutoScalingGroupName"],
-                            tags={tag["Key"]: tag["Value"] for tag in raw.get("Tags", [])},
-                            instance_states={i["InstanceId"]: i["LifecycleState"] for i in instances},
-                            instance_zones={i["InstanceId"]: i["AvailabilityZone"] for i in instances},
-                        )
-                    )
-        return groups
-
-    def _check_groups(self, aws: AwsAccess, groups: list[Group], report: dict[str, Any]) -> None:
+    def _check_groups(self, aws: AwsAccess, groups: list[Group], run: RepairRun, reads: ClusterReads) -> None:
         """The configuration every mount of each group depends on (CONTRACT "Configuration checks"): reported in
         `groups`, changed never, dry run or not."""
         from chalicelib.checks.group_checks import GroupChecks
 
         checks = GroupChecks(self._settings)
         for group in groups:
-            raw = self._raw_groups.get(group.name)
+            raw = reads.raw_groups.get(group.name)
             if raw is None:
                 continue
-            self._check_time(f"checking group {group.name}")
+            run.check_time(f"checking group {group.name}")
             try:
                 found = checks.check(aws, raw)
             except OutOfTime:
                 raise
             except Exception as exc:
-                self._error(report, group.name, exc, "checking the group's configuration")
+                run.error(group.name, exc, "checking the group's configuration")
                 continue
-            report["groups"].append(found.as_item())
-
-    def _container_instances(
-        self, aws: AwsAccess, cluster_arn: str, gone_is_empty: bool = False
-    ) -> dict[str, ContainerInstanceView]:
-        """The cluster's container instances by EC2 instance id (kept per cluster for one run). `gone_is_empty`:
-        a cluster deleted since it was listed has none."""
-        known = self._container_instance_views.get(cluster_arn)
-        if known is not None:
-            return known
-        ecs = aws.client("ecs")
-        arns: list[str] = []
-        try:
-            for page in ecs.get_paginator("list_container_instances").paginate(cluster=cluster_arn):
-                arns += page["containerInstanceArns"]
-        except ClientError as exc:
-            if not gone_is_empty or exc.response.get("Error", {}).get("Code") != "ClusterNotFoundException":
-                raise
-        found: dict[str, ContainerInstanceView] = {}
-        for batch in _batches(arns, CONTAINER_INSTANCES_PER_CALL):
-            described = ecs.describe_container_instances(cluster=cluster_arn, containerInstances=batch)
-            for item in described["containerInstances"]:
-                if item.get("ec2InstanceId"):
-                    found[item["ec2InstanceId"]] = ContainerInstanceView(
-                        arn=item["containerInstanceArn"],
-                        cluster_arn=cluster_arn,
-                        attributes={a["name"]: a.get("value") for a in item.get("attributes", [])},
-                    )
-        self._container_instance_views[cluster_arn] = found
-        return found
-
-    def _clusters_of_account(self, aws: AwsAccess) -> list[str]:
-        """Every cluster of the request's account and region (ListClusters sees no other), kept for one run."""
-        if self._account_clusters is None:
-            arns: list[str] = []
-            for page in aws.client("ecs").get_paginator("list_clusters").paginate():
-                arns += page["clusterArns"]
-            self._account_clusters = sorted(arns)
-        return self._account_clusters
-
-    def _hosts_container_instances(
-        self, aws: AwsAccess, request: RepairRequest, cluster_arn: str | None, wanted: set[str], report: dict[str, Any]
-    ) -> dict[str, ContainerInstanceView]:
-        """The hosts' container instances, as ECS reports them (their ec2InstanceId): in the request's cluster,
-        or, with only a group named, in the clusters of the request's account and region, read one cluster after
-        another until every host is found. A host found in none is not registered. No EC2 tag is read: anyone
-        may write one."""
-        if cluster_arn:
-            clusters = [cluster_arn]
-        else:
-            if self._account_clusters is None:
-                self._check_time("listing the account's clusters")
-            listed = self._guarded(
-                report,
-                request.auto_scaling_group or "",
-                "listing the account's clusters",
-                lambda: self._clusters_of_account(aws),
-            )
-            if listed is None:
-                self._account_clusters = []  # the error is reported once
-            clusters = listed or []
-        found: dict[str, ContainerInstanceView] = {}
-        for cluster in clusters:
-            if wanted <= found.keys():
-                break
-            if cluster in self._unreadable_clusters:
-                continue
-            if cluster not in self._container_instance_views:
-                self._check_time(f"reading the container instances of {cluster}")
-            views = self._guarded(
-                report,
-                cluster,
-                "reading the cluster's container instances",
-                lambda cluster=cluster: self._container_instances(aws, cluster, gone_is_empty=cluster != cluster_arn),
-            )
-            if views is None:
-                self._unreadable_clusters.add(cluster)  # the error is reported once
-            for instance_id, view in (views or {}).items():
-                if instance_id in wanted:
-                    found.setdefault(instance_id, view)
-        return found
-
-    def _hosts(
-        self,
-        aws: AwsAccess,
-        request: RepairRequest,
-        cluster_arn: str | None,
-        groups: list[Group],
-        report: dict[str, Any],
-    ) -> None:
-        in_service: list[tuple[Group, MountSpec, str]] = []
-        for group in groups:
-            spec: MountSpec | None = None
-            try:
-                spec = mount_spec_from_tags(group.tags, self._settings.mount_roots)
-            except MountConfigError as exc:
-                # Its hosts in service get nothing; a waiting host is still driven: the launch step decides it
-                # with the failure result, as it refuses the same tag.
-                report["errors"].append({"item": group.name, "error": f"group tag is invalid: {exc}"})
-            waiting = sorted(i for i, state in group.instance_states.items() if state == "Pending:Wait")
-            if waiting and self._guarded(
-                report,
-                group.name,
-                "reading the group's lifecycle hooks",
-                lambda group=group: self._lifecycle.has_our_hook(aws, group.name),
-            ):
-                for instance_id in waiting:
-                    self._check_time(f"host {instance_id} waiting in {group.name}")
-                    report["lifecycle_actions"].append(
-                        self._waiting_host(aws, request, cluster_arn, group, spec, instance_id, report)
-                    )
-            if spec is not None:
-                in_service += [
-                    (group, spec, i) for i, state in sorted(group.instance_states.items()) if state == "InService"
-                ]
-        if not in_service:
-            return
-        container_instances = self._hosts_container_instances(
-            aws, request, cluster_arn, {instance_id for *_, instance_id in in_service}, report
-        )
-        pending_mounts: list[tuple[dict[str, Any], Group, MountSpec, str]] = []
-        for group, spec, instance_id in in_service:
-            self._check_time(f"host {instance_id} in {group.name}")
-            item = {
-                "instance_id": instance_id,
-                "auto_scaling_group": group.name,
-                "container_instance": None,
-                "problems": [],
-                "actions": [],
-            }
-            report["instances"].append(item)
-            try:
-                view = container_instances.get(instance_id)
-                item["container_instance"] = view.arn if view else None
-                fix = self._examine_host(aws, request, spec, view, item)
-                if fix is HostFix.SEND_MOUNT:
-                    pending_mounts.append((item, group, spec, instance_id))
-            except Exception as exc:  # one host's trouble never stops the others
-                self._error(report, instance_id, exc)
-        if pending_mounts:
-            self._send_mounts(aws, request, pending_mounts, report)
-
-    def _waiting_host(
-        self,
-        aws: AwsAccess,
-        request: RepairRequest,
-        cluster_arn: str | None,
-        group: Group,
-        spec: MountSpec | None,
-        instance_id: str,
-        report: dict[str, Any],
-    ) -> dict[str, Any]:
-        item: dict[str, Any] = {
-            "instance_id": instance_id,
-            "auto_scaling_group": group.name,
-            "problems": [],
-            "actions": [],
-        }
-        try:
-            if self._lifecycle.known_decided(aws, instance_id):
-                return item  # our action is decided; another launch hook holds the host
-            # The sweeper's reading of when the wait began (Auto Scaling's launch activity), and its grace.
-            now = self._lifecycle.clock()
-            _, started = self._lifecycle.sweep_deadline(aws, group.name, instance_id, now)
-            if started is not None and now - started < SWEEPER_GRACE_SECONDS:
-                return item  # its launch event is moments old and acts on it
-            waited = f" for {int(now - started)} s" if started is not None else " (since when, AWS does not say)"
-            problem = f"waiting on the {self._settings.hook_name} hook{waited}"
-            if spec is not None and self._mount_settled(aws, request, cluster_arn, group, instance_id, spec, report):
-                # Mounted, and its attribute where ECS says it belongs: all that can be left is completing our
-                # action, which is most likely decided already (another hook holds the host). The launch step is
-                # not run again: it would set the attribute once more on every run.
-                if request.dry_run:
-                    item["problems"].append(problem)
-                    item["actions"].append("would complete its action CONTINUE, unless it is decided already")
-                elif complete_lifecycle_action(
-                    aws.client("autoscaling"),
-                    self._settings.hook_name,
-                    group.name,
-                    instance_id,
-                    LifecycleResult.CONTINUE,
-                ):
-                    item["problems"].append(problem)
-                    item["actions"].append("launch step: completed CONTINUE (SSM's record proves its mount)")
-                return item
-            if request.dry_run:
-                item["problems"].append(problem)
-                item["actions"].append("would drive its launch step (send the mount, complete or decide)")
-                return item
-            outcome = self._lifecycle.drive(aws, group.name, instance_id, group=group)
-            if outcome != "already decided":  # decided meanwhile, or earlier while another hook holds it
-                item["problems"].append(problem)
-                item["actions"].append(f"launch step: {outcome}")
-        except OutOfTime:
-            raise  # finding its container instance may read clusters: the run stops cleanly, as between items
-        except Exception as exc:
-            self._error(report, instance_id, exc)
-        return item
-
-    def _mount_settled(
-        self,
-        aws: AwsAccess,
-        request: RepairRequest,
-        cluster_arn: str | None,
-        group: Group,
-        instance_id: str,
-        spec: MountSpec,
-        report: dict[str, Any],
-    ) -> bool:
-        """Whether SSM's record proves the waiting host's mount, as the launch step judges it (of this launch,
-        the group's whole mount), and ECS shows nothing left for it: its container instance carries the
-        attribute, or it has not registered (its registration sets it). A proven mount whose attribute is
-        missing is the launch step's to finish: it sets the attribute, then completes."""
-        commands = self._mount_commands_of(aws, instance_id)
-        zone = group.instance_zones.get(instance_id, "")
-        if not self._lifecycle.proves_launch_mounted(aws, group.name, instance_id, zone, spec, commands):
-            return False
-        view = self._hosts_container_instances(aws, request, cluster_arn, {instance_id}, report).get(instance_id)
-        return view is None or view.attributes.get(mount_attribute_name(spec.file_system_id, spec.mount_path)) == (
-            spec.mount_path
-        )
-
-    def _examine_host(
-        self,
-        aws: AwsAccess,
-        request: RepairRequest,
-        spec: MountSpec,
-        view: ContainerInstanceView | None,
-        item: dict[str, Any],
-    ) -> HostFix:
-        attribute = mount_attribute_name(spec.file_system_id, spec.mount_path)
-        attribute_value = view.attributes.get(attribute) if view else None
-        args = (spec.file_system_id, spec.mount_path, view is not None, attribute_value)
-        findings = host_findings(*args)
-        if findings.fix is HostFix.NEEDS_EVIDENCE:
-            findings = host_findings(*args, evidence=self._evidence(aws, item["instance_id"], spec))
-        item["problems"] += findings.problems
-        if findings.fix is HostFix.SET_ATTRIBUTE and view is not None:  # set only on a registered host
-            if request.dry_run:
-                item["actions"].append(f"would set the attribute {attribute} to {spec.mount_path}")
-            else:
-                set_mount_attributes(
-                    aws.client("ecs"), view.cluster_arn, view.arn, {spec.file_system_id: spec.mount_path}
-                )
-                logger.info("mount attribute set by repair", instance_id=item["instance_id"], cluster=view.cluster_arn)
-                item["actions"].append(f"attribute {attribute} set to {spec.mount_path}")
-        return findings.fix
-
-    def _mount_commands_of(self, aws: AwsAccess, instance_id: str) -> list[dict[str, Any]]:
-        """Our mount commands sent to the host, oldest first: one ListCommands (a page per 50), kept for one run."""
-        if instance_id not in self._mount_commands:
-            self._mount_commands[instance_id] = commands_for(
-                aws.client("ssm"), instance_id, self._settings.mount_document
-            )
-        return self._mount_commands[instance_id]
-
-    def _evidence(self, aws: AwsAccess, instance_id: str, spec: MountSpec) -> MountEvidence:
-        """SSM's own record of the group's file system on this host, judged by the rule the registration and
-        status steps use (mount_commands.mount_on_record: the newest finished command of our document for it
-        succeeded on the host, and asked for exactly the group's whole mount). No call for a one-host command."""
-        commands = self._mount_commands_of(aws, instance_id)
-        record = mount_on_record(aws.client("ssm"), instance_id, commands, spec, self._settings.mount_roots)
-        if record is None:
-            return MountEvidence(None)
-        return MountEvidence(record.mount_path, record.difference)
-
-    def _send_mounts(
-        self,
-        aws: AwsAccess,
-        request: RepairRequest,
-        pending: list[tuple[dict[str, Any], Group, MountSpec, str]],
-        report: dict[str, Any],
-    ) -> None:
-        self._check_time("reading the hosts' SSM agents")
-        online = self._guarded(
-            report,
-            report["cluster"] or request.auto_scaling_group or "",
-            "reading the hosts' SSM agents",
-            lambda: agents_online(aws.client("ssm"), [instance_id for *_, instance_id in pending]),
-        )
-        if online is None:
-            return
-        for item, group, spec, instance_id in pending:
-            self._check_time(f"the mount of host {instance_id}")
-            if instance_id not in online:
-                item["problems"].append("its SSM agent is not online: no mount can be sent now")
-                continue
-            try:
-                commands = self._mount_commands_of(aws, instance_id)
-                if mount_command_running(commands, spec.file_system_id, self._settings.mount_roots):
-                    # Sent by an earlier run (or the launch step) and not finished: its status event follows.
-                    item["problems"].append("mount command running: its status event sets the attribute")
-                    continue
-                if request.dry_run:
-                    item["actions"].append(f"would send the mount command ({spec.file_system_id} at {spec.mount_path})")
-                    continue
-                zone = group.instance_zones.get(instance_id, "")
-                outcome = self._lifecycle.mount_in_service(aws, instance_id, zone, spec)
-                (item["actions"] if outcome.startswith("mount command sent") else item["problems"]).append(outcome)
-            except Exception as exc:
-                self._error(report, instance_id, exc)
-
-    # --- task definitions --------------------------------------------------------------------
-
-    def _services(self, aws: AwsAccess, request: RepairRequest, cluster_arn: str, report: dict[str, Any]) -> None:
-        ecs = aws.client("ecs")
-        services = self._guarded(
-            report,
-            cluster_arn,
-            "listing the cluster's services",
-            lambda: self._services_by_task_definition(ecs, cluster_arn),
-        )
-        for arn, names in sorted((services or {}).items()):
-            self._check_time(f"task definition {arn}")
-            item: dict[str, Any] = {
-                "family": arn.rsplit("/", 1)[-1].rsplit(":", 1)[0],
-                "task_definition": arn,
-                "services": sorted(names),
-                "problems": [],
-                "actions": [],
-            }
-            try:
-                examined = self._task_definition(aws, request, cluster_arn, item, report)
-            except OutOfTime:
-                report["task_definitions"].append(item)  # with what it did before the time ran out
-                raise
-            except Exception as exc:
-                self._error(report, arn, exc)
-                examined = bool(item["actions"])  # keep what was done before the failure
-            if examined:
-                report["task_definitions"].append(item)
-
-    def _services_by_task_definition(self, ecs: Any, cluster_arn: str) -> dict[str, list[str]]:
-        services: dict[str, list[str]] = {}
-        service_arns: list[str] = []
-        for page in ecs.get_paginator("list_services").paginate(cluster=cluster_arn):
-            service_arns += page["serviceArns"]
-        for batch in _batches(service_arns, SERVICES_PER_CALL):
-            self._check_time("describing the cluster's services")
-            for service in ecs.describe_services(cluster=cluster_arn, services=batch)["services"]:
-                if service.get("taskDefinition"):
-                    services.setdefault(service["taskDefinition"], []).append(service["serviceName"])
-        return services
-
-    def _task_definition(
-        self,
-        aws: AwsAccess,
-        request: RepairRequest,
-        cluster_arn: str,
-        item: dict[str, Any],
-        report: dict[str, Any],
-    ) -> bool:
-        """Fill the item (made before acting, so that what was done stays in the report if a later step fails);
-        False when the revision is not tagged for EFS."""
-        arn, services = item["task_definition"], item["services"]
-        ecs = aws.client("ecs")
-        described = ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
-        definition, tags = described["taskDefinition"], tags_as_dict(described.get("tags") or [])
-        if FILE_SYSTEM_TAG not in tags:
-            return False
-        item["family"] = definition["family"]
-        legacy = legacy_constraint_problem(definition, tags[FILE_SYSTEM_TAG])
-        if legacy is not None:
-            item["problems"].append(legacy)
-        if SOURCE_TAG in tags:
-            return True  # a revision the app registered
-        try:
-            mount = task_mount_from_tags(tags, definition, self._settings.mount_roots)
-        except MountConfigError as exc:
-            item["problems"].append(f"tag is invalid, so it is never rewritten: {exc}")
-            return True
-        if mount is None:
-            return False  # not tagged for EFS
-        mounted = mounts_file_system(definition, mount)
-        # The flow's own verdict, so that repair (dry run or not) classifies a revision as the event handler does.
-        standing = None if mounted else self._task_definitions.standing(ecs, arn, definition, tags, mount)
-        verdict, latest = standing if standing is not None else (None, None)
-        findings = task_definition_findings(services, mounted, verdict, latest, self._settings.update_services)
-        item["problems"] += findings.problems
-        if findings.fix is TaskDefinitionFix.UPDATE_SERVICES:
-            for service in services:
-                self._check_time(f"updating service {service}")
-                if request.dry_run:
-                    item["actions"].append(f"would update service {service} to {latest}")
-                    continue
-                ecs.update_service(cluster=cluster_arn, service=service, taskDefinition=latest)
-                logger.info("service moved to the rewritten task definition by repair", service=service)
-                count("ServicesUpdated")
-                item["actions"].append(f"service {service} updated to {latest}")
-        elif findings.fix is TaskDefinitionFix.REGISTER:
-            if request.dry_run:
-                item["actions"].append("would register the next revision with the EFS volume")
-            else:
-                registered = TaskDefinitionRegistered(EventOrigin(aws.account, aws.region), arn)
-                outcome = self._task_definitions.on_registered(registered, aws)
-                if outcome.startswith("registered "):
-                    item["actions"].append(outcome)
-                elif outcome.startswith("rejected: "):
-                    report["errors"].append({"item": arn, "error": outcome})
-                else:
-                    item["problems"].append(f"not rewritten: {outcome}")
-        return True
-
-    def _error(self, report: dict[str, Any], item: str, exc: Exception, phase: str | None = None) -> None:
-        logger.exception("repair could not finish an item", item=item, phase=phase)
-        count("RepairErrors")
-        error = str(exc) or type(exc).__name__
-        report["errors"].append({"item": item, "error": f"{phase}: {error}" if phase else error})
-
-
-class ClusterNotFound(Exception):
-    """The cluster named in the input does not exist (or no longer) in that account and region."""
+            run.report["groups"].append(found.as_item())

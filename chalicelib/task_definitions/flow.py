@@ -16,7 +16,6 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.mount.spec import MountConfigError
 from chalicelib.plumbing.accounts import AwsAccess
 from chalicelib.plumbing.events import TaskDefinitionRegistered
 from chalicelib.plumbing.names import TASK_DEFINITION_ARN
@@ -26,13 +25,18 @@ from chalicelib.task_definitions.rewrite import (
     SOURCE_TAG,
     TaskDefinitionClash,
     TaskMount,
-    is_rewrite_of,
-    mounts_file_system,
     rewrite_task_definition,
     source_standing,
     tags_as_dict,
-    task_mount_from_tags,
     unknown_fields,
+)
+from chalicelib.task_definitions.standing import (
+    FAMILY,
+    Step,
+    family_standing,
+    next_step,
+    standing_from_tags,
+    standing_in_family,
 )
 
 
@@ -62,57 +66,32 @@ class TaskDefinitionFlow:
             # Deregistered (or never there) by the time the event arrived: nothing to rewrite.
             logger.warning("task definition not found; ignored", reference=registered.reference)
             return "ignored: task definition not found"
-        definition, tags = described["taskDefinition"], described.get("tags") or []
+        definition, tags = described["taskDefinition"], tags_as_dict(described.get("tags") or [])
         source_arn = definition["taskDefinitionArn"]
         logger.append_keys(task_definition=source_arn)
-        tag_map = tags_as_dict(tags)
-        if SOURCE_TAG in tag_map:
-            return "ignored: a revision efs-automount registered"
-        try:
-            mount = task_mount_from_tags(tag_map, definition, self._settings.mount_roots)
-        except MountConfigError as exc:
-            logger.error("task definition tag is invalid; no revision registered", tag=exc.tag, reason=exc.reason)
-            count("TaskDefinitionsRejected", Reason="invalid-tag")
-            return f"rejected: {exc}"
-        if mount is None:
-            return "ignored: not tagged for EFS"
-        if mounts_file_system(definition, mount):
-            return f"ignored: already mounts {mount.file_system_id}"
-        standing = self.standing(ecs, registered.reference, definition, tag_map, mount)
-        if standing is None:
-            logger.warning("the family has no active revision; no revision registered")
-            return "ignored: the family has no active revision"
-        verdict, latest_arn = standing
-        if verdict == "rewritten":
-            # A repeated delivery, or the retry of one that died after registering: finish what it left.
-            return self._finish_rewritten(aws, source_arn, latest_arn)
-        if verdict == "rewritten-earlier":
-            # Done, never rewritten again; but its constraint ignores the host path: no service is moved to it.
-            logger.warning(
-                "the family's latest is an earlier release's rewrite (its constraint ignores the host path); "
-                "no follow-ups: register the source again",
-                latest=latest_arn,
+        found = standing_from_tags(tags, definition, self._settings.mount_roots)
+        if found.standing == FAMILY and found.mount is not None:
+            found = family_standing(
+                self.standing(ecs, registered.reference, definition, tags, found.mount), found.mount
             )
-            return f"ignored: already rewritten as {latest_arn} by an earlier release; services are not moved to it"
-        if verdict == "in-flight":
-            # Lambda delivers the event again (1 and 2 minutes later): by then the older rewrite is gone.
-            raise RewriteInFlight(
-                f"{latest_arn} (the rewrite of an older revision) is briefly the family's latest; retried"
-            )
-        if verdict == "forged":
-            logger.error(
-                "the family's latest revision names this one as its source but is not its rewrite; no follow-ups",
-                latest=latest_arn,
-            )
-            count("TaskDefinitionsRejected", Reason="forged-rewrite")
-            return f"ignored: {latest_arn} is tagged as its rewrite but forged; repair reports it"
-        if verdict == "superseded":
-            logger.warning(
-                "task definition superseded by a newer revision of its family; not rewritten, repair reports it",
-                superseded_by=latest_arn,
-            )
-            count("TaskDefinitionsRejected", Reason="superseded")
-            return f"ignored: superseded by {latest_arn}"
+        step = next_step(found)
+        if step.log is not None:
+            level, message, fields = step.log
+            getattr(logger, level)(message, **fields)
+        if step.rejected is not None:
+            count("TaskDefinitionsRejected", Reason=step.rejected)
+        if step.step is Step.FINISH and found.latest_arn is not None:
+            return self._finish_rewritten(aws, source_arn, found.latest_arn)
+        if step.step is Step.RETRY:
+            raise RewriteInFlight(step.outcome)
+        if step.step is Step.REGISTER and found.mount is not None:
+            return self._rewrite(aws, described, found.mount, lambda_context)
+        return step.outcome
+
+    def _rewrite(self, aws: AwsAccess, described: dict[str, Any], mount: TaskMount, lambda_context: Any) -> str:
+        """Register the next revision of the family's latest, unless a field would be lost or the mount clashes
+        with what the revision has; then its follow-ups."""
+        source_arn = described["taskDefinition"]["taskDefinitionArn"]
         unknown = unknown_fields(_raw_body(described), described)
         if unknown:
             logger.error(
@@ -122,7 +101,9 @@ class TaskDefinitionFlow:
             count("TaskDefinitionsRejected", Reason="unknown-field")
             return f"rejected: this botocore does not know {', '.join(unknown)}"
         try:
-            request = rewrite_task_definition(definition, tags, mount, register_input_fields())
+            request = rewrite_task_definition(
+                described["taskDefinition"], described.get("tags") or [], mount, register_input_fields()
+            )
         except TaskDefinitionClash as exc:
             logger.error("task definition cannot take the EFS volume; no revision registered", reason=str(exc))
             count("TaskDefinitionsRejected", Reason="clash")
@@ -132,7 +113,7 @@ class TaskDefinitionFlow:
             return "ignored: a concurrent delivery is registering it"
         if not registered_here:
             return "ignored: already registered by another delivery"
-        undone = self._undo_if_released_meanwhile(ecs, source_arn, new_arn)
+        undone = self._undo_if_released_meanwhile(aws.client("ecs"), source_arn, new_arn)
         if undone is not None:
             return undone
         logger.info("task definition rewritten", new_task_definition=new_arn, mode=mount.mode)
@@ -143,12 +124,8 @@ class TaskDefinitionFlow:
     def standing(
         self, ecs: Any, reference: str, definition: dict[str, Any], tags: dict[str, str], mount: TaskMount
     ) -> tuple[str, str] | None:
-        """Where the described revision stands in its family (`source_standing`) and the family's latest ACTIVE
-        revision; None when the family has none. The event handler and repair (dry run or not) both decide by it.
-        A latest revision whose tag names this one as its source is "rewritten" only if it is what the rewrite
-        would register (`is_rewrite_of`): anyone who may register task definitions can write that tag, and the
-        follow-ups move services to the rewrite. Otherwise it is "forged"; "rewritten-earlier" when it is the
-        rewrite an earlier release made (legacy constraint): never rewritten again, and no service moved to it."""
+        """Where the described revision stands in its family (`standing_in_family`) and the family's latest ACTIVE
+        revision; None when the family has none. The event handler and repair (dry run or not) both decide by it."""
         source_arn = definition["taskDefinitionArn"]
         if reference == definition["family"]:
             # Described by family name (CloudTrail left the ARN out): it is the latest already.
@@ -157,20 +134,8 @@ class TaskDefinitionFlow:
         if latest is None:
             return None
         latest_definition, latest_tags = latest["taskDefinition"], tags_as_dict(latest.get("tags") or [])
-        latest_arn = latest_definition["taskDefinitionArn"]
-        verdict = source_standing(source_arn, latest_arn, latest_tags)
-        if verdict == "rewritten" and not is_rewrite_of(
-            latest_definition, latest_tags, definition, tags, mount, register_input_fields()
-        ):
-            verdict = "forged"
-        elif (
-            verdict == "rewritten"
-            and mount.mode == "host"
-            and mount.legacy_placement_constraint in (latest_definition.get("placementConstraints") or [])
-        ):
-            # An earlier release's rewrite (its constraint ignores the host path): done, but nobody is moved to it.
-            verdict = "rewritten-earlier"
-        return verdict, latest_arn
+        verdict = standing_in_family(definition, tags, mount, latest_definition, latest_tags, register_input_fields())
+        return verdict, latest_definition["taskDefinitionArn"]
 
     def _finish_rewritten(self, aws: AwsAccess, source_arn: str, new_arn: str) -> str:
         """The rewrite is the family's latest: check again for a release it overtook (free when the
