@@ -5,26 +5,29 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 LINT_VENV ?= .venv-lint
 LINT_STAMP := $(LINT_VENV)/.installed-$(shell cat requirements-lint.txt | cksum | cut -d' ' -f1)
+DOCS_VENV ?= .venv-docs
+DOCS_STAMP := $(DOCS_VENV)/.installed-$(shell cat requirements-docs.txt | cksum | cut -d' ' -f1)
 HOSTS ?= 3
 # Hosts whose mount fails in the demo: they hold someone else's data at the mount path, the script
 # refuses it (exit 3, permanent) and the app completes their launch ABANDON. `make demo FAIL=1`.
 FAIL ?= 0
 
-.PHONY: help install test demo lint lint-templates deploy-files package bench clean repair
+.PHONY: help install test demo lint lint-templates docs deploy-files package bench clean repair
 
 help:
 	@echo 'efs-automount: make <target>. Targets that run Python create .venv/ and install into it first.'
 	@echo ''
 	@echo '  demo            the whole flow on an embedded local AWS (HOSTS=3 hosts, FAIL=0 of them fail)'
-	@echo '  test            lint, then the whole test suite'
+	@echo '  test            lint and docs, then the whole test suite'
 	@echo '  bench           benchmarks; the figures end in one table, written to build/bench.json'
 	@echo '  repair          repair a deployed cluster (CLUSTER=, GROUP=, ACCOUNT=, REGION=, DRY_RUN=1, JSON=1, STACK=)'
 	@echo '  package         the CloudFormation/SAM package of the app (STAGE=prod) in build/package'
 	@echo '  deploy-files    regenerate deploy/ (mount document, templates) and the document digest the checks compare with'
 	@echo '  lint            ruff (with its security rules), ruff format --check, lint-templates'
 	@echo '  lint-templates  cfn-lint and checkov over the packaged and the member template'
+	@echo '  docs            the documentation site (mkdocs build --strict) in build/site'
 	@echo '  install         create .venv/ with requirements-dev.txt'
-	@echo '  clean           remove .venv/, .venv-lint/, build/ and the test caches'
+	@echo '  clean           remove .venv/, .venv-lint/, .venv-docs/, build/ and the test caches'
 	@echo '  help            this list'
 
 install: $(STAMP)
@@ -41,8 +44,19 @@ $(LINT_STAMP): requirements-lint.txt
 	rm -f $(LINT_VENV)/.installed-*
 	touch $@
 
-test: install lint
+$(DOCS_STAMP): requirements-docs.txt
+	test -x $(DOCS_VENV)/bin/python || $(PYTHON) -m venv $(DOCS_VENV)
+	$(DOCS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-docs.txt
+	rm -f $(DOCS_VENV)/.installed-*
+	touch $@
+
+test: install lint docs
 	$(PY) -m pytest
+
+# The documentation site, strictly: a broken link or anchor, or a page missing from mkdocs.yml's nav, fails.
+# Never --quiet: it hides the warnings from the count --strict aborts on, and the build passes broken.
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(DOCS_VENV)/bin/mkdocs build --strict
 
 # ruff (with its S security rules), then the templates.
 lint: install
@@ -77,7 +91,7 @@ package: install
 	$(PY) tools/compile_package.py build/package
 
 clean:
-	rm -rf $(VENV) $(LINT_VENV) build .pytest_cache .hypothesis
+	rm -rf $(VENV) $(LINT_VENV) $(DOCS_VENV) build .pytest_cache .hypothesis
 
 # Benchmarks (not tests): cold start, per host, burst, task definitions, package. Writes build/bench.json.
 bench: install

@@ -89,6 +89,13 @@ def load_event(name: str, **detail: Any) -> dict[str, Any]:
     return event
 
 
+def documentation() -> str:
+    """The README and every page of docs/, as users read them: commands and policies shown there are what the
+    tests that quote the documentation check."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    return "\n".join(page.read_text() for page in pages)
+
+
 def reset_app_caches() -> None:
     settings.load_settings.cache_clear()
     accounts.aws_accounts.cache_clear()

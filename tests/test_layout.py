@@ -1,5 +1,5 @@
-"""The layout's one rule (README "Development"): a module of chalicelib imports only from its own folder or from
-folders below it, so arrows point one way and no import circle can form; plumbing imports nothing of the domain.
+"""The layout's one rule (docs/development.md, "Layout"): a module of chalicelib imports only from its own folder or
+from folders below it, so arrows point one way and no import circle can form; plumbing imports nothing of the domain.
 Every import counts: at the top, inside a function, or for type checking only."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 from tests.conftest import ROOT
 
 CHALICELIB = ROOT / "chalicelib"
-# From the top floor down, as the README's tree lists them.
+# From the top floor down, as the tree of docs/development.md lists them.
 FLOORS = [
     "entrypoints",
     "repair",

@@ -1,5 +1,5 @@
 """The member template (deploy/member-account.json): what a trusted account forwards to the app, and that it deploys
-as the README shows it, alone or as a StackSet across an organization."""
+as the documentation shows it, alone or as a StackSet across an organization."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from chalice.app import CloudWatchEventConfig
 
 from app import app
 from chalicelib.plumbing.settings import DEFAULT_HOOK_NAME, DEFAULT_MOUNT_DOCUMENT
-from tests.conftest import ROOT
+from tests.conftest import ROOT, documentation
 
 MEMBER_PATH = ROOT / "deploy" / "member-account.json"
 MEMBER = json.loads(MEMBER_PATH.read_text())
@@ -65,7 +65,7 @@ def test_member_rules_deliver_to_the_apps_default_bus_through_a_role_of_their_ow
 
 
 def test_the_member_template_fits_an_inline_template_body():
-    # The README's `aws cloudformation deploy` and `create-stack-set --template-body` send the file as it is.
+    # The documentation's `aws cloudformation deploy` and `create-stack-set --template-body` send the file as it is.
     assert len(MEMBER_PATH.read_bytes()) <= TEMPLATE_BODY_LIMIT
 
 
@@ -132,11 +132,11 @@ def test_no_member_template_parameter_differs_between_accounts():
     }
 
 
-def _readme_commands(program: str) -> list[str]:
-    """Every command of the README's bash blocks that starts with `program`, its continuation lines joined."""
-    readme = (ROOT / "README.md").read_text()
+def _documented_commands(program: str) -> list[str]:
+    """Every command of the bash blocks of the README and docs/ that starts with `program`, its continuation lines
+    joined (a block indented under a list item counts as well)."""
     commands = []
-    for block in re.findall(r"```bash\n(.*?)```", readme, re.S):
+    for block in re.findall(r"```bash\n(.*?)```", documentation(), re.S):
         for command in block.replace("\\\n", " ").splitlines():
             command = command.split("  #")[0].strip()
             if command.startswith(program):
@@ -144,10 +144,12 @@ def _readme_commands(program: str) -> list[str]:
     return commands
 
 
-def test_the_readmes_cloudformation_commands_can_send_their_templates():
+def test_the_documented_cloudformation_commands_can_send_their_templates():
     # A template over 51,200 bytes goes through S3 (--s3-bucket / --template-url); the member template goes inline,
     # and names its role (CAPABILITY_NAMED_IAM).
-    commands = _readme_commands("aws cloudformation deploy") + _readme_commands("aws cloudformation create-stack-set")
+    commands = _documented_commands("aws cloudformation deploy") + _documented_commands(
+        "aws cloudformation create-stack-set"
+    )
     member = [c for c in commands if "deploy/member-account.json" in c]
     assert len(member) == 2, commands
     for command in commands:
@@ -158,7 +160,7 @@ def test_the_readmes_cloudformation_commands_can_send_their_templates():
     (stack_set,) = [c for c in commands if "create-stack-set" in c]
     assert "--permission-model SERVICE_MANAGED" in stack_set
     assert "--auto-deployment Enabled=true,RetainStacksOnAccountRemoval=false" in stack_set
-    (instances,) = _readme_commands("aws cloudformation create-stack-instances")
+    (instances,) = _documented_commands("aws cloudformation create-stack-instances")
     assert "--deployment-targets OrganizationalUnitIds=" in instances and "--regions " in instances
 
 
@@ -170,7 +172,7 @@ def test_member_stacks_in_every_region_forward_to_the_apps_bus_in_the_apps_regio
 
     app_roles = "arn:aws:iam::111122223333:role/efs-automount-on_launch,arn:aws:iam::111122223333:role/x"
     parameters = {"AppRoleArns": app_roles, "AppRegion": "eu-west-1", "RoleRegion": "eu-west-1"}
-    # Given one StackSet over two regions of a member account (the README's example)
+    # Given one StackSet over two regions of a member account (the documentation's example)
     targets = {}
     for region in ("eu-west-1", "eu-central-1"):
         session = boto3.Session(region_name=region)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, documentation
 from tools.build_deploy import retry_senders
 
 POLICY = json.loads((ROOT / ".chalice" / "policy.json").read_text())
@@ -353,8 +353,8 @@ def test_each_packaged_function_writes_only_its_own_log_group(packaged):
         assert [_text(r) for r in statement["Resource"]] == [group, group + ":*"], function
 
 
-def test_the_readmes_bus_policy_lets_members_forward_exactly_what_the_app_acts_on():
-    # A source or detail-type missing from the README's condition would silently drop that kind of event.
+def test_the_documented_bus_policy_lets_members_forward_exactly_what_the_app_acts_on():
+    # A source or detail-type missing from the documented condition would silently drop that kind of event.
     from chalicelib.plumbing.events import (
         command_status_pattern,
         container_instance_pattern,
@@ -362,9 +362,8 @@ def test_the_readmes_bus_policy_lets_members_forward_exactly_what_the_app_acts_o
         task_definition_registered_pattern,
     )
 
-    readme = (ROOT / "README.md").read_text()
-    block = re.search(r"```json\n(\{\n  \"Sid\": \"efs-automount-members\".*?)```", readme, re.S)
-    assert block, "README: the member bus policy example is gone"
+    block = re.search(r"```json\n(\{\n  \"Sid\": \"efs-automount-members\".*?)```", documentation(), re.S)
+    assert block, "docs: the member bus policy example is gone"
     condition = json.loads(block.group(1))["Condition"]
     patterns = [launch_pattern("h"), command_status_pattern("d"), container_instance_pattern()]
     patterns.append(task_definition_registered_pattern())
