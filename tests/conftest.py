@@ -214,13 +214,39 @@ class Clock:
         self.offset += seconds
 
 
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+def install_clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """One clock for the flow and the simulated AWS (activity start times, hook timeouts)."""
     fake = Clock()
     monkeypatch.setattr("chalicelib.launch.flow.now", fake)
-    # The simulated AWS (activity start times, hook timeouts) goes by the same clock.
     monkeypatch.setattr(moto_gaps.WORLD, "clock", fake)
     return fake
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    return install_clock(monkeypatch)
+
+
+@pytest.fixture
+def queued(tmp_path: Path, land: Landscape) -> Any:
+    """The app with a retry queue, and a way to let its messages come back."""
+    from tests.support.retry_queue import Queued
+
+    return Queued(tmp_path, land)
+
+
+@pytest.fixture
+def repair_context(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Repair's Lambda context with its real 900 s timeout (chalice's test client gives every function 3 s); set
+    `remaining_millis` to make time run out."""
+    import chalice.test
+
+    from tests.support.repair import RepairContext
+
+    RepairContext.remaining_millis = None
+    monkeypatch.setattr(chalice.test, "LambdaContext", RepairContext)
+    yield RepairContext
+    RepairContext.remaining_millis = None
 
 
 SCHEDULED_EVENT = {

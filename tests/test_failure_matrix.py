@@ -6,13 +6,10 @@ from __future__ import annotations
 import copy
 import datetime
 import json
-import uuid
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto.autoscaling.responses import AutoScalingResponse
-from moto.core.exceptions import ServiceException
 from moto.ssm import models as ssm_models
 
 from chalicelib import entrypoints
@@ -32,8 +29,16 @@ from simulation.landscape import (
     scale_out,
     session_in_account,
 )
-from simulation.queues import create_retry_queue, sqs_event, take_messages
+from simulation.queues import sqs_event, take_messages
 from tests.conftest import OWN_ACCOUNT, SCHEDULED_EVENT, deliver_outbox, load_event, make_lambda, metric_names
+from tests.support.launch import (
+    mount_commands,
+    relaunch_from_warm_pool,
+    retry_message,
+    sweep_for,
+    tag_group,
+)
+from tests.support.permissions import deny_scaling_activities
 
 MEMBER = "210987654321"
 
@@ -44,36 +49,6 @@ def assert_decided(land: Landscape, expected: dict[str, str]) -> None:
     for instance_id, result in expected.items():
         assert moto_gaps.decided_result(land.account, land.region, instance_id) == result, instance_id
         assert moto_gaps.pending_action(land.account, land.region, instance_id) is None, instance_id
-
-
-def mount_commands(land: Landscape, instance_id: str) -> list[dict]:
-    return land.client("ssm").list_commands(InstanceId=instance_id)["Commands"]
-
-
-@pytest.fixture
-def queued(tmp_path, land):
-    """The app with a retry queue, and a way to let its messages come back."""
-    url = create_retry_queue(land)
-    lambda_ = make_lambda(tmp_path, RETRY_QUEUE_URL=url)
-    from app import app
-
-    class Queued:
-        def __init__(self) -> None:
-            self.lambda_ = lambda_
-            self.bus = EventBus(app, lambda_.invoke)
-            self.url = url
-
-        def deliver_retries(self, clock) -> list[int]:
-            """Let time pass to the latest message's delay, deliver them all; returns their delays."""
-            taken = take_messages(land, url)
-            if taken:
-                clock.advance(max(delay for delay, _ in taken))
-                moto_gaps.expire_actions()
-                response = lambda_.invoke("on_retry", sqs_event([record for _, record in taken]))
-                assert response == {"batchItemFailures": []}
-            return [delay for delay, _ in taken]
-
-    return Queued()
 
 
 def test_ecs_registers_before_the_ssm_agent_looks_densely_then_mounts_once(land, queued, clock):
@@ -369,21 +344,6 @@ def test_sweeper_leaves_groups_without_our_hook_alone(lambda_, clock):
 
 def at(epoch: float) -> str:
     return datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def retry_message(land: Landscape, instance_id: str, **fields) -> dict:
-    """A message on the retry queue, as anyone allowed to send to it could write it."""
-    body = {
-        "account": land.account,
-        "region": land.region,
-        "group_name": land.group_name,
-        "instance_id": instance_id,
-        "attempt": 1,
-        "started_at": 0,
-        "heartbeat_at": 0,
-    }
-    body.update(fields)
-    return sqs_event([{"messageId": "forged", "receiptHandle": "forged", "body": json.dumps(body)}])
 
 
 def test_replayed_launch_event_a_year_old_mounts_the_host(land, bus, lambda_, clock):
@@ -800,46 +760,6 @@ def test_lost_warm_pool_entry_event_is_left_to_the_hooks_timeout(land, bus, lamb
     assert_decided(land, {instance_id: "CONTINUE"})
 
 
-def _relaunch_from_warm_pool(land, instance_id):
-    """The host went back to the warm pool on scale-in (ReuseOnScaleIn) and is launched from it again:
-    a new launch action of our hook, a new "from warm pool" activity, a new launch event."""
-    backend = moto_gaps.asg_models.autoscaling_backends[land.account][land.region]
-    group = backend.autoscaling_groups[land.group_name]
-    state = next(s for s in group.instance_states if s.instance.id == instance_id)
-    state.lifecycle_state = "Pending:Wait"
-    now = moto_gaps.WORLD.clock()
-    moto_gaps._record_activity(
-        backend, land.group_name, f"Launching a new EC2 instance from warm pool: {instance_id}", now
-    )
-    action = moto_gaps.PendingAction(
-        str(uuid.uuid4()),
-        land.hook_name,
-        land.group_name,
-        instance_id,
-        started_at=now,
-        heartbeat_at=now,
-        heartbeat_timeout=900,
-    )
-    moto_gaps.WORLD.actions[(land.account, land.region, instance_id)] = action
-    moto_gaps.WORLD.decided.pop((land.account, land.region, instance_id), None)
-    moto_gaps.WORLD.emit(
-        land.account,
-        land.region,
-        "aws.autoscaling",
-        "EC2 Instance-launch Lifecycle Action",
-        {
-            "Origin": "WarmPool",
-            "Destination": "AutoScalingGroup",
-            "LifecycleActionToken": action.token,
-            "AutoScalingGroupName": land.group_name,
-            "LifecycleHookName": land.hook_name,
-            "EC2InstanceId": instance_id,
-            "LifecycleTransition": moto_gaps.LAUNCHING,
-        },
-        [],
-    )
-
-
 def test_relaunch_from_warm_pool_is_let_in_on_a_previous_launchs_mount(land, bus, lambda_, clock):
     (instance_id,) = scale_out(land, 1)
     hosts.boot_agents(land, [instance_id])
@@ -865,7 +785,7 @@ def test_relaunch_from_warm_pool_is_let_in_on_a_previous_launchs_mount(land, bus
         ]
     )
     clock.advance(3600)
-    _relaunch_from_warm_pool(land, instance_id)
+    relaunch_from_warm_pool(land, instance_id)
 
     outcomes = [o for _, o in deliver_outbox(bus)]
 
@@ -908,7 +828,7 @@ def test_failures_of_a_previous_launch_count_against_this_one(tmp_path, land, cl
 
     # fixed since; the host goes back to the warm pool and is launched from it a day later
     clock.advance(86400)
-    _relaunch_from_warm_pool(land, instance_id)
+    relaunch_from_warm_pool(land, instance_id)
     outcomes = [o for _, o in deliver_outbox(bus)]
 
     assert len(mount_commands(land, instance_id)) > before, f"no mount tried for this launch: {outcomes}"
@@ -922,13 +842,6 @@ def test_failures_of_a_previous_launch_count_against_this_one(tmp_path, land, cl
 # 2. A host whose wait cannot be measured (member role without autoscaling:DescribeScalingActivities, and
 #    no command sent because its agent never came online) is heartbeated until the hook's *global*
 #    timeout, and so decided by the hook's default result, never by the app.
-
-
-def sweep_for(lambda_, clock, seconds, step=60):
-    for _ in range(int(seconds // step)):
-        clock.advance(step)
-        moto_gaps.expire_actions()
-        lambda_.invoke("sweeper", SCHEDULED_EVENT)
 
 
 def test_a_hung_mount_command_keeps_the_host_waiting_past_its_budget(land, bus, lambda_, clock):
@@ -948,16 +861,8 @@ def test_a_hung_mount_command_keeps_the_host_waiting_past_its_budget(land, bus, 
     )
 
 
-class AccessDenied(ServiceException):
-    code = "AccessDenied"
-
-
 def test_an_unmeasured_wait_is_left_to_the_hooks_global_timeout(land, bus, lambda_, clock, monkeypatch):
-    # a member stack from before the permission was added: no autoscaling:DescribeScalingActivities
-    def denied(self):
-        raise AccessDenied("not authorized to perform: autoscaling:DescribeScalingActivities")
-
-    monkeypatch.setattr(AutoScalingResponse, "describe_scaling_activities", denied)
+    refused = deny_scaling_activities(monkeypatch)
     land.client("autoscaling").put_lifecycle_hook(
         LifecycleHookName=land.hook_name,
         AutoScalingGroupName=land.group_name,
@@ -972,6 +877,7 @@ def test_an_unmeasured_wait_is_left_to_the_hooks_global_timeout(land, bus, lambd
     global_timeout = min(172800, 100 * 120)  # 12,000 s: AWS then applies DefaultResult
     sweep_for(lambda_, clock, global_timeout - 60)
 
+    assert refused, "the wait was measured after all: DescribeScalingActivities was never refused"
     assert moto_gaps.WORLD.timed_out == []
     assert moto_gaps.pending_action(land.account, land.region, instance_id) is None, (
         "the app never decided the host before the hook's global timeout: the default result will"
@@ -1029,28 +935,14 @@ def test_overall_success_of_a_two_host_command_is_not_this_hosts_mount(land, bus
 # still sends mounts).
 
 
-def _tag(land, key, value):
-    land.client("autoscaling").create_or_update_tags(
-        Tags=[
-            {
-                "ResourceId": land.group_name,
-                "ResourceType": "auto-scaling-group",
-                "Key": key,
-                "Value": value,
-                "PropagateAtLaunch": False,
-            }
-        ]
-    )
-
-
 def test_a_host_launched_after_the_tag_was_fixed_is_abandoned_on_the_cached_value(land, bus, clock):
-    _tag(land, "efs-automount:mount-path", "/etc/cron.d/x")  # a typo: outside MOUNT_ROOTS
+    tag_group(land, "efs-automount:mount-path", "/etc/cron.d/x")  # a typo: outside MOUNT_ROOTS
     (first,) = scale_out(land, 1)
     hosts.boot_agents(land, [first])
     deliver_outbox(bus)
     assert moto_gaps.decided_result(land.account, land.region, first) == "ABANDON"  # right, then
 
-    _tag(land, "efs-automount:mount-path", "/mnt/efs/shared")  # the operator fixes it
+    tag_group(land, "efs-automount:mount-path", "/mnt/efs/shared")  # the operator fixes it
     clock.advance(20)
     (second,) = scale_out(land, 1)
     hosts.boot_agents(land, [second])
@@ -1235,7 +1127,7 @@ def test_relaunch_after_another_hosts_read_is_let_in_without_a_new_mount(land, b
 
     # H goes back to the warm pool and is launched from it again (same file system, same path).
     clock.advance(120)
-    _relaunch_from_warm_pool(land, h)
+    relaunch_from_warm_pool(land, h)
     outcomes = deliver_outbox(bus)
 
     commands = mount_commands(land, h)
@@ -1330,7 +1222,7 @@ def test_a_host_whose_agent_comes_online_after_its_budget_gets_no_mount(land, bu
 
 
 def test_a_mount_without_the_groups_access_point_does_not_let_the_host_in(land, bus, lambda_, clock):
-    _tag(land, "efs-automount:access-point-id", ACCESS_POINT)
+    tag_group(land, "efs-automount:access-point-id", ACCESS_POINT)
     (instance_id,) = scale_out(land, 1)
     deliver_outbox(bus)  # launch event: agent offline
     hosts.boot_agents(land, [instance_id])
@@ -1367,7 +1259,7 @@ def test_a_refused_send_decides_on_the_failure_result_tag_of_this_moment(land, b
     (instance_id,) = scale_out(land, 1)
     deliver_outbox(bus)  # launch event: the group's tags are read (cached 60 s); agent offline
     # the operator sets the group to keep hosts whose mount fails (a document mid-redeploy, say)
-    _tag(land, "efs-automount:on-failure", "CONTINUE")
+    tag_group(land, "efs-automount:on-failure", "CONTINUE")
     land.client("ssm").delete_document(Name="efs-automount-mount")
     clock.advance(20)
     hosts.boot_agents(land, [instance_id])

@@ -11,7 +11,6 @@ import pytest
 from simulation import moto_gaps
 from simulation.landscape import register_container_instance, scale_out
 from tests.conftest import deliver_outbox
-from tests.test_failure_matrix import queued  # noqa: F401 - the fixture
 
 SHORTEST_HOOK = 120  # the contract's shortest heartbeat timeout; shorter ones are reported by the checks
 
@@ -55,7 +54,7 @@ def test_a_late_launch_event_heartbeats_when_one_is_due(land, bus, clock, short_
     assert moto_gaps.pending_action(land.account, land.region, instance_id) is not None
 
 
-def test_agent_looks_heartbeat_when_one_is_due(land, queued, clock, short_hook):  # noqa: F811
+def test_agent_looks_heartbeat_when_one_is_due(land, queued, clock, short_hook):
     instance_id = short_hook()
     deliver_outbox(queued.bus)  # the launch: agent offline
     clock.advance(15)

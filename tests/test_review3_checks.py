@@ -15,7 +15,7 @@ from chalicelib.plumbing.accounts import AwsAccess
 from simulation import hosts
 from simulation.landscape import scale_out
 from tests.conftest import SCHEDULED_EVENT, deliver_outbox, make_lambda
-from tests.test_checks_network import SSH, replace_ingress
+from tests.support.network import SSH, replace_ingress
 
 MOUNT_AND_WRITE = ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"]
 

@@ -10,6 +10,7 @@ from simulation import moto_gaps
 from simulation.eventbus import EventBus
 from simulation.landscape import create_member_role, session_in_account
 from tests.conftest import OWN_ACCOUNT, deliver_outbox, load_event, make_lambda
+from tests.support.launch import tag_group
 
 FS = "fs-0123456789abcdef0"
 MEMBER = "210987654321"
@@ -308,20 +309,6 @@ def test_a_failed_registration_releases_the_idempotency_record_for_the_retry(tmp
 # --- placement follows the mount path (issue 18, finding 3) -------------------------------------
 
 
-def _tag_group(land, key, value):
-    land.client("autoscaling").create_or_update_tags(
-        Tags=[
-            {
-                "ResourceId": land.group_name,
-                "ResourceType": "auto-scaling-group",
-                "Key": key,
-                "Value": value,
-                "PropagateAtLaunch": False,
-            }
-        ]
-    )
-
-
 def _rewrite_of(land, bus, family, tags):
     ecs = land.client("ecs")
     ecs.register_task_definition(
@@ -339,7 +326,7 @@ def test_placement_constraint_lets_host_mode_tasks_onto_hosts_mounted_at_another
 
     # Given a group that mounts its file system at a path of its choosing (a documented tag), and a host of it
     # mounted there and registered
-    _tag_group(land, "efs-automount:mount-path", "/data/shared")
+    tag_group(land, "efs-automount:mount-path", "/data/shared")
     (instance_id,) = scale_out(land, 1)
     hosts.boot_agents(land, [instance_id])
     container_instance = register_container_instance(land, instance_id)
