@@ -124,7 +124,7 @@ def test_first_mount_of_a_registered_host_lists_its_commands_once_just_before_se
 # --- one rule for "this host carries the group's mount" (issue 18, finding 4) ----------------------
 
 
-def test_registration_marks_a_host_whose_mount_lacks_the_groups_access_point(land, bus, clock):
+def test_registration_does_not_mark_a_host_whose_mount_lacks_the_groups_access_point(land, bus, clock):
     # Given a host mounted without the access point its group now asks for
     instance_id = in_service_then_confined_to_an_access_point(land, bus)
     clock.advance(120)  # the app's cached group tags have expired

@@ -698,7 +698,7 @@ def scale_out_waiting(land, queued):
 # event was lost times out into the hook's default.
 
 
-def test_one_unreachable_region_stops_the_sweep_of_every_account(tmp_path, land, clock, monkeypatch):
+def test_one_unreachable_region_does_not_stop_the_sweep_of_the_others(tmp_path, land, clock, monkeypatch):
     lambda_ = make_lambda(tmp_path, SWEEP_REGIONS="af-south-1")
     from app import app
     from simulation.eventbus import EventBus
@@ -746,7 +746,7 @@ def test_one_unreachable_region_stops_the_sweep_of_every_account(tmp_path, land,
 #    say now. Failures of an earlier launch likewise count against this launch's attempts.
 
 
-def test_lost_warm_pool_entry_event_is_left_to_the_hooks_timeout(land, bus, lambda_, clock):
+def test_lost_warm_pool_entry_event_is_made_up_for_by_the_sweeper(land, bus, lambda_, clock):
     (instance_id,) = scale_out(land, 1)
     moto_gaps.enter_warm_pool(land.account, land.region, instance_id)
     moto_gaps.WORLD.drain()  # the launch event (Destination WarmPool) is lost
@@ -760,7 +760,7 @@ def test_lost_warm_pool_entry_event_is_left_to_the_hooks_timeout(land, bus, lamb
     assert_decided(land, {instance_id: "CONTINUE"})
 
 
-def test_relaunch_from_warm_pool_is_let_in_on_a_previous_launchs_mount(land, bus, lambda_, clock):
+def test_relaunch_from_warm_pool_mounts_what_the_group_asks_for_now(land, bus, lambda_, clock):
     (instance_id,) = scale_out(land, 1)
     hosts.boot_agents(land, [instance_id])
     deliver_outbox(bus)
@@ -795,7 +795,7 @@ def test_relaunch_from_warm_pool_is_let_in_on_a_previous_launchs_mount(land, bus
     assert sent_for_new, f"host let in without mounting {new_fs}: {outcomes}, decided {decided}"
 
 
-def test_failures_of_a_previous_launch_count_against_this_one(tmp_path, land, clock):
+def test_failures_of_a_previous_launch_do_not_count_against_this_one(tmp_path, land, clock):
     from app import app
     from simulation.eventbus import EventBus
     from tests.conftest import make_lambda
@@ -844,7 +844,7 @@ def test_failures_of_a_previous_launch_count_against_this_one(tmp_path, land, cl
 #    timeout, and so decided by the hook's default result, never by the app.
 
 
-def test_a_hung_mount_command_keeps_the_host_waiting_past_its_budget(land, bus, lambda_, clock):
+def test_a_hung_mount_command_does_not_keep_the_host_waiting_past_its_budget(land, bus, lambda_, clock):
     (instance_id,) = scale_out(land, 1)
     deliver_outbox(bus)
     sweep_for(lambda_, clock, 1680)  # its agent comes online late, 28 minutes in
@@ -861,7 +861,9 @@ def test_a_hung_mount_command_keeps_the_host_waiting_past_its_budget(land, bus, 
     )
 
 
-def test_an_unmeasured_wait_is_left_to_the_hooks_global_timeout(land, bus, lambda_, clock, monkeypatch):
+def test_an_unmeasured_wait_is_decided_by_the_app_before_the_hooks_global_timeout(
+    land, bus, lambda_, clock, monkeypatch
+):
     refused = deny_scaling_activities(monkeypatch)
     land.client("autoscaling").put_lifecycle_hook(
         LifecycleHookName=land.hook_name,
@@ -935,7 +937,7 @@ def test_overall_success_of_a_two_host_command_is_not_this_hosts_mount(land, bus
 # still sends mounts).
 
 
-def test_a_host_launched_after_the_tag_was_fixed_is_abandoned_on_the_cached_value(land, bus, clock):
+def test_a_host_launched_after_the_tag_was_fixed_is_not_abandoned_on_the_cached_value(land, bus, clock):
     tag_group(land, "efs-automount:mount-path", "/etc/cron.d/x")  # a typo: outside MOUNT_ROOTS
     (first,) = scale_out(land, 1)
     hosts.boot_agents(land, [first])
@@ -983,7 +985,7 @@ def test_in_service_host_registering_while_its_ssm_agent_is_offline_gets_the_att
     assert mount_attribute(land, ci) == f"/mnt/efs/{land.file_system_id}"
 
 
-def test_registration_before_agent_then_summary_without_cluster_loses_the_attribute(land, queued, clock):
+def test_registration_before_agent_then_summary_without_cluster_still_sets_the_attribute(land, queued, clock):
     (h,) = scale_out(land, 1)
     assert deliver_outbox(queued.bus)[0][1]["outcome"] == "waiting: SSM agent not online yet"
     ci = register_container_instance(land, h)  # ECS registers first: the common case
@@ -1007,7 +1009,7 @@ def test_registration_before_agent_then_summary_without_cluster_loses_the_attrib
     assert mount_attribute(land, ci) == f"/mnt/efs/{land.file_system_id}"
 
 
-def test_registration_settled_before_it_succeeded_is_dropped_on_lambdas_retry(land, bus, lambda_, monkeypatch):
+def test_a_registration_that_failed_midway_is_done_on_lambdas_retry(land, bus, lambda_, monkeypatch):
     (h,) = scale_out(land, 1)
     hosts.boot_agents(land, [h])
     deliver_outbox(bus)
@@ -1034,7 +1036,7 @@ def test_registration_settled_before_it_succeeded_is_dropped_on_lambdas_retry(la
     assert mount_attribute(land, ci) == f"/mnt/efs/{land.file_system_id}", retried
 
 
-def test_plain_ecs_host_without_ssm_registration_costs_a_retry_chain(land, queued, clock):
+def test_plain_ecs_host_without_ssm_registration_costs_no_retry_chain(land, queued, clock):
     ec2 = land.client("ec2")
     (plain,) = [i["InstanceId"] for i in ec2.run_instances(ImageId=AMI_ID, MinCount=1, MaxCount=1)["Instances"]]
     register_container_instance(land, plain)  # an ECS host outside any group, no SSM agent
@@ -1048,7 +1050,7 @@ def test_plain_ecs_host_without_ssm_registration_costs_a_retry_chain(land, queue
     assert looks == 0, (first, looks, len(ops), sorted(set(ops)))
 
 
-def test_one_forged_registration_for_a_nonexistent_instance_costs_fourteen_steps(land, queued, clock):
+def test_one_forged_registration_for_a_nonexistent_instance_costs_at_most_one_more_step(land, queued, clock):
     event = load_event("container-instance-registered")
     event["account"], event["region"] = land.account, land.region
     event["detail"]["ec2InstanceId"] = "i-0123456789abcdef9"
@@ -1060,7 +1062,7 @@ def test_one_forged_registration_for_a_nonexistent_instance_costs_fourteen_steps
     assert looks <= 1, (outcome, looks)
 
 
-def test_offline_hosts_starve_a_host_with_a_lost_status_event(tmp_path, land, clock):
+def test_offline_hosts_do_not_starve_a_host_with_a_lost_status_event(tmp_path, land, clock):
     from app import app
 
     lambda_ = make_lambda(tmp_path, SWEEP_MAX_HOSTS="2")
@@ -1079,8 +1081,8 @@ def test_offline_hosts_starve_a_host_with_a_lost_status_event(tmp_path, land, cl
             decided_after = minute
             break
 
-    # Expected: the sweeper, "a safety net ... so that hosts stuck for good cannot starve the others", picks c
-    # up within a run or two. Actual: a and b (skipped: agent offline, never 'looked at') take both slots.
+    # The sweeper, "a safety net ... so that hosts stuck for good cannot starve the others", picks c up within a
+    # run or two; a and b (skipped: agent offline) once took both slots on every run.
     assert decided_after is not None and decided_after <= 3, (decided_after, report["hosts"])
 
 
@@ -1105,12 +1107,12 @@ def test_invalid_tag_is_decided_at_launch_not_after_the_heartbeat_timeout(bus, l
         minutes += 1
         moto_gaps.expire_actions()
         lambda_.invoke("sweeper", SCHEDULED_EVENT)
-    # Expected: decided with the failure result by the launch step ("no command is sent; completes with the
-    # failure result"); actual: the host is held until its heartbeat deadline comes within 3 sweeps.
+    # Decided with the failure result by the launch step ("no command is sent; completes with the failure
+    # result"), not held until its heartbeat deadline comes within 3 sweeps.
     assert minutes <= 1, (minutes, lifecycle_state(land, h))
 
 
-def test_relaunch_after_another_hosts_read_is_let_in_without_a_new_mount(land, bus, lambda_, clock):
+def test_relaunch_after_another_hosts_read_gets_a_new_mount(land, bus, lambda_, clock):
     (h,) = scale_out(land, 1)
     hosts.boot_agents(land, [h])
     deliver_outbox(bus)

@@ -391,9 +391,9 @@ def test_repair_does_not_let_a_waiting_host_in_on_a_mount_other_than_the_groups(
 
 # Finding 2 (medium; pre-existing in repair, same place). The same repair branch ignores the launch's start: the
 # launch step counts only commands requested after the launch activity AWS reports (a warm pool reuses a host:
-# "an earlier launch's record proves nothing now", test_relaunch_from_warm_pool_is_let_in_on_a_previous_launchs_
-# mount). Repair lets a host relaunched from a warm pool in on the previous launch's mount (days old), without the
-# mount this launch needs; the launch step would have sent it.
+# "an earlier launch's record proves nothing now", test_relaunch_from_warm_pool_mounts_what_the_group_asks_for_now).
+# Repair lets a host relaunched from a warm pool in on the previous launch's mount (days old), without the mount
+# this launch needs; the launch step would have sent it.
 
 
 def test_repair_does_not_let_a_relaunched_warm_pool_host_in_on_a_previous_launchs_mount(land, bus, lambda_, clock):

@@ -14,7 +14,7 @@ from tests.support.launch import mount_commands, relaunch_from_warm_pool, retry_
 from tests.support.permissions import deny_scaling_activities
 
 
-def test_agent_looks_at_a_host_that_is_not_waiting_start_its_next_waits_measure_and_abandon_it(
+def test_agent_looks_at_a_host_that_is_not_waiting_do_not_start_its_next_waits_measure(
     land,
     queued,
     clock,

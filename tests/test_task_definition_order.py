@@ -276,7 +276,7 @@ def test_deregistered_revisions_between_the_source_and_its_rewrite_cost_nothing(
 # the family is left rolled back to the older definition.
 
 
-def test_crash_after_register_leaves_the_family_rolled_back(lambda_, monkeypatch):
+def test_a_crash_after_register_does_not_leave_the_family_rolled_back(lambda_, monkeypatch):
     from chalicelib.task_definitions import flow as task_definition_flow
 
     _, v1_event = _release("app:1")
@@ -304,7 +304,7 @@ def test_crash_after_register_leaves_the_family_rolled_back(lambda_, monkeypatch
     assert latest["containerDefinitions"][0]["image"] == "app:2", (retry_outcome, latest["taskDefinitionArn"], tags)
 
 
-def test_a_crash_during_the_follow_ups_leaves_services_on_the_source_for_good(tmp_path, monkeypatch):
+def test_a_crash_during_the_follow_ups_does_not_leave_services_on_the_source(tmp_path, monkeypatch):
     import boto3
     from moto.ecs.models import EC2ContainerServiceBackend
 
@@ -345,7 +345,7 @@ def test_a_crash_during_the_follow_ups_leaves_services_on_the_source_for_good(tm
 # nothing will ever rewrite it.
 
 
-def test_tagged_release_racing_the_rewrite_is_never_rewritten(lambda_, monkeypatch):
+def test_a_tagged_release_racing_the_rewrite_is_deployed_with_the_mount(lambda_, monkeypatch):
     from moto.ecs.models import EC2ContainerServiceBackend
 
     _, v1_event = _release("app:1")
