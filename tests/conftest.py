@@ -3,6 +3,7 @@ and a record of every AWS operation the app's own code makes."""
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import copy
 import datetime
@@ -65,6 +66,8 @@ OWN_ACCOUNT = "123456789012"
 RECORDED_OPERATIONS: set[tuple[str, str]] = set()
 # The same by handler (its Chalice name), from the handlers run through `Lambda.invoke`.
 RECORDED_BY_HANDLER: dict[str, set[str]] = {}
+# Recordings by handler of whoever asked for one (`recording_by_handler`), while they run.
+_recordings: list[dict[str, set[str]]] = []
 _calls: contextvars.ContextVar[list[tuple[str, str]] | None] = contextvars.ContextVar("calls", default=None)
 _original_make_api_call = BaseClient._make_api_call
 
@@ -97,14 +100,32 @@ def reset_app_caches() -> None:
     entrypoints.task_definition_flow.cache_clear()
 
 
-@pytest.fixture(autouse=True)
-def aws() -> Iterator[None]:
+@contextlib.contextmanager
+def fresh_aws() -> Iterator[None]:
+    """A simulated AWS of its own: moto with its gaps filled, nothing in it yet, and the app's caches empty."""
     with mock_aws():
         moto_gaps.install()
         moto_gaps.WORLD.reset()
         reset_app_caches()
         yield
     reset_app_caches()
+
+
+@pytest.fixture(autouse=True)
+def aws() -> Iterator[None]:
+    with fresh_aws():
+        yield
+
+
+@contextlib.contextmanager
+def recording_by_handler() -> Iterator[dict[str, set[str]]]:
+    """Every operation the app's handlers make while the block runs, by handler (its Chalice name)."""
+    recorded: dict[str, set[str]] = {}
+    _recordings.append(recorded)
+    try:
+        yield recorded
+    finally:
+        _recordings.remove(recorded)
 
 
 @dataclass
@@ -121,7 +142,9 @@ class Lambda:
             return self.client.lambda_.invoke(name, copy.deepcopy(event)).payload
         finally:
             _calls.reset(token)
-            RECORDED_BY_HANDLER.setdefault(name, set()).update(f"{p}:{o}" for p, o in self.calls[start:])
+            made = {f"{p}:{o}" for p, o in self.calls[start:]}
+            for recorded in (RECORDED_BY_HANDLER, *_recordings):
+                recorded.setdefault(name, set()).update(made)
 
     def operations(self) -> list[str]:
         return [f"{prefix}:{operation}" for prefix, operation in self.calls]
@@ -269,6 +292,15 @@ def throttled(monkeypatch: pytest.MonkeyPatch) -> Throttler:
     monkeypatch.setattr(Endpoint, "_do_get_response", throttler(Endpoint._do_get_response))
     monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0)
     return throttler
+
+
+@pytest.fixture(scope="session")
+def representative_operations(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
+    """The operations each handler made in the representative flows (tests/support/representative_flows.py), run
+    once a session, each in a simulated AWS of its own: whatever else ran, these paths did."""
+    from tests.support.representative_flows import run_representative_flows
+
+    return run_representative_flows(tmp_path_factory.mktemp("representative-flows"))
 
 
 @pytest.fixture(scope="session")

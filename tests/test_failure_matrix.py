@@ -705,9 +705,11 @@ def test_one_unreachable_region_does_not_stop_the_sweep_of_the_others(tmp_path, 
 
     bus = EventBus(app, lambda_.invoke)
     original = sweeper.all_groups
+    refused = []
 
     def all_groups(autoscaling):
         if autoscaling.meta.region_name == "af-south-1":  # opt-in region not enabled, or denied by an SCP
+            refused.append(autoscaling.meta.region_name)
             raise ClientError(
                 {
                     "Error": {
@@ -733,6 +735,7 @@ def test_one_unreachable_region_does_not_stop_the_sweep_of_the_others(tmp_path, 
 
     assert_decided(land, {instance_id: "CONTINUE"})
     assert any("af-south-1" in error for error in report["errors"])
+    assert refused, "af-south-1 was never listed: nothing was in the way"
 
 
 # Adversarial: warm pools.
@@ -1034,6 +1037,7 @@ def test_a_registration_that_failed_midway_is_done_on_lambdas_retry(land, bus, l
 
     # the retry does the work (it was skipped as "already recorded" when settled before the work)
     assert mount_attribute(land, ci) == f"/mnt/efs/{land.file_system_id}", retried
+    assert calls["n"] >= 1, "the registration's work never failed"
 
 
 def test_plain_ecs_host_without_ssm_registration_costs_no_retry_chain(land, queued, clock):

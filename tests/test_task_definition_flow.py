@@ -202,21 +202,30 @@ def _create_idempotency_table():
     )
 
 
-def _race(monkeypatch):
-    # Both deliveries see the source as the family's latest before either registers.
-    monkeypatch.setattr(TaskDefinitionFlow, "standing", lambda self, ecs, reference, *rest: ("latest", SOURCE))
+def _race(monkeypatch) -> list[str]:
+    """Both deliveries see the source as the family's latest before either registers; returns the references
+    each delivery asked about."""
+    asked: list[str] = []
+
+    def standing(self, ecs, reference, *rest):
+        asked.append(reference)
+        return "latest", SOURCE
+
+    monkeypatch.setattr(TaskDefinitionFlow, "standing", standing)
+    return asked
 
 
 def test_concurrent_duplicates_without_a_table_can_register_twice(tmp_path, monkeypatch):
     lambda_ = make_lambda(tmp_path)
     _register(_ecs(), {"efs-automount:file-system-id": FS})
     (event, *_) = moto_gaps.WORLD.drain()
-    _race(monkeypatch)
+    raced = _race(monkeypatch)
 
     lambda_.invoke("on_task_definition", event)
     lambda_.invoke("on_task_definition", event)
 
     assert len(_revisions(_ecs())) == 3
+    assert len(raced) == 2, "the deliveries did not both see the source as the latest"
 
 
 def test_concurrent_duplicates_with_an_idempotency_table_register_once(tmp_path, monkeypatch):
@@ -224,7 +233,7 @@ def test_concurrent_duplicates_with_an_idempotency_table_register_once(tmp_path,
     lambda_ = make_lambda(tmp_path, IDEMPOTENCY_TABLE="efs-automount-idempotency")
     _register(_ecs(), {"efs-automount:file-system-id": FS})
     (event, *_) = moto_gaps.WORLD.drain()
-    _race(monkeypatch)
+    raced = _race(monkeypatch)
 
     first = lambda_.invoke("on_task_definition", event)
     second = lambda_.invoke("on_task_definition", event)
@@ -232,6 +241,7 @@ def test_concurrent_duplicates_with_an_idempotency_table_register_once(tmp_path,
     assert first["outcome"].startswith("registered")
     assert second["outcome"] == "ignored: already registered by another delivery"
     assert len(_revisions(_ecs())) == 2
+    assert len(raced) == 2, "the deliveries did not both see the source as the latest"
 
 
 def test_opt_in_follow_ups_move_services_and_deregister_the_source(tmp_path):
@@ -297,10 +307,17 @@ def test_a_failed_registration_releases_the_idempotency_record_for_the_retry(tmp
     _register(_ecs(), {"efs-automount:file-system-id": FS})
     (event, *_) = moto_gaps.WORLD.drain()
     rewrite = task_definition_flow.rewrite_task_definition
-    monkeypatch.setattr(task_definition_flow, "rewrite_task_definition", lambda *a: {"family": "uploads"})
+    broken = []
+
+    def broken_rewrite(*args):
+        broken.append(args)
+        return {"family": "uploads"}
+
+    monkeypatch.setattr(task_definition_flow, "rewrite_task_definition", broken_rewrite)
 
     with pytest.raises(Exception, match="containerDefinitions"):
         lambda_.invoke("on_task_definition", event)
+    assert broken, "the registration never failed"
 
     monkeypatch.setattr(task_definition_flow, "rewrite_task_definition", rewrite)
     assert lambda_.invoke("on_task_definition", event)["outcome"].startswith("registered")
