@@ -42,6 +42,7 @@ from tests.conftest import (
 from tests.support.launch import ACCESS_POINT, mount_commands, sweep_for, tag_group
 from tests.support.repair import (
     FS_TAG,
+    RepairContext,
     host_in_service_before_the_tag,
     mounted_hosts,
     task_definition_registered_while_down,
@@ -54,7 +55,8 @@ IDEMPOTENCY_TABLE = "efs-automount-idempotency"
 
 @dataclass
 class Scene:
-    """What one flow works with: a directory of its own (for the stage's settings) and the shared clock."""
+    """What one flow works with: a directory of its own (for the stage's settings), the clock the app and the
+    simulated AWS share, and a monkeypatch undone when the flow ends."""
 
     directory: Path
     clock: Clock
@@ -176,7 +178,8 @@ def hourly_checks(scene: Scene) -> None:
 def repair_dry_run_then_repair(scene: Scene) -> None:
     """Repair of a cluster whose group is its capacity provider: a host never mounted, mounted hosts whose
     records were lost, a tagged revision whose event never came; a dry run, then the repair."""
-    scene.monkeypatch.setattr("chalice.test.LambdaContext", _repair_context())
+    RepairContext.remaining_millis = None
+    scene.monkeypatch.setattr("chalice.test.LambdaContext", RepairContext)
     land = scene.landscape()
     lambda_ = scene.lambda_(UPDATE_SERVICES="true")
     bus = EventBus(app, lambda_.invoke)
@@ -264,13 +267,6 @@ FLOWS: tuple[Callable[[Scene], None], ...] = (
     repair_dry_run_then_repair,
     task_definition_rewrites_with_every_option,
 )
-
-
-def _repair_context() -> type:
-    from tests.support.repair import RepairContext
-
-    RepairContext.remaining_millis = None
-    return RepairContext
 
 
 def run_representative_flows(directory: Path) -> dict[str, set[str]]:
