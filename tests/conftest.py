@@ -3,6 +3,7 @@ and a record of every AWS operation the app's own code makes."""
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import copy
 import datetime
@@ -65,6 +66,8 @@ OWN_ACCOUNT = "123456789012"
 RECORDED_OPERATIONS: set[tuple[str, str]] = set()
 # The same by handler (its Chalice name), from the handlers run through `Lambda.invoke`.
 RECORDED_BY_HANDLER: dict[str, set[str]] = {}
+# Recordings by handler of whoever asked for one (`recording_by_handler`), while they run.
+_recordings: list[dict[str, set[str]]] = []
 _calls: contextvars.ContextVar[list[tuple[str, str]] | None] = contextvars.ContextVar("calls", default=None)
 _original_make_api_call = BaseClient._make_api_call
 
@@ -104,14 +107,32 @@ def reset_app_caches() -> None:
     entrypoints.task_definition_flow.cache_clear()
 
 
-@pytest.fixture(autouse=True)
-def aws() -> Iterator[None]:
+@contextlib.contextmanager
+def fresh_aws() -> Iterator[None]:
+    """A simulated AWS of its own: moto with its gaps filled, nothing in it yet, and the app's caches empty."""
     with mock_aws():
         moto_gaps.install()
         moto_gaps.WORLD.reset()
         reset_app_caches()
         yield
     reset_app_caches()
+
+
+@pytest.fixture(autouse=True)
+def aws() -> Iterator[None]:
+    with fresh_aws():
+        yield
+
+
+@contextlib.contextmanager
+def recording_by_handler() -> Iterator[dict[str, set[str]]]:
+    """Every operation the app's handlers make while the block runs, by handler (its Chalice name)."""
+    recorded: dict[str, set[str]] = {}
+    _recordings.append(recorded)
+    try:
+        yield recorded
+    finally:
+        _recordings.remove(recorded)
 
 
 @dataclass
@@ -128,7 +149,9 @@ class Lambda:
             return self.client.lambda_.invoke(name, copy.deepcopy(event)).payload
         finally:
             _calls.reset(token)
-            RECORDED_BY_HANDLER.setdefault(name, set()).update(f"{p}:{o}" for p, o in self.calls[start:])
+            made = {f"{p}:{o}" for p, o in self.calls[start:]}
+            for recorded in (RECORDED_BY_HANDLER, *_recordings):
+                recorded.setdefault(name, set()).update(made)
 
     def operations(self) -> list[str]:
         return [f"{prefix}:{operation}" for prefix, operation in self.calls]
@@ -221,13 +244,39 @@ class Clock:
         self.offset += seconds
 
 
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+def install_clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """One clock for the flow and the simulated AWS (activity start times, hook timeouts)."""
     fake = Clock()
     monkeypatch.setattr("chalicelib.launch.flow.now", fake)
-    # The simulated AWS (activity start times, hook timeouts) goes by the same clock.
     monkeypatch.setattr(moto_gaps.WORLD, "clock", fake)
     return fake
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    return install_clock(monkeypatch)
+
+
+@pytest.fixture
+def queued(tmp_path: Path, land: Landscape) -> Any:
+    """The app with a retry queue, and a way to let its messages come back."""
+    from tests.support.retry_queue import Queued
+
+    return Queued(tmp_path, land)
+
+
+@pytest.fixture
+def repair_context(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Repair's Lambda context with its real 900 s timeout (chalice's test client gives every function 3 s); set
+    `remaining_millis` to make time run out."""
+    import chalice.test
+
+    from tests.support.repair import RepairContext
+
+    RepairContext.remaining_millis = None
+    monkeypatch.setattr(chalice.test, "LambdaContext", RepairContext)
+    yield RepairContext
+    RepairContext.remaining_millis = None
 
 
 SCHEDULED_EVENT = {
@@ -253,6 +302,15 @@ def throttled(monkeypatch: pytest.MonkeyPatch) -> Throttler:
 
 
 @pytest.fixture(scope="session")
+def representative_operations(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
+    """The operations each handler made in the representative flows (tests/support/representative_flows.py), run
+    once a session, each in a simulated AWS of its own: whatever else ran, these paths did."""
+    from tests.support.representative_flows import run_representative_flows
+
+    return run_representative_flows(tmp_path_factory.mktemp("representative-flows"))
+
+
+@pytest.fixture(scope="session")
 def package_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """What `chalice package` writes for the prod stage with deploy/app-resources.json merged (as `make package`
     does before precompiling): built once for every test that reads the template or the zip."""
@@ -269,3 +327,26 @@ def package_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def packaged(package_dir: Path) -> dict[str, Any]:
     """The packaged template."""
     return json.loads((package_dir / "sam.json").read_text())
+
+
+SHORTEST_HOOK = 120  # the contract's shortest heartbeat timeout; shorter ones are reported by the checks
+
+
+@pytest.fixture
+def short_hook(land):
+    land.client("autoscaling").put_lifecycle_hook(
+        LifecycleHookName=land.hook_name,
+        AutoScalingGroupName=land.group_name,
+        LifecycleTransition=moto_gaps.LAUNCHING,
+        HeartbeatTimeout=SHORTEST_HOOK,
+        DefaultResult="ABANDON",
+    )
+
+    def launch():
+        from simulation.landscape import scale_out
+
+        (instance_id,) = scale_out(land, 1)
+        moto_gaps.pending_action(land.account, land.region, instance_id).heartbeat_timeout = SHORTEST_HOOK
+        return instance_id
+
+    return launch

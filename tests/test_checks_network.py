@@ -16,9 +16,7 @@ from chalicelib.checks.reach import GroupRef, Rule, SecurityGroup
 from chalicelib.mount.spec import MountSpec, default_mount_path
 from chalicelib.plumbing.accounts import AwsAccess
 from simulation.landscape import AMI_ID, Landscape, scale_out
-
-NFS = {"IpProtocol": "tcp", "FromPort": 2049, "ToPort": 2049}
-SSH = {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22}
+from tests.support.network import NFS, SSH, replace_ingress
 
 
 def raw_group(land: Landscape, name: str | None = None) -> dict[str, Any]:
@@ -47,15 +45,6 @@ def mount_targets(land: Landscape) -> dict[str, dict[str, Any]]:
 def subnet_cidrs(land: Landscape) -> dict[str, str]:
     subnets = land.client("ec2").describe_subnets(SubnetIds=land.subnet_ids)["Subnets"]
     return {s["SubnetId"]: s["CidrBlock"] for s in subnets}
-
-
-def replace_ingress(land: Landscape, *permissions: dict[str, Any]) -> None:
-    """The mount targets' group admits exactly `permissions`."""
-    ec2 = land.client("ec2")
-    group_id = land.mount_target_security_group_id
-    current = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]["IpPermissions"]
-    ec2.revoke_security_group_ingress(GroupId=group_id, IpPermissions=current)
-    ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=list(permissions))
 
 
 def new_group(land: Landscape, name: str) -> str:

@@ -9,10 +9,11 @@ import pytest
 from simulation import hosts
 from simulation.landscape import AMI_ID, build_landscape, create_member_role, scale_out, session_in_account
 from tests.conftest import SCHEDULED_EVENT, deliver_outbox, make_lambda, metric_names
-from tests.test_checks_network import SSH, replace_ingress
-from tests.test_repair import repair_context  # noqa: F401 - autouse: repair gets its real 900 s context
+from tests.support.network import SSH, replace_ingress
 
 MEMBER = "210987654321"
+# Repair runs with its real 900 s context.
+pytestmark = pytest.mark.usefixtures("repair_context")
 
 
 def _rules(problems: list[str]) -> list[str]:

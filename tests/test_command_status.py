@@ -11,6 +11,7 @@ from simulation.landscape import (
     scale_out,
 )
 from tests.conftest import deliver_outbox, load_event
+from tests.support.launch import ACCESS_POINT, in_service_then_confined_to_an_access_point
 
 
 def _mount_running(land, bus):
@@ -201,7 +202,6 @@ def test_a_comment_naming_another_group_changes_nothing(land, bus, lambda_):
 
 def test_a_mount_by_hand_without_the_groups_access_point_does_not_mark_a_host_in_service(land, bus, lambda_, clock):
     from simulation.landscape import container_instance_attributes
-    from tests.test_container_instance import ACCESS_POINT, in_service_then_confined_to_an_access_point
 
     # Given a host in service mounted without the access point its group now asks for, registered while the
     # event was lost

@@ -9,12 +9,12 @@ from simulation import hosts, moto_gaps
 from simulation.landscape import (
     build_landscape,
     container_instance_attributes,
-    lifecycle_state,
     mount_attribute,
     register_container_instance,
     scale_out,
 )
 from tests.conftest import deliver_outbox, load_event
+from tests.support.launch import ACCESS_POINT, in_service_then_confined_to_an_access_point
 
 
 def test_host_of_an_untagged_group_is_left_untouched(bus, lambda_):
@@ -123,33 +123,8 @@ def test_first_mount_of_a_registered_host_lists_its_commands_once_just_before_se
 
 # --- one rule for "this host carries the group's mount" (issue 18, finding 4) ----------------------
 
-ACCESS_POINT = "fsap-0123456789abcdef0"
 
-
-def in_service_then_confined_to_an_access_point(land, bus):
-    """A host mounted through the app (the whole file system: the group had no access point) and in service;
-    then the group is tagged with an access point. Returns the host."""
-    (instance_id,) = scale_out(land, 1)
-    hosts.boot_agents(land, [instance_id])
-    deliver_outbox(bus)
-    hosts.answer(land, "Success")
-    deliver_outbox(bus)
-    assert lifecycle_state(land, instance_id) == "InService"
-    land.client("autoscaling").create_or_update_tags(
-        Tags=[
-            {
-                "ResourceId": land.group_name,
-                "ResourceType": "auto-scaling-group",
-                "Key": "efs-automount:access-point-id",
-                "Value": ACCESS_POINT,
-                "PropagateAtLaunch": False,
-            }
-        ]
-    )
-    return instance_id
-
-
-def test_registration_marks_a_host_whose_mount_lacks_the_groups_access_point(land, bus, clock):
+def test_registration_does_not_mark_a_host_whose_mount_lacks_the_groups_access_point(land, bus, clock):
     # Given a host mounted without the access point its group now asks for
     instance_id = in_service_then_confined_to_an_access_point(land, bus)
     clock.advance(120)  # the app's cached group tags have expired

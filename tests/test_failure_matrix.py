@@ -6,13 +6,10 @@ from __future__ import annotations
 import copy
 import datetime
 import json
-import uuid
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto.autoscaling.responses import AutoScalingResponse
-from moto.core.exceptions import ServiceException
 from moto.ssm import models as ssm_models
 
 from chalicelib import entrypoints
@@ -32,8 +29,16 @@ from simulation.landscape import (
     scale_out,
     session_in_account,
 )
-from simulation.queues import create_retry_queue, sqs_event, take_messages
+from simulation.queues import sqs_event, take_messages
 from tests.conftest import OWN_ACCOUNT, SCHEDULED_EVENT, deliver_outbox, load_event, make_lambda, metric_names
+from tests.support.launch import (
+    mount_commands,
+    relaunch_from_warm_pool,
+    retry_message,
+    sweep_for,
+    tag_group,
+)
+from tests.support.permissions import deny_scaling_activities
 
 MEMBER = "210987654321"
 
@@ -44,36 +49,6 @@ def assert_decided(land: Landscape, expected: dict[str, str]) -> None:
     for instance_id, result in expected.items():
         assert moto_gaps.decided_result(land.account, land.region, instance_id) == result, instance_id
         assert moto_gaps.pending_action(land.account, land.region, instance_id) is None, instance_id
-
-
-def mount_commands(land: Landscape, instance_id: str) -> list[dict]:
-    return land.client("ssm").list_commands(InstanceId=instance_id)["Commands"]
-
-
-@pytest.fixture
-def queued(tmp_path, land):
-    """The app with a retry queue, and a way to let its messages come back."""
-    url = create_retry_queue(land)
-    lambda_ = make_lambda(tmp_path, RETRY_QUEUE_URL=url)
-    from app import app
-
-    class Queued:
-        def __init__(self) -> None:
-            self.lambda_ = lambda_
-            self.bus = EventBus(app, lambda_.invoke)
-            self.url = url
-
-        def deliver_retries(self, clock) -> list[int]:
-            """Let time pass to the latest message's delay, deliver them all; returns their delays."""
-            taken = take_messages(land, url)
-            if taken:
-                clock.advance(max(delay for delay, _ in taken))
-                moto_gaps.expire_actions()
-                response = lambda_.invoke("on_retry", sqs_event([record for _, record in taken]))
-                assert response == {"batchItemFailures": []}
-            return [delay for delay, _ in taken]
-
-    return Queued()
 
 
 def test_ecs_registers_before_the_ssm_agent_looks_densely_then_mounts_once(land, queued, clock):
@@ -373,21 +348,6 @@ def test_sweeper_leaves_groups_without_our_hook_alone(lambda_, clock):
 
 def at(epoch: float) -> str:
     return datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def retry_message(land: Landscape, instance_id: str, **fields) -> dict:
-    """A message on the retry queue, as anyone allowed to send to it could write it."""
-    body = {
-        "account": land.account,
-        "region": land.region,
-        "group_name": land.group_name,
-        "instance_id": instance_id,
-        "attempt": 1,
-        "started_at": 0,
-        "heartbeat_at": 0,
-    }
-    body.update(fields)
-    return sqs_event([{"messageId": "forged", "receiptHandle": "forged", "body": json.dumps(body)}])
 
 
 def test_replayed_launch_event_a_year_old_mounts_the_host(land, bus, lambda_, clock):
@@ -736,16 +696,18 @@ def scale_out_waiting(land, queued):
 # event was lost times out into the hook's default.
 
 
-def test_one_unreachable_region_stops_the_sweep_of_every_account(tmp_path, land, clock, monkeypatch):
+def test_one_unreachable_region_does_not_stop_the_sweep_of_the_others(tmp_path, land, clock, monkeypatch):
     lambda_ = make_lambda(tmp_path, SWEEP_REGIONS="af-south-1")
     from app import app
     from simulation.eventbus import EventBus
 
     bus = EventBus(app, lambda_.invoke)
     original = sweeper.all_groups
+    refused = []
 
     def all_groups(autoscaling):
         if autoscaling.meta.region_name == "af-south-1":  # opt-in region not enabled, or denied by an SCP
+            refused.append(autoscaling.meta.region_name)
             raise ClientError(
                 {
                     "Error": {
@@ -771,6 +733,7 @@ def test_one_unreachable_region_stops_the_sweep_of_every_account(tmp_path, land,
 
     assert_decided(land, {instance_id: "CONTINUE"})
     assert any("af-south-1" in error for error in report["errors"])
+    assert refused, "af-south-1 was never listed: nothing was in the way"
 
 
 # Adversarial: warm pools.
@@ -784,7 +747,7 @@ def test_one_unreachable_region_stops_the_sweep_of_every_account(tmp_path, land,
 #    say now. Failures of an earlier launch likewise count against this launch's attempts.
 
 
-def test_lost_warm_pool_entry_event_is_left_to_the_hooks_timeout(land, bus, lambda_, clock):
+def test_lost_warm_pool_entry_event_is_made_up_for_by_the_sweeper(land, bus, lambda_, clock):
     (instance_id,) = scale_out(land, 1)
     moto_gaps.enter_warm_pool(land.account, land.region, instance_id)
     moto_gaps.WORLD.drain()  # the launch event (Destination WarmPool) is lost
@@ -798,47 +761,7 @@ def test_lost_warm_pool_entry_event_is_left_to_the_hooks_timeout(land, bus, lamb
     assert_decided(land, {instance_id: "CONTINUE"})
 
 
-def _relaunch_from_warm_pool(land, instance_id):
-    """The host went back to the warm pool on scale-in (ReuseOnScaleIn) and is launched from it again:
-    a new launch action of our hook, a new "from warm pool" activity, a new launch event."""
-    backend = moto_gaps.asg_models.autoscaling_backends[land.account][land.region]
-    group = backend.autoscaling_groups[land.group_name]
-    state = next(s for s in group.instance_states if s.instance.id == instance_id)
-    state.lifecycle_state = "Pending:Wait"
-    now = moto_gaps.WORLD.clock()
-    moto_gaps._record_activity(
-        backend, land.group_name, f"Launching a new EC2 instance from warm pool: {instance_id}", now
-    )
-    action = moto_gaps.PendingAction(
-        str(uuid.uuid4()),
-        land.hook_name,
-        land.group_name,
-        instance_id,
-        started_at=now,
-        heartbeat_at=now,
-        heartbeat_timeout=900,
-    )
-    moto_gaps.WORLD.actions[(land.account, land.region, instance_id)] = action
-    moto_gaps.WORLD.decided.pop((land.account, land.region, instance_id), None)
-    moto_gaps.WORLD.emit(
-        land.account,
-        land.region,
-        "aws.autoscaling",
-        "EC2 Instance-launch Lifecycle Action",
-        {
-            "Origin": "WarmPool",
-            "Destination": "AutoScalingGroup",
-            "LifecycleActionToken": action.token,
-            "AutoScalingGroupName": land.group_name,
-            "LifecycleHookName": land.hook_name,
-            "EC2InstanceId": instance_id,
-            "LifecycleTransition": moto_gaps.LAUNCHING,
-        },
-        [],
-    )
-
-
-def test_relaunch_from_warm_pool_is_let_in_on_a_previous_launchs_mount(land, bus, lambda_, clock):
+def test_relaunch_from_warm_pool_mounts_what_the_group_asks_for_now(land, bus, lambda_, clock):
     (instance_id,) = scale_out(land, 1)
     hosts.boot_agents(land, [instance_id])
     deliver_outbox(bus)
@@ -863,7 +786,7 @@ def test_relaunch_from_warm_pool_is_let_in_on_a_previous_launchs_mount(land, bus
         ]
     )
     clock.advance(3600)
-    _relaunch_from_warm_pool(land, instance_id)
+    relaunch_from_warm_pool(land, instance_id)
 
     outcomes = [o for _, o in deliver_outbox(bus)]
 
@@ -873,7 +796,7 @@ def test_relaunch_from_warm_pool_is_let_in_on_a_previous_launchs_mount(land, bus
     assert sent_for_new, f"host let in without mounting {new_fs}: {outcomes}, decided {decided}"
 
 
-def test_failures_of_a_previous_launch_count_against_this_one(tmp_path, land, clock):
+def test_failures_of_a_previous_launch_do_not_count_against_this_one(tmp_path, land, clock):
     from app import app
     from simulation.eventbus import EventBus
     from tests.conftest import make_lambda
@@ -906,7 +829,7 @@ def test_failures_of_a_previous_launch_count_against_this_one(tmp_path, land, cl
 
     # fixed since; the host goes back to the warm pool and is launched from it a day later
     clock.advance(86400)
-    _relaunch_from_warm_pool(land, instance_id)
+    relaunch_from_warm_pool(land, instance_id)
     outcomes = [o for _, o in deliver_outbox(bus)]
 
     assert len(mount_commands(land, instance_id)) > before, f"no mount tried for this launch: {outcomes}"
@@ -922,14 +845,7 @@ def test_failures_of_a_previous_launch_count_against_this_one(tmp_path, land, cl
 #    timeout, and so decided by the hook's default result, never by the app.
 
 
-def sweep_for(lambda_, clock, seconds, step=60):
-    for _ in range(int(seconds // step)):
-        clock.advance(step)
-        moto_gaps.expire_actions()
-        lambda_.invoke("sweeper", SCHEDULED_EVENT)
-
-
-def test_a_hung_mount_command_keeps_the_host_waiting_past_its_budget(land, bus, lambda_, clock):
+def test_a_hung_mount_command_does_not_keep_the_host_waiting_past_its_budget(land, bus, lambda_, clock):
     (instance_id,) = scale_out(land, 1)
     deliver_outbox(bus)
     sweep_for(lambda_, clock, 1680)  # its agent comes online late, 28 minutes in
@@ -946,16 +862,10 @@ def test_a_hung_mount_command_keeps_the_host_waiting_past_its_budget(land, bus, 
     )
 
 
-class AccessDenied(ServiceException):
-    code = "AccessDenied"
-
-
-def test_an_unmeasured_wait_is_left_to_the_hooks_global_timeout(land, bus, lambda_, clock, monkeypatch):
-    # a member stack from before the permission was added: no autoscaling:DescribeScalingActivities
-    def denied(self):
-        raise AccessDenied("not authorized to perform: autoscaling:DescribeScalingActivities")
-
-    monkeypatch.setattr(AutoScalingResponse, "describe_scaling_activities", denied)
+def test_an_unmeasured_wait_is_decided_by_the_app_before_the_hooks_global_timeout(
+    land, bus, lambda_, clock, monkeypatch
+):
+    refused = deny_scaling_activities(monkeypatch)
     land.client("autoscaling").put_lifecycle_hook(
         LifecycleHookName=land.hook_name,
         AutoScalingGroupName=land.group_name,
@@ -970,6 +880,7 @@ def test_an_unmeasured_wait_is_left_to_the_hooks_global_timeout(land, bus, lambd
     global_timeout = min(172800, 100 * 120)  # 12,000 s: AWS then applies DefaultResult
     sweep_for(lambda_, clock, global_timeout - 60)
 
+    assert refused, "the wait was measured after all: DescribeScalingActivities was never refused"
     assert moto_gaps.WORLD.timed_out == []
     assert moto_gaps.pending_action(land.account, land.region, instance_id) is None, (
         "the app never decided the host before the hook's global timeout: the default result will"
@@ -1027,28 +938,14 @@ def test_overall_success_of_a_two_host_command_is_not_this_hosts_mount(land, bus
 # still sends mounts).
 
 
-def _tag(land, key, value):
-    land.client("autoscaling").create_or_update_tags(
-        Tags=[
-            {
-                "ResourceId": land.group_name,
-                "ResourceType": "auto-scaling-group",
-                "Key": key,
-                "Value": value,
-                "PropagateAtLaunch": False,
-            }
-        ]
-    )
-
-
-def test_a_host_launched_after_the_tag_was_fixed_is_abandoned_on_the_cached_value(land, bus, clock):
-    _tag(land, "efs-automount:mount-path", "/etc/cron.d/x")  # a typo: outside MOUNT_ROOTS
+def test_a_host_launched_after_the_tag_was_fixed_is_not_abandoned_on_the_cached_value(land, bus, clock):
+    tag_group(land, "efs-automount:mount-path", "/etc/cron.d/x")  # a typo: outside MOUNT_ROOTS
     (first,) = scale_out(land, 1)
     hosts.boot_agents(land, [first])
     deliver_outbox(bus)
     assert moto_gaps.decided_result(land.account, land.region, first) == "ABANDON"  # right, then
 
-    _tag(land, "efs-automount:mount-path", "/mnt/efs/shared")  # the operator fixes it
+    tag_group(land, "efs-automount:mount-path", "/mnt/efs/shared")  # the operator fixes it
     clock.advance(20)
     (second,) = scale_out(land, 1)
     hosts.boot_agents(land, [second])
@@ -1089,7 +986,7 @@ def test_in_service_host_registering_while_its_ssm_agent_is_offline_gets_the_att
     assert mount_attribute(land, ci) == f"/mnt/efs/{land.file_system_id}"
 
 
-def test_registration_before_agent_then_summary_without_cluster_loses_the_attribute(land, queued, clock):
+def test_registration_before_agent_then_summary_without_cluster_still_sets_the_attribute(land, queued, clock):
     (h,) = scale_out(land, 1)
     assert deliver_outbox(queued.bus)[0][1]["outcome"] == "waiting: SSM agent not online yet"
     ci = register_container_instance(land, h)  # ECS registers first: the common case
@@ -1113,7 +1010,7 @@ def test_registration_before_agent_then_summary_without_cluster_loses_the_attrib
     assert mount_attribute(land, ci) == f"/mnt/efs/{land.file_system_id}"
 
 
-def test_registration_settled_before_it_succeeded_is_dropped_on_lambdas_retry(land, bus, lambda_, monkeypatch):
+def test_a_registration_that_failed_midway_is_done_on_lambdas_retry(land, bus, lambda_, monkeypatch):
     (h,) = scale_out(land, 1)
     hosts.boot_agents(land, [h])
     deliver_outbox(bus)
@@ -1138,9 +1035,10 @@ def test_registration_settled_before_it_succeeded_is_dropped_on_lambdas_retry(la
 
     # the retry does the work (it was skipped as "already recorded" when settled before the work)
     assert mount_attribute(land, ci) == f"/mnt/efs/{land.file_system_id}", retried
+    assert calls["n"] >= 1, "the registration's work never failed"
 
 
-def test_plain_ecs_host_without_ssm_registration_costs_a_retry_chain(land, queued, clock):
+def test_plain_ecs_host_without_ssm_registration_costs_no_retry_chain(land, queued, clock):
     ec2 = land.client("ec2")
     (plain,) = [i["InstanceId"] for i in ec2.run_instances(ImageId=AMI_ID, MinCount=1, MaxCount=1)["Instances"]]
     register_container_instance(land, plain)  # an ECS host outside any group, no SSM agent
@@ -1154,7 +1052,7 @@ def test_plain_ecs_host_without_ssm_registration_costs_a_retry_chain(land, queue
     assert looks == 0, (first, looks, len(ops), sorted(set(ops)))
 
 
-def test_one_forged_registration_for_a_nonexistent_instance_costs_fourteen_steps(land, queued, clock):
+def test_one_forged_registration_for_a_nonexistent_instance_costs_at_most_one_more_step(land, queued, clock):
     event = load_event("container-instance-registered")
     event["account"], event["region"] = land.account, land.region
     event["detail"]["ec2InstanceId"] = "i-0123456789abcdef9"
@@ -1166,7 +1064,7 @@ def test_one_forged_registration_for_a_nonexistent_instance_costs_fourteen_steps
     assert looks <= 1, (outcome, looks)
 
 
-def test_offline_hosts_starve_a_host_with_a_lost_status_event(tmp_path, land, clock):
+def test_offline_hosts_do_not_starve_a_host_with_a_lost_status_event(tmp_path, land, clock):
     from app import app
 
     lambda_ = make_lambda(tmp_path, SWEEP_MAX_HOSTS="2")
@@ -1185,8 +1083,8 @@ def test_offline_hosts_starve_a_host_with_a_lost_status_event(tmp_path, land, cl
             decided_after = minute
             break
 
-    # Expected: the sweeper, "a safety net ... so that hosts stuck for good cannot starve the others", picks c
-    # up within a run or two. Actual: a and b (skipped: agent offline, never 'looked at') take both slots.
+    # The sweeper, "a safety net ... so that hosts stuck for good cannot starve the others", picks c up within a
+    # run or two; a and b (skipped: agent offline) once took both slots on every run.
     assert decided_after is not None and decided_after <= 3, (decided_after, report["hosts"])
 
 
@@ -1211,12 +1109,12 @@ def test_invalid_tag_is_decided_at_launch_not_after_the_heartbeat_timeout(bus, l
         minutes += 1
         moto_gaps.expire_actions()
         lambda_.invoke("sweeper", SCHEDULED_EVENT)
-    # Expected: decided with the failure result by the launch step ("no command is sent; completes with the
-    # failure result"); actual: the host is held until its heartbeat deadline comes within 3 sweeps.
+    # Decided with the failure result by the launch step ("no command is sent; completes with the failure
+    # result"), not held until its heartbeat deadline comes within 3 sweeps.
     assert minutes <= 1, (minutes, lifecycle_state(land, h))
 
 
-def test_relaunch_after_another_hosts_read_is_let_in_without_a_new_mount(land, bus, lambda_, clock):
+def test_relaunch_after_another_hosts_read_gets_a_new_mount(land, bus, lambda_, clock):
     (h,) = scale_out(land, 1)
     hosts.boot_agents(land, [h])
     deliver_outbox(bus)
@@ -1233,7 +1131,7 @@ def test_relaunch_after_another_hosts_read_is_let_in_without_a_new_mount(land, b
 
     # H goes back to the warm pool and is launched from it again (same file system, same path).
     clock.advance(120)
-    _relaunch_from_warm_pool(land, h)
+    relaunch_from_warm_pool(land, h)
     outcomes = deliver_outbox(bus)
 
     commands = mount_commands(land, h)
@@ -1328,7 +1226,7 @@ def test_a_host_whose_agent_comes_online_after_its_budget_gets_no_mount(land, bu
 
 
 def test_a_mount_without_the_groups_access_point_does_not_let_the_host_in(land, bus, lambda_, clock):
-    _tag(land, "efs-automount:access-point-id", ACCESS_POINT)
+    tag_group(land, "efs-automount:access-point-id", ACCESS_POINT)
     (instance_id,) = scale_out(land, 1)
     deliver_outbox(bus)  # launch event: agent offline
     hosts.boot_agents(land, [instance_id])
@@ -1365,7 +1263,7 @@ def test_a_refused_send_decides_on_the_failure_result_tag_of_this_moment(land, b
     (instance_id,) = scale_out(land, 1)
     deliver_outbox(bus)  # launch event: the group's tags are read (cached 60 s); agent offline
     # the operator sets the group to keep hosts whose mount fails (a document mid-redeploy, say)
-    _tag(land, "efs-automount:on-failure", "CONTINUE")
+    tag_group(land, "efs-automount:on-failure", "CONTINUE")
     land.client("ssm").delete_document(Name="efs-automount-mount")
     clock.advance(20)
     hosts.boot_agents(land, [instance_id])

@@ -6,32 +6,9 @@ Reproductions of the second review (issue 18, finding 6)."""
 
 from __future__ import annotations
 
-import pytest
-
 from simulation import moto_gaps
-from simulation.landscape import register_container_instance, scale_out
-from tests.conftest import deliver_outbox
-from tests.test_failure_matrix import queued  # noqa: F401 - the fixture
-
-SHORTEST_HOOK = 120  # the contract's shortest heartbeat timeout; shorter ones are reported by the checks
-
-
-@pytest.fixture
-def short_hook(land):
-    land.client("autoscaling").put_lifecycle_hook(
-        LifecycleHookName=land.hook_name,
-        AutoScalingGroupName=land.group_name,
-        LifecycleTransition=moto_gaps.LAUNCHING,
-        HeartbeatTimeout=SHORTEST_HOOK,
-        DefaultResult="ABANDON",
-    )
-
-    def launch():
-        (instance_id,) = scale_out(land, 1)
-        moto_gaps.pending_action(land.account, land.region, instance_id).heartbeat_timeout = SHORTEST_HOOK
-        return instance_id
-
-    return launch
+from simulation.landscape import register_container_instance
+from tests.conftest import SHORTEST_HOOK, deliver_outbox
 
 
 def test_a_registration_before_the_agent_heartbeats_when_one_is_due(land, bus, clock, short_hook):
@@ -55,7 +32,7 @@ def test_a_late_launch_event_heartbeats_when_one_is_due(land, bus, clock, short_
     assert moto_gaps.pending_action(land.account, land.region, instance_id) is not None
 
 
-def test_agent_looks_heartbeat_when_one_is_due(land, queued, clock, short_hook):  # noqa: F811
+def test_agent_looks_heartbeat_when_one_is_due(land, queued, clock, short_hook):
     instance_id = short_hook()
     deliver_outbox(queued.bus)  # the launch: agent offline
     clock.advance(15)

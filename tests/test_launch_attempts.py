@@ -18,7 +18,8 @@ from chalicelib.mount.commands import launch_comment
 from simulation import hosts, moto_gaps
 from simulation.landscape import lifecycle_state, mount_attribute, register_container_instance, scale_out
 from tests.conftest import SCHEDULED_EVENT, deliver_outbox
-from tests.test_failure_matrix import AccessDenied, _relaunch_from_warm_pool, _tag, mount_commands, sweep_for
+from tests.support.launch import mount_commands, relaunch_from_warm_pool, sweep_for, tag_group
+from tests.support.permissions import deny, deny_scaling_activities
 
 ROGUE_NFS_SERVER = "10.0.200.9"  # an address in the VPC that is no mount target of the file system
 
@@ -133,7 +134,7 @@ def test_a_named_launch_mount_whose_group_changed_its_mount_since_does_not_let_t
     instance_id = _waiting_with_agent(land, bus)
     register_container_instance(land, instance_id)
     deliver_outbox(bus)
-    _tag(land, "efs-automount:mount-path", "/data/shared")
+    tag_group(land, "efs-automount:mount-path", "/data/shared")
     clock.advance(61)  # past the cache of the group's tags, well within the named-group shortcut's 120 s
     hosts.answer(land, "Success")
     outcomes = [o for _, o in deliver_outbox(bus)]
@@ -147,7 +148,7 @@ def test_a_named_launch_mount_marks_no_host_before_the_group_it_names_lets_it_in
     # A second group with our hook mounts the same file system without an access point; the host waits in the
     # first group, which asks for an access point. Someone sends the second group's exact mount, named after it.
     first = "fsap-0123456789abcdef0"
-    _tag(land, "efs-automount:access-point-id", first)
+    tag_group(land, "efs-automount:access-point-id", first)
     autoscaling = land.client("autoscaling")
     template = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[land.group_name])["AutoScalingGroups"][
         0
@@ -210,7 +211,7 @@ def test_a_late_status_event_of_a_previous_launch_does_not_let_a_relaunched_host
     # An hour later the host goes back to the warm pool and out again; its launch event is late, and the first
     # thing delivered is the previous launch's status event once more (EventBridge delivers at least once).
     clock.advance(3600)
-    _relaunch_from_warm_pool(land, instance_id)
+    relaunch_from_warm_pool(land, instance_id)
     launch_events = moto_gaps.WORLD.drain()
     outcomes = bus.deliver(status_event)
 
@@ -222,10 +223,7 @@ def test_a_late_status_event_of_a_previous_launch_does_not_let_a_relaunched_host
 
 def test_an_unmeasured_wait_never_starts_at_a_previous_launchs_command(land, bus, lambda_, clock, monkeypatch):
     # A member role without autoscaling:DescribeScalingActivities: the app cannot read when this launch began.
-    def denied(self):
-        raise AccessDenied("not authorized to perform: autoscaling:DescribeScalingActivities")
-
-    monkeypatch.setattr(AutoScalingResponse, "describe_scaling_activities", denied)
+    refused = deny_scaling_activities(monkeypatch)
     (instance_id,) = scale_out(land, 1)
     hosts.boot_agents(land, [instance_id])
     deliver_outbox(bus)
@@ -235,24 +233,22 @@ def test_an_unmeasured_wait_never_starts_at_a_previous_launchs_command(land, bus
     before = len(mount_commands(land, instance_id))
 
     # The group's mount path changes; 40 minutes later the host goes back to the warm pool and out again.
-    _tag(land, "efs-automount:mount-path", "/data/shared")
+    tag_group(land, "efs-automount:mount-path", "/data/shared")
     clock.advance(40 * 60)
-    _relaunch_from_warm_pool(land, instance_id)
+    relaunch_from_warm_pool(land, instance_id)
     outcomes = [o for _, o in deliver_outbox(bus)]
     lambda_.invoke("sweeper", SCHEDULED_EVENT)
 
     decided = moto_gaps.decided_result(land.account, land.region, instance_id)
     assert decided is None, f"decided {decided} seconds into this launch: {outcomes}"
     assert len(mount_commands(land, instance_id)) > before, f"no mount attempt for this launch: {outcomes}"
+    assert refused, "the wait was measured after all: DescribeScalingActivities was never refused"
 
 
 def test_an_unmeasured_wait_seen_again_after_a_gap_is_measured_afresh(land, bus, lambda_, clock, monkeypatch):
     # The same, but this container never saw the host leave its first wait (another decided it): a sight of the
     # host waiting long after the last one may be a new launch, so the measure starts again.
-    def denied(self):
-        raise AccessDenied("not authorized to perform: autoscaling:DescribeScalingActivities")
-
-    monkeypatch.setattr(AutoScalingResponse, "describe_scaling_activities", denied)
+    refused = deny_scaling_activities(monkeypatch)
     (instance_id,) = scale_out(land, 1)
     deliver_outbox(bus)
     clock.advance(61)
@@ -266,7 +262,7 @@ def test_an_unmeasured_wait_seen_again_after_a_gap_is_measured_afresh(land, bus,
         LifecycleActionResult="CONTINUE",
     )
     clock.advance(40 * 60)
-    _relaunch_from_warm_pool(land, instance_id)
+    relaunch_from_warm_pool(land, instance_id)
     moto_gaps.WORLD.drain()  # its launch event lost
     hosts.boot_agents(land, [instance_id])
     clock.advance(61)
@@ -274,6 +270,7 @@ def test_an_unmeasured_wait_seen_again_after_a_gap_is_measured_afresh(land, bus,
 
     decided = moto_gaps.decided_result(land.account, land.region, instance_id)
     assert decided is None, f"decided {decided} on a wait measured from the previous launch: {report}"
+    assert refused, "the wait was measured after all: DescribeScalingActivities was never refused"
 
 
 def test_an_unexpected_validation_error_on_completion_is_not_taken_for_already_decided(
@@ -298,6 +295,7 @@ def test_an_unexpected_validation_error_on_completion_is_not_taken_for_already_d
     hosts.answer(land, "Success")
     with pytest.raises(Exception, match="Unable to complete"):
         deliver_outbox(bus)
+    assert refusals == [1], "CompleteLifecycleAction was never refused"
     assert lifecycle_state(land, instance_id) == "Pending:Wait"
 
     clock.advance(61)  # the sweeper's next run
@@ -326,11 +324,8 @@ def test_completion_errors_other_than_validation_propagate(land, bus, lambda_, m
     instance_id = _waiting_with_agent(land, bus)
     register_container_instance(land, instance_id)
     deliver_outbox(bus)
-
-    def denied(self):
-        raise AccessDenied("not authorized to perform: autoscaling:CompleteLifecycleAction")
-
-    monkeypatch.setattr(AutoScalingResponse, "complete_lifecycle_action", denied)
+    refused = deny(monkeypatch, AutoScalingResponse, "complete_lifecycle_action", "autoscaling:CompleteLifecycleAction")
     hosts.answer(land, "Success")
-    with pytest.raises(ClientError):
+    with pytest.raises(ClientError, match="AccessDenied"):
         deliver_outbox(bus)
+    assert refused, "CompleteLifecycleAction was never refused"

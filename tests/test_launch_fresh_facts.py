@@ -12,8 +12,8 @@ from chalicelib.plumbing.memory import HostMemory
 from simulation import hosts, moto_gaps
 from simulation.landscape import build_landscape, scale_out
 from tests.conftest import SCHEDULED_EVENT, deliver_outbox
-from tests.test_failure_matrix import _tag, mount_commands
-from tests.test_heartbeats import short_hook  # noqa: F401 - the fixture
+from tests.support.launch import mount_commands
+from tests.support.launch import tag_group as _tag
 
 
 # (a), pre-existing: "no file-system tag" lets a host in unmounted on the 60 s tag cache, never re-read.

@@ -12,9 +12,8 @@ from chalice.app import CloudWatchEventConfig
 from app import app
 from chalicelib.plumbing.settings import DEFAULT_HOOK_NAME, DEFAULT_MOUNT_DOCUMENT
 from tests.conftest import ROOT, documentation
+from tests.support.cloudformation import MEMBER_TEMPLATE, MEMBER_TEMPLATE_PATH, condition_holds, event_rules
 
-MEMBER_PATH = ROOT / "deploy" / "member-account.json"
-MEMBER = json.loads(MEMBER_PATH.read_text())
 # CloudFormation takes a template inline (`deploy`, `create-stack-set --template-body`) up to this size; beyond it,
 # only from S3 (CloudFormation API reference, TemplateBody: "maximum length of 51,200 bytes").
 TEMPLATE_BODY_LIMIT = 51_200
@@ -22,10 +21,6 @@ TEMPLATE_BODY_LIMIT = 51_200
 
 def _canonical(pattern: dict[str, Any]) -> str:
     return json.dumps(pattern, sort_keys=True)
-
-
-def _rules(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {name: r for name, r in template["Resources"].items() if r["Type"] == "AWS::Events::Rule"}
 
 
 def test_every_eventbridge_handlers_pattern_is_forwarded_exactly_by_the_member_template():
@@ -36,7 +31,7 @@ def test_every_eventbridge_handlers_pattern_is_forwarded_exactly_by_the_member_t
     assert len(handled) == 4
     # Then a member account forwards exactly those events, one rule each: nothing the app acts on is left in the
     # member account (a task definition registered there is rewritten too), and nothing else leaves it.
-    forwarded = sorted(_canonical(rule["Properties"]["EventPattern"]) for rule in _rules(MEMBER).values())
+    forwarded = sorted(_canonical(rule["Properties"]["EventPattern"]) for rule in event_rules(MEMBER_TEMPLATE).values())
     assert forwarded == handled
     # The patterns hold the hook and document names; the templates are built for the names the app is configured
     # with (a hook renamed in .chalice/config.json alone would leave members forwarding the old hook's events).
@@ -47,14 +42,14 @@ def test_every_eventbridge_handlers_pattern_is_forwarded_exactly_by_the_member_t
 def test_member_rules_deliver_to_the_apps_default_bus_through_a_role_of_their_own():
     # A bus that grants an organization (aws:PrincipalOrgID) accepts events from a rule of a member account only
     # when the rule's target names a role (EventBridge PutPermission: "must specify a RoleArn").
-    rules = _rules(MEMBER)
+    rules = event_rules(MEMBER_TEMPLATE)
     assert rules
     for name, rule in rules.items():
         (target,) = rule["Properties"]["Targets"]
         bus = target["Arn"]["Fn::Sub"][0]
         assert bus == "arn:${AWS::Partition}:events:${AppRegion}:${AppAccountId}:event-bus/default", name
         assert target["RoleArn"] == {"Fn::GetAtt": ["ForwardRole", "Arn"]}, name
-    role = MEMBER["Resources"]["ForwardRole"]["Properties"]
+    role = MEMBER_TEMPLATE["Resources"]["ForwardRole"]["Properties"]
     (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Principal"] == {"Service": "events.amazonaws.com"}
     (policy,) = role["Policies"]
@@ -66,63 +61,39 @@ def test_member_rules_deliver_to_the_apps_default_bus_through_a_role_of_their_ow
 
 def test_the_member_template_fits_an_inline_template_body():
     # The documentation's `aws cloudformation deploy` and `create-stack-set --template-body` send the file as it is.
-    assert len(MEMBER_PATH.read_bytes()) <= TEMPLATE_BODY_LIMIT
-
-
-def _holds(template: dict[str, Any], condition: Any, values: dict[str, str]) -> bool:
-    """Evaluate a CloudFormation condition with the given parameter (and pseudo parameter) values."""
-
-    def value(item: Any) -> Any:
-        if isinstance(item, dict) and "Ref" in item:
-            return values[item["Ref"]]
-        return item
-
-    if isinstance(condition, str):
-        return _holds(template, template["Conditions"][condition], values)
-    ((function, arguments),) = condition.items()
-    if function == "Condition":
-        return _holds(template, arguments, values)
-    if function == "Fn::Equals":
-        return value(arguments[0]) == value(arguments[1])
-    if function == "Fn::Not":
-        return not _holds(template, arguments[0], values)
-    if function == "Fn::Or":
-        return any(_holds(template, c, values) for c in arguments)
-    if function == "Fn::And":
-        return all(_holds(template, c, values) for c in arguments)
-    raise AssertionError(f"cannot evaluate {function}")
+    assert len(MEMBER_TEMPLATE_PATH.read_bytes()) <= TEMPLATE_BODY_LIMIT
 
 
 def _created(template: dict[str, Any], values: dict[str, str]) -> set[str]:
     return {
         name
         for name, resource in template["Resources"].items()
-        if "Condition" not in resource or _holds(template, resource["Condition"], values)
+        if "Condition" not in resource or condition_holds(template, resource["Condition"], values)
     }
 
 
 def test_one_stack_set_over_several_regions_creates_the_named_member_role_once_per_account():
     # Given a StackSet with the same parameters for every account, deployed to two regions of each account
-    parameters = {p: d.get("Default", "") for p, d in MEMBER["Parameters"].items()}
+    parameters = {p: d.get("Default", "") for p, d in MEMBER_TEMPLATE["Parameters"].items()}
     parameters.update(ExternalId="x", UpdateServices="true", RoleRegion="eu-west-1")
-    here = _created(MEMBER, {**parameters, "AWS::Region": "eu-west-1"})
-    elsewhere = _created(MEMBER, {**parameters, "AWS::Region": "us-east-1"})
+    here = _created(MEMBER_TEMPLATE, {**parameters, "AWS::Region": "eu-west-1"})
+    elsewhere = _created(MEMBER_TEMPLATE, {**parameters, "AWS::Region": "us-east-1"})
     # Then IAM's one account-wide role (and its opt-in policies) is made in the chosen region only; the document and
     # the forwarding rules, which are regional, in both.
     role_resources = {"MemberRole", "UpdateServicesPolicy"}
     assert role_resources <= here
     assert not role_resources & elsewhere
-    regional = {"MountDocument", "ForwardRole", *_rules(MEMBER)}
+    regional = {"MountDocument", "ForwardRole", *event_rules(MEMBER_TEMPLATE)}
     assert regional <= here and regional <= elsewhere
     # And a single stack (no RoleRegion) makes the role where it is deployed, as before.
     parameters["RoleRegion"] = ""
-    assert role_resources <= _created(MEMBER, {**parameters, "AWS::Region": "us-east-1"})
+    assert role_resources <= _created(MEMBER_TEMPLATE, {**parameters, "AWS::Region": "us-east-1"})
 
 
 def test_no_member_template_parameter_differs_between_accounts():
     # A service-managed StackSet deploys one parameter set to every account of the chosen units: every parameter
     # is a property of the app (its roles, external id, settings), none of one member account.
-    assert set(MEMBER["Parameters"]) == {
+    assert set(MEMBER_TEMPLATE["Parameters"]) == {
         "AppRoleArns",
         "AppRegion",
         "ExternalId",
@@ -178,7 +149,7 @@ def test_member_stacks_in_every_region_forward_to_the_apps_bus_in_the_apps_regio
         session = boto3.Session(region_name=region)
         session.client("cloudformation").create_stack(
             StackName="efs-automount-member",
-            TemplateBody=MEMBER_PATH.read_text(),
+            TemplateBody=MEMBER_TEMPLATE_PATH.read_text(),
             Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
             Capabilities=["CAPABILITY_NAMED_IAM"],
         )

@@ -26,20 +26,10 @@ from simulation import hosts
 from simulation.eventbus import EventBus
 from simulation.landscape import build_landscape, lifecycle_state, scale_out
 from tests.conftest import ROOT, deliver_outbox, make_lambda
+from tests.support.mount_paths import SYSTEM_DIRECTORIES
 from tools import build_deploy
 
 FS = "fs-0123456789abcdef0"
-# The list: each passed both checks before, because the denylist matched whole paths only.
-SYSTEM_DIRECTORIES = [
-    "/etc/cron.d",
-    "/usr/bin",
-    "/root/.ssh",
-    "/var/lib/ecs/data",
-    "/boot/efi",
-    "/etc/systemd/system",
-    "/usr/local/bin",
-    "/var/spool/cron",
-]
 DOCUMENT = json.loads((ROOT / "deploy" / "mount-document.json").read_text())
 SCRIPT_TEXT = "\n".join(DOCUMENT["mainSteps"][0]["inputs"]["runCommand"][len(DOCUMENT["parameters"]) + 1 :])
 

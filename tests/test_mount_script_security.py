@@ -12,7 +12,7 @@ import socket
 import pytest
 
 from simulation.namespace_host import BASE_FSTAB, DNS_NAME, FS, NamespaceHost, namespace_unavailable, parameters
-from tests.test_mount_paths import SYSTEM_DIRECTORIES
+from tests.support.mount_paths import SYSTEM_DIRECTORIES
 
 REASON = namespace_unavailable()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"mount script not run for real: {REASON}")

@@ -10,7 +10,7 @@ from contextlib import redirect_stdout
 from typing import Any
 
 from chalicelib.plumbing import observability
-from tests.test_member_template import MEMBER, _holds, _rules
+from tests.support.cloudformation import MEMBER_TEMPLATE, condition_holds, event_rules
 
 # Every function app.py declares must be among those tools/build_deploy.py alarms on and trusts.
 from tools.build_deploy import FUNCTIONS  # noqa: E402
@@ -27,8 +27,8 @@ def test_an_organization_id_lets_every_member_account_forward_exactly_what_the_a
     policy = packaged["Resources"]["OrganizationBusPolicy"]
     assert policy["Type"] == "AWS::Events::EventBusPolicy"
     # Given no OrganizationId, the bus keeps its policy: nothing granted
-    assert not _holds(packaged, policy["Condition"], _defaults(packaged))
-    assert _holds(packaged, policy["Condition"], _defaults(packaged, OrganizationId="o-a1b2c3d4e5"))
+    assert not condition_holds(packaged, policy["Condition"], _defaults(packaged))
+    assert condition_holds(packaged, policy["Condition"], _defaults(packaged, OrganizationId="o-a1b2c3d4e5"))
     properties = policy["Properties"]
     assert properties["EventBusName"] == "default"
     statement = properties["Statement"]
@@ -37,7 +37,7 @@ def test_an_organization_id_lets_every_member_account_forward_exactly_what_the_a
     assert statement["Condition"]["StringEquals"]["aws:PrincipalOrgID"] == {"Ref": "OrganizationId"}
     # But only events shaped like the ones the member template forwards: no other rule of the app's account sees
     # what a member account makes up under another source or detail type.
-    patterns = [rule["Properties"]["EventPattern"] for rule in _rules(MEMBER).values()]
+    patterns = [rule["Properties"]["EventPattern"] for rule in event_rules(MEMBER_TEMPLATE).values()]
     sources = sorted({s for p in patterns for s in p["source"]})
     detail_types = sorted({t for p in patterns for t in p["detail-type"]})
     assert sorted(statement["Condition"]["ForAllValues:StringEquals"]["events:source"]) == sources
@@ -116,8 +116,8 @@ def test_every_function_has_an_errors_and_a_throttles_alarm(packaged):
 
 def test_alarms_notify_the_topic_only_when_one_is_given(packaged):
     assert packaged["Parameters"]["AlarmTopicArn"]["Default"] == ""
-    assert not _holds(packaged, "HasAlarmTopic", _defaults(packaged))
-    assert _holds(packaged, "HasAlarmTopic", _defaults(packaged, AlarmTopicArn="arn:aws:sns:us-east-1:1:t"))
+    assert not condition_holds(packaged, "HasAlarmTopic", _defaults(packaged))
+    assert condition_holds(packaged, "HasAlarmTopic", _defaults(packaged, AlarmTopicArn="arn:aws:sns:us-east-1:1:t"))
     notify = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
     alarms = _alarms(packaged)
     assert len(alarms) == 5 + 2 * len(FUNCTIONS)

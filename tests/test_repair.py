@@ -7,10 +7,9 @@ import copy
 import json
 
 import boto3
-import chalice.test
 import pytest
-from chalice.local import LambdaContext
 
+from app import app
 from chalicelib.mount.attribute import mount_attribute_name
 from chalicelib.repair.request import RepairInputError
 from simulation import hosts, moto_gaps
@@ -24,97 +23,22 @@ from simulation.landscape import (
     scale_out,
     session_in_account,
 )
-from tests.conftest import OWN_ACCOUNT, deliver_outbox, make_lambda, reset_app_caches
+from tests.conftest import OWN_ACCOUNT, deliver_outbox, make_lambda
+from tests.support.launch import ACCESS_POINT, in_service_then_confined_to_an_access_point
+from tests.support.repair import (
+    FS_TAG,
+    by_instance,
+    changes,
+    host_in_service_before_the_tag,
+    mounted_hosts,
+    task_definition_registered_while_down,
+)
 
 MEMBER = "210987654321"
 STRANGER = "111122223333"
-FS_TAG = "efs-automount:file-system-id"
-# Read-only operations: a dry run makes no call outside this list.
-READ_PREFIXES = ("Describe", "List", "Get")
 
-
-class RepairContext(LambdaContext):
-    """Lambda's context for repair: its real timeout (chalice's test client gives every function 3 s)."""
-
-    remaining_millis: int | None = None
-
-    def __init__(self, function_name: str, memory_size: int, **_: object) -> None:
-        super().__init__(function_name, memory_size, max_runtime_ms=900_000)
-        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:{OWN_ACCOUNT}:function:efs-automount-dev-{function_name}"
-
-    def get_remaining_time_in_millis(self) -> int:
-        if RepairContext.remaining_millis is not None:
-            return RepairContext.remaining_millis
-        return super().get_remaining_time_in_millis()
-
-
-@pytest.fixture(autouse=True)
-def repair_context(monkeypatch):
-    RepairContext.remaining_millis = None
-    monkeypatch.setattr(chalice.test, "LambdaContext", RepairContext)
-    yield RepairContext
-    RepairContext.remaining_millis = None
-
-
-def _app():
-    from app import app
-
-    return app
-
-
-def _tag_group(land, value):
-    land.client("autoscaling").create_or_update_tags(
-        Tags=[
-            {
-                "ResourceId": land.group_name,
-                "ResourceType": "auto-scaling-group",
-                "Key": FS_TAG,
-                "Value": value,
-                "PropagateAtLaunch": False,
-            }
-        ]
-    )
-
-
-# What the app's flows once wrote on a host (issue 13 removes them): repair must need none of them.
-HOST_RECORD_TAGS = ("efs-automount:ecs-cluster", "efs-automount:container-instance")
-
-
-def _without_host_record(land, instance_ids):
-    """The hosts carry none of the EC2 tags the app once wrote: the evidence is SSM's and ECS's alone."""
-    ec2 = land.client("ec2")
-    keys = [*HOST_RECORD_TAGS, f"efs-automount:mounted:{land.file_system_id}"]
-    ec2.delete_tags(Resources=list(instance_ids), Tags=[{"Key": key} for key in keys])
-
-
-def _mounted_hosts(land, bus, count):
-    """Hosts launched, registered and mounted through the app's normal flow: SSM holds the successful mount,
-    ECS the container instance (with its attribute), and no EC2 tag says anything."""
-    instance_ids = scale_out(land, count)
-    hosts.boot_agents(land, instance_ids)
-    deliver_outbox(bus)
-    container_instances = {i: register_container_instance(land, i) for i in instance_ids}
-    deliver_outbox(bus)
-    hosts.answer(land, "Success")
-    deliver_outbox(bus)
-    _without_host_record(land, instance_ids)
-    return container_instances
-
-
-def _host_in_service_before_the_tag(land, bus):
-    """The group had no file system tag when this host launched: let in, never mounted."""
-    land.client("autoscaling").delete_tags(
-        Tags=[{"ResourceId": land.group_name, "ResourceType": "auto-scaling-group", "Key": FS_TAG}]
-    )
-    reset_app_caches()  # a minute later: the app's cached group tags have expired
-    (instance_id,) = scale_out(land, 1)
-    hosts.boot_agents(land, [instance_id])
-    deliver_outbox(bus)
-    container_instance = register_container_instance(land, instance_id)
-    deliver_outbox(bus)
-    _tag_group(land, land.file_system_id)
-    reset_app_caches()
-    return instance_id, container_instance
+# Repair runs with its real 900 s context.
+pytestmark = pytest.mark.usefixtures("repair_context")
 
 
 def _reregistered_while_down(land, instance_id, old_arn):
@@ -126,27 +50,15 @@ def _reregistered_while_down(land, instance_id, old_arn):
     return new_arn
 
 
-def _task_definition_registered_while_down(land, family="reports", service="reports"):
-    ecs = land.client("ecs")
-    arn = ecs.register_task_definition(
-        family=family,
-        containerDefinitions=[{"name": "app", "image": "public.ecr.aws/app/reports:1", "memory": 256}],
-        tags=[{"key": FS_TAG, "value": land.file_system_id}],
-    )["taskDefinition"]["taskDefinitionArn"]
-    moto_gaps.WORLD.drain()  # the CloudTrail event never reached the app
-    ecs.create_service(cluster=land.cluster_name, serviceName=service, taskDefinition=arn, desiredCount=0)
-    return arn
-
-
 def _drifted(tmp_path, **env):
     lambda_ = make_lambda(tmp_path, **env)
-    bus = EventBus(_app(), lambda_.invoke)
+    bus = EventBus(app, lambda_.invoke)
     land = build_landscape(boto3.Session(region_name="us-east-1"))
-    container_instances = _mounted_hosts(land, bus, 2)
+    container_instances = mounted_hosts(land, bus, 2)
     healthy, lost = sorted(container_instances)
-    never, never_ci = _host_in_service_before_the_tag(land, bus)
+    never, never_ci = host_in_service_before_the_tag(land, bus)
     new_ci = _reregistered_while_down(land, lost, container_instances[lost])
-    task_definition = _task_definition_registered_while_down(land)
+    task_definition = task_definition_registered_while_down(land)
     lambda_.calls.clear()
     return (
         lambda_,
@@ -166,14 +78,6 @@ def _drifted(tmp_path, **env):
 def _attribute(land):
     """The mount attribute of the landscape's file system at the group's default path."""
     return mount_attribute_name(land.file_system_id, f"/mnt/efs/{land.file_system_id}")
-
-
-def _by_instance(report):
-    return {item["instance_id"]: item for item in report["instances"]}
-
-
-def _changes(lambda_):
-    return [op for op in lambda_.operations() if not op.split(":", 1)[1].startswith(READ_PREFIXES)]
 
 
 # --- input ----------------------------------------------------------------------------------
@@ -217,9 +121,9 @@ def test_dry_run_reports_every_drift_and_makes_no_call_that_changes_anything(tmp
 
     report = lambda_.invoke("repair", {"cluster": land.cluster_name, "dry_run": True})
 
-    assert _changes(lambda_) == []
+    assert changes(lambda_) == []
     assert report["dry_run"] is True and report["cluster"] == land.cluster_arn
-    instances = _by_instance(report)
+    instances = by_instance(report)
     assert instances[drift["healthy"]]["problems"] == instances[drift["healthy"]]["actions"] == []
     assert instances[drift["never"]]["problems"] == ["never mounted"]
     assert instances[drift["never"]]["actions"] == [
@@ -255,7 +159,7 @@ def test_repair_fixes_each_drift_and_a_second_run_finds_nothing_and_sends_nothin
 
     report = lambda_.invoke("repair", {"cluster": land.cluster_arn})
 
-    instances = _by_instance(report)
+    instances = by_instance(report)
     (sent,) = instances[drift["never"]]["actions"]
     assert sent.startswith("mount command sent: ")
     assert instances[drift["lost"]]["actions"] == [
@@ -283,14 +187,14 @@ def test_repair_fixes_each_drift_and_a_second_run_finds_nothing_and_sends_nothin
     again = lambda_.invoke("repair", {"cluster": land.cluster_arn})
 
     assert again["summary"]["with_problems"] == again["summary"]["actions"] == again["summary"]["errors"] == 0
-    assert _changes(lambda_) == []
+    assert changes(lambda_) == []
 
 
 def test_a_stalled_waiting_host_is_driven_by_the_launch_step(tmp_path, clock):
     lambda_ = make_lambda(tmp_path)
-    bus = EventBus(_app(), lambda_.invoke)
+    bus = EventBus(app, lambda_.invoke)
     land = build_landscape(boto3.Session(region_name="us-east-1"))
-    _mounted_hosts(land, bus, 1)
+    mounted_hosts(land, bus, 1)
     (waiting,) = scale_out(land, 1)
     hosts.boot_agents(land, [waiting])
     container_instance = register_container_instance(land, waiting)
@@ -333,9 +237,9 @@ def test_a_forged_mounted_tag_and_attribute_are_no_evidence_the_mount_is_verifie
     # Given a host never mounted whose EC2 tag claims the mount (anyone with ec2:CreateTags can write it), and
     # whose container instance carries another value of the attribute
     lambda_ = make_lambda(tmp_path)
-    bus = EventBus(_app(), lambda_.invoke)
+    bus = EventBus(app, lambda_.invoke)
     land = build_landscape(boto3.Session(region_name="us-east-1"))
-    instance_id, container_instance = _host_in_service_before_the_tag(land, bus)
+    instance_id, container_instance = host_in_service_before_the_tag(land, bus)
     path, attribute = f"/mnt/efs/{land.file_system_id}", _attribute(land)
     land.client("ec2").create_tags(
         Resources=[instance_id], Tags=[{"Key": f"efs-automount:mounted:{land.file_system_id}", "Value": path}]
@@ -363,7 +267,7 @@ def test_a_forged_mounted_tag_and_attribute_are_no_evidence_the_mount_is_verifie
 def test_superseded_source_is_reported_not_rewritten(tmp_path):
     lambda_ = make_lambda(tmp_path)
     land = build_landscape(boto3.Session(region_name="us-east-1"))
-    source = _task_definition_registered_while_down(land)
+    source = task_definition_registered_while_down(land)
     ecs = land.client("ecs")
     newer = ecs.register_task_definition(
         family="reports", containerDefinitions=[{"name": "app", "image": "public.ecr.aws/app/reports:2", "memory": 1}]
@@ -382,7 +286,7 @@ def test_superseded_source_is_reported_not_rewritten(tmp_path):
 def test_a_source_superseded_after_its_rewrite_is_classified_as_the_handler_does_and_its_service_left(tmp_path):
     # Given reports:1 rewritten as reports:2 by the app, then the user's own reports:3, and a service still on :1
     lambda_ = make_lambda(tmp_path, UPDATE_SERVICES="true")
-    bus = EventBus(_app(), lambda_.invoke)
+    bus = EventBus(app, lambda_.invoke)
     land = build_landscape(boto3.Session(region_name="us-east-1"))
     ecs = land.client("ecs")
     source = ecs.register_task_definition(
@@ -419,7 +323,7 @@ def test_a_tagged_revision_whose_family_has_no_active_revision_is_reported_alike
     # Given a service still running a tagged revision that was deregistered, the family's only one
     lambda_ = make_lambda(tmp_path)
     land = build_landscape(boto3.Session(region_name="us-east-1"))
-    source = _task_definition_registered_while_down(land)
+    source = task_definition_registered_while_down(land)
     land.client("ecs").deregister_task_definition(taskDefinition=source)
     moto_gaps.WORLD.drain()
 
@@ -436,7 +340,7 @@ def test_a_tagged_revision_whose_family_has_no_active_revision_is_reported_alike
 
 def test_a_service_on_the_unrewritten_revision_is_reported_and_updated_only_with_update_services(tmp_path):
     lambda_ = make_lambda(tmp_path)
-    bus = EventBus(_app(), lambda_.invoke)
+    bus = EventBus(app, lambda_.invoke)
     land = build_landscape(boto3.Session(region_name="us-east-1"))
     ecs = land.client("ecs")
     source = ecs.register_task_definition(
@@ -466,9 +370,9 @@ def test_a_service_on_the_unrewritten_revision_is_reported_and_updated_only_with
 def test_a_group_mount_path_outside_mount_roots_is_an_error_and_no_mount_is_sent(tmp_path):
     # Given MOUNT_ROOTS=/srv and a group whose mount path (the default /mnt/efs/<fs>) lies outside it
     lambda_ = make_lambda(tmp_path, MOUNT_ROOTS="/srv")
-    bus = EventBus(_app(), lambda_.invoke)
+    bus = EventBus(app, lambda_.invoke)
     land = build_landscape(boto3.Session(region_name="us-east-1"))
-    never, _ = _host_in_service_before_the_tag(land, bus)
+    never, _ = host_in_service_before_the_tag(land, bus)
     lambda_.calls.clear()
 
     report = lambda_.invoke("repair", {"cluster": land.cluster_name})
@@ -477,7 +381,7 @@ def test_a_group_mount_path_outside_mount_roots_is_an_error_and_no_mount_is_sent
     (error,) = report["errors"]
     assert error["item"] == land.group_name
     assert "MOUNT_ROOTS" in error["error"]
-    assert never not in _by_instance(report)
+    assert never not in by_instance(report)
     assert "ssm:SendCommand" not in lambda_.operations()
 
 
@@ -486,9 +390,9 @@ def test_a_group_mount_path_outside_mount_roots_is_an_error_and_no_mount_is_sent
 
 def test_auto_scaling_group_limits_the_scope_to_that_group(tmp_path):
     lambda_ = make_lambda(tmp_path)
-    bus = EventBus(_app(), lambda_.invoke)
+    bus = EventBus(app, lambda_.invoke)
     land = build_landscape(boto3.Session(region_name="us-east-1"))
-    (mine,) = _mounted_hosts(land, bus, 1)
+    (mine,) = mounted_hosts(land, bus, 1)
     autoscaling = land.client("autoscaling")
     (group,) = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[land.group_name])["AutoScalingGroups"]
     autoscaling.create_auto_scaling_group(
@@ -526,7 +430,7 @@ def test_auto_scaling_group_limits_the_scope_to_that_group(tmp_path):
 def _mounted_host_whose_attribute_was_lost(land, bus):
     """A host in service, mounted (SSM's record), whose container instance registered again while the app was
     down: registered in the cluster, without the attribute, and with no EC2 tag."""
-    (instance_id, container_instance), *_ = _mounted_hosts(land, bus, 1).items()
+    (instance_id, container_instance), *_ = mounted_hosts(land, bus, 1).items()
     return instance_id, _reregistered_while_down(land, instance_id, container_instance)
 
 
@@ -552,7 +456,7 @@ def test_with_only_its_group_named_a_mounted_hosts_cluster_is_found_through_ecs_
     # Given a mounted host (SSM's record), registered, without any EC2 tag and without its attribute, and
     # another cluster in the account
     lambda_ = make_lambda(tmp_path)
-    bus = EventBus(_app(), lambda_.invoke)
+    bus = EventBus(app, lambda_.invoke)
     land = build_landscape(boto3.Session(region_name="us-east-1"))
     _decoy_container_instance(land)
     instance_id, container_instance = _mounted_host_whose_attribute_was_lost(land, bus)
@@ -561,7 +465,7 @@ def test_with_only_its_group_named_a_mounted_hosts_cluster_is_found_through_ecs_
 
     # When repair is given only the group
     dry = lambda_.invoke("repair", {"auto_scaling_group": land.group_name, "dry_run": True})
-    assert _changes(lambda_) == []
+    assert changes(lambda_) == []
     report = lambda_.invoke("repair", {"auto_scaling_group": land.group_name})
 
     # Then ECS names the host's cluster and container instance, SSM proves the mount, and the attribute is set
@@ -577,14 +481,14 @@ def test_with_only_its_group_named_a_mounted_hosts_cluster_is_found_through_ecs_
     lambda_.calls.clear()
     again = lambda_.invoke("repair", {"auto_scaling_group": land.group_name})
     assert again["summary"]["with_problems"] == again["summary"]["actions"] == 0
-    assert _changes(lambda_) == []
+    assert changes(lambda_) == []
 
 
 def test_a_forged_host_record_naming_another_cluster_and_container_instance_is_ignored(tmp_path):
     # Given a mounted host whose attribute was lost, and EC2 tags (anyone's to write) naming a container
     # instance of another host in another cluster of the account, and claiming the mount
     lambda_ = make_lambda(tmp_path)
-    bus = EventBus(_app(), lambda_.invoke)
+    bus = EventBus(app, lambda_.invoke)
     land = build_landscape(boto3.Session(region_name="us-east-1"))
     decoy_cluster, decoy = _decoy_container_instance(land)
     instance_id, container_instance = _mounted_host_whose_attribute_was_lost(land, bus)
@@ -614,14 +518,14 @@ def test_a_trusted_account_is_repaired_through_its_member_role(tmp_path):
     create_member_role(session, OWN_ACCOUNT)
     land = build_landscape(session)
     lambda_ = make_lambda(tmp_path, TRUSTED_ACCOUNTS=MEMBER)
-    bus = EventBus(_app(), lambda_.invoke)
-    never, never_ci = _host_in_service_before_the_tag(land, bus)
+    bus = EventBus(app, lambda_.invoke)
+    never, never_ci = host_in_service_before_the_tag(land, bus)
 
     report = lambda_.invoke("repair", {"cluster": land.cluster_name, "account": MEMBER})
 
     assert report["account"] == MEMBER
     assert report["cluster"] == f"arn:aws:ecs:us-east-1:{MEMBER}:cluster/{land.cluster_name}"
-    assert _by_instance(report)[never]["actions"][0].startswith("mount command sent: ")
+    assert by_instance(report)[never]["actions"][0].startswith("mount command sent: ")
     assert "sts:AssumeRole" in lambda_.operations()
     hosts.answer(land, "Success")
     deliver_outbox(bus)
@@ -630,16 +534,18 @@ def test_a_trusted_account_is_repaired_through_its_member_role(tmp_path):
 
 def test_one_failing_host_is_an_error_item_and_the_others_are_still_repaired(tmp_path, monkeypatch):
     lambda_ = make_lambda(tmp_path)
-    bus = EventBus(_app(), lambda_.invoke)
+    bus = EventBus(app, lambda_.invoke)
     land = build_landscape(boto3.Session(region_name="us-east-1"))
-    first, _ = _host_in_service_before_the_tag(land, bus)
-    second, _ = _host_in_service_before_the_tag(land, bus)
+    first, _ = host_in_service_before_the_tag(land, bus)
+    second, _ = host_in_service_before_the_tag(land, bus)
     from chalicelib.launch.flow import LifecycleFlow
 
     original = LifecycleFlow.mount_in_service
+    failed = []
 
     def flaky(self, aws, instance_id, zone, spec):
         if instance_id == first:
+            failed.append(instance_id)
             raise RuntimeError("SSM is having a bad day")
         return original(self, aws, instance_id, zone, spec)
 
@@ -648,8 +554,9 @@ def test_one_failing_host_is_an_error_item_and_the_others_are_still_repaired(tmp
     report = lambda_.invoke("repair", {"cluster": land.cluster_name})
 
     assert report["errors"] == [{"item": first, "error": "SSM is having a bad day"}]
-    assert _by_instance(report)[second]["actions"][0].startswith("mount command sent: ")
+    assert by_instance(report)[second]["actions"][0].startswith("mount command sent: ")
     assert report["summary"]["errors"] == 1
+    assert failed == [first]
 
 
 def test_when_time_runs_out_it_stops_cleanly_and_says_where_and_how_to_go_on(tmp_path, repair_context):
@@ -661,14 +568,14 @@ def test_when_time_runs_out_it_stops_cleanly_and_says_where_and_how_to_go_on(tmp
     # (less than the margin from the start: it stops before its first read, between discovery reads too)
     assert report["stopped"]["where"] == "discovering the cluster's groups: stopped before finding the cluster"
     assert "invoke repair again" in report["stopped"]["how_to_go_on"]
-    assert _changes(lambda_) == []
+    assert changes(lambda_) == []
 
 
 def test_a_capacity_provider_group_is_examined_before_any_host_registered(tmp_path):
     lambda_ = make_lambda(tmp_path)
-    bus = EventBus(_app(), lambda_.invoke)
+    bus = EventBus(app, lambda_.invoke)
     land = build_landscape(boto3.Session(region_name="us-east-1"))
-    never, _ = _host_in_service_before_the_tag(land, bus)
+    never, _ = host_in_service_before_the_tag(land, bus)
     ecs = land.client("ecs")
     ecs.deregister_container_instance(
         cluster=land.cluster_name,
@@ -694,12 +601,11 @@ def test_a_capacity_provider_group_is_examined_before_any_host_registered(tmp_pa
 
 def test_repair_sets_the_attribute_on_a_mount_without_the_groups_access_point(tmp_path, clock):
     from simulation.landscape import container_instance_attributes
-    from tests.test_container_instance import ACCESS_POINT, in_service_then_confined_to_an_access_point
 
     # Given a host mounted without the access point its group now asks for, whose container instance registered
     # anew while its event was lost (EventBridge is best effort): repair's job
     lambda_ = make_lambda(tmp_path)
-    bus = EventBus(_app(), lambda_.invoke)
+    bus = EventBus(app, lambda_.invoke)
     land = build_landscape(boto3.Session(region_name="us-east-1"))
     instance_id = in_service_then_confined_to_an_access_point(land, bus)
     clock.advance(120)
@@ -726,7 +632,7 @@ def test_an_earlier_releases_host_and_rewrite_get_the_new_attribute_and_a_report
     # Given a host mounted and marked by an earlier release (only `efs-automount.<fs>`, whatever the path), and a
     # service running the revision that release rewrote, whose constraint asks for that attribute
     lambda_ = make_lambda(tmp_path)
-    bus = EventBus(_app(), lambda_.invoke)
+    bus = EventBus(app, lambda_.invoke)
     land = build_landscape(boto3.Session(region_name="us-east-1"))
     instance_id, container_instance = _mounted_host_whose_attribute_was_lost(land, bus)
     fs, path = land.file_system_id, f"/mnt/efs/{land.file_system_id}"

@@ -7,6 +7,7 @@ import pytest
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
+from app import app
 from simulation import hosts, moto_gaps
 from simulation.eventbus import EventBus
 from simulation.landscape import (
@@ -16,25 +17,25 @@ from simulation.landscape import (
     scale_out,
 )
 from tests.conftest import OWN_ACCOUNT, deliver_outbox, make_lambda
-from tests.test_failure_matrix import _relaunch_from_warm_pool, _tag, mount_commands
-from tests.test_repair import (  # noqa: F401  (repair_context: autouse fixture, real 900 s context)
+from tests.support.launch import mount_commands, relaunch_from_warm_pool, tag_group
+from tests.support.repair import (
     FS_TAG,
-    _app,
-    _by_instance,
-    _changes,
-    _host_in_service_before_the_tag,
-    _mounted_hosts,
-    _task_definition_registered_while_down,
-    _without_host_record,
-    repair_context,
+    by_instance,
+    changes,
+    host_in_service_before_the_tag,
+    task_definition_registered_while_down,
+    without_host_record,
 )
+
+# Repair runs with its real 900 s context.
+pytestmark = pytest.mark.usefixtures("repair_context")
 
 SOURCE_TAG = "efs-automount:source"
 
 
 def _setup(tmp_path, **env):
     lambda_ = make_lambda(tmp_path, **env)
-    bus = EventBus(_app(), lambda_.invoke)
+    bus = EventBus(app, lambda_.invoke)
     land = build_landscape(boto3.Session(region_name="us-east-1"))
     return lambda_, bus, land
 
@@ -57,7 +58,7 @@ def test_forged_source_tag_on_a_users_revision_does_not_move_services_to_it(tmp_
     # A service runs X, tagged for EFS, whose rewrite was missed. Someone allowed only to register task
     # definitions in the family (not to update services) registers Y, any content, tagged source=X.
     lambda_, _, land = _setup(tmp_path, UPDATE_SERVICES="true")
-    source = _task_definition_registered_while_down(land)
+    source = task_definition_registered_while_down(land)
     ecs = land.client("ecs")
     forged = _forge_rewrite(ecs, source)
 
@@ -71,7 +72,7 @@ def test_forged_source_tag_on_a_users_revision_does_not_move_services_to_it(tmp_
 
 def test_forged_source_tag_dry_run_does_not_promise_to_move_services_to_it(tmp_path):
     lambda_, _, land = _setup(tmp_path, UPDATE_SERVICES="true")
-    source = _task_definition_registered_while_down(land)
+    source = task_definition_registered_while_down(land)
     ecs = land.client("ecs")
     forged = _forge_rewrite(ecs, source)
 
@@ -92,7 +93,7 @@ def test_a_host_held_by_another_hook_is_not_a_problem_and_a_second_repair_change
     deliver_outbox(bus)
     hosts.answer(land, "Success")
     deliver_outbox(bus)  # our action completed CONTINUE, attribute set
-    _without_host_record(land, [instance_id])
+    without_host_record(land, [instance_id])
     moto_gaps.hold_by_another_hook(land.account, land.region, instance_id)
     clock.advance(120)
 
@@ -101,7 +102,7 @@ def test_a_host_held_by_another_hook_is_not_a_problem_and_a_second_repair_change
     second = lambda_.invoke("repair", {"cluster": land.cluster_name})
 
     # Our hook's action is decided: there is nothing to repair, and a second run must send nothing.
-    assert _changes(lambda_) == [], (first["lifecycle_actions"], second["lifecycle_actions"])
+    assert changes(lambda_) == [], (first["lifecycle_actions"], second["lifecycle_actions"])
     assert second["summary"]["with_problems"] == 0, second["lifecycle_actions"]
 
 
@@ -111,8 +112,8 @@ def test_a_host_held_by_another_hook_is_not_a_problem_and_a_second_repair_change
 
 def test_a_cluster_gone_since_it_was_listed_does_not_stop_the_repair_of_the_others(tmp_path, monkeypatch):
     lambda_, bus, land = _setup(tmp_path)
-    first, _ = _host_in_service_before_the_tag(land, bus)
-    second, _ = _host_in_service_before_the_tag(land, bus)
+    first, _ = host_in_service_before_the_tag(land, bus)
+    second, _ = host_in_service_before_the_tag(land, bus)
     # A cluster ListClusters names (read before the hosts' own), deleted by the time it is read; and the first
     # host's EC2 tags name it (anyone with ec2:CreateTags can write them).
     gone = land.client("ecs").create_cluster(clusterName="a-gone")["cluster"]["clusterArn"]
@@ -130,9 +131,11 @@ def test_a_cluster_gone_since_it_was_listed_does_not_stop_the_repair_of_the_othe
     # AWS raises ClusterNotFoundException for a cluster that no longer exists (which the app's own
     # find_container_instance expects).
     original = BaseClient._make_api_call
+    refused = []
 
     def as_aws(self, operation, params):
         if operation == "ListContainerInstances" and str(params.get("cluster", "")).endswith("/a-gone"):
+            refused.append(operation)
             raise ClientError(
                 {"Error": {"Code": "ClusterNotFoundException", "Message": "Cluster not found."}}, operation
             )
@@ -142,10 +145,11 @@ def test_a_cluster_gone_since_it_was_listed_does_not_stop_the_repair_of_the_othe
 
     report = lambda_.invoke("repair", {"auto_scaling_group": land.group_name})
 
-    instances = _by_instance(report)
+    instances = by_instance(report)
     assert instances[second]["actions"][0].startswith("mount command sent: ")
     assert instances[first]["container_instance"].split("/")[1] == land.cluster_name
     assert report["errors"] == []
+    assert refused, "the gone cluster was never read: nothing was in the way"
 
 
 # --- 4. A stalled waiting host of a group whose tag is invalid is never driven ----------------------------------
@@ -181,14 +185,14 @@ def test_a_stalled_waiting_host_in_a_group_with_an_invalid_tag_is_driven(tmp_pat
 
 def test_repair_again_right_away_does_not_send_a_second_mount_while_the_first_runs(tmp_path):
     lambda_, bus, land = _setup(tmp_path)
-    never, _ = _host_in_service_before_the_tag(land, bus)
+    never, _ = host_in_service_before_the_tag(land, bus)
     lambda_.invoke("repair", {"cluster": land.cluster_name})
     lambda_.calls.clear()
 
     # "stopped ... invoke repair again with the same input": the operator does, before the agent answered.
     again = lambda_.invoke("repair", {"cluster": land.cluster_name})
 
-    assert lambda_.operations().count("ssm:SendCommand") == 0, _by_instance(again)[never]
+    assert lambda_.operations().count("ssm:SendCommand") == 0, by_instance(again)[never]
 
 
 # --- 6. Actions already taken for an item vanish from the report when the item then fails ---------------------
@@ -206,9 +210,11 @@ def test_a_service_update_that_fails_keeps_the_updates_already_made_in_the_repor
     for name in ("a-reports", "b-reports"):
         ecs.create_service(cluster=land.cluster_name, serviceName=name, taskDefinition=source, desiredCount=0)
     original = BaseClient._make_api_call
+    refused = []
 
     def failing(self, operation, params):
         if operation == "UpdateService" and params.get("service") == "b-reports":
+            refused.append(operation)
             raise ClientError({"Error": {"Code": "InvalidParameterException", "Message": "CODE_DEPLOY"}}, operation)
         return original(self, operation, params)
 
@@ -220,6 +226,7 @@ def test_a_service_update_that_fails_keeps_the_updates_already_made_in_the_repor
     assert service["taskDefinition"] != source  # a-reports WAS moved...
     actions = [a for item in report["task_definitions"] for a in item["actions"]]
     assert any("a-reports" in a for a in actions), report  # ...so the report must say so
+    assert refused, "b-reports' update never failed"
 
 
 # --- 7. A read failing after fixes were made loses the whole report --------------------------------------------
@@ -227,11 +234,13 @@ def test_a_service_update_that_fails_keeps_the_updates_already_made_in_the_repor
 
 def test_a_failing_read_after_fixes_still_returns_the_report_of_what_was_done(tmp_path, monkeypatch):
     lambda_, bus, land = _setup(tmp_path)
-    never, _ = _host_in_service_before_the_tag(land, bus)
+    never, _ = host_in_service_before_the_tag(land, bus)
     original = BaseClient._make_api_call
+    refused = []
 
     def failing(self, operation, params):
         if operation == "ListServices":
+            refused.append(operation)
             raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, operation)
         return original(self, operation, params)
 
@@ -242,8 +251,9 @@ def test_a_failing_read_after_fixes_still_returns_the_report_of_what_was_done(tm
     except ClientError as exc:
         sent = lambda_.operations().count("ssm:SendCommand")
         pytest.fail(f"invocation failed ({exc}) after {sent} mount command(s) were sent: the report is lost")
-    assert _by_instance(report)[never]["actions"][0].startswith("mount command sent: ")
+    assert by_instance(report)[never]["actions"][0].startswith("mount command sent: ")
     assert report["errors"]
+    assert refused, "ListServices never failed"
 
 
 # --- 8. A group's DescribeLifecycleHooks failing stops every other group ---------------------------------------
@@ -251,15 +261,17 @@ def test_a_failing_read_after_fixes_still_returns_the_report_of_what_was_done(tm
 
 def test_one_group_whose_hook_cannot_be_read_does_not_stop_the_others(tmp_path, monkeypatch, clock):
     lambda_, bus, land = _setup(tmp_path)
-    never, _ = _host_in_service_before_the_tag(land, bus)
+    never, _ = host_in_service_before_the_tag(land, bus)
     (waiting,) = scale_out(land, 1)
     hosts.boot_agents(land, [waiting])
     moto_gaps.WORLD.drain()
     clock.advance(120)
     original = BaseClient._make_api_call
+    refused = []
 
     def failing(self, operation, params):
         if operation == "DescribeLifecycleHooks":
+            refused.append(operation)
             raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, operation)
         return original(self, operation, params)
 
@@ -267,7 +279,8 @@ def test_one_group_whose_hook_cannot_be_read_does_not_stop_the_others(tmp_path, 
 
     report = lambda_.invoke("repair", {"cluster": land.cluster_name})
 
-    assert _by_instance(report)[never]["actions"][0].startswith("mount command sent: ")
+    assert by_instance(report)[never]["actions"][0].startswith("mount command sent: ")
+    assert refused, "the hook was read after all"
 
 
 # --- 9. The 30 s margin is per item, but one item (a rewrite with UPDATE_SERVICES) scans the whole account -------
@@ -278,7 +291,7 @@ def test_one_group_whose_hook_cannot_be_read_does_not_stop_the_others(tmp_path, 
     reason="finding 6, open: the rewrite's follow-ups (TaskDefinitionFlow._follow_ups -> services_running) scan "
     "every cluster of the account inside one item; bounding them needs the flow to take the repaired cluster",
 )
-def test_one_item_never_runs_past_the_lambdas_deadline(tmp_path, monkeypatch, repair_context):  # noqa: F811
+def test_one_item_never_runs_past_the_lambdas_deadline(tmp_path, monkeypatch, repair_context):
     lambda_, _, land = _setup(tmp_path, UPDATE_SERVICES="true")
     ecs = land.client("ecs")
     for index in range(400):  # an account with many clusters (ECS's quota is 10,000 per account)
@@ -291,7 +304,7 @@ def test_one_item_never_runs_past_the_lambdas_deadline(tmp_path, monkeypatch, re
             )["taskDefinition"]["taskDefinitionArn"],
             desiredCount=0,
         )
-    _task_definition_registered_while_down(land)
+    task_definition_registered_while_down(land)
     moto_gaps.WORLD.drain()
     lambda_.calls.clear()
     # Real AWS at 50 ms per call (the README's own assumption): the Lambda starts this run with 32 s left.
@@ -347,7 +360,7 @@ OTHER_ACCESS_POINT = "fsap-fedcba98765432100"
 def test_repair_does_not_let_a_waiting_host_in_on_a_mount_other_than_the_groups(
     land, bus, lambda_, clock, access_point
 ):
-    _tag(land, "efs-automount:access-point-id", ACCESS_POINT)
+    tag_group(land, "efs-automount:access-point-id", ACCESS_POINT)
     (instance_id,) = scale_out(land, 1)
     deliver_outbox(bus)  # launch event: agent offline, nothing sent
     hosts.boot_agents(land, [instance_id])
@@ -378,9 +391,9 @@ def test_repair_does_not_let_a_waiting_host_in_on_a_mount_other_than_the_groups(
 
 # Finding 2 (medium; pre-existing in repair, same place). The same repair branch ignores the launch's start: the
 # launch step counts only commands requested after the launch activity AWS reports (a warm pool reuses a host:
-# "an earlier launch's record proves nothing now", test_relaunch_from_warm_pool_is_let_in_on_a_previous_launchs_
-# mount). Repair lets a host relaunched from a warm pool in on the previous launch's mount (days old), without the
-# mount this launch needs; the launch step would have sent it.
+# "an earlier launch's record proves nothing now", test_relaunch_from_warm_pool_mounts_what_the_group_asks_for_now).
+# Repair lets a host relaunched from a warm pool in on the previous launch's mount (days old), without the mount
+# this launch needs; the launch step would have sent it.
 
 
 def test_repair_does_not_let_a_relaunched_warm_pool_host_in_on_a_previous_launchs_mount(land, bus, lambda_, clock):
@@ -393,7 +406,7 @@ def test_repair_does_not_let_a_relaunched_warm_pool_host_in_on_a_previous_launch
     assert len(mount_commands(land, instance_id)) == 1
 
     clock.advance(2 * 86400)  # two days in service, then back to the (stopped) warm pool, then launched again
-    _relaunch_from_warm_pool(land, instance_id)
+    relaunch_from_warm_pool(land, instance_id)
     clock.advance(120)  # its launch event lost (or still waiting for the agent); repair runs
 
     report = lambda_.invoke("repair", {"auto_scaling_group": land.group_name})

@@ -11,12 +11,16 @@ import zipfile
 import boto3
 import pytest
 
+from app import app
 from chalicelib.repair.request import RepairInputError
 from simulation.eventbus import EventBus
 from simulation.landscape import build_landscape
 from tests.conftest import make_lambda
-from tests.test_repair import _app, _host_in_service_before_the_tag, repair_context  # noqa: F401
+from tests.support.repair import host_in_service_before_the_tag
 from tools import repair as cli
+
+# Repair runs with its real 900 s context.
+pytestmark = pytest.mark.usefixtures("repair_context")
 
 
 def _invoker(lambda_):
@@ -37,9 +41,9 @@ def _run(argv, invoke):
 
 def test_problems_found_print_as_a_table_and_exit_2_then_0_once_repaired(tmp_path):
     lambda_ = make_lambda(tmp_path)
-    bus = EventBus(_app(), lambda_.invoke)
+    bus = EventBus(app, lambda_.invoke)
     land = build_landscape(boto3.Session(region_name="us-east-1"))
-    never, _ = _host_in_service_before_the_tag(land, bus)
+    never, _ = host_in_service_before_the_tag(land, bus)
 
     code, text = _run(["--cluster", land.cluster_name, "--dry-run"], _invoker(lambda_))
 

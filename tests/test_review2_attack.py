@@ -56,7 +56,7 @@ def _planted_version(land):
     ssm.update_document(Name="efs-automount-mount", Content=json.dumps(content), DocumentVersion="$LATEST")
 
 
-def test_a_command_on_a_non_default_document_version_marks_a_host_in_service(land, bus, lambda_):
+def test_a_command_on_a_non_default_document_version_does_not_mark_a_host_in_service(land, bus, lambda_):
     # Given a host in service that was never mounted (its group asks for the mount now)
     instance_id, container_instance = _in_service_never_mounted(land, bus)
     # When someone runs a planted version of the mount document with exactly the group's parameters: it "succeeds"
@@ -91,7 +91,7 @@ def _legacy_rewrite(ecs, source):
     return ecs.register_task_definition(**request)["taskDefinition"]["taskDefinitionArn"], legacy
 
 
-def test_update_services_moves_a_service_onto_a_revision_with_the_earlier_releases_constraint(tmp_path):
+def test_update_services_does_not_move_a_service_onto_a_revision_with_the_earlier_releases_constraint(tmp_path):
     from simulation import moto_gaps
     from tests.conftest import make_lambda
 
@@ -122,7 +122,7 @@ def test_update_services_moves_a_service_onto_a_revision_with_the_earlier_releas
     assert service["taskDefinition"] != legacy_arn, f"service moved onto {legacy}: {outcome}"
 
 
-def test_a_non_default_document_version_marks_a_host_at_its_registration_too(land, bus, lambda_):
+def test_a_non_default_document_version_does_not_mark_a_host_at_its_registration_either(land, bus, lambda_):
     # Given a host in service never mounted, and a planted version run on it with the group's parameters, whose
     # status event the app never acts on
     instance_id, first = _in_service_never_mounted(land, bus)

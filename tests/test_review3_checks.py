@@ -15,7 +15,7 @@ from chalicelib.plumbing.accounts import AwsAccess
 from simulation import hosts
 from simulation.landscape import scale_out
 from tests.conftest import SCHEDULED_EVENT, deliver_outbox, make_lambda
-from tests.test_checks_network import SSH, replace_ingress
+from tests.support.network import SSH, replace_ingress
 
 MOUNT_AND_WRITE = ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"]
 
@@ -62,8 +62,10 @@ def test_an_allow_only_over_tls_policy_is_no_problem_for_hosts_whose_helper_moun
 class FakeMonotonic:
     def __init__(self) -> None:
         self.now = 1000.0
+        self.reads = 0
 
     def __call__(self) -> float:
+        self.reads += 1
         return self.now
 
 
@@ -76,8 +78,10 @@ def test_the_hourly_run_ends_within_its_timeout_however_many_places_it_lists(lan
     fake = FakeMonotonic()
     monkeypatch.setattr(group_checks.time, "monotonic", fake)
     listed = group_checks.tagged_groups
+    listings = []
 
     def slow_listing(aws, names=None):
+        listings.append(aws.region)
         fake.now += 25
         return listed(aws, names)
 
@@ -93,6 +97,7 @@ def test_the_hourly_run_ends_within_its_timeout_however_many_places_it_lists(lan
 
     elapsed = fake.now - start
     assert elapsed <= 300 or report["truncated"], f"ran {elapsed:.0f} s of a 300 s function, not truncated"
+    assert listings and fake.reads, "the slow listing or the run's clock was never used"
 
 
 # --- 3. a mount failing for good waits for the checks before the host is decided -----------------------------------
@@ -113,7 +118,10 @@ def test_a_mount_failing_for_good_is_decided_even_when_the_checks_overrun_the_fu
     hosts.boot_agents(land, [instance_id])
     deliver_outbox(bus)
 
+    overruns = []
+
     def overrun(self, aws, raw_group):
+        overruns.append(raw_group["AutoScalingGroupName"])
         raise LambdaTimedOut("the checks' reads outlived the function's 60 s")
 
     monkeypatch.setattr(group_checks.GroupChecks, "check", overrun)
@@ -123,3 +131,4 @@ def test_a_mount_failing_for_good_is_decided_even_when_the_checks_overrun_the_fu
 
     completions = [op for op in lambda_.operations() if op == "autoscaling:CompleteLifecycleAction"]
     assert completions, "the host failed for good but was never decided: the checks ran first"
+    assert overruns, "the checks never ran"

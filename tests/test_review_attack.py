@@ -4,37 +4,24 @@ the agent-waiting steps; the named-group shortcut). Each test fails on that comm
 from __future__ import annotations
 
 import pytest
-from moto.autoscaling.responses import AutoScalingResponse
 
 from chalicelib.mount.commands import launch_comment
 from simulation import hosts, moto_gaps
 from simulation.landscape import lifecycle_state, mount_attribute, register_container_instance, scale_out
 from simulation.queues import sqs_event, take_messages
 from tests.conftest import deliver_outbox
-from tests.test_failure_matrix import (  # noqa: F401 - `queued` is a fixture
-    AccessDenied,
-    _relaunch_from_warm_pool,
-    mount_commands,
-    queued,
-    retry_message,
-)
+from tests.support.launch import mount_commands, relaunch_from_warm_pool, retry_message
+from tests.support.permissions import deny_scaling_activities
 
 
-def _deny_scaling_activities(monkeypatch):
-    def denied(self):
-        raise AccessDenied("not authorized to perform: autoscaling:DescribeScalingActivities")
-
-    monkeypatch.setattr(AutoScalingResponse, "describe_scaling_activities", denied)
-
-
-def test_agent_looks_at_a_host_that_is_not_waiting_start_its_next_waits_measure_and_abandon_it(
+def test_agent_looks_at_a_host_that_is_not_waiting_do_not_start_its_next_waits_measure(
     land,
-    queued,  # noqa: F811 - the fixture
+    queued,
     clock,
     monkeypatch,
 ):
     # A member role without autoscaling:DescribeScalingActivities (README "Edge cases": an unmeasured wait).
-    _deny_scaling_activities(monkeypatch)
+    refused = deny_scaling_activities(monkeypatch)
     (instance_id,) = scale_out(land, 1)
     hosts.boot_agents(land, [instance_id])
     deliver_outbox(queued.bus)
@@ -51,18 +38,19 @@ def test_agent_looks_at_a_host_that_is_not_waiting_start_its_next_waits_measure_
         take_messages(land, queued.url)  # the app's own follow-up looks are not needed
 
     # Out of the warm pool: a new launch, seconds old, its agent online at once.
-    _relaunch_from_warm_pool(land, instance_id)
+    relaunch_from_warm_pool(land, instance_id)
     hosts.boot_agents(land, [instance_id])
     clock.advance(30)
     outcomes = [o for _, o in deliver_outbox(queued.bus)]
 
     decided = moto_gaps.decided_result(land.account, land.region, instance_id)
     assert decided is None, f"a 30 s old launch decided {decided} on a wait measured from retry messages: {outcomes}"
+    assert refused, "the wait was measured after all: DescribeScalingActivities was never refused"
 
 
 def test_an_agent_look_naming_a_host_that_waits_nowhere_raises_no_false_permission_alarm(
     land,
-    queued,  # noqa: F811 - the fixture
+    queued,
     clock,
     app_logs,
 ):
@@ -140,7 +128,7 @@ def test_an_unmeasured_wait_counts_a_mount_that_failed_slowly(land, bus, lambda_
     # No DescribeScalingActivities. Each mount fails transiently after 150 s (NFS blocked: the script's DNS wait
     # of 30 s and mount timeout of 90 s, plus the agent's pickup). No retry queue: the sweeper would carry the
     # retry after a failure the step counted; it is not run here, so only the status steps act.
-    _deny_scaling_activities(monkeypatch)
+    refused = deny_scaling_activities(monkeypatch)
     (instance_id,) = scale_out(land, 1)
     hosts.boot_agents(land, [instance_id])
     deliver_outbox(bus)  # launch, agent online: the mount is sent at once
@@ -150,5 +138,6 @@ def test_an_unmeasured_wait_counts_a_mount_that_failed_slowly(land, bus, lambda_
         hosts.answer(land, "Failed", response_code=75)
         outcomes += [o for _, o in deliver_outbox(bus)]
 
+    assert refused, "the wait was measured after all: DescribeScalingActivities was never refused"
     sent = len(mount_commands(land, instance_id))
     assert sent <= 3, f"{sent} mounts, each failure older than 120 s not counted, resent at once: {outcomes}"

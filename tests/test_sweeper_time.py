@@ -15,7 +15,7 @@ from chalicelib.launch import sweeper
 from simulation import hosts, moto_gaps
 from simulation.landscape import AMI_ID, scale_out
 from tests.conftest import SCHEDULED_EVENT, make_lambda
-from tests.test_failure_matrix import mount_commands
+from tests.support.launch import mount_commands
 
 
 class LambdaTimeout(BaseException):
@@ -54,23 +54,36 @@ def _warm_pool_groups(region: str, count: int) -> None:
         )
 
 
+class SlowCalls:
+    """The run's time as the slow day makes it: `made` calls so far (None: no run timed, the test's own set-up),
+    and how often the sweeper read its time."""
+
+    def __init__(self) -> None:
+        self.made: int | None = None
+        self.time_reads = 0
+
+    def elapsed(self, start: float) -> float:
+        self.time_reads += 1
+        return (self.made or 0) * SECONDS_PER_CALL
+
+
 @pytest.fixture
 def slow_calls(monkeypatch):
     """Each AWS call the app makes takes SECONDS_PER_CALL of the run's time; past LAMBDA_TIMEOUT, Lambda ends it."""
-    made = [None]  # calls made in this run; None: no run timed (the test's own set-up)
+    slow = SlowCalls()
     original = BaseClient._make_api_call
 
     def make_api_call(self, operation_name, api_params):
-        if made[0] is None:
+        if slow.made is None:
             return original(self, operation_name, api_params)
-        made[0] += 1
-        if made[0] * SECONDS_PER_CALL > LAMBDA_TIMEOUT:
+        slow.made += 1
+        if slow.made * SECONDS_PER_CALL > LAMBDA_TIMEOUT:
             raise LambdaTimeout(f"Task timed out after {LAMBDA_TIMEOUT}.00 seconds")
         return original(self, operation_name, api_params)
 
     monkeypatch.setattr(BaseClient, "_make_api_call", make_api_call)
-    monkeypatch.setattr(sweeper, "elapsed_since", lambda start: (made[0] or 0) * SECONDS_PER_CALL, raising=False)
-    return made
+    monkeypatch.setattr(sweeper, "elapsed_since", slow.elapsed)
+    return slow
 
 
 def test_a_sweep_of_many_warm_pool_groups_still_drives_a_waiting_host(tmp_path, land, clock, slow_calls):
@@ -83,15 +96,18 @@ def test_a_sweep_of_many_warm_pool_groups_still_drives_a_waiting_host(tmp_path, 
     hosts.boot_agents(land, [instance_id])
 
     # When the sweeper runs twice, a minute apart,
-    reports = []
+    reports, calls = [], []
     for _ in range(2):
         # (EventBridge's rate(1 minute) runs it once in each minute: here one second into the next minute, so two
         # runs never fall in minutes of the same parity, whatever the wall clock when the test starts)
         clock.advance(60 - clock() % 60 + 1)
-        slow_calls[0] = 0
+        slow_calls.made = 0
         reports.append(lambda_.invoke("sweeper", SCHEDULED_EVENT))
-        slow_calls[0] = None
+        calls.append(slow_calls.made)
+        slow_calls.made = None
 
     # then each run ends within its timeout, and the host's mount is sent.
     assert all(r.get("truncated") for r in reports), reports
     assert mount_commands(land, instance_id), f"no mount sent: {reports}"
+    # (the slow day was the one the runs had: their calls were counted and the sweeper went by that time)
+    assert all(calls) and slow_calls.time_reads > 0, (calls, slow_calls.time_reads)

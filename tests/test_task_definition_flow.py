@@ -10,6 +10,7 @@ from simulation import moto_gaps
 from simulation.eventbus import EventBus
 from simulation.landscape import create_member_role, session_in_account
 from tests.conftest import OWN_ACCOUNT, deliver_outbox, load_event, make_lambda
+from tests.support.launch import tag_group
 
 FS = "fs-0123456789abcdef0"
 MEMBER = "210987654321"
@@ -201,21 +202,30 @@ def _create_idempotency_table():
     )
 
 
-def _race(monkeypatch):
-    # Both deliveries see the source as the family's latest before either registers.
-    monkeypatch.setattr(TaskDefinitionFlow, "standing", lambda self, ecs, reference, *rest: ("latest", SOURCE))
+def _race(monkeypatch) -> list[str]:
+    """Both deliveries see the source as the family's latest before either registers; returns the references
+    each delivery asked about."""
+    asked: list[str] = []
+
+    def standing(self, ecs, reference, *rest):
+        asked.append(reference)
+        return "latest", SOURCE
+
+    monkeypatch.setattr(TaskDefinitionFlow, "standing", standing)
+    return asked
 
 
 def test_concurrent_duplicates_without_a_table_can_register_twice(tmp_path, monkeypatch):
     lambda_ = make_lambda(tmp_path)
     _register(_ecs(), {"efs-automount:file-system-id": FS})
     (event, *_) = moto_gaps.WORLD.drain()
-    _race(monkeypatch)
+    raced = _race(monkeypatch)
 
     lambda_.invoke("on_task_definition", event)
     lambda_.invoke("on_task_definition", event)
 
     assert len(_revisions(_ecs())) == 3
+    assert len(raced) == 2, "the deliveries did not both see the source as the latest"
 
 
 def test_concurrent_duplicates_with_an_idempotency_table_register_once(tmp_path, monkeypatch):
@@ -223,7 +233,7 @@ def test_concurrent_duplicates_with_an_idempotency_table_register_once(tmp_path,
     lambda_ = make_lambda(tmp_path, IDEMPOTENCY_TABLE="efs-automount-idempotency")
     _register(_ecs(), {"efs-automount:file-system-id": FS})
     (event, *_) = moto_gaps.WORLD.drain()
-    _race(monkeypatch)
+    raced = _race(monkeypatch)
 
     first = lambda_.invoke("on_task_definition", event)
     second = lambda_.invoke("on_task_definition", event)
@@ -231,6 +241,7 @@ def test_concurrent_duplicates_with_an_idempotency_table_register_once(tmp_path,
     assert first["outcome"].startswith("registered")
     assert second["outcome"] == "ignored: already registered by another delivery"
     assert len(_revisions(_ecs())) == 2
+    assert len(raced) == 2, "the deliveries did not both see the source as the latest"
 
 
 def test_opt_in_follow_ups_move_services_and_deregister_the_source(tmp_path):
@@ -296,30 +307,23 @@ def test_a_failed_registration_releases_the_idempotency_record_for_the_retry(tmp
     _register(_ecs(), {"efs-automount:file-system-id": FS})
     (event, *_) = moto_gaps.WORLD.drain()
     rewrite = task_definition_flow.rewrite_task_definition
-    monkeypatch.setattr(task_definition_flow, "rewrite_task_definition", lambda *a: {"family": "uploads"})
+    broken = []
+
+    def broken_rewrite(*args):
+        broken.append(args)
+        return {"family": "uploads"}
+
+    monkeypatch.setattr(task_definition_flow, "rewrite_task_definition", broken_rewrite)
 
     with pytest.raises(Exception, match="containerDefinitions"):
         lambda_.invoke("on_task_definition", event)
+    assert broken, "the registration never failed"
 
     monkeypatch.setattr(task_definition_flow, "rewrite_task_definition", rewrite)
     assert lambda_.invoke("on_task_definition", event)["outcome"].startswith("registered")
 
 
 # --- placement follows the mount path (issue 18, finding 3) -------------------------------------
-
-
-def _tag_group(land, key, value):
-    land.client("autoscaling").create_or_update_tags(
-        Tags=[
-            {
-                "ResourceId": land.group_name,
-                "ResourceType": "auto-scaling-group",
-                "Key": key,
-                "Value": value,
-                "PropagateAtLaunch": False,
-            }
-        ]
-    )
 
 
 def _rewrite_of(land, bus, family, tags):
@@ -339,7 +343,7 @@ def test_placement_constraint_lets_host_mode_tasks_onto_hosts_mounted_at_another
 
     # Given a group that mounts its file system at a path of its choosing (a documented tag), and a host of it
     # mounted there and registered
-    _tag_group(land, "efs-automount:mount-path", "/data/shared")
+    tag_group(land, "efs-automount:mount-path", "/data/shared")
     (instance_id,) = scale_out(land, 1)
     hosts.boot_agents(land, [instance_id])
     container_instance = register_container_instance(land, instance_id)

@@ -162,11 +162,18 @@ def test_a_family_whose_name_extends_anothers_does_not_supersede_it(lambda_):
     assert _revision_count("uploads-worker") == 1
 
 
+class AddedFields(dict):
+    """Fields ECS adds to its DescribeTaskDefinition answers (containerDefinitions: to the first container's), and
+    how many answers carried them."""
+
+    served = 0
+
+
 @pytest.fixture
 def aws_adds_a_field(monkeypatch):
     """ECS answers DescribeTaskDefinition with a field newer than the shipped botocore's model."""
     original = BotocoreStubber.process_request
-    added = {}
+    added = AddedFields()
 
     def process_request(self, request):
         response = original(self, request)
@@ -174,6 +181,7 @@ def aws_adds_a_field(monkeypatch):
         if response is None or not target.endswith("DescribeTaskDefinition") or not added:
             return response
         status, headers, body = response
+        added.served += 1
         document = json.loads(body)
         if "containerDefinitions" in added:
             document["taskDefinition"]["containerDefinitions"][0].update(added["containerDefinitions"])
@@ -200,6 +208,7 @@ def test_an_unknown_field_in_the_raw_response_refuses_the_rewrite_and_names_it(
     (error,) = app_logs("ERROR")
     assert error["unknown_fields"] == ["taskDefinition.containerDefinitions[0].gpuSharing"]
     assert "TaskDefinitionsRejected" in metric_names(capsys.readouterr().out)
+    assert aws_adds_a_field.served
 
 
 def test_an_unknown_top_level_field_is_named_too(lambda_, aws_adds_a_field):
@@ -208,6 +217,7 @@ def test_an_unknown_top_level_field_is_named_too(lambda_, aws_adds_a_field):
 
     assert _deliver(lambda_, event) == "rejected: this botocore does not know taskDefinition.restartPolicyDefaults"
     assert _revision_count() == 1
+    assert aws_adds_a_field.served
 
 
 def test_known_fields_and_nulls_in_the_raw_response_are_not_refused(lambda_, aws_adds_a_field):
@@ -217,6 +227,7 @@ def test_known_fields_and_nulls_in_the_raw_response_are_not_refused(lambda_, aws
 
     assert _deliver(lambda_, event).startswith("registered")
     assert _revision_count() == 2
+    assert aws_adds_a_field.served, "no answer carried the fields: nothing was tried"
 
 
 def _pipeline_registers_v2_first(monkeypatch) -> list[str]:
@@ -276,11 +287,11 @@ def test_deregistered_revisions_between_the_source_and_its_rewrite_cost_nothing(
 # the family is left rolled back to the older definition.
 
 
-def test_crash_after_register_leaves_the_family_rolled_back(lambda_, monkeypatch):
+def test_a_crash_after_register_does_not_leave_the_family_rolled_back(lambda_, monkeypatch):
     from chalicelib.task_definitions import flow as task_definition_flow
 
     _, v1_event = _release("app:1")
-    _pipeline_registers_v2_first(monkeypatch)
+    releases = _pipeline_registers_v2_first(monkeypatch)
 
     # Lambda dies (timeout, OOM, throttled ListTaskDefinitions beyond retries) right after the registration
     original = task_definition_flow.TaskDefinitionFlow._released_meanwhile
@@ -302,9 +313,10 @@ def test_crash_after_register_leaves_the_family_rolled_back(lambda_, monkeypatch
     latest, tags = _latest()
     # The user's release v2 must be what the family deploys; instead the rewrite of v1 (image app:1) is.
     assert latest["containerDefinitions"][0]["image"] == "app:2", (retry_outcome, latest["taskDefinitionArn"], tags)
+    assert releases and crashed, "the release or the crash never happened"
 
 
-def test_a_crash_during_the_follow_ups_leaves_services_on_the_source_for_good(tmp_path, monkeypatch):
+def test_a_crash_during_the_follow_ups_does_not_leave_services_on_the_source(tmp_path, monkeypatch):
     import boto3
     from moto.ecs.models import EC2ContainerServiceBackend
 
@@ -336,6 +348,7 @@ def test_a_crash_during_the_follow_ups_leaves_services_on_the_source_for_good(tm
         retry_outcome,
         {s["serviceName"]: s["taskDefinition"] for s in services},
     )
+    assert failed, "no service update ever failed"
 
 
 # Adversarial: the user's pipeline registers a *tagged* v2 while the app rewrites v1. The app's
@@ -345,7 +358,7 @@ def test_a_crash_during_the_follow_ups_leaves_services_on_the_source_for_good(tm
 # nothing will ever rewrite it.
 
 
-def test_tagged_release_racing_the_rewrite_is_never_rewritten(lambda_, monkeypatch):
+def test_a_tagged_release_racing_the_rewrite_is_deployed_with_the_mount(lambda_, monkeypatch):
     from moto.ecs.models import EC2ContainerServiceBackend
 
     _, v1_event = _release("app:1")
@@ -386,6 +399,7 @@ def test_tagged_release_racing_the_rewrite_is_never_rewritten(lambda_, monkeypat
     assert any(v.get("name") == f"efs-{TAGGED['efs-automount:file-system-id']}" for v in latest.get("volumes") or []), (
         f"family deploys {latest['taskDefinitionArn']} without the mount; v1: {v1_outcome!r}; v2: {outcomes!r}"
     )
+    assert v2_events and outcomes, "the tagged release never raced the rewrite"
 
 
 # Review of repair: a revision that only *claims* to be the rewrite (efs-automount:source naming the source) must

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
-
 import botocore.session
 import pytest
 from botocore.validate import ParamValidator
@@ -24,61 +22,12 @@ from chalicelib.task_definitions.rewrite import (
     task_mount_from_tags,
     unknown_fields,
 )
+from tests.support.task_definitions import FS, registered, task_definitions
 
-FS = "fs-0123456789abcdef0"
 INPUT = register_input_fields()
 SHAPE = botocore.session.get_session().get_service_model("ecs").operation_model("RegisterTaskDefinition").input_shape
 OUTPUT_ONLY = {"taskDefinitionArn", "revision", "status", "requiresAttributes", "compatibilities", "registeredAt"}
 EFS_FIELDS = {"volumes", "containerDefinitions", "placementConstraints", "tags"}
-
-names = st.from_regex(r"[a-z][a-z0-9-]{0,11}", fullmatch=True)
-paths = st.from_regex(r"/(data|var/app|srv)/[a-z]{1,8}", fullmatch=True)
-
-
-@st.composite
-def task_definitions(draw):
-    family = draw(names)
-    volume_names = draw(st.lists(names.filter(lambda n: not n.startswith("efs-")), unique=True, max_size=3))
-    volumes = [
-        {"name": name, "host": {"sourcePath": f"/srv/{name}"}}
-        if draw(st.booleans())
-        else {"name": name, "dockerVolumeConfiguration": {"scope": "task", "driver": "local"}}
-        for name in volume_names
-    ]
-    containers = []
-    for name in draw(st.lists(names, unique=True, min_size=1, max_size=4)):
-        container = {"name": name, "image": f"public.ecr.aws/app/{name}:1", "memory": draw(st.integers(64, 4096))}
-        if draw(st.booleans()):
-            container["essential"] = draw(st.booleans())
-        if volume_names and draw(st.booleans()):
-            container["mountPoints"] = [{"sourceVolume": volume_names[0], "containerPath": draw(paths)}]
-        if draw(st.booleans()):
-            container["environment"] = [{"name": "MODE", "value": draw(names)}]
-        containers.append(container)
-    requires = draw(st.sampled_from([None, ["EC2"], ["EC2", "FARGATE"], ["FARGATE"]]))
-    definition = {
-        "taskDefinitionArn": f"arn:aws:ecs:us-east-1:123456789012:task-definition/{family}:3",
-        "family": family,
-        "revision": 3,
-        "status": "ACTIVE",
-        "containerDefinitions": containers,
-        "volumes": volumes,
-        "placementConstraints": [
-            {"type": "memberOf", "expression": f"attribute:zone-{i} exists"} for i in range(draw(st.integers(0, 9)))
-        ],
-        "compatibilities": ["EC2", "FARGATE"] if requires and "FARGATE" in requires else ["EC2"],
-        "requiresAttributes": [{"name": "com.amazonaws.ecs.capability.docker-remote-api.1.18"}],
-        "registeredAt": datetime.datetime(2026, 11, 21, tzinfo=datetime.UTC),
-        "registeredBy": "arn:aws:sts::123456789012:assumed-role/deployer/ci",
-    }
-    if requires:
-        definition["requiresCompatibilities"] = requires
-        if "FARGATE" in requires:
-            definition.update(networkMode="awsvpc", cpu="256", memory="512")
-    tags = [{"key": "efs-automount:file-system-id", "value": FS}] + [
-        {"key": f"team-{i}", "value": draw(names)} for i in range(draw(st.integers(0, 3)))
-    ]
-    return definition, tags
 
 
 def _mount(definition, tags):
@@ -126,21 +75,11 @@ def test_rewritten_revision_is_never_rewritten_again(generated):
         rewrite_task_definition(registered, request["tags"], mount, INPUT)
 
 
-def _registered(request, source, revision=4):
-    """What DescribeTaskDefinition returns for a registered request: output fields added, empty lists filled in."""
-    definition = {k: v for k, v in request.items() if k != "tags"}
-    definition["containerDefinitions"] = [{"volumesFrom": [], **c} for c in definition["containerDefinitions"]]
-    arn = source["taskDefinitionArn"].rsplit(":", 1)[0] + f":{revision}"
-    return definition | {"taskDefinitionArn": arn, "revision": revision, "status": "ACTIVE"}, {
-        t["key"]: t["value"] for t in request["tags"]
-    }
-
-
 @given(task_definitions())
 def test_the_apps_own_rewrite_is_recognized_as_the_rewrite_of_its_source(generated):
     definition, tags = generated
     mount = _mount(definition, tags)
-    candidate, candidate_tags = _registered(rewrite_task_definition(definition, tags, mount, INPUT), definition)
+    candidate, candidate_tags = registered(rewrite_task_definition(definition, tags, mount, INPUT), definition)
 
     assert is_rewrite_of(candidate, candidate_tags, definition, {t["key"]: t["value"] for t in tags}, mount, INPUT)
 
@@ -154,7 +93,7 @@ def test_a_rewrite_made_before_the_constraint_named_the_path_is_still_the_rewrit
     request = rewrite_task_definition(definition, tags, mount, INPUT)
     if mount.mode == "host":
         request["placementConstraints"][-1] = {"type": "memberOf", "expression": f"attribute:efs-automount.{FS} exists"}
-    candidate, candidate_tags = _registered(request, definition)
+    candidate, candidate_tags = registered(request, definition)
 
     assert is_rewrite_of(candidate, candidate_tags, definition, {t["key"]: t["value"] for t in tags}, mount, INPUT)
 
@@ -180,7 +119,7 @@ def test_a_revision_that_only_carries_the_source_tag_is_not_its_rewrite(generate
         request["tags"].append({"key": "owner", "value": "attacker"})
     else:
         request["tags"][-1]["value"] = definition["taskDefinitionArn"][:-1] + "2"
-    candidate, candidate_tags = _registered(request, definition)
+    candidate, candidate_tags = registered(request, definition)
 
     assert not is_rewrite_of(candidate, candidate_tags, definition, {t["key"]: t["value"] for t in tags}, mount, INPUT)
 

@@ -23,7 +23,7 @@ from chalicelib.task_definitions.standing import (
     standing_from_tags,
     standing_in_family,
 )
-from tests.test_task_definition_rewrite import FS, _registered, task_definitions
+from tests.support.task_definitions import FS, registered, task_definitions
 
 INPUT = register_input_fields()
 LATEST = "arn:aws:ecs:us-east-1:123456789012:task-definition/web:4"
@@ -59,7 +59,7 @@ def test_a_tagged_revision_without_the_mount_is_decided_by_its_family_and_its_re
     assert found.mount == task_mount_from_tags(_tags(tags), definition)
     # The rewrite carries the source tag, and mounts the file system even without it
     request = rewrite_task_definition(definition, tags, found.mount, INPUT)
-    rewrite, rewrite_tags = _registered(request, definition)
+    rewrite, rewrite_tags = registered(request, definition)
     assert standing_from_tags(rewrite_tags, rewrite, DEFAULT_MOUNT_ROOTS).standing == OURS
     del rewrite_tags[SOURCE_TAG]
     assert standing_from_tags(rewrite_tags, rewrite, DEFAULT_MOUNT_ROOTS).standing == MOUNTS
@@ -77,7 +77,7 @@ def test_the_familys_latest_decides_and_only_the_apps_real_rewrite_counts_as_don
     source_tags = _tags(tags)
     mount = task_mount_from_tags(source_tags, definition)
     request = rewrite_task_definition(definition, tags, mount, INPUT)
-    rewrite, rewrite_tags = _registered(request, definition)
+    rewrite, rewrite_tags = registered(request, definition)
 
     def standing(latest, latest_tags):
         return standing_in_family(definition, source_tags, mount, latest, latest_tags, INPUT)
@@ -92,7 +92,7 @@ def test_the_familys_latest_decides_and_only_the_apps_real_rewrite_counts_as_don
     assert standing(newer, source_tags) == "superseded"
     if mount.mode == "host":
         legacy = [*definition["placementConstraints"], mount.legacy_placement_constraint]
-        earlier, _ = _registered(request | {"placementConstraints": legacy}, definition)
+        earlier, _ = registered(request | {"placementConstraints": legacy}, definition)
         assert standing(earlier, rewrite_tags) == "rewritten-earlier"
 
 

@@ -1,4 +1,6 @@
-"""The hand-kept IAM policy, base and opt-in, allows every AWS operation the suite saw the app make, and no more."""
+"""The hand-kept IAM policy, base and opt-in, allows every AWS operation the app was seen to make, and no more: seen
+in the representative flows (tests/support/representative_flows.py), which run whenever this file does, and in
+whatever else ran in the session."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import pytest
 from tests.conftest import RECORDED_OPERATIONS, ROOT
 
 POLICY = json.loads((ROOT / ".chalice" / "policy.json").read_text())
-# Granted only where UPDATE_SERVICES or DEREGISTER_SOURCE is on; the suite runs those paths too.
+# Granted only where UPDATE_SERVICES or DEREGISTER_SOURCE is on; the representative flows run those paths too.
 OPT_IN = json.loads((ROOT / ".chalice" / "policy-opt-in.json").read_text())
 # Operations AWS allows every principal: they need no statement.
 NEEDS_NO_PERMISSION = {"sts:GetCallerIdentity"}
@@ -35,31 +37,30 @@ def _allowed_actions(policies: tuple[dict, ...] = (POLICY, OPT_IN)) -> list[str]
     return actions
 
 
-def _recorded() -> set[str]:
-    if not RECORDED_OPERATIONS:
-        pytest.skip("no handler ran in this session: the policy check needs the whole suite (`make test`)")
-    recorded = {f"{prefix}:{operation}" for prefix, operation in RECORDED_OPERATIONS}
+def _with_implied(recorded: set[str]) -> set[str]:
     return recorded | {implied for implied, by in IMPLIED_BY.items() if by in recorded}
 
 
 @pytest.mark.last
-def test_policy_allows_every_operation_the_app_made():
+def test_policy_allows_every_operation_the_app_made(representative_operations):
+    # Every operation of the session: the representative flows' (the fixture has run them) and every other test's.
+    session = {f"{prefix}:{operation}" for prefix, operation in RECORDED_OPERATIONS}
+    made = _with_implied(session.union(*representative_operations.values()))
     allowed = _allowed_actions()
     missing = sorted(
-        op
-        for op in _recorded() - NEEDS_NO_PERMISSION
-        if not any(fnmatch.fnmatchcase(op, pattern) for pattern in allowed)
+        op for op in made - NEEDS_NO_PERMISSION if not any(fnmatch.fnmatchcase(op, pattern) for pattern in allowed)
     )
     assert missing == [], f"add to .chalice/policy.json: {missing}"
 
 
 @pytest.mark.last
-def test_policy_allows_nothing_the_app_never_made():
-    recorded = _recorded()
+def test_policy_allows_nothing_the_app_never_made(representative_operations):
+    # Judged on the representative flows alone, so the verdict is the same whatever else ran.
+    made = _with_implied(set().union(*representative_operations.values()))
     unused = sorted(
-        pattern for pattern in _allowed_actions() if not any(fnmatch.fnmatchcase(op, pattern) for op in recorded)
+        pattern for pattern in _allowed_actions() if not any(fnmatch.fnmatchcase(op, pattern) for op in made)
     )
-    assert unused == [], f"no test saw the app call these; remove them or test the path: {unused}"
+    assert unused == [], f"no representative flow calls these; remove them or add the path to a flow: {unused}"
 
 
 def test_policy_has_no_wildcard_actions():
