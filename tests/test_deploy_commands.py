@@ -1,9 +1,12 @@
 """`make deploy`, `make deploy-members`, `make uninstall` and `make stop` / `make start` (tools/deploy.py) against a
-local AWS: moto, in this process, and a moto server on the loopback for the AWS CLI that `make deploy` runs.
+local AWS: moto in this process, and a moto server on the loopback for the AWS CLI that `make deploy` runs.
 
-What the local AWS cannot check is listed in the README's deploy section: the SAM transform as CloudFormation itself
-runs it, IAM (every call is allowed), Organizations' trusted access and delegated administrators, the filters of
-a StackSet's accounts (AccountFilterType), what a hook does to a host once its timeout passes.
+What this local AWS cannot check: CloudFormation's own AWS::Serverless transform (translated here with
+aws-sam-translator), the capabilities it demands, its parameter constraints (checked here by the tool and cfn-lint)
+and its update and rollback behaviour; IAM (every call is allowed); Organizations' trusted access, delegated
+administrators (CALL_AS), a StackSet's AccountFilterType, automatic deployment and its operations' timing; member
+events crossing accounts and regions; whether a changed DefaultResult applies to hosts already waiting; what a
+reserved concurrency of 0 does to events Lambda has queued.
 """
 
 from __future__ import annotations
@@ -139,6 +142,16 @@ def test_a_setting_the_app_would_refuse_is_refused_before_anything_is_deployed(m
     with pytest.raises(deploy.DeployError, match=named.replace("(", r"\(").replace(")", r"\)")):
         deploy.deploy({"BUCKET": BUCKET, **given}, str(AWS_CLI))
     assert not deploy_choices.CHOICES_FILE.exists()
+
+
+def test_a_stack_cloudformation_would_not_update_is_named_with_what_to_do():
+    where = {"STACK": "efs-automount", "REGION": "eu-west-1"}
+    with pytest.raises(deploy.DeployError, match="delete-stack --region eu-west-1 --stack-name efs-automount"):
+        deploy.refuse_unchangeable({"StackStatus": "ROLLBACK_COMPLETE"}, where)
+    with pytest.raises(deploy.DeployError, match="UPDATE_IN_PROGRESS: run make deploy again once it has finished"):
+        deploy.refuse_unchangeable({"StackStatus": "UPDATE_IN_PROGRESS"}, where)
+    deploy.refuse_unchangeable({"StackStatus": "UPDATE_ROLLBACK_COMPLETE"}, where)
+    deploy.refuse_unchangeable(None, where)
 
 
 def test_other_mount_roots_are_built_into_a_copy_and_the_tree_is_left_as_it_is(tmp_path):

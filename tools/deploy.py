@@ -177,12 +177,26 @@ def aws_command(aws: str, choices: Mapping[str, str], profile_variable: str = "P
     return command + (["--profile", choices[profile_variable]] if choices.get(profile_variable) else [])
 
 
+def refuse_unchangeable(stack: Mapping[str, Any] | None, choices: Mapping[str, str]) -> None:
+    """A stack CloudFormation will not update: one whose first creation failed (ROLLBACK_COMPLETE, which can only be
+    deleted), or one in the middle of an operation."""
+    status = (stack or {}).get("StackStatus", "")
+    if status == "ROLLBACK_COMPLETE":
+        raise DeployError(
+            f"stack {choices['STACK']} failed to create (ROLLBACK_COMPLETE: its events say why) and can only be"
+            f" deleted: aws cloudformation delete-stack --region {choices['REGION']} --stack-name {choices['STACK']}"
+        )
+    if status.endswith("_IN_PROGRESS"):
+        raise DeployError(f"stack {choices['STACK']} is {status}: run make deploy again once it has finished")
+
+
 def deploy(given: Mapping[str, str], aws: str, package: Path | None = None) -> dict[str, str]:
     """`make deploy`: package the app for the chosen settings and deploy it as the stack STACK; returns the stack's
     outputs."""
     places = resolve_places(given, ("STACK", "REGION", "BUCKET"))
     session = session_for(places["PROFILE"], places["REGION"])
     current = read_stack(session, places["STACK"])
+    refuse_unchangeable(current, places)
     deployed = deploy_choices.settings_of_stack(stack_parameters_of(current))
     choices = resolve_settings(given, places, deployed)
     roots = choices[stack_parameters.MOUNT_ROOTS]
