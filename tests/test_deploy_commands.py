@@ -124,6 +124,15 @@ def test_a_missing_bucket_fails_before_anything_is_built_or_asked(monkeypatch):
     assert deploy.main(["deploy", "STACK=efs automount"]) == 1
 
 
+def test_the_command_make_runs_reads_its_variables_after_the_cli_option(monkeypatch, capsys):
+    # As the Makefile calls it: the command, --aws, then the variables given to make
+    monkeypatch.setattr(deploy, "read_stack", _no_aws_call)
+    assert deploy.main(["deploy", "--aws", str(AWS_CLI), "BUCKET=my-artifacts", "MAX_WAIT_SECONDS=10"]) == 1
+    assert "make deploy: MAX_WAIT_SECONDS='10' is not valid: expected a whole number from 120 to 172800" in (
+        capsys.readouterr().err
+    )
+
+
 def _no_aws_call(*args: Any, **kwargs: Any) -> Any:
     raise AssertionError("called")
 

@@ -194,6 +194,10 @@ def deploy(given: Mapping[str, str], aws: str, package: Path | None = None) -> d
     """`make deploy`: package the app for the chosen settings and deploy it as the stack STACK; returns the stack's
     outputs."""
     places = resolve_places(given, ("STACK", "REGION", "BUCKET"))
+    # What the command line got wrong is said before any AWS call; the rest once the running stack is read.
+    problems = stack_parameters.refusals({v: given[v] for v in deploy_choices.SETTINGS if v in given})
+    if problems:
+        raise DeployError("\n".join(problems))
     session = session_for(places["PROFILE"], places["REGION"])
     current = read_stack(session, places["STACK"])
     refuse_unchangeable(current, places)
@@ -609,7 +613,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("variables", nargs="*", metavar="VARIABLE=value")
     parser.add_argument("--aws", default="aws", help="the AWS CLI to run (make deploy's own: .venv-deploy/bin/aws)")
     parser.add_argument("--package", type=Path, help="deploy this package (make package's directory) as it is")
-    arguments = parser.parse_args(argv)
+    arguments = parser.parse_intermixed_args(argv)
     try:
         given = deploy_choices.parse_given(arguments.variables)
         if arguments.command == "deploy":
