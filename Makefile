@@ -7,12 +7,14 @@ LINT_VENV ?= .venv-lint
 LINT_STAMP := $(LINT_VENV)/.installed-$(shell cat requirements-lint.txt | cksum | cut -d' ' -f1)
 DOCS_VENV ?= .venv-docs
 DOCS_STAMP := $(DOCS_VENV)/.installed-$(shell cat requirements-docs.txt | cksum | cut -d' ' -f1)
+DEPLOY_VENV ?= .venv-deploy
+DEPLOY_STAMP := $(DEPLOY_VENV)/.installed-$(shell cat requirements-deploy.txt | cksum | cut -d' ' -f1)
 HOSTS ?= 3
 # Hosts whose mount fails in the demo: they hold someone else's data at the mount path, the script
 # refuses it (exit 3, permanent) and the app completes their launch ABANDON. `make demo FAIL=1`.
 FAIL ?= 0
 
-.PHONY: help install test demo lint lint-templates docs deploy-files package bench clean repair
+.PHONY: help install test demo lint lint-templates docs deploy-files package bench clean repair deploy deploy-members uninstall hooks stop start stop-hooks start-hooks
 
 help:
 	@echo 'efs-automount: make <target>. Targets that run Python create .venv/ and install into it first.'
@@ -21,13 +23,21 @@ help:
 	@echo '  test            lint and docs, then the whole test suite'
 	@echo '  bench           benchmarks; the figures end in one table, written to build/bench.json'
 	@echo '  repair          repair a deployed cluster (CLUSTER=, GROUP=, ACCOUNT=, REGION=, DRY_RUN=1, JSON=1, STACK=)'
+	@echo '  deploy          package and deploy the app stack (BUCKET=, STACK=, REGION=, any setting: TRUSTED_ACCOUNTS=, ...)'
+	@echo '  deploy-members  the member template as a StackSet (OUS=, REGIONS=, ACCOUNTS=, CALL_AS=DELEGATED_ADMIN)'
+	@echo '  uninstall       members, then the app; refused while a group of its account has the hook with ABANDON (FORCE=1)'
+	@echo '  stop            emergency stop: the hooks let hosts in (CONTINUE), the app acts on nothing (repair excepted)'
+	@echo '  start           the app acts again, its hooks as they were before stop'
+	@echo '  hooks           the groups of this account (PROFILE=) with the app hook, in REGION, SWEEP_REGIONS, REGIONS'
+	@echo '  stop-hooks      the stop for a member account: its hooks CONTINUE, its waiting hosts let in (PROFILE=)'
+	@echo '  start-hooks     its hooks as they were before stop-hooks (PROFILE=)'
 	@echo '  package         the CloudFormation/SAM package of the app (STAGE=prod) in build/package'
 	@echo '  deploy-files    regenerate deploy/ (mount document, templates) and the document digest the checks compare with'
 	@echo '  lint            ruff (with its security rules), ruff format --check, lint-templates'
 	@echo '  lint-templates  cfn-lint and checkov over the packaged and the member template'
 	@echo '  docs            the documentation site (mkdocs build --strict) in build/site'
 	@echo '  install         create .venv/ with requirements-dev.txt'
-	@echo '  clean           remove .venv/, .venv-lint/, .venv-docs/, build/ and the test caches'
+	@echo '  clean           remove .venv/, .venv-lint/, .venv-docs/, .venv-deploy/, build/ and the test caches'
 	@echo '  help            this list'
 
 install: $(STAMP)
@@ -50,7 +60,15 @@ $(DOCS_STAMP): requirements-docs.txt
 	rm -f $(DOCS_VENV)/.installed-*
 	touch $@
 
-test: install lint docs
+
+$(DEPLOY_STAMP): requirements-deploy.txt
+	test -x $(DEPLOY_VENV)/bin/python || $(PYTHON) -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-deploy.txt
+	rm -f $(DEPLOY_VENV)/.installed-*
+	touch $@
+
+# The deploy commands' tests run the AWS CLI of make deploy against a local AWS.
+test: install lint docs $(DEPLOY_STAMP)
 	$(PY) -m pytest
 
 # The documentation site, strictly: a broken link or anchor, or a page missing from mkdocs.yml's nav, fails.
@@ -91,7 +109,7 @@ package: install
 	$(PY) tools/compile_package.py build/package
 
 clean:
-	rm -rf $(VENV) $(LINT_VENV) $(DOCS_VENV) build .pytest_cache .hypothesis
+	rm -rf $(VENV) $(LINT_VENV) $(DOCS_VENV) $(DEPLOY_VENV) build .pytest_cache .hypothesis
 
 # Benchmarks (not tests): cold start, per host, burst, task definitions, package. Writes build/bench.json.
 bench: install
@@ -113,3 +131,22 @@ repair: install
 		$(if $(CLUSTER),--cluster $(CLUSTER)) $(if $(GROUP),--auto-scaling-group $(GROUP)) \
 		$(if $(ACCOUNT),--account $(ACCOUNT)) $(if $(REGION),--region $(REGION)) \
 		$(DRY_RUN_FLAG) $(if $(JSON),--json)
+
+# One command to deploy, one to remove (tools/deploy.py), with your own AWS credentials:
+#   make deploy BUCKET=my-artifacts [STACK=efs-automount] [REGION=eu-west-1] [TRUSTED_ACCOUNTS=... any setting]
+#   make deploy-members OUS=ou-ab12-cdef3456 REGIONS=eu-west-1,eu-central-1 [ACCOUNTS=...] [CALL_AS=DELEGATED_ADMIN]
+#   make uninstall [FORCE=1]        make stop / make start        make hooks / stop-hooks / start-hooks
+# Only the variables given on make's command line are passed on; the others come from deploy.env, which the last
+# deploy wrote (so `make deploy` alone deploys the same choices again), then from the deployed stack, then defaults.
+DEPLOY_VARIABLES := STACK REGION BUCKET PREFIX PROFILE STACK_SET OUS ACCOUNTS REGIONS ROLE_REGION CALL_AS \
+	MEMBERS_PROFILE APP_ROLE_ARNS HOOK_NAME TRUSTED_ACCOUNTS MEMBER_ROLE_NAME EXTERNAL_ID ON_FAILURE MOUNT_DOCUMENT \
+	MOUNT_ROOTS COMMAND_TIMEOUT_SECONDS MOUNT_ATTEMPTS MAX_WAIT_SECONDS SWEEP_REGIONS SWEEP_MAX_HOSTS UPDATE_SERVICES \
+	DEREGISTER_SOURCE LOG_LEVEL ORGANIZATION_ID ALARM_TOPIC_ARN FORCE
+quote = '$(subst ','\'',$(1))'
+DEPLOY_GIVEN = $(foreach v,$(DEPLOY_VARIABLES),$(if $(filter command line,$(origin $(v))),$(call quote,$(v)=$($(v)))))
+
+deploy: install $(DEPLOY_STAMP)
+	$(PY) -m tools.deploy deploy --aws $(DEPLOY_VENV)/bin/aws $(DEPLOY_GIVEN)
+
+deploy-members uninstall hooks stop start stop-hooks start-hooks: install
+	$(PY) -m tools.deploy $@ $(DEPLOY_GIVEN)

@@ -24,15 +24,15 @@ CODE_KEY = "deployment.zip"
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
 
 
-def translate(sam: dict[str, Any], region: str) -> dict[str, Any]:
+def translate(sam: dict[str, Any], region: str, packaged: bool = False) -> dict[str, Any]:
     """The SAM template as CloudFormation expands it, offline: every function's code at s3://CODE_BUCKET/CODE_KEY
-    (what `aws cloudformation package` writes in place of the local zip)."""
+    (what `aws cloudformation package` writes in place of the local zip), or where `packaged` says it is."""
     from samtranslator.translator.arn_generator import ArnGenerator
     from samtranslator.translator.transform import transform
 
     sam = copy.deepcopy(sam)
     for resource in sam["Resources"].values():
-        if resource["Type"] == "AWS::Serverless::Function":
+        if resource["Type"] == "AWS::Serverless::Function" and not packaged:
             resource["Properties"]["CodeUri"] = f"s3://{CODE_BUCKET}/{CODE_KEY}"
 
     class NoManagedPolicies:
@@ -206,3 +206,53 @@ def install() -> None:
     ]
     if missing:
         raise RuntimeError(f"moto's CloudFormation still lacks {missing}")
+
+
+# --- what moto lacks for `make deploy` and its siblings (tests/test_deploy_commands.py) --------------------------
+# Each is a replacement the tests put in place with monkeypatch (undone after each test); the moto server they run the
+# AWS CLI against serves from this process's moto, so the replacements apply to it too.
+
+
+def create_change_set_with_transform(original: Any) -> Any:
+    """CloudFormation expands a template's AWS::Serverless transform when it creates a change set (`aws cloudformation
+    deploy`); moto does not: the template is translated here as CloudFormation would, its code where `package` put
+    it."""
+
+    def create_change_set(self: CloudFormationBackend, stack_name: str, change_set_name: str, template: str, *args: Any,
+                          **kwargs: Any) -> Any:  # fmt: skip
+        body = json.loads(template)
+        if body.get("Transform") == "AWS::Serverless-2016-10-31":
+            template = json.dumps(translate(body, self.region_name, packaged=True))
+        return original(self, stack_name, change_set_name, template, *args, **kwargs)
+
+    return create_change_set
+
+
+def delete_stack_instances_by_unit(self: Any) -> Any:
+    """DeleteStackInstances of a service-managed StackSet names organizational units (DeploymentTargets), which moto
+    ignores: the accounts of those units (and of the units below them) are the ones deleted."""
+    from moto.cloudformation.responses import ActionResult
+    from moto.organizations.models import organizations_backends
+
+    units = (self._get_params().get("DeploymentTargets") or {}).get("OrganizationalUnitIds", [])
+    organization = organizations_backends[self.current_account]["aws"]
+    below = [ou.id for ou in organization.ou if ou.parent_id in units]
+    accounts = [a.id for a in organization.accounts if a.parent_id in units + below]
+    stack_set = self.cloudformation_backend.delete_stack_instances(
+        self._get_param("StackSetName"), accounts + self._get_param("Accounts", []), self._get_param("Regions", [])
+    )
+    return ActionResult({"OperationId": stack_set.operations[-1]["OperationId"]})
+
+
+def execute_change_set_with_outputs(original: Any) -> Any:
+    """A stack made or changed through a change set has its template's outputs (moto computes them for CreateStack
+    and UpdateStack only)."""
+
+    def execute_change_set(self: CloudFormationBackend, change_set_name: str, stack_name: str | None = None) -> None:
+        original(self, change_set_name, stack_name)
+        for stack in self.stacks.values():
+            if stack.name == stack_name or stack.stack_id == stack_name:
+                stack._parse_template()
+                stack.output_map = stack._create_output_map()
+
+    return execute_change_set

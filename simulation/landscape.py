@@ -57,7 +57,10 @@ def create_member_role(session: boto3.Session, app_account: str, external_id: st
     """The member role of deploy/member-account.json. It trusts the app's account here: the app's moto
     credentials are not a role (the real template trusts the app's roles only, tests/test_security_policy.py)."""
     template = json.loads((ROOT / "deploy" / "member-account.json").read_text())
+    # Deployed with the names' defaults (the app's settings as .chalice/config.json gives them)
+    names = {name: parameter.get("Default", "") for name, parameter in template["Parameters"].items()}
     properties = template["Resources"]["MemberRole"]["Properties"]
+    role_name = names[properties["RoleName"]["Ref"]]
     statement = dict(properties["AssumeRolePolicyDocument"]["Statement"][0])
     statement["Principal"] = {"AWS": f"arn:aws:iam::{app_account}:root"}
     statement.pop("Condition")
@@ -65,27 +68,31 @@ def create_member_role(session: boto3.Session, app_account: str, external_id: st
         statement["Condition"] = {"StringEquals": {"sts:ExternalId": external_id}}
     iam = session.client("iam")
     role = iam.create_role(
-        RoleName=properties["RoleName"],
+        RoleName=role_name,
         AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [statement]}),
     )
     member_account = role["Role"]["Arn"].split(":")[4]
     for policy in properties["Policies"]:
         iam.put_role_policy(
-            RoleName=properties["RoleName"],
+            RoleName=role_name,
             PolicyName=policy["PolicyName"],
-            PolicyDocument=json.dumps(_as_deployed(policy["PolicyDocument"], member_account)),
+            PolicyDocument=json.dumps(_as_deployed(policy["PolicyDocument"], member_account, names)),
         )
     return role["Role"]["Arn"]
 
 
-def _as_deployed(value: Any, account: str) -> Any:
-    """The template's policy as CloudFormation deploys it: each Fn::Sub of an ARN resolved in the stack's account."""
+def _as_deployed(value: Any, account: str, parameters: dict[str, str]) -> Any:
+    """The template's policy as CloudFormation deploys it: each Fn::Sub of an ARN resolved in the stack's account,
+    with the template's parameters."""
     if isinstance(value, dict) and set(value) == {"Fn::Sub"}:
-        return value["Fn::Sub"].replace("${AWS::Partition}", "aws").replace("${AWS::AccountId}", account)
+        text = value["Fn::Sub"].replace("${AWS::Partition}", "aws").replace("${AWS::AccountId}", account)
+        for name, parameter in parameters.items():
+            text = text.replace(f"${{{name}}}", parameter)
+        return text
     if isinstance(value, dict):
-        return {key: _as_deployed(item, account) for key, item in value.items()}
+        return {key: _as_deployed(item, account, parameters) for key, item in value.items()}
     if isinstance(value, list):
-        return [_as_deployed(item, account) for item in value]
+        return [_as_deployed(item, account, parameters) for item in value]
     return value
 
 

@@ -10,8 +10,9 @@ from typing import Any
 from chalice.app import CloudWatchEventConfig
 
 from app import app
+from chalicelib.plumbing.events import command_status_pattern, launch_pattern
 from chalicelib.plumbing.settings import DEFAULT_HOOK_NAME, DEFAULT_MOUNT_DOCUMENT
-from tests.conftest import ROOT, documentation
+from tests.conftest import documentation
 from tests.support.cloudformation import MEMBER_TEMPLATE, MEMBER_TEMPLATE_PATH, condition_holds, event_rules
 
 # CloudFormation takes a template inline (`deploy`, `create-stack-set --template-body`) up to this size; beyond it,
@@ -23,6 +24,21 @@ def _canonical(pattern: dict[str, Any]) -> str:
     return json.dumps(pattern, sort_keys=True)
 
 
+def _resolved(value: Any, parameters: dict[str, str]) -> Any:
+    """A template value with each {"Ref": parameter} replaced by the parameter's value."""
+    if isinstance(value, dict):
+        if set(value) == {"Ref"} and value["Ref"] in parameters:
+            return parameters[value["Ref"]]
+        return {key: _resolved(item, parameters) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_resolved(item, parameters) for item in value]
+    return value
+
+
+def _defaults(template: dict[str, Any]) -> dict[str, str]:
+    return {name: parameter.get("Default", "") for name, parameter in template["Parameters"].items()}
+
+
 def test_every_eventbridge_handlers_pattern_is_forwarded_exactly_by_the_member_template():
     # Given the app's EventBridge handlers, each with the whole filter of its rule
     handled = sorted(
@@ -31,12 +47,19 @@ def test_every_eventbridge_handlers_pattern_is_forwarded_exactly_by_the_member_t
     assert len(handled) == 4
     # Then a member account forwards exactly those events, one rule each: nothing the app acts on is left in the
     # member account (a task definition registered there is rewritten too), and nothing else leaves it.
-    forwarded = sorted(_canonical(rule["Properties"]["EventPattern"]) for rule in event_rules(MEMBER_TEMPLATE).values())
+    forwarded = sorted(
+        _canonical(_resolved(rule["Properties"]["EventPattern"], _defaults(MEMBER_TEMPLATE)))
+        for rule in event_rules(MEMBER_TEMPLATE).values()
+    )
     assert forwarded == handled
-    # The patterns hold the hook and document names; the templates are built for the names the app is configured
-    # with (a hook renamed in .chalice/config.json alone would leave members forwarding the old hook's events).
-    config = json.loads((ROOT / ".chalice" / "config.json").read_text())["environment_variables"]
-    assert (config["HOOK_NAME"], config["MOUNT_DOCUMENT"]) == (DEFAULT_HOOK_NAME, DEFAULT_MOUNT_DOCUMENT)
+    # The patterns hold the hook and document names, as the template's parameters (the app's settings) give them:
+    # a member stack deployed with the app's names forwards the events of that hook and document.
+    names = {**_defaults(MEMBER_TEMPLATE), "HookName": "platform-efs", "MountDocumentName": "platform-efs-mount"}
+    forwarded = [_resolved(rule["Properties"]["EventPattern"], names) for rule in event_rules(MEMBER_TEMPLATE).values()]
+    assert launch_pattern("platform-efs") in forwarded
+    assert command_status_pattern("platform-efs-mount") in forwarded
+    for parameter, default in (("HookName", DEFAULT_HOOK_NAME), ("MountDocumentName", DEFAULT_MOUNT_DOCUMENT)):
+        assert MEMBER_TEMPLATE["Parameters"][parameter]["Default"] == default
 
 
 def test_member_rules_deliver_to_the_apps_default_bus_through_a_role_of_their_own():
@@ -92,13 +115,16 @@ def test_one_stack_set_over_several_regions_creates_the_named_member_role_once_p
 
 def test_no_member_template_parameter_differs_between_accounts():
     # A service-managed StackSet deploys one parameter set to every account of the chosen units: every parameter
-    # is a property of the app (its roles, external id, settings), none of one member account.
+    # is a property of the app (its roles, region, settings and names), none of one member account.
     assert set(MEMBER_TEMPLATE["Parameters"]) == {
         "AppRoleArns",
         "AppRegion",
         "ExternalId",
         "UpdateServices",
         "DeregisterSource",
+        "HookName",
+        "MountDocumentName",
+        "MemberRoleName",
         "RoleRegion",
     }
 

@@ -14,7 +14,8 @@ from tests.conftest import ROOT
 
 
 def test_package_has_every_rule_with_the_app_pattern_and_the_mount_document(package_dir: Path):
-    resources = json.loads((package_dir / "sam.json").read_text())["Resources"]
+    template = json.loads((package_dir / "sam.json").read_text())
+    resources, parameters = template["Resources"], template["Parameters"]
 
     patterns = {
         event["Properties"]["Pattern"]["detail-type"][0]
@@ -29,7 +30,9 @@ def test_package_has_every_rule_with_the_app_pattern_and_the_mount_document(pack
         if isinstance(source, CloudWatchEventConfig)
     }
     assert patterns == expected
-    assert resources["MountDocument"]["Properties"]["Name"] == "efs-automount-mount"
+    # Named by the stack's parameter, the app's MOUNT_DOCUMENT, whose default is the contract's
+    assert resources["MountDocument"]["Properties"]["Name"] == {"Ref": "MountDocumentName"}
+    assert parameters["MountDocumentName"]["Default"] == "efs-automount-mount"
     retry = resources["OnRetry"]
     (subscription,) = retry["Properties"]["Events"].values()
     assert subscription["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
@@ -45,10 +48,11 @@ def test_package_has_every_rule_with_the_app_pattern_and_the_mount_document(pack
     (schedule,) = resources["Sweeper"]["Properties"]["Events"].values()
     assert schedule["Properties"]["Schedule"] == "rate(1 minute)"
     variables = resources["OnLaunch"]["Properties"]["Environment"]["Variables"]
-    assert variables["HOOK_NAME"] == "efs-automount" and variables["ON_FAILURE"] == "ABANDON"
+    assert variables["HOOK_NAME"] == {"Ref": "HookName"} and variables["ON_FAILURE"] == {"Ref": "OnFailure"}
+    assert (parameters["HookName"]["Default"], parameters["OnFailure"]["Default"]) == ("efs-automount", "ABANDON")
     rewrite_variables = resources["OnTaskDefinition"]["Properties"]["Environment"]["Variables"]
     assert rewrite_variables["IDEMPOTENCY_TABLE"] == {"Ref": "IdempotencyTable"}
-    assert rewrite_variables["HOOK_NAME"] == "efs-automount"
+    assert rewrite_variables["HOOK_NAME"] == {"Ref": "HookName"}
     assert resources["IdempotencyTable"]["Type"] == "AWS::DynamoDB::Table"
     repair = resources["Repair"]["Properties"]
     # Measured in `make bench` (README: Repair): a 1,000-host cluster with 200 services fits in one invocation.

@@ -23,6 +23,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from chalicelib import __version__  # noqa: E402
 from chalicelib.checks.rules import content_digest  # noqa: E402
 from chalicelib.mount.spec import (  # noqa: E402
     ACCESS_POINT_ID,
@@ -39,13 +40,13 @@ from chalicelib.plumbing.events import (  # noqa: E402
 )
 from chalicelib.plumbing.names import ACCOUNT_ID, REGION  # noqa: E402
 from chalicelib.plumbing.settings import (  # noqa: E402
-    DEFAULT_HOOK_NAME,
     DEFAULT_MEMBER_ROLE_NAME,
     DEFAULT_MOUNT_DOCUMENT,
     Settings,
     SettingsError,
 )
-from tools import operations  # noqa: E402
+from tools import operations, stack_parameters  # noqa: E402
+from tools.stack_parameters import ref  # noqa: E402
 
 SCRIPT = ROOT / "host" / "mount-efs.sh"
 RETRY_QUEUE_NAME = "efs-automount-retries"
@@ -76,7 +77,7 @@ ENTRYPOINTS = ROOT / "chalicelib" / "entrypoints.py"
 RETRY_QUEUE_MAKER = "lifecycle_flow"
 # The functions that may move services or deregister revisions: the rewrite's follow-ups, which repair runs too
 # when it registers a missed rewrite (the same flow), and repair's own update of services left on a source.
-FOLLOW_UPS_FUNCTIONS = ("OnTaskDefinition", "Repair")
+FOLLOW_UPS_FUNCTIONS = stack_parameters.FOLLOW_UPS
 # checkov findings that do not apply to the functions, each with the reason (rendered into the template, where
 # checkov reads them). Everything else checkov checks passes.
 FUNCTION_CHECKOV_SKIPS = [
@@ -288,6 +289,11 @@ def mount_roots(config: dict[str, Any]) -> tuple[str, ...]:
         raise SystemExit(f".chalice/config.json: {exc}") from exc
 
 
+def built_roots() -> tuple[str, ...]:
+    """The mount roots deploy/ is built for: MOUNT_ROOTS of .chalice/config.json."""
+    return mount_roots(json.loads(CHALICE_CONFIG.read_text()))
+
+
 def script_for_roots(roots: tuple[str, ...]) -> str:
     """host/mount-efs.sh with its MOUNT_ROOTS line set to `roots`."""
     text = SCRIPT.read_text()
@@ -297,7 +303,7 @@ def script_for_roots(roots: tuple[str, ...]) -> str:
 
 
 def mount_document(roots: tuple[str, ...] | None = None) -> dict[str, Any]:
-    roots = roots or mount_roots(json.loads(CHALICE_CONFIG.read_text()))
+    roots = roots or built_roots()
     document_parameters: dict[str, Any] = {}
     # Agents older than 3.3.2746.0 do not set SSM_* variables: fall back to SSM's own
     # substitution, which allowedPattern keeps to characters that cannot leave the quotes.
@@ -316,7 +322,11 @@ def mount_document(roots: tuple[str, ...] | None = None) -> dict[str, Any]:
     script = script_for_roots(roots).splitlines()
     return {
         "schemaVersion": "2.2",
-        "description": "efs-automount: mount an Amazon EFS file system on this host (idempotent, fstab, verified).",
+        # The version names the release whose document this is: an operator reading a member account's document
+        # (and the document-drift check, through the digest) can tell which release it came from.
+        "description": (
+            f"efs-automount {__version__}: mount an Amazon EFS file system on this host (idempotent, fstab, verified)."
+        ),
         "parameters": document_parameters,
         "mainSteps": [
             {
@@ -329,15 +339,16 @@ def mount_document(roots: tuple[str, ...] | None = None) -> dict[str, Any]:
     }
 
 
-def document_resource() -> dict[str, Any]:
+def document_resource(roots: tuple[str, ...]) -> dict[str, Any]:
+    """The mount document, named by the template's MountDocumentName parameter (the app's MOUNT_DOCUMENT)."""
     return {
         "Type": "AWS::SSM::Document",
         "Properties": {
-            "Name": DEFAULT_MOUNT_DOCUMENT,
+            "Name": ref("MountDocumentName"),
             "DocumentType": "Command",
             "DocumentFormat": "JSON",
             "UpdateMethod": "NewVersion",
-            "Content": mount_document(),
+            "Content": mount_document(roots),
         },
     }
 
@@ -402,9 +413,28 @@ def own_log_group_only(policy: dict[str, Any], function: str) -> dict[str, Any]:
     return policy
 
 
+# The names policy.json writes as their defaults, and the template parameter that chooses each (a template's policy
+# names what its parameters name; policy.json, sent as it is by chalice deploy, must be edited by hand instead).
+NAMED_BY_PARAMETERS = {
+    f":document/{DEFAULT_MOUNT_DOCUMENT}": ":document/${MountDocumentName}",
+    f":role/{DEFAULT_MEMBER_ROLE_NAME}": ":role/${MemberRoleName}",
+}
+
+
+def _named_by_parameters(resource: Any) -> Any:
+    if isinstance(resource, list):
+        return [_named_by_parameters(r) for r in resource]
+    for name, parameter in NAMED_BY_PARAMETERS.items():
+        if isinstance(resource, str) and resource.endswith(name):
+            return resource.removesuffix(name) + parameter
+    return resource
+
+
 def template_policy(statements: list[dict[str, Any]]) -> dict[str, Any]:
-    """policy.json's statements as a template writes them: the stack's own partition and account."""
-    rendered = [account_pinned(s, "${AWS::AccountId}", "${AWS::Partition}") for s in statements]
+    """policy.json's statements as a template writes them: the stack's own partition and account, and the document
+    and member role its parameters name."""
+    named = [{**s, "Resource": _named_by_parameters(s["Resource"])} for s in statements]
+    rendered = [account_pinned(s, "${AWS::AccountId}", "${AWS::Partition}") for s in named]
     return {"Version": "2012-10-17", "Statement": rendered}
 
 
@@ -414,15 +444,7 @@ def opt_in_statements(parameter: str) -> list[dict[str, Any]]:
 
 
 def opt_in_parameters() -> dict[str, Any]:
-    return {
-        parameter: {
-            "Type": "String",
-            "AllowedValues": ["true", "false"],
-            "Default": "false",
-            "Description": f"The app's {setting} setting: true grants the permissions it needs, and only then.",
-        }
-        for parameter, setting in OPT_INS.items()
-    }
+    return {parameter: stack_parameters.BY_NAME[parameter].template() for parameter in OPT_INS}
 
 
 def opt_in_conditions() -> dict[str, Any]:
@@ -446,18 +468,30 @@ def opt_in_policies(roles: list[str], condition_suffix: str = "On") -> dict[str,
     }
 
 
-def app_resources() -> dict[str, Any]:
-    """Merged into `chalice package`: the mount document, the idempotency table and retry queue wired to their
-    functions, the roles' policies pinned to the stack's account, and the opt-in permissions behind parameters."""
+# The rules whose patterns hold a setting: the pattern as the app declares it, with the parameter in place of the
+# setting's value (app.py reads the stage's value when `chalice package` runs; the stack's choice must win).
+PARAMETER_PATTERNS = {
+    "OnLaunch": launch_pattern(ref("HookName")),
+    "OnCommandStatus": command_status_pattern(ref("MountDocumentName")),
+}
+
+
+def app_resources(roots: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Merged into `chalice package`: every setting a parameter, the mount document, the idempotency table and retry
+    queue wired to their functions, the roles' policies pinned to the stack's account, and the opt-in permissions
+    behind parameters."""
+    roots = roots or built_roots()
     base_policy = template_policy(json.loads(POLICY.read_text())["Statement"])
     template = {
-        "Parameters": {**opt_in_parameters(), **operations.parameters()},
+        "Description": f"efs-automount {__version__}: mount Amazon EFS on ECS hosts and in task definitions.",
+        "Parameters": stack_parameters.template_parameters(roots),
         "Conditions": {**opt_in_conditions(), **operations.conditions()},
         "Outputs": {
             "AppRoleArns": {
                 "Description": "The app's execution roles: the AppRoleArns parameter of deploy/member-account.json.",
                 "Value": {"Fn::Join": [",", [{"Fn::GetAtt": [f"{f}Role", "Arn"]} for f in FUNCTIONS]]},
-            }
+            },
+            "Version": {"Description": "The efs-automount version this stack runs.", "Value": __version__},
         },
         "Resources": {
             **{
@@ -474,7 +508,7 @@ def app_resources() -> dict[str, Any]:
                 for function in FUNCTIONS
             },
             **opt_in_policies([f"{function}Role" for function in FOLLOW_UPS_FUNCTIONS]),
-            "MountDocument": document_resource(),
+            "MountDocument": document_resource(roots),
             "IdempotencyTable": {
                 "Type": "AWS::DynamoDB::Table",
                 "Metadata": {"checkov": {"skip": TABLE_CHECKOV_SKIPS}},
@@ -538,10 +572,15 @@ def app_resources() -> dict[str, Any]:
             {function: function_name(function) for function in FUNCTIONS}, list(forwarded_patterns().values())
         )
     )
-    # Repair registers a missed rewrite through the same flow, so it learns the same table and settings.
+    # Every setting from its parameter; the opt-ins on the functions that run the rewrite's follow-ups only.
+    for function in FUNCTIONS:
+        _add_variables(resources, function, stack_parameters.function_variables(function))
+    for function, pattern in PARAMETER_PATTERNS.items():
+        events = resources[function].setdefault("Properties", {}).setdefault("Events", {})
+        events[f"{function}Event"] = {"Properties": {"Pattern": pattern}}
+    # Repair registers a missed rewrite through the same flow, so it learns the same table.
     for function in FOLLOW_UPS_FUNCTIONS:
         _add_variables(resources, function, {"IDEMPOTENCY_TABLE": {"Ref": "IdempotencyTable"}})
-        _add_variables(resources, function, {setting: {"Ref": parameter} for parameter, setting in OPT_INS.items()})
     # Functions that may schedule a retry learn the queue. The Ref also makes the subscriber (and the
     # event source mapping SAM makes for it) wait for the queue to exist.
     for function in retry_senders():
@@ -551,6 +590,7 @@ def app_resources() -> dict[str, Any]:
         resource = resources.setdefault(function, {})
         resource["Metadata"] = {"checkov": {"skip": FUNCTION_CHECKOV_SKIPS}}
         resource.setdefault("Properties", {})["FunctionName"] = function_name(function)
+        resource["Properties"]["Description"] = f"efs-automount {__version__}: {chalice_name(function)}"
     return template
 
 
@@ -581,7 +621,13 @@ def stage_policy(settings: list[str], account: str | None = None) -> dict[str, A
     return policy
 
 
-def member_template() -> dict[str, Any]:
+def member_parameter(name: str, description: str) -> dict[str, Any]:
+    """A setting of the app the member template needs too: the app stack's parameter, the same default and range."""
+    return {**stack_parameters.BY_NAME[name].template(), "Description": description}
+
+
+def member_template(roots: tuple[str, ...] | None = None) -> dict[str, Any]:
+    roots = roots or built_roots()
     trust_condition = {
         "Fn::If": [
             "HasExternalId",
@@ -592,7 +638,7 @@ def member_template() -> dict[str, Any]:
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": (
-            "efs-automount member account: the role the app assumes here, the mount document, "
+            f"efs-automount {__version__} member account: the role the app assumes here, the mount document, "
             "and the rules forwarding events to the app."
         ),
         "Parameters": {
@@ -612,8 +658,14 @@ def member_template() -> dict[str, Any]:
                     "(EventBridge delivers across regions), the one bus the app reads and grants."
                 ),
             },
-            "ExternalId": {"Type": "String", "Default": "", "Description": "The app's EXTERNAL_ID setting, if set."},
+            "ExternalId": member_parameter("ExternalId", "The app's EXTERNAL_ID setting, if set."),
             **opt_in_parameters(),
+            "HookName": member_parameter("HookName", "The app's HOOK_NAME: its launch actions are forwarded."),
+            "MountDocumentName": member_parameter(
+                "MountDocumentName",
+                "The app's MOUNT_DOCUMENT: the document created here, whose commands are forwarded.",
+            ),
+            "MemberRoleName": member_parameter("MemberRoleName", "The app's MEMBER_ROLE_NAME: the role created here."),
             "RoleRegion": {
                 "Type": "String",
                 "Default": "",
@@ -643,7 +695,7 @@ def member_template() -> dict[str, Any]:
                 "Type": "AWS::IAM::Role",
                 "Condition": "CreatesRole",
                 "Properties": {
-                    "RoleName": DEFAULT_MEMBER_ROLE_NAME,
+                    "RoleName": ref("MemberRoleName"),
                     "AssumeRolePolicyDocument": {
                         "Version": "2012-10-17",
                         "Statement": [
@@ -661,9 +713,10 @@ def member_template() -> dict[str, Any]:
                 },
             },
             **opt_in_policies(["MemberRole"], condition_suffix="OnRole"),
-            "MountDocument": document_resource(),
+            "MountDocument": document_resource(roots),
             **forward_rules(),
         },
+        "Outputs": {"Version": {"Description": "The efs-automount version of this template.", "Value": __version__}},
     }
 
 
@@ -681,8 +734,8 @@ APP_BUS = {
 def forwarded_patterns() -> dict[str, dict[str, Any]]:
     """Every pattern the app's EventBridge handlers are declared with (app.py), by the rule that forwards it."""
     return {
-        "ForwardLaunchActions": launch_pattern(DEFAULT_HOOK_NAME),
-        "ForwardMountCommandStatus": command_status_pattern(DEFAULT_MOUNT_DOCUMENT),
+        "ForwardLaunchActions": launch_pattern(ref("HookName")),
+        "ForwardMountCommandStatus": command_status_pattern(ref("MountDocumentName")),
         "ForwardContainerInstances": container_instance_pattern(),
         # Recorded only where the member account has a trail of management events (README: Other accounts).
         "ForwardTaskDefinitions": task_definition_registered_pattern(),
@@ -748,13 +801,19 @@ def document_digest_module(document: dict[str, Any]) -> str:
     )
 
 
-def outputs() -> dict[Path, dict[str, Any] | str]:
-    document = mount_document()
+def outputs(roots: tuple[str, ...] | None = None, base: Path = ROOT) -> dict[Path, dict[str, Any] | str]:
+    """What `make deploy-files` writes, by path: for the roots of .chalice/config.json into this tree, or for other
+    roots into a copy of it (`base`, tools/deploy.py's build for MOUNT_ROOTS=...)."""
+    roots = roots or built_roots()
+    document = mount_document(roots)
     return {
-        DEPLOY / "mount-document.json": document,
-        DEPLOY / "app-resources.json": app_resources(),
-        DEPLOY / "member-account.json": member_template(),
-        DOCUMENT_DIGEST: document_digest_module(document),
+        base / path.relative_to(ROOT): content
+        for path, content in {
+            DEPLOY / "mount-document.json": document,
+            DEPLOY / "app-resources.json": app_resources(roots),
+            DEPLOY / "member-account.json": member_template(roots),
+            DOCUMENT_DIGEST: document_digest_module(document),
+        }.items()
     }
 
 
@@ -766,7 +825,7 @@ COMPACT = {DEPLOY / "member-account.json"}
 def render(content: dict[str, Any] | str, path: Path | None = None) -> str:
     if isinstance(content, str):
         return content
-    if path in COMPACT:
+    if path is not None and path.name in {p.name for p in COMPACT}:
         return json.dumps(content, separators=(",", ":")) + "\n"
     return json.dumps(content, indent=2) + "\n"
 

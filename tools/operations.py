@@ -22,27 +22,8 @@ CONFIGURATION_PROBLEMS_QUERY = f'SELECT SUM(ConfigurationProblems) FROM SCHEMA("
 ONE_HOUR = 3600
 
 
-def parameters() -> dict[str, Any]:
-    return {
-        "OrganizationId": {
-            "Type": "String",
-            "Default": "",
-            "AllowedPattern": r"^$|^o-[a-z0-9]{10,32}$",
-            "Description": (
-                "Your AWS Organizations id (o-...): every account of it may forward the app's events to this "
-                "account's default bus. The app still acts only on TRUSTED_ACCOUNTS. Empty: grant nothing."
-            ),
-        },
-        "AlarmTopicArn": {
-            "Type": "String",
-            "Default": "",
-            "AllowedPattern": r"^$|^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$",
-            "Description": "An SNS topic the alarms notify (alarm and back to OK). Empty: the alarms notify no one.",
-        },
-    }
-
-
 def conditions() -> dict[str, Any]:
+    """The conditions on the parameters OrganizationId and AlarmTopicArn (tools/stack_parameters.py)."""
     return {
         "HasOrganization": {"Fn::Not": [{"Fn::Equals": [{"Ref": "OrganizationId"}, ""]}]},
         "HasAlarmTopic": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmTopicArn"}, ""]}]},

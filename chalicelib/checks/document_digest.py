@@ -4,4 +4,4 @@ The canonical digest (chalicelib/checks/rules.py content_digest) of the mount do
 deploy/mount-document.json: the document-drift check compares the document's default version in each
 account and region with it."""
 
-MOUNT_DOCUMENT_DIGEST = "a154fa634976d28962b48b52caba1d61ae4179b89dbe7858bcfeeb206673d0c7"
+MOUNT_DOCUMENT_DIGEST = "2ef439abd54971be02a6c486d02e543790df909d654c7a94436da0d929da40ae"
