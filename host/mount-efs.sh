@@ -17,7 +17,7 @@
 # it confirms the kernel mounted at the path itself; it takes down what it mounted when a later
 # step fails; and it changes no fstab line that does not carry its mark (x-efs-automount).
 #
-# Exit codes (README: "The mount script"):
+# Exit codes (docs/how-it-works.md, "Exit codes"):
 #   0  mounted, or already mounted
 #   2  invalid input, or a path outside MOUNT_ROOTS                 permanent
 #   3  something else is at the path: another mount, this file

@@ -47,3 +47,13 @@ def test_the_readme_stays_a_front_door():
     # Issue 21: what it does, whether it fits, how to deploy it, within a few screens; the rest lives in docs/.
     lines = (ROOT / "README.md").read_text().splitlines()
     assert len(lines) <= 250, f"README.md has {len(lines)} lines; move detail into docs/"
+
+
+def test_every_alarm_links_to_its_entry_in_the_operations_runbook():
+    from tools.operations import alarms
+
+    runbook = _anchors(ROOT / "docs" / "operations.md")
+    for name, alarm in alarms({"OnLaunch": "efs-automount-prod-on_launch"}).items():
+        description = alarm["Properties"]["AlarmDescription"]
+        links = re.findall(r"docs/operations\.md#([a-z0-9-]+)", description)
+        assert len(links) == 1 and links[0] in runbook, f"{name} links to no runbook entry: {description}"

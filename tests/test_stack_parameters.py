@@ -7,7 +7,6 @@ import ast
 import inspect
 import json
 import re
-import textwrap
 from typing import Any
 
 import boto3
@@ -16,6 +15,7 @@ from chalice.app import CloudWatchEventConfig
 
 from app import app
 from chalicelib import __version__
+from chalicelib.plumbing import settings as settings_module
 from chalicelib.plumbing.events import command_status_pattern, launch_pattern
 from chalicelib.plumbing.settings import Settings, SettingsError
 from simulation import deployed_stack
@@ -29,8 +29,9 @@ LAMBDA_OWN = {"AWS_REGION"}
 
 
 def _settings_read() -> set[str]:
-    """Every environment variable Settings.from_environ reads, from its code."""
-    source = ast.parse(textwrap.dedent(inspect.getsource(Settings.from_environ)))
+    """Every environment variable the settings module reads (Settings.from_environ and the groups it is built
+    from), from its code."""
+    source = ast.parse(inspect.getsource(settings_module))
     constants = {n.value for n in ast.walk(source) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
     return {c for c in constants if re.fullmatch(r"[A-Z][A-Z_]{3,}", c)} - {"ABANDON", "CONTINUE"}
 

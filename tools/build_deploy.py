@@ -737,7 +737,7 @@ def forwarded_patterns() -> dict[str, dict[str, Any]]:
         "ForwardLaunchActions": launch_pattern(ref("HookName")),
         "ForwardMountCommandStatus": command_status_pattern(ref("MountDocumentName")),
         "ForwardContainerInstances": container_instance_pattern(),
-        # Recorded only where the member account has a trail of management events (README: Other accounts).
+        # Recorded only where the member account has a trail of management events (docs/getting-started.md).
         "ForwardTaskDefinitions": task_definition_registered_pattern(),
     }
 

@@ -41,7 +41,7 @@ class Place:
 
 
 # The packaged functions are named <stack>-<function>; the longest, -on_container_instance, leaves 42 characters
-# of Lambda's 64 for the stack name (README "With chalice package").
+# of Lambda's 64 for the stack name (docs/getting-started.md).
 STACK_NAME = r"^[A-Za-z][A-Za-z0-9-]{0,41}$"
 PLACES = (
     Place("STACK", "efs-automount", STACK_NAME, "the app's stack"),

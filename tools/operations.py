@@ -1,5 +1,5 @@
 """What the packaged template adds for running the app: the organization's grant on the app's bus, the alarms and
-the dashboard (README: Alarms and the dashboard). tools/build_deploy.py merges them into deploy/app-resources.json.
+the dashboard (docs/operations.md#alarms). tools/build_deploy.py merges them into deploy/app-resources.json.
 
 The app's own metrics are Powertools EMF lines (chalicelib/plumbing/observability.py): namespace EfsAutomount,
 the dimension `service` on every metric, and a metric's own dimension (Result, Reason) beside it when it has one.
@@ -97,7 +97,7 @@ def alarms(functions: dict[str, Any]) -> dict[str, Any]:
         "DeadLetterQueueAlarm": _alarm(
             "dead-letter-queue",
             "Retry messages failed 5 times and were set aside. The sweeper still re-reads every waiting host; "
-            "read the messages and the on_retry logs (README: Alarms).",
+            "read the messages and the on_retry logs. Runbook: docs/operations.md#dead-letter-queue",
             Namespace="AWS/SQS",
             MetricName="ApproximateNumberOfMessagesVisible",
             Dimensions=[{"Name": "QueueName", "Value": {"Fn::GetAtt": ["RetryDeadLetterQueue", "QueueName"]}}],
@@ -107,7 +107,7 @@ def alarms(functions: dict[str, Any]) -> dict[str, Any]:
         "MountsFailedAlarm": _alarm(
             "mounts-failed",
             "Mounting failed for good on a host (any Reason): it was completed with its failure result. "
-            "The log line 'mount failed for good' names the host and why (README: Alarms).",
+            "The log line 'mount failed for good' names the host and why. Runbook: docs/operations.md#mounts-failed",
             Metrics=[
                 {
                     "Id": "failed",
@@ -121,7 +121,7 @@ def alarms(functions: dict[str, Any]) -> dict[str, Any]:
             "configuration-problems",
             "The hourly checks found what will make the next mount of a group fail (dimension Rule: the rule id). "
             "The log line 'configuration problem' names the group and the resource to fix; repair reports the "
-            "same in `groups` (README: Configuration checks).",
+            "same in `groups`. Runbook: docs/operations.md#configuration-problems",
             Metrics=[
                 {
                     "Id": "problems",
@@ -134,13 +134,13 @@ def alarms(functions: dict[str, Any]) -> dict[str, Any]:
         "HostsAbandonedAlarm": _alarm(
             "hosts-abandoned",
             "The app completed a launch with ABANDON: Auto Scaling terminates the host and launches another, "
-            "which may fail the same way (README: Alarms).",
+            "which may fail the same way. Runbook: docs/operations.md#hosts-abandoned",
             **_app_metric("HooksCompleted", Result="ABANDON"),
         ),
         "AssumeRoleFailuresAlarm": _alarm(
             "assume-role-failures",
             "The app could not assume a member account's role: that account's hosts wait until the hook times out "
-            "(README: Alarms).",
+            "(runbook: docs/operations.md#assume-role-failures).",
             **_app_metric("AssumeRoleFailures"),
         ),
     }
@@ -149,7 +149,8 @@ def alarms(functions: dict[str, Any]) -> dict[str, Any]:
         resources[f"{function}ErrorsAlarm"] = _alarm(
             f"{function}-errors",
             f"{function} failed in 2 of the last 3 five-minute periods: Lambda retries events, the sweeper "
-            "retries hosts, but a lasting error is a bug or a missing permission (README: Alarms).",
+            "retries hosts, but a lasting error is a bug or a missing permission. "
+            "Runbook: docs/operations.md#function-errors",
             Namespace="AWS/Lambda",
             MetricName="Errors",
             Dimensions=dimensions,
@@ -160,7 +161,8 @@ def alarms(functions: dict[str, Any]) -> dict[str, Any]:
         )
         resources[f"{function}ThrottlesAlarm"] = _alarm(
             f"{function}-throttles",
-            f"Lambda throttled {function}: the account's concurrency is exhausted, and launches wait (README: Alarms).",
+            f"Lambda throttled {function}: the account's concurrency is exhausted, and launches wait. "
+            "Runbook: docs/operations.md#function-throttles",
             Namespace="AWS/Lambda",
             MetricName="Throttles",
             Dimensions=dimensions,

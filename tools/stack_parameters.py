@@ -1,4 +1,4 @@
-"""The packaged app stack's parameters: every setting of the app (README "Settings") a deployer chooses, with its
+"""The packaged app stack's parameters: every setting of the app (docs/configuration.md) a deployer chooses, with its
 default, its range, the Lambda environment variable it sets and the make variable that chooses it
 (`make deploy TRUSTED_ACCOUNTS=111122223333`). tools/build_deploy.py renders them into the packaged template;
 tools/deploy.py validates, remembers and passes the choices.

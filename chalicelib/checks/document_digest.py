@@ -4,4 +4,4 @@ The canonical digest (chalicelib/checks/rules.py content_digest) of the mount do
 deploy/mount-document.json: the document-drift check compares the document's default version in each
 account and region with it."""
 
-MOUNT_DOCUMENT_DIGEST = "2ef439abd54971be02a6c486d02e543790df909d654c7a94436da0d929da40ae"
+MOUNT_DOCUMENT_DIGEST = "9e87c7a839be7c3dd42fa00d9156f17b4333f3f44375abc03495c8ddd95ad5ee"

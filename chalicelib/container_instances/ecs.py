@@ -20,7 +20,7 @@ CLUSTER_NAME = re.compile(r"[A-Za-z0-9_-]{1,255}")
 
 def set_mount_attributes(ecs: Any, cluster_arn: str, container_instance_arn: str, mounts: dict[str, str]) -> None:
     """Mark the container instance for each mount (file system -> path). An attribute of an earlier release
-    (`efs-automount.<fs>`) is left in place: revisions rewritten then still ask for it (README: "Task definitions")."""
+    (`efs-automount.<fs>`) is left in place: revisions rewritten then still ask for it (docs/pipelines.md)."""
     # With a full ARN as targetId, ECS needs no targetType.
     ecs.put_attributes(
         cluster=cluster_arn,

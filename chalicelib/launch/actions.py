@@ -139,7 +139,7 @@ class LaunchActions:
             if code not in DOCUMENT_REFUSED:
                 raise
             logger.error(
-                "mount document refused the command; deploy the document (README: Deploy)",
+                "mount document refused the command; deploy the document (docs/getting-started.md)",
                 document=self._settings.mount_document,
                 error=str(exc),
             )

@@ -232,7 +232,7 @@ def _first_mount(
     facts: LaunchFacts, budget: float, parameters: Parameters | NoMountTarget | MountTargetNotReady
 ) -> Heartbeat | Send | None:
     """A host with no mount command on SSM's record has nothing to decide: no attempt failed, none runs, none is
-    of an earlier launch. Within its budget, its mount is sent at once (README: "Performance"). None when SSM has
+    of an earlier launch. Within its budget, its mount is sent at once (docs/performance.md). None when SSM has
     a record of the host, the budget is spent or no mount target is ready: the whole record decides then."""
     now = facts.first_mount_now
     started = facts.started()
@@ -343,7 +343,7 @@ def _after_failed_attempts(facts: LaunchFacts, record: _Record, mount_attempts: 
         return None
     last = rounds[-1][-1]
     result = facts.result(last)
-    failed = len(rounds)  # overlapping steps' commands are one attempt (README: "Nothing lost")
+    failed = len(rounds)  # overlapping steps' commands are one attempt (docs/how-it-works.md)
     kind = "permanent" if result.permanent else "transient"
     if not retry_after_failure(result, failed, mount_attempts):
         failure = Failure(

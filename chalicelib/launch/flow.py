@@ -8,7 +8,7 @@ is still decided once, correctly. What a container remembers (launch activity st
 already decided, cached reads) only spares calls.
 
 How long a host has waited is measured from Auto Scaling's launch activity for it, read from AWS when the step
-needs it; an event's time, an EC2 launch time and a retry message's content never count (README: "Nothing lost").
+needs it; an event's time, an EC2 launch time and a retry message's content never count (docs/how-it-works.md).
 """
 
 from __future__ import annotations

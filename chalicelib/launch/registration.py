@@ -32,7 +32,7 @@ class ContainerInstanceFlow:
     """A container instance registered (or changed): the moment to act on its host.
 
     A host waiting on our hook gets its mount now: ECS registers a host at about the time its SSM agent comes
-    online (README: "Performance"). A host already mounted gets the attribute when SSM's record proves exactly
+    online (docs/performance.md). A host already mounted gets the attribute when SSM's record proves exactly
     the mount its group asks for now (mount_commands.mount_on_record), on the container instance only when ECS
     reports it on that host; a host in no group gets none. The event may come from anyone allowed to invoke the
     function directly, not only from ECS through EventBridge: it names, AWS confirms."""
@@ -70,7 +70,7 @@ class ContainerInstanceFlow:
         if member is not None and member.lifecycle_state == "Pending:Wait":
             if not self._lifecycle.agent_online(aws, change.instance_id):
                 # Registered before its SSM agent came online: nothing can be sent yet. A look in a few seconds,
-                # one agent check each, instead of the whole step (README: "Performance").
+                # one agent check each, instead of the whole step (docs/performance.md).
                 return self._lifecycle.wait_for_agent(aws, member.group_name, change.instance_id)
             return self._lifecycle.drive(
                 aws,

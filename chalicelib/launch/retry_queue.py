@@ -25,7 +25,7 @@ def retry_delay(attempt: int) -> int:
 
 
 # A host whose ECS agent registered before its SSM agent came online: the two usually come up seconds apart,
-# so it is looked at again densely at first, then ever more sparsely (README: "Performance").
+# so it is looked at again densely at first, then ever more sparsely (docs/performance.md).
 AGENT_DELAYS_SECONDS = (2, 2, 2, 3, 3, 4, 5, 6, 8, 10, 15, 20, 30)
 WAITING_FOR_AGENT = "agent"
 

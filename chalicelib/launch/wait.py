@@ -3,7 +3,7 @@
 The start of a host's launch activity is read from AWS (newest activities first, one read serving a whole
 burst of a group) and remembered; when no activity can be read, the wait is measured from the first moment this
 container saw AWS report the host waiting in this wait, never from an event, a message or a command that may be
-of an earlier launch (README: "Nothing lost").
+of an earlier launch (docs/how-it-works.md).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class LaunchWaits:
         self._activities_seen: dict[tuple[str, str, str], set[str]] = {}
         self._heartbeats = HostMemory()
         # When this container first saw the host waiting in this wait, and last saw it waiting: the measure of
-        # last resort (README: "Edge cases").
+        # last resort (docs/how-it-works.md).
         self._first_seen = HostMemory()
         self._last_seen = HostMemory()
         # Hosts whose wait AWS does not measure for us: heartbeated on every look, looked at on every sweep.
@@ -114,7 +114,7 @@ class LaunchWaits:
             # is older than the pages read), the wait is measured from this container's first sight of the host
             # waiting in this wait: after the true start, so a wait is never over-counted. Never from a command:
             # the host's first command on record may be of an earlier launch (a warm pool reuses hosts). A lost
-            # container restarts the measure, loudly (README: "Edge cases").
+            # container restarts the measure, loudly (docs/how-it-works.md).
             self.first_sight(key, current)
             start = self._first_seen[key]
             self._unmeasured.remember(key, current)

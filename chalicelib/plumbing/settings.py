@@ -46,10 +46,10 @@ class Settings:
     command_timeout_seconds: int = 600
     # Optional: a DynamoDB table for Powertools idempotency of task definition rewrites.
     idempotency_table: str | None = None
-    # Opt-in follow-ups of a task definition rewrite (README: "Task definitions").
+    # Opt-in follow-ups of a task definition rewrite (docs/pipelines.md).
     update_services: bool = False
     deregister_source: bool = False
-    # Optional: the SQS queue for retries of waiting hosts (README: "Retries").
+    # Optional: the SQS queue for retries of waiting hosts (docs/how-it-works.md).
     retry_queue_url: str | None = None
     # Mount attempts per host (transient failures are retried), and how long a host may wait in all.
     mount_attempts: int = 3

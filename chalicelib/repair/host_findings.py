@@ -51,7 +51,7 @@ def host_findings(
     attribute_value: str | None,
     evidence: MountEvidence | None = None,
 ) -> HostFindings:
-    """What is wrong with a host in service, and the fix (README: Repair, "Evidence that a host is mounted").
+    """What is wrong with a host in service, and the fix (docs/operations.md, "What repair finds").
 
     `registered` and `attribute_value` are ECS's word on the container instance it reports on the host (the value
     of the mount attribute for the group's file system at the group's path). When it carries the attribute at the
