@@ -88,6 +88,12 @@ def test_the_command_line_takes_known_variables_only_and_deploy_env_round_trips(
 # --- make deploy ---------------------------------------------------------------------------------------------------
 
 
+def outside_make() -> dict[str, str]:
+    """The environment without what an enclosing make passes down (`make test` runs this suite): a sub-make would
+    print its directory and take the outer make's flags."""
+    return {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
+
+
 def test_make_deploy_passes_on_only_the_variables_given_on_its_command_line():
     command = subprocess.run(
         ["make", "-n", "deploy", "BUCKET=my-artifacts", "TRUSTED_ACCOUNTS=111122223333,210987654321", "EXTERNAL_ID="],
@@ -95,7 +101,7 @@ def test_make_deploy_passes_on_only_the_variables_given_on_its_command_line():
         capture_output=True,
         text=True,
         check=True,
-        env={**os.environ, "REGIONS": "from-the-environment"},
+        env={**outside_make(), "REGIONS": "from-the-environment"},
     ).stdout.splitlines()[-1]
     assert command.split()[:5] == [".venv/bin/python", "-m", "tools.deploy", "deploy", "--aws"]
     passed = command.split()[6:]
@@ -109,6 +115,7 @@ def test_the_makefile_passes_every_choice_the_tool_knows():
         capture_output=True,
         text=True,
         check=True,
+        env=outside_make(),
     ).stdout.split()
     assert sorted(listed) == sorted(deploy_choices.KNOWN)
 
