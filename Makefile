@@ -5,12 +5,14 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 LINT_VENV ?= .venv-lint
 LINT_STAMP := $(LINT_VENV)/.installed-$(shell cat requirements-lint.txt | cksum | cut -d' ' -f1)
+MUTATION_VENV ?= .venv-mutation
+MUTATION_STAMP := $(MUTATION_VENV)/.installed-$(shell cat requirements-mutation.txt requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 HOSTS ?= 3
 # Hosts whose mount fails in the demo: they hold someone else's data at the mount path, the script
 # refuses it (exit 3, permanent) and the app completes their launch ABANDON. `make demo FAIL=1`.
 FAIL ?= 0
 
-.PHONY: help install test demo lint lint-templates deploy-files package bench clean repair
+.PHONY: help install test demo lint lint-templates deploy-files package bench clean repair mutation
 
 help:
 	@echo 'efs-automount: make <target>. Targets that run Python create .venv/ and install into it first.'
@@ -18,13 +20,14 @@ help:
 	@echo '  demo            the whole flow on an embedded local AWS (HOSTS=3 hosts, FAIL=0 of them fail)'
 	@echo '  test            lint, then the whole test suite'
 	@echo '  bench           benchmarks; the figures end in one table, written to build/bench.json'
+	@echo '  mutation        mutation testing (mutmut) of the pure decisions by their pure tests; the score per module'
 	@echo '  repair          repair a deployed cluster (CLUSTER=, GROUP=, ACCOUNT=, REGION=, DRY_RUN=1, JSON=1, STACK=)'
 	@echo '  package         the CloudFormation/SAM package of the app (STAGE=prod) in build/package'
 	@echo '  deploy-files    regenerate deploy/ (mount document, templates) and the document digest the checks compare with'
 	@echo '  lint            ruff (with its security rules), ruff format --check, lint-templates'
 	@echo '  lint-templates  cfn-lint and checkov over the packaged and the member template'
 	@echo '  install         create .venv/ with requirements-dev.txt'
-	@echo '  clean           remove .venv/, .venv-lint/, build/ and the test caches'
+	@echo '  clean           remove .venv/, .venv-lint/, .venv-mutation/, build/, mutants/ and the test caches'
 	@echo '  help            this list'
 
 install: $(STAMP)
@@ -39,6 +42,12 @@ $(LINT_STAMP): requirements-lint.txt
 	test -x $(LINT_VENV)/bin/python || $(PYTHON) -m venv $(LINT_VENV)
 	$(LINT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-lint.txt
 	rm -f $(LINT_VENV)/.installed-*
+	touch $@
+
+$(MUTATION_STAMP): requirements-mutation.txt requirements.txt requirements-dev.txt
+	test -x $(MUTATION_VENV)/bin/python || $(PYTHON) -m venv $(MUTATION_VENV)
+	$(MUTATION_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-mutation.txt
+	rm -f $(MUTATION_VENV)/.installed-*
 	touch $@
 
 test: install lint
@@ -77,7 +86,16 @@ package: install
 	$(PY) tools/compile_package.py build/package
 
 clean:
-	rm -rf $(VENV) $(LINT_VENV) build .pytest_cache .hypothesis
+	rm -rf $(VENV) $(LINT_VENV) $(MUTATION_VENV) build mutants .pytest_cache .hypothesis
+
+# Mutation testing, not part of `make test` (it takes tens of minutes): mutmut changes the pure decisions one small
+# change at a time and runs their pure tests against each change; a change no test notices survives, a gap in the
+# tests (or dead code). pyproject.toml names the modules and the tests. mutants/ is made afresh each time: mutmut
+# would keep a mutant's old verdict after the tests changed. To look at one: .venv-mutation/bin/mutmut show NAME.
+mutation: $(MUTATION_STAMP)
+	rm -rf mutants
+	$(MUTATION_VENV)/bin/mutmut run
+	$(MUTATION_VENV)/bin/python tools/mutation_score.py
 
 # Benchmarks (not tests): cold start, per host, burst, task definitions, package. Writes build/bench.json.
 bench: install
