@@ -649,6 +649,26 @@ TLS_FOOTNOTE = (
         ),
         (
             WITH_ACCESS_POINT,
+            [{"Effect": "Deny", "Principal": "*", "Action": "*"}],
+            [
+                "file-system-policy: the policy of file system fs-12345678 refuses elasticfilesystem:ClientMount to "
+                f"{HOSTS_ROLE}: statement 1 denies elasticfilesystem:ClientMount; its hosts cannot mount it; change "
+                "the policy"
+            ],
+            [],
+        ),
+        (
+            ANONYMOUS,
+            [{"Effect": "Allow", "Principal": "*", "Action": "elasticfilesystem:ClientMount"}],
+            [
+                "file-system-policy: the policy of file system fs-12345678 refuses elasticfilesystem:ClientWrite to "
+                f"{ANONYMOUS_CLIENTS}: no statement allows elasticfilesystem:ClientWrite to an anonymous client; its "
+                "hosts' mount is read-only, and the group asks for read-write; change the policy"
+            ],
+            [],
+        ),
+        (
+            WITH_ACCESS_POINT,
             [],
             [],
             [
