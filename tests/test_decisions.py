@@ -293,6 +293,11 @@ def test_commands_sent_by_overlapping_steps_are_one_attempt_and_backed_off_round
     assert [len(r) for r in rounds] == [3, 1]
 
 
+def test_given_two_sends_exactly_a_round_apart_when_grouped_then_they_are_two_attempts():
+    # ROUND_SECONDS (9 s): commands closer than that to a round's first are that round; at 9 s a new one begins
+    assert [len(r) for r in send_rounds([_command(100.0), _command(108.9), _command(109.0)])] == [2, 1]
+
+
 APP_PARAMETERS = mount_command_parameters(MountSpec("fs-0123456789abcdef0", "/mnt/efs/data"), "us-east-1", "10.0.0.5")
 
 

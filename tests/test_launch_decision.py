@@ -81,6 +81,7 @@ class Facts:
     asked_for: list[str] = field(default_factory=list)
     heartbeats: list[Any] = field(default_factory=list)
     heartbeat_starts: list[float | None] = field(default_factory=list)  # the start each heartbeat_due was asked with
+    read_after: list[float | None] = field(default_factory=list)  # each read of the start: the moment it follows
     _read_fresh: bool = False
 
     def __getattribute__(self, name: str) -> Any:
@@ -95,6 +96,7 @@ class Facts:
 
     def started(self, fresh: bool = False, read_after: float | None = None) -> float | None:
         self.asked_for.append("started (fresh)" if fresh else "started")
+        self.read_after.append(read_after)
         self._read_fresh = self._read_fresh or fresh
         return self.since()
 
@@ -501,3 +503,15 @@ def test_given_an_online_agent_when_a_heartbeat_is_judged_due_then_it_is_judged_
     facts = Facts(agent_online=True, due=True)
     decide(facts)
     assert facts.heartbeat_starts[0] == NOW - 60
+
+
+def test_given_ssms_record_of_the_host_when_decided_then_its_start_is_read_after_its_newest_command_was_sent():
+    # A relaunch through a warm pool after our newest command must show in the start the record is judged on.
+    facts = Facts(commands=[command("c1", 300, status="Failed"), command("c2", 30, status="Failed")])
+    decide(facts)
+    assert NOW - 30 in facts.read_after
+
+
+def test_given_a_transient_failure_when_its_backoff_has_just_run_out_then_the_mount_is_sent_again():
+    failed = command("c1", 10, status="Failed")  # the first backoff is 10 s
+    assert decide(Facts(commands=[failed], results={"c1": ScriptResult("Failed", 75)})) == Send(PARAMETERS)
