@@ -515,3 +515,38 @@ def test_given_ssms_record_of_the_host_when_decided_then_its_start_is_read_after
 def test_given_a_transient_failure_when_its_backoff_has_just_run_out_then_the_mount_is_sent_again():
     failed = command("c1", 10, status="Failed")  # the first backoff is 10 s
     assert decide(Facts(commands=[failed], results={"c1": ScriptResult("Failed", 75)})) == Send(PARAMETERS)
+
+
+# --- a success on record: which lets the host in, marked for that command -----------------------------------------
+
+
+def test_given_this_launchs_success_on_ssms_record_when_decided_then_the_host_is_let_in_marked_for_that_command():
+    success = command("c1", 30)
+    assert decide(Facts(commands=[success])) == Complete(LifecycleResult.CONTINUE, mounted=success)
+
+
+def test_given_a_confirmed_success_older_than_a_moment_when_decided_then_it_lets_the_host_in_without_the_record():
+    facts = Facts(confirmed=command("c1", 200), start=NOW - 300)
+    assert decide(facts) == Complete(LifecycleResult.CONTINUE, mounted=facts.confirmed)
+    assert "commands" not in facts.asked_for
+
+
+def test_given_a_success_no_older_than_a_warm_pool_round_trip_when_decided_then_the_start_is_not_read_afresh():
+    success = command("c1", 120)  # WARM_POOL_ROUND_TRIP_SECONDS: no way back through a warm pool is that short
+    facts = Facts(commands=[success], start=NOW - 300, fresh_start=NOW - 10)
+    assert decide(facts) == Complete(LifecycleResult.CONTINUE, mounted=success)
+    assert "started (fresh)" not in facts.asked_for
+
+
+def test_given_an_old_success_the_start_read_afresh_still_counts_when_decided_then_the_host_is_let_in():
+    success = command("c1", 500)
+    facts = Facts(commands=[success], start=NOW - 600, fresh_start=NOW - 550)
+    assert decide(facts) == Complete(LifecycleResult.CONTINUE, mounted=success)
+    assert "started (fresh)" in facts.asked_for
+
+
+def test_given_a_heartbeat_due_while_an_attempt_runs_when_decided_then_it_is_judged_and_made_on_the_waits_start():
+    facts = Facts(due=True, commands=[command("c1", 20, status=RUNNING)])
+    assert decide(facts) == Wait("mount command running")
+    assert facts.heartbeats == [Heartbeat(NOW - 60)]
+    assert facts.heartbeat_starts[0] == NOW - 60
