@@ -313,6 +313,10 @@ def test_only_the_apps_own_commands_of_this_launch_count():
     assert launch_attempts(commands, 100.0, None) == []  # the app would send nothing now: nothing is its attempt
 
 
+def test_given_a_command_sent_at_the_very_moment_the_launch_began_when_judged_then_it_is_this_launchs_attempt():
+    assert launch_attempts([_sent(100.0)], 100.0, APP_PARAMETERS) == [_sent(100.0)]
+
+
 @given(
     name=st.sampled_from(sorted(APP_PARAMETERS) + ["DnsWaitSeconds", "Unknown"]),
     value=st.one_of(st.none(), st.lists(st.text(max_size=20), max_size=2)),
