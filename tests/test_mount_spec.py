@@ -83,6 +83,32 @@ def test_given_an_unknown_failure_result_when_read_then_the_refusal_quotes_at_mo
     assert raised.value.reason == f"{'X' * 80!r} is neither ABANDON nor CONTINUE"
 
 
+@pytest.mark.parametrize(
+    ("tag", "reason"),
+    [
+        ("efs-automount:file-system-id", "is not fs- followed by 8 or 17 hex digits"),
+        ("efs-automount:access-point-id", "is not fsap- followed by 17 hex digits"),
+        ("efs-automount:mount-path", "is not an absolute path of [A-Za-z0-9._/-] up to 128 characters"),
+    ],
+)
+def test_given_a_very_long_bad_tag_value_when_refused_then_the_reason_quotes_its_first_80_characters(tag, reason):
+    with pytest.raises(MountConfigError) as raised:
+        mount_spec_from_tags({"efs-automount:file-system-id": FS} | {tag: "@" * 200})
+    assert raised.value.reason == f"{'@' * 80!r} {reason}"
+
+
+def test_given_a_path_of_slashes_only_when_refused_then_the_reason_gives_its_normal_form():
+    with pytest.raises(MountConfigError) as raised:
+        mount_spec_from_tags({"efs-automount:file-system-id": FS, "efs-automount:mount-path": "//"})
+    assert raised.value.reason == "'//' is not in normal form; write '/'"
+
+
+@pytest.mark.parametrize("path", ["/mnt/X", "/srv/a.b/c-d_e", "/efs/XX/y"])
+def test_given_a_path_in_normal_form_under_a_root_when_read_then_it_is_taken_as_written(path):
+    tags = {"efs-automount:file-system-id": FS, "efs-automount:mount-path": path}
+    assert mount_spec_from_tags(tags) == MountSpec(FS, path)
+
+
 def test_given_roots_other_than_the_defaults_when_a_groups_tags_are_read_then_its_path_is_judged_by_them():
     roots = ("/opt/shared",)
     tags = {"efs-automount:file-system-id": FS, "efs-automount:mount-path": "/opt/shared/x"}
