@@ -9,12 +9,14 @@ DOCS_VENV ?= .venv-docs
 DOCS_STAMP := $(DOCS_VENV)/.installed-$(shell cat requirements-docs.txt | cksum | cut -d' ' -f1)
 DEPLOY_VENV ?= .venv-deploy
 DEPLOY_STAMP := $(DEPLOY_VENV)/.installed-$(shell cat requirements-deploy.txt | cksum | cut -d' ' -f1)
+MUTATION_VENV ?= .venv-mutation
+MUTATION_STAMP := $(MUTATION_VENV)/.installed-$(shell cat requirements-mutation.txt requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 HOSTS ?= 3
 # Hosts whose mount fails in the demo: they hold someone else's data at the mount path, the script
 # refuses it (exit 3, permanent) and the app completes their launch ABANDON. `make demo FAIL=1`.
 FAIL ?= 0
 
-.PHONY: help install test demo lint lint-templates docs deploy-files package bench clean repair deploy deploy-members uninstall hooks stop start stop-hooks start-hooks
+.PHONY: help install test demo lint lint-templates docs deploy-files package bench clean repair deploy deploy-members uninstall hooks stop start stop-hooks start-hooks mutation
 
 help:
 	@echo 'efs-automount: make <target>. Targets that run Python create .venv/ and install into it first.'
@@ -22,6 +24,7 @@ help:
 	@echo '  demo            the whole flow on an embedded local AWS (HOSTS=3 hosts, FAIL=0 of them fail)'
 	@echo '  test            lint and docs, then the whole test suite'
 	@echo '  bench           benchmarks; the figures end in one table, written to build/bench.json'
+	@echo '  mutation        mutation testing (mutmut) of the pure decisions by their pure tests; the score per module'
 	@echo '  repair          repair a deployed cluster (CLUSTER=, GROUP=, ACCOUNT=, REGION=, DRY_RUN=1, JSON=1, STACK=)'
 	@echo '  deploy          package and deploy the app stack (BUCKET=, STACK=, REGION=, any setting: TRUSTED_ACCOUNTS=, ...)'
 	@echo '  deploy-members  the member template as a StackSet (OUS=, REGIONS=, ACCOUNTS=, CALL_AS=DELEGATED_ADMIN)'
@@ -37,7 +40,7 @@ help:
 	@echo '  lint-templates  cfn-lint and checkov over the packaged and the member template'
 	@echo '  docs            the documentation site (mkdocs build --strict) in build/site'
 	@echo '  install         create .venv/ with requirements-dev.txt'
-	@echo '  clean           remove .venv/, .venv-lint/, .venv-docs/, .venv-deploy/, build/ and the test caches'
+	@echo '  clean           remove .venv/, .venv-lint/, .venv-docs/, .venv-deploy/, .venv-mutation/, build/, mutants/ and the test caches'
 	@echo '  help            this list'
 
 install: $(STAMP)
@@ -53,6 +56,13 @@ $(LINT_STAMP): requirements-lint.txt
 	$(LINT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-lint.txt
 	rm -f $(LINT_VENV)/.installed-*
 	touch $@
+
+$(MUTATION_STAMP): requirements-mutation.txt requirements.txt requirements-dev.txt
+	test -x $(MUTATION_VENV)/bin/python || $(PYTHON) -m venv $(MUTATION_VENV)
+	$(MUTATION_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-mutation.txt
+	rm -f $(MUTATION_VENV)/.installed-*
+	touch $@
+
 
 $(DOCS_STAMP): requirements-docs.txt
 	test -x $(DOCS_VENV)/bin/python || $(PYTHON) -m venv $(DOCS_VENV)
@@ -109,7 +119,16 @@ package: install
 	$(PY) tools/compile_package.py build/package
 
 clean:
-	rm -rf $(VENV) $(LINT_VENV) $(DOCS_VENV) $(DEPLOY_VENV) build .pytest_cache .hypothesis
+	rm -rf $(VENV) $(LINT_VENV) $(DOCS_VENV) $(DEPLOY_VENV) $(MUTATION_VENV) build mutants .pytest_cache .hypothesis
+
+# Mutation testing, not part of `make test` (it takes tens of minutes): mutmut changes the pure decisions one small
+# change at a time and runs their pure tests against each change; a change no test notices survives, a gap in the
+# tests (or dead code). pyproject.toml names the modules and the tests. mutants/ is made afresh each time: mutmut
+# would keep a mutant's old verdict after the tests changed. To look at one: .venv-mutation/bin/mutmut show NAME.
+mutation: $(MUTATION_STAMP)
+	rm -rf mutants
+	$(MUTATION_VENV)/bin/mutmut run
+	$(MUTATION_VENV)/bin/python tools/mutation_score.py
 
 # Benchmarks (not tests): cold start, per host, burst, task definitions, package. Writes build/bench.json.
 bench: install

@@ -244,6 +244,38 @@ def test_judge_hook(hooks, rules_found):
     assert findings.rules() == rules_found
 
 
+CREATE_HOOK = (
+    "create it (transition autoscaling:EC2_INSTANCE_LAUNCHING, heartbeat timeout 900 s, default result ABANDON)"
+)
+
+
+@pytest.mark.parametrize(
+    ("hooks", "problem"),
+    [
+        (
+            [],
+            "hook-missing: group g has no launch lifecycle hook named efs-automount: its hosts go in service "
+            f"unmounted; {CREATE_HOOK}",
+        ),
+        (
+            [{"LifecycleHookName": "efs-automount", "LifecycleTransition": "autoscaling:EC2_INSTANCE_TERMINATING"}],
+            "hook-missing: group g has a hook named efs-automount for autoscaling:EC2_INSTANCE_TERMINATING, not a "
+            f"launch lifecycle hook: its hosts go in service unmounted; delete it and {CREATE_HOOK}",
+        ),
+        (
+            [{"LifecycleHookName": "efs-automount", "LifecycleTransition": rules.LAUNCHING, "HeartbeatTimeout": 60}],
+            "hook-timeout: the hook efs-automount of group g has a heartbeat timeout of 60 s, under the 120 s the app "
+            "heartbeats within: a host's wait can end with the hook's default result while it is being mounted; set "
+            "it to 120 s or more (900 s suggested)",
+        ),
+    ],
+)
+def test_given_a_hook_the_app_cannot_work_with_when_judged_then_the_problem_says_what_to_do(hooks, problem):
+    findings = Findings()
+    rules.judge_hook("g", "efs-automount", hooks, findings)
+    assert findings.problems == [problem]
+
+
 # --- tag-invalid ----------------------------------------------------------------------------------------------------
 
 
@@ -304,6 +336,41 @@ def test_judge_tags(tags, roots, problems):
     findings = Findings()
     rules.judge_tags("g", tags, roots, LifecycleResult.ABANDON, findings)
     assert findings.problems == problems
+
+
+@pytest.mark.parametrize(
+    ("tags", "roots", "spec"),
+    [
+        ({"efs-automount:file-system-id": "fs-12345678"}, ("/mnt",), MountSpec("fs-12345678", "/mnt/efs/fs-12345678")),
+        (
+            {
+                "efs-automount:file-system-id": "fs-12345678",
+                "efs-automount:mount-path": "/opt/shared/data",
+                "efs-automount:access-point-id": "fsap-0123456789abcdef0",
+                "efs-automount:on-failure": "CONTINUE",
+            },
+            ("/opt/shared",),
+            MountSpec("fs-12345678", "/opt/shared/data", "fsap-0123456789abcdef0"),
+        ),
+    ],
+)
+def test_given_valid_tags_when_judged_then_the_mount_the_group_asks_for_is_returned_and_nothing_reported(
+    tags, roots, spec
+):
+    findings = Findings()
+    assert rules.judge_tags("g", tags, roots, LifecycleResult.ABANDON, findings) == spec
+    assert findings.problems == []
+
+
+def test_given_a_mount_path_outside_the_deployed_roots_when_judged_then_it_is_named_and_no_mount_returned():
+    findings = Findings()
+    tags = {"efs-automount:file-system-id": "fs-12345678", "efs-automount:mount-path": "/mnt/efs/data"}
+    assert rules.judge_tags("g", tags, ("/opt/shared",), LifecycleResult.ABANDON, findings) is None
+    assert findings.problems == [
+        "tag-invalid: group g, tag efs-automount:mount-path: '/mnt/efs/data' is not strictly under one of MOUNT_ROOTS "
+        "(/opt/shared), set when the app is deployed; no mount command is sent to its hosts, and each launch is "
+        "completed ABANDON"
+    ]
 
 
 # --- file-system-missing, access-point-mismatch ---------------------------------------------------------------------
@@ -511,6 +578,18 @@ def judged(request: rules.MountRequest, *policy_statements: dict[str, Any]) -> F
         (WITH_ACCESS_POINT, {"Effect": "Deny", "Principal": {"AWS": HOST_ROLE}, "Action": "*"}, "unsure"),
         (ANONYMOUS, {"Effect": "Deny", "Principal": {"AWS": HOST_ROLE}, "Action": "*"}, "fine"),
         (ANONYMOUS, {"Effect": "Deny", "NotPrincipal": {"AWS": HOST_ROLE}, "Action": "*"}, "unsure"),
+        # A service principal is no client of a mount.
+        (ANONYMOUS, {"Effect": "Deny", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "*"}, "fine"),
+        # Actions are named in any case (IAM compares them case-insensitively); resources in their own.
+        (ANONYMOUS, {"Effect": "Deny", "Principal": "*", "Action": "ElasticFileSystem:clientmount"}, "problem"),
+        (ANONYMOUS, {"Effect": "Deny", "Principal": "*", "NotAction": "ELASTICFILESYSTEM:CLIENT*"}, "fine"),
+        (ANONYMOUS, {"Effect": "Deny", "Principal": "*", "Action": "*", "Resource": FS_ARN.upper()}, "unsure"),
+        # Another resource, in a policy on this file system: not known what it means here.
+        (ANONYMOUS, {"Effect": "Deny", "Principal": "*", "Action": "*", "Resource": FS_ARN + "0"}, "unsure"),
+        # What is not shaped as the IAM documents say is not known, never a crash.
+        (ANONYMOUS, {"Effect": "Deny", "Principal": "*", "Action": 5}, "unsure"),
+        (ANONYMOUS, {"Effect": "Deny", "Principal": "*", "NotAction": 5}, "unsure"),
+        (ANONYMOUS, {"Effect": "Deny", "Principal": "*", "Action": "*", "Condition": {"Bool": "x"}}, "unsure"),
     ],
 )
 def test_judge_file_system_policy(request_, statement, outcome):
@@ -524,6 +603,156 @@ def test_a_read_only_policy_says_the_mount_would_be_read_only():
     findings = judged(ANONYMOUS, {"Effect": "Allow", "Principal": "*", "Action": "elasticfilesystem:ClientMount"})
     assert "refuses elasticfilesystem:ClientWrite to anonymous clients" in only(findings, "file-system-policy")
     assert "its hosts' mount is read-only, and the group asks for read-write" in findings.problems[0]
+
+
+SECURE_TRANSPORT = "aws:SecureTransport"
+ANONYMOUS_CLIENTS = "anonymous clients (the group has no access point, so its hosts mount without IAM)"
+HOSTS_ROLE = "the hosts' instance role (they mount the group's access point with IAM)"
+TLS_FOOTNOTE = (
+    "the app's mount command does not require TLS (it reads a TLS demand only as a Deny with "
+    '{"Bool": {"aws:SecureTransport": "false"}}), so it depends on the host\'s mount helper'
+)
+
+
+@pytest.mark.parametrize(
+    ("request_", "policy_statements", "problems", "unsure"),
+    [
+        (
+            ANONYMOUS,
+            [ALLOW_THROUGH_MOUNT_TARGETS, {"Sid": "NoMounts", "Effect": "Deny", "Principal": "*", "Action": "*"}],
+            [
+                "file-system-policy: the policy of file system fs-12345678 refuses elasticfilesystem:ClientMount to "
+                f"{ANONYMOUS_CLIENTS}: statement 'NoMounts' denies elasticfilesystem:ClientMount; its hosts cannot "
+                "mount it; change the policy"
+            ],
+            [],
+        ),
+        (  # a statement without a Sid is named by its place, from 1
+            ANONYMOUS,
+            [ALLOW_THROUGH_MOUNT_TARGETS, {"Sid": "", "Effect": "Deny", "Principal": "*", "Action": "*"}],
+            [
+                "file-system-policy: the policy of file system fs-12345678 refuses elasticfilesystem:ClientMount to "
+                f"{ANONYMOUS_CLIENTS}: statement 2 denies elasticfilesystem:ClientMount; its hosts cannot mount it; "
+                "change the policy"
+            ],
+            [],
+        ),
+        (
+            ANONYMOUS,
+            [],
+            [
+                "file-system-policy: the policy of file system fs-12345678 refuses elasticfilesystem:ClientMount to "
+                f"{ANONYMOUS_CLIENTS}: no statement allows elasticfilesystem:ClientMount to an anonymous client; its "
+                "hosts cannot mount it; change the policy"
+            ],
+            [],
+        ),
+        (
+            WITH_ACCESS_POINT,
+            [{"Effect": "Deny", "Principal": "*", "Action": "*"}],
+            [
+                "file-system-policy: the policy of file system fs-12345678 refuses elasticfilesystem:ClientMount to "
+                f"{HOSTS_ROLE}: statement 1 denies elasticfilesystem:ClientMount; its hosts cannot mount it; change "
+                "the policy"
+            ],
+            [],
+        ),
+        (
+            ANONYMOUS,
+            [{"Effect": "Allow", "Principal": "*", "Action": "elasticfilesystem:ClientMount"}],
+            [
+                "file-system-policy: the policy of file system fs-12345678 refuses elasticfilesystem:ClientWrite to "
+                f"{ANONYMOUS_CLIENTS}: no statement allows elasticfilesystem:ClientWrite to an anonymous client; its "
+                "hosts' mount is read-only, and the group asks for read-write; change the policy"
+            ],
+            [],
+        ),
+        (
+            WITH_ACCESS_POINT,
+            [],
+            [],
+            [
+                "file-system-policy: the policy of fs-12345678: no statement allows elasticfilesystem:ClientMount: the "
+                "hosts' role may be allowed by its own IAM policies"
+            ],
+        ),
+        (
+            WITH_ACCESS_POINT,
+            [
+                {"Effect": "Allow", "Principal": "*", "Action": "*"},
+                {"Sid": "Roles", "Effect": "Deny", "Principal": {"AWS": HOST_ROLE}, "Action": "*"},
+            ],
+            [],
+            [
+                "file-system-policy: the policy of fs-12345678: statement 'Roles' may deny "
+                "elasticfilesystem:ClientMount (a principal or condition not known here)"
+            ],
+        ),
+        (
+            WITH_ACCESS_POINT,
+            [{"Effect": "Allow", "Principal": {"AWS": HOST_ROLE}, "Action": "*"}],
+            [],
+            [
+                "file-system-policy: the policy of fs-12345678: whether a statement allows "
+                "elasticfilesystem:ClientMount rests on a principal or condition not known here"
+            ],
+        ),
+        (
+            ANONYMOUS,
+            [
+                {"Effect": "Allow", "Principal": "*", "Action": "*"},
+                {"Effect": "Deny", "Principal": "*", "Action": "*", "Condition": {"Bool": {SECURE_TRANSPORT: "false"}}},
+            ],
+            [],
+            [
+                f"file-system-policy: the policy of fs-12345678 refuses {action} without TLS (statement 2 denies "
+                f"{action}); {TLS_FOOTNOTE}"
+                for action in MOUNT_AND_WRITE
+            ],
+        ),
+        (
+            ANONYMOUS,
+            [
+                {"Effect": "Allow", "Principal": "*", "Action": "*"},
+                {"Effect": "Deny", "Principal": "*", "Action": "*", "Condition": {"Bool": {SECURE_TRANSPORT: "true"}}},
+            ],
+            [],
+            [
+                f"file-system-policy: the policy of fs-12345678 refuses {action} over TLS (statement 2 denies "
+                f"{action}); {TLS_FOOTNOTE}"
+                for action in MOUNT_AND_WRITE
+            ],
+        ),
+    ],
+)
+def test_given_a_policy_when_judged_then_its_sentences_name_the_statement_the_action_and_the_client(
+    request_, policy_statements, problems, unsure
+):
+    findings = Findings()
+    rules.judge_file_system_policy("fs-12345678", json.dumps({"Statement": policy_statements}), request_, findings)
+    assert (findings.problems, findings.unsure) == (problems, unsure)
+
+
+def test_given_a_request_when_its_tls_is_asked_then_only_an_anonymous_mount_without_require_tls_may_go_either_way():
+    assert ANONYMOUS.tls_cases() == (True, False)
+    assert rules.MountRequest(FS_ARN, None, require_tls=True).tls_cases() == (True,)
+    assert WITH_ACCESS_POINT.tls_cases() == (True,)
+    assert rules.MountRequest(FS_ARN, AP_ARN, require_tls=False).tls_cases() == (True,)  # efs-utils: tls with iam
+
+
+@pytest.mark.parametrize("policy_text", ["not json", "[]", '{"Statement": ["x"]}', '{"Statement": 5}'])
+def test_given_a_policy_not_shaped_as_iam_documents_when_judged_then_it_is_not_sure(policy_text):
+    findings = Findings()
+    rules.judge_file_system_policy("fs-12345678", policy_text, ANONYMOUS, findings)
+    assert findings.problems == []
+    assert findings.unsure == ["file-system-policy: the policy of fs-12345678 is not shaped as IAM documents"]
+
+
+def test_given_conditions_under_two_operators_when_one_fails_then_the_statement_does_not_apply():
+    context = ANONYMOUS.context(tls=True)
+    both = {"Bool": {"aws:SecureTransport": "false"}, "Null": {"elasticfilesystem:AccessPointArn": "true"}}
+    assert rules._conditions({"Condition": both}, context) is False
+    assert rules._conditions({"Condition": dict(reversed(both.items()))}, context) is False
 
 
 def test_a_policy_with_one_statement_object_is_read_like_a_list():
@@ -660,6 +889,15 @@ def test_a_policy_problem_is_a_refusal_in_every_world_the_check_cannot_see(chose
         ("Null", rules.ACCESS_POINT_ARN, "true", {}, True),
         ("StringEquals", "aws:principalarn", HOST_ROLE, {}, None),  # a key the model does not know
         ("NumericLessThan", rules.ACCESS_POINT_ARN, "1", {rules.ACCESS_POINT_ARN: AP_ARN}, None),
+        ("Null", rules.ACCESS_POINT_ARN, "false", {rules.ACCESS_POINT_ARN: AP_ARN}, True),
+        ("Null", rules.ACCESS_POINT_ARN, ["true", "false"], {}, True),
+        ("Null", rules.ACCESS_POINT_ARN, "maybe", {}, None),
+        ("Bool", "aws:securetransport", True, {"aws:securetransport": True}, True),  # a JSON boolean
+        ("StringEquals", rules.ACCESS_POINT_ARN, 5, {rules.ACCESS_POINT_ARN: AP_ARN}, None),
+        ("StringEquals", "aws:securetransport", "true", {"aws:securetransport": True}, None),  # not a string key
+        ("StringEquals", rules.ACCESS_POINT_ARN, AP_ARN.upper(), {rules.ACCESS_POINT_ARN: AP_ARN}, False),
+        ("StringEqualsIgnoreCase", rules.ACCESS_POINT_ARN, AP_ARN.upper(), {rules.ACCESS_POINT_ARN: AP_ARN}, True),
+        ("StringLike", rules.ACCESS_POINT_ARN, AP_ARN[:-1] + "?", {rules.ACCESS_POINT_ARN: AP_ARN}, True),
     ],
 )
 def test_condition(operator, key, values, context, holds):
@@ -770,6 +1008,20 @@ def test_judge_agents_names_ten_hosts_and_counts_the_others():
     problem = only(findings, "agent-offline")
     assert problem.startswith("agent-offline: 12 hosts of group g in service have no SSM agent online (")
     assert ", ".join(in_service[1:11]) + " and 2 more)" in problem
+
+
+def test_given_one_or_exactly_ten_hosts_offline_when_judged_then_all_are_named_and_none_counted_as_more():
+    in_service = [f"i-{n:017x}" for n in range(10)]
+    findings = Findings()
+    rules.judge_agents("g", in_service, set(in_service[1:]), findings)
+    problem = only(findings, "agent-offline")
+    assert problem.startswith("agent-offline: 1 host of group g in service ")
+    assert f" no SSM agent online ({in_service[0]}): they can be" in problem
+    findings = Findings()
+    rules.judge_agents("g", in_service, set(), findings)
+    assert f"10 hosts of group g in service have no SSM agent online ({', '.join(in_service)}): " in only(
+        findings, "agent-offline"
+    )
 
 
 def test_agents_are_read_fifty_hosts_a_call(land):

@@ -129,6 +129,50 @@ def test_what_cannot_be_read_is_unsure():
     assert unknown_target.inbound.reasons == ("no security group of the mount target is known",)
 
 
+def test_given_no_security_group_of_the_hosts_when_judged_then_their_side_is_unsure_and_says_so():
+    found = nfs_reach(NfsPath((), SUBNET, TARGET_IP, (group("sg-efs", ingress=(nfs_from(cidr="10.0.0.0/16"),)),)))
+    assert found.outbound.verdict is Verdict.UNSURE and found.verdict is Verdict.UNSURE
+    assert found.reasons == ("no security group of the hosts is known",)
+
+
+def test_given_a_tcp_rule_missing_either_port_when_judged_then_it_may_admit_and_says_why():
+    for rule in (Rule("tcp", None, 2049, cidr="0.0.0.0/0"), Rule("tcp", 2049, None, cidr="0.0.0.0/0")):
+        found = reach((rule,))
+        assert found.verdict is Verdict.UNSURE
+        assert found.reasons == ("sg-efs ingress: a TCP rule without a port range",)
+
+
+def test_given_egress_only_to_a_range_without_the_mount_target_when_judged_then_nfs_is_blocked():
+    hosts = group("sg-hosts", egress=(nfs_from(cidr="10.0.32.0/20"),))
+    assert reach((nfs_from(group=GroupRef("sg-hosts")),), hosts=hosts).outbound.verdict is Verdict.BLOCKED
+
+
+def test_given_a_group_of_another_account_vpc_or_peering_when_judged_then_the_reason_names_it():
+    for ref, named in (
+        (
+            GroupRef("sg-x", account="222222222222"),
+            "222222222222/sg-x is a group of another account or VPC (222222222222)",
+        ),
+        (GroupRef("sg-x", vpc_id="vpc-2"), "?/sg-x is a group of another account or VPC (vpc-2)"),
+        (
+            GroupRef("sg-x", account=ACCOUNT, vpc_id="vpc-2", peering="pcx-1"),
+            f"{ACCOUNT}/sg-x is a group of another account or VPC (pcx-1)",
+        ),
+    ):
+        assert reach((nfs_from(group=ref),)).reasons == (f"sg-efs ingress: {named}",)
+
+
+def test_given_a_range_written_with_host_bits_when_judged_then_it_is_read_as_its_network():
+    # EC2 stores ranges as given; 10.0.7.9/16 is the network 10.0.0.0/16, which covers the hosts' subnet
+    assert reach((nfs_from(cidr="10.0.7.9/16"),)).verdict is Verdict.OPEN
+
+
+def test_given_an_ipv6_range_where_an_ipv4_one_belongs_when_judged_then_it_is_unsure_never_a_crash():
+    found = reach((nfs_from(cidr="::/0"),))
+    assert found.verdict is Verdict.UNSURE
+    assert found.reasons == ("sg-efs ingress: range '::/0' is not an IPv4 range",)
+
+
 # The model: how AWS admits one packet, literally, in a world where the unknowns have values.
 
 

@@ -29,6 +29,7 @@ from chalicelib.mount.commands import (
     latest_finished,
     launch_comment,
     mount_difference,
+    spec_from_parameters,
 )
 from chalicelib.mount.script_result import script_result_from_invocation
 from chalicelib.mount.spec import MountSpec, mount_command_parameters
@@ -105,6 +106,19 @@ def test_a_start_of_the_wait_must_be_plausible(moment, implausible):
     assert (implausible_time(moment, now=10_000, max_age=6000) is not None) is implausible
 
 
+def test_given_a_time_exactly_at_a_limit_when_judged_then_it_is_still_plausible():
+    # Clocks may disagree by CLOCK_SKEW_SECONDS (300 s), and a wait may last max_age: both limits included
+    assert implausible_time(10_300, now=10_000, max_age=6000) is None
+    assert implausible_time(4_000, now=10_000, max_age=6000) is None
+    assert implausible_time(10_301, now=10_000, max_age=6000) is not None
+    assert implausible_time(3_999, now=10_000, max_age=6000) is not None
+
+
+def test_given_an_implausible_start_when_judged_then_the_reason_says_how_far_off_it_is():
+    assert implausible_time(10_000 + 86400, now=10_000, max_age=6000) == "86400 s in the future"
+    assert implausible_time(1_000, now=10_000, max_age=6000) == "9000 s ago, longer than a wait can last (6000 s)"
+
+
 def test_an_unknown_start_never_spends_the_budget():
     assert not over_budget(now=10**9, started=None, budget=1800)
     assert over_budget(now=2000, started=100, budget=1800)
@@ -116,6 +130,8 @@ def test_a_hosts_deadline_is_its_next_heartbeat_or_its_budget_whichever_comes_fi
     assert deadline(now=500, started=0, last_heartbeat_at=None, hook=hook, budget=1800) == 900
     assert deadline(now=1500, started=0, last_heartbeat_at=1200, hook=hook, budget=1800) == 1800
     assert deadline(now=7, started=None, last_heartbeat_at=None, hook=hook, budget=1800) == 7
+    # The wait's start unknown, its last heartbeat known: due before that heartbeat times out
+    assert deadline(now=1500, started=None, last_heartbeat_at=1200, hook=hook, budget=1800) == 2100
 
 
 def test_the_sweeper_takes_urgent_hosts_first_then_the_one_looked_at_longest_ago():
@@ -128,6 +144,15 @@ def test_the_sweeper_takes_urgent_hosts_first_then_the_one_looked_at_longest_ago
         SweepEntry(("a", "r", "i-5"), deadline=now + 50, looked_at=999),  # most urgent
     ]
     assert [e.key[2] for e in sweep_order(entries, now)] == ["i-5", "i-3", "i-2", "i-4", "i-1"]
+
+
+def test_given_a_deadline_exactly_two_runs_away_when_swept_then_the_host_is_urgent_and_taken_once():
+    now = 1000
+    entries = [
+        SweepEntry(("a", "r", "i-1"), deadline=now + 181, looked_at=None),  # not urgent: looked at never, first
+        SweepEntry(("a", "r", "i-2"), deadline=now + 180, looked_at=999),  # urgent, just
+    ]
+    assert [e.key[2] for e in sweep_order(entries, now)] == ["i-2", "i-1"]
 
 
 def test_a_retry_message_carries_no_time_and_an_old_ones_times_are_ignored():
@@ -232,6 +257,15 @@ def test_a_mount_through_an_access_point_is_not_the_mount_of_a_group_that_asks_f
     )
 
 
+def test_given_a_commands_parameters_when_read_back_then_only_a_read_write_mount_under_the_deployed_roots_is_one():
+    roots = ("/opt/shared",)
+    parameters = {"FileSystemId": [FS], "MountPath": ["/opt/shared/x"], "AccessPointId": [""]}
+    assert spec_from_parameters(parameters, roots) == MountSpec(FS, "/opt/shared/x")
+    assert spec_from_parameters({**parameters, "ReadOnly": ["false"]}, roots) == MountSpec(FS, "/opt/shared/x")
+    assert spec_from_parameters({**parameters, "ReadOnly": ["true"]}, roots) is None  # the app never mounts read-only
+    assert spec_from_parameters({**parameters, "MountPath": ["/mnt/efs/x"]}, roots) is None
+
+
 def test_the_container_instance_trusted_is_the_one_ecs_reports_on_the_host():
     ours = "arn:aws:ecs:us-east-1:123456789012:container-instance/apps/0f1e2d3c4b5a69788796a5b4c3d2e1f0"
     theirs = "arn:aws:ecs:us-east-1:123456789012:container-instance/apps/1f1e2d3c4b5a69788796a5b4c3d2e1f0"
@@ -259,6 +293,11 @@ def test_commands_sent_by_overlapping_steps_are_one_attempt_and_backed_off_round
     assert [len(r) for r in rounds] == [3, 1]
 
 
+def test_given_two_sends_exactly_a_round_apart_when_grouped_then_they_are_two_attempts():
+    # ROUND_SECONDS (9 s): commands closer than that to a round's first are that round; at 9 s a new one begins
+    assert [len(r) for r in send_rounds([_command(100.0), _command(108.9), _command(109.0)])] == [2, 1]
+
+
 APP_PARAMETERS = mount_command_parameters(MountSpec("fs-0123456789abcdef0", "/mnt/efs/data"), "us-east-1", "10.0.0.5")
 
 
@@ -272,6 +311,10 @@ def test_only_the_apps_own_commands_of_this_launch_count():
     commands = [earlier_launch, this_one, unnamed_version, _sent(240.0, version=None)]
     assert launch_attempts(commands, 100.0, APP_PARAMETERS) == commands[1:]
     assert launch_attempts(commands, 100.0, None) == []  # the app would send nothing now: nothing is its attempt
+
+
+def test_given_a_command_sent_at_the_very_moment_the_launch_began_when_judged_then_it_is_this_launchs_attempt():
+    assert launch_attempts([_sent(100.0)], 100.0, APP_PARAMETERS) == [_sent(100.0)]
 
 
 @given(

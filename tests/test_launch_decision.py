@@ -21,6 +21,7 @@ from chalicelib.launch.decision import (
     Asked,
     Complete,
     Done,
+    Failure,
     Heartbeat,
     Place,
     Send,
@@ -80,6 +81,8 @@ class Facts:
     first_mount_now: float = NOW
     asked_for: list[str] = field(default_factory=list)
     heartbeats: list[Any] = field(default_factory=list)
+    heartbeat_starts: list[float | None] = field(default_factory=list)  # the start each heartbeat_due was asked with
+    read_after: list[float | None] = field(default_factory=list)  # each read of the start: the moment it follows
     _read_fresh: bool = False
 
     def __getattribute__(self, name: str) -> Any:
@@ -94,6 +97,7 @@ class Facts:
 
     def started(self, fresh: bool = False, read_after: float | None = None) -> float | None:
         self.asked_for.append("started (fresh)" if fresh else "started")
+        self.read_after.append(read_after)
         self._read_fresh = self._read_fresh or fresh
         return self.since()
 
@@ -120,6 +124,7 @@ class Facts:
 
     def heartbeat_due(self, started: float | None, at: float) -> bool:
         self.asked_for.append("heartbeat_due")
+        self.heartbeat_starts.append(started)
         return self.due and not self.beaten
 
 
@@ -373,3 +378,176 @@ def test_a_heartbeat_comes_before_a_long_wait_and_the_send_after_it():
     facts = Facts(due=True, agent_online=True)
     assert decide(facts) == Send(PARAMETERS)
     assert facts.heartbeats == [Heartbeat(NOW - 60, NOW)]
+
+
+# --- what each decision says: the action whole, with what the log and MountsFailed's Reason carry ----------------
+
+
+def test_given_a_host_in_service_or_a_group_without_the_hook_when_decided_then_the_outcome_names_why():
+    assert decide(Facts(state="InService")) == Done("done: host is InService")
+    assert decide(Facts(hook=None)) == Done("ignored: group has no efs-automount hook")
+
+
+def test_given_a_refused_tag_when_decided_then_the_failure_names_the_tag_and_why_and_explains_nothing_more():
+    refused = MountConfigError("efs-automount:mount-path", "not under a mount root")
+    action = decide(Facts(asked=Asked(None, LifecycleResult.ABANDON, refused=refused)))
+    assert action == Complete(
+        LifecycleResult.ABANDON,
+        failure=Failure(
+            "invalid-tag",
+            "group tag is invalid; no mount command sent",
+            {"tag": "efs-automount:mount-path", "reason": "not under a mount root"},
+            explain=False,
+        ),
+    )
+
+
+def test_given_a_group_without_the_file_system_tag_when_decided_then_the_note_says_the_host_is_let_in():
+    assert decide(Facts(asked=Asked(None, LifecycleResult.ABANDON))) == Complete(
+        LifecycleResult.CONTINUE,
+        note="group has no efs-automount:file-system-id tag but uses the efs-automount hook; letting the host in",
+    )
+
+
+def test_given_a_permanent_failure_when_decided_then_the_failure_carries_the_scripts_status_code_and_summary():
+    failed = command("c1", 30, status="Failed")
+    result = ScriptResult("Failed", 3, {"message": "/mnt/efs holds someone else's data"})
+    action = decide(Facts(commands=[failed], results={"c1": result}, failure_now=LifecycleResult.CONTINUE))
+    assert action == Complete(
+        LifecycleResult.CONTINUE,
+        failure=Failure(
+            "permanent",
+            "mount failed for good",
+            {
+                "status": "Failed",
+                "exit_code": 3,
+                "failure": "permanent",
+                "detail": "/mnt/efs holds someone else's data",
+                "attempts": 1,
+            },
+        ),
+    )
+
+
+def test_given_transient_failures_when_attempts_are_spent_then_the_failure_counts_them():
+    failed = [command(f"c{n}", 300 - 100 * n, status="Failed") for n in range(ATTEMPTS)]
+    action = decide(Facts(commands=failed, start=NOW - 400))
+    assert action.failure == Failure(
+        "transient",
+        "mount failed for good",
+        {"status": "Failed", "exit_code": 75, "failure": "transient", "detail": "Failed", "attempts": 3},
+    )
+
+
+def test_given_a_transient_failure_when_its_backoff_runs_then_the_wait_says_so_with_the_exit_code():
+    failed = command("c1", 5, status="Failed")
+    action = decide(Facts(commands=[failed], results={"c1": ScriptResult("Failed", 75)}))
+    assert action == Wait("mount retry", 6, "mount failed transiently; retrying", {"exit_code": 75, "attempts": 1})
+
+
+def test_given_a_spent_wait_when_decided_then_the_failure_says_how_long_it_waited_and_what_it_cancelled():
+    running = command("c1", 20, status=RUNNING)
+    action = decide(Facts(commands=[running], start=NOW - 1000))
+    assert action == Complete(
+        LifecycleResult.ABANDON,
+        cancel=(running,),
+        failure=Failure(
+            "timeout",
+            "host waited longer than its budget; deciding with the failure result",
+            {"waited_seconds": 1000, "commands_cancelled": 1},
+        ),
+    )
+
+
+def test_given_no_mount_target_or_one_not_ready_when_decided_then_the_reason_and_zone_are_said():
+    gone = decide(Facts(parameters=NoMountTarget("no mount target in us-east-1a")))
+    assert gone == Complete(
+        LifecycleResult.ABANDON,
+        failure=Failure(
+            "no-mount-target",
+            "cannot mount from the host's zone; no mount command sent",
+            {"reason": "no mount target in us-east-1a", "zone": "us-east-1a"},
+        ),
+    )
+    later = decide(Facts(parameters=MountTargetNotReady("creating")))
+    assert later == Wait("mount target", 10, "mount target not ready; waiting", {"reason": "creating"})
+
+
+def test_given_a_command_sent_meanwhile_when_decided_then_the_wait_is_noted_at_info():
+    assert decide(Facts(meanwhile=True)) == Wait(
+        "mount command running",
+        note="another step sent the mount command meanwhile; not sending a second",
+        level="info",
+    )
+
+
+# --- a host whose agent is online: its first mount at once, but only when nothing else decides it ---------------
+
+
+def test_given_an_online_agent_and_a_spent_wait_when_decided_then_the_host_is_decided_not_sent_a_first_mount():
+    action = decide(Facts(agent_online=True, start=NOW - 1000))
+    assert isinstance(action, Complete) and action.failure.reason == "timeout"
+
+
+def test_given_an_online_agent_and_this_launchs_attempt_running_when_decided_then_it_is_waited_for():
+    assert decide(Facts(agent_online=True, commands=[command("c1", 20, status=RUNNING)])) == Wait(
+        "mount command running"
+    )
+
+
+def test_given_an_online_agent_and_no_mount_target_when_decided_then_nothing_is_sent():
+    action = decide(Facts(agent_online=True, parameters=NoMountTarget("no mount target in us-east-1a")))
+    assert isinstance(action, Complete) and action.failure.reason == "no-mount-target"
+
+
+def test_given_an_online_agent_when_a_heartbeat_is_judged_due_then_it_is_judged_on_the_waits_start():
+    facts = Facts(agent_online=True, due=True)
+    decide(facts)
+    assert facts.heartbeat_starts[0] == NOW - 60
+
+
+def test_given_ssms_record_of_the_host_when_decided_then_its_start_is_read_after_its_newest_command_was_sent():
+    # A relaunch through a warm pool after our newest command must show in the start the record is judged on.
+    facts = Facts(commands=[command("c1", 300, status="Failed"), command("c2", 30, status="Failed")])
+    decide(facts)
+    assert NOW - 30 in facts.read_after
+
+
+def test_given_a_transient_failure_when_its_backoff_has_just_run_out_then_the_mount_is_sent_again():
+    failed = command("c1", 10, status="Failed")  # the first backoff is 10 s
+    assert decide(Facts(commands=[failed], results={"c1": ScriptResult("Failed", 75)})) == Send(PARAMETERS)
+
+
+# --- a success on record: which lets the host in, marked for that command -----------------------------------------
+
+
+def test_given_this_launchs_success_on_ssms_record_when_decided_then_the_host_is_let_in_marked_for_that_command():
+    success = command("c1", 30)
+    assert decide(Facts(commands=[success])) == Complete(LifecycleResult.CONTINUE, mounted=success)
+
+
+def test_given_a_confirmed_success_older_than_a_moment_when_decided_then_it_lets_the_host_in_without_the_record():
+    facts = Facts(confirmed=command("c1", 200), start=NOW - 300)
+    assert decide(facts) == Complete(LifecycleResult.CONTINUE, mounted=facts.confirmed)
+    assert "commands" not in facts.asked_for
+
+
+def test_given_a_success_no_older_than_a_warm_pool_round_trip_when_decided_then_the_start_is_not_read_afresh():
+    success = command("c1", 120)  # WARM_POOL_ROUND_TRIP_SECONDS: no way back through a warm pool is that short
+    facts = Facts(commands=[success], start=NOW - 300, fresh_start=NOW - 10)
+    assert decide(facts) == Complete(LifecycleResult.CONTINUE, mounted=success)
+    assert "started (fresh)" not in facts.asked_for
+
+
+def test_given_an_old_success_the_start_read_afresh_still_counts_when_decided_then_the_host_is_let_in():
+    success = command("c1", 500)
+    facts = Facts(commands=[success], start=NOW - 600, fresh_start=NOW - 550)
+    assert decide(facts) == Complete(LifecycleResult.CONTINUE, mounted=success)
+    assert "started (fresh)" in facts.asked_for
+
+
+def test_given_a_heartbeat_due_while_an_attempt_runs_when_decided_then_it_is_judged_and_made_on_the_waits_start():
+    facts = Facts(due=True, commands=[command("c1", 20, status=RUNNING)])
+    assert decide(facts) == Wait("mount command running")
+    assert facts.heartbeats == [Heartbeat(NOW - 60, NOW)]
+    assert facts.heartbeat_starts[0] == NOW - 60

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -12,6 +14,7 @@ from chalicelib.mount.spec import (
     MountSpec,
     failure_result_from_tags,
     mount_command_parameters,
+    mount_path_pattern,
     mount_spec_from_tags,
 )
 from chalicelib.plumbing.lifecycle_result import LifecycleResult
@@ -71,6 +74,55 @@ def test_failure_result_comes_from_the_tag_or_the_setting():
         failure_result_from_tags({"efs-automount:on-failure": "continue"}, LifecycleResult.ABANDON)
 
 
+def test_given_an_unknown_failure_result_when_read_then_the_refusal_quotes_at_most_80_characters_of_it():
+    with pytest.raises(MountConfigError) as raised:
+        failure_result_from_tags({"efs-automount:on-failure": "continue"}, LifecycleResult.ABANDON)
+    assert raised.value.reason == "'continue' is neither ABANDON nor CONTINUE"
+    with pytest.raises(MountConfigError) as raised:
+        failure_result_from_tags({"efs-automount:on-failure": "X" * 200}, LifecycleResult.ABANDON)
+    assert raised.value.reason == f"{'X' * 80!r} is neither ABANDON nor CONTINUE"
+
+
+@pytest.mark.parametrize(
+    ("tag", "reason"),
+    [
+        ("efs-automount:file-system-id", "is not fs- followed by 8 or 17 hex digits"),
+        ("efs-automount:access-point-id", "is not fsap- followed by 17 hex digits"),
+        ("efs-automount:mount-path", "is not an absolute path of [A-Za-z0-9._/-] up to 128 characters"),
+    ],
+)
+def test_given_a_very_long_bad_tag_value_when_refused_then_the_reason_quotes_its_first_80_characters(tag, reason):
+    with pytest.raises(MountConfigError) as raised:
+        mount_spec_from_tags({"efs-automount:file-system-id": FS} | {tag: "@" * 200})
+    assert raised.value.reason == f"{'@' * 80!r} {reason}"
+
+
+def test_given_a_path_of_slashes_only_when_refused_then_the_reason_gives_its_normal_form():
+    with pytest.raises(MountConfigError) as raised:
+        mount_spec_from_tags({"efs-automount:file-system-id": FS, "efs-automount:mount-path": "//"})
+    assert raised.value.reason == "'//' is not in normal form; write '/'"
+
+
+@pytest.mark.parametrize("path", ["/mnt/X", "/srv/a.b/c-d_e", "/efs/XX/y"])
+def test_given_a_path_in_normal_form_under_a_root_when_read_then_it_is_taken_as_written(path):
+    tags = {"efs-automount:file-system-id": FS, "efs-automount:mount-path": path}
+    assert mount_spec_from_tags(tags) == MountSpec(FS, path)
+
+
+def test_given_roots_other_than_the_defaults_when_a_groups_tags_are_read_then_its_path_is_judged_by_them():
+    roots = ("/opt/shared",)
+    tags = {"efs-automount:file-system-id": FS, "efs-automount:mount-path": "/opt/shared/x"}
+    assert mount_spec_from_tags(tags, roots) == MountSpec(FS, "/opt/shared/x")
+    with pytest.raises(MountConfigError, match="/opt/shared"):
+        mount_spec_from_tags({"efs-automount:file-system-id": FS}, roots)  # the default path lies under /mnt
+
+
+def test_given_a_root_with_a_dot_when_the_documents_pattern_is_built_then_the_dot_matches_only_a_dot():
+    pattern = mount_path_pattern(("/data/team.a",))
+    assert re.fullmatch(pattern, "/data/team.a/x")
+    assert not re.fullmatch(pattern, "/data/teamxa/x")
+
+
 def test_parameters_carry_the_file_system_and_path_verbatim():
     parameters = mount_command_parameters(MountSpec(FS, "/data/shared"), "eu-west-1", "10.0.1.25")
     assert parameters == {
@@ -96,6 +148,15 @@ def test_an_access_point_or_a_tls_policy_requires_tls():
 def test_parameters_refuse_a_bad_region_or_ip(region, ip):
     with pytest.raises(ValueError):
         mount_command_parameters(MountSpec(FS, "/data"), region, ip)
+
+
+def test_given_a_bad_region_or_ip_when_refused_then_the_error_names_which_quoting_at_most_40_characters():
+    with pytest.raises(ValueError) as raised:
+        mount_command_parameters(MountSpec(FS, "/data"), "x" * 60, "10.0.0.1")
+    assert str(raised.value) == f"region {'x' * 40!r} is not an AWS region name"
+    with pytest.raises(ValueError) as raised:
+        mount_command_parameters(MountSpec(FS, "/data"), "us-east-1", "1" * 60)
+    assert str(raised.value) == f"mount target IP {'1' * 40!r} is not an IPv4 address"
 
 
 @given(

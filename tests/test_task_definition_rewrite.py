@@ -275,6 +275,9 @@ SOURCE = "arn:aws:ecs:us-east-1:123456789012:task-definition/web:1"
         (SOURCE.replace(":1", ":3"), {SOURCE_TAG: SOURCE.replace(":1", ":2")}, "superseded"),
         (SOURCE.replace(":1", ":2"), {"efs-automount:file-system-id": FS}, "superseded"),
         (SOURCE.replace(":1", ":2"), {}, "superseded"),
+        (SOURCE.replace(":1", ":2"), {SOURCE_TAG: "not-an-arn"}, "superseded"),  # anyone may write the tag
+        # this very revision under another account's ARN: no older source of the family, so nothing in flight
+        (SOURCE.replace(":1", ":2"), {SOURCE_TAG: SOURCE.replace("123456789012", "999999999999")}, "superseded"),
     ],
 )
 def test_the_familys_latest_revision_decides_where_the_source_stands(latest_arn, latest_tags, standing):
@@ -285,7 +288,10 @@ def test_unknown_fields_names_every_key_the_parse_dropped_and_nothing_else():
     raw = {
         "taskDefinition": {
             "family": "web",
-            "containerDefinitions": [{"name": "a", "dockerLabels": {"x": "1"}}, {"name": "b", "newThing": 1}],
+            "containerDefinitions": [
+                {"name": "a", "dockerLabels": {"x": "1"}, "olderThing": 1},
+                {"name": "b", "newThing": 1},
+            ],
             "hostname": None,
             "futureField": {"on": True},
         },
@@ -301,6 +307,7 @@ def test_unknown_fields_names_every_key_the_parse_dropped_and_nothing_else():
     }
 
     assert unknown_fields(raw, parsed) == [
+        "taskDefinition.containerDefinitions[0].olderThing",
         "taskDefinition.containerDefinitions[1].newThing",
         "taskDefinition.futureField",
     ]

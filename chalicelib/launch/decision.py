@@ -225,7 +225,7 @@ def decide_launch(facts: LaunchFacts, hook_name: str, max_wait_seconds: int, mou
         first = _first_mount(facts, budget, parameters)
         if first is not None:
             return first
-    return _decide_on_record(facts, asked, budget, mount_attempts)
+    return _decide_on_record(facts, budget, mount_attempts)
 
 
 def _first_mount(
@@ -279,7 +279,7 @@ def _newest_success(ours: list[Command], statuses: dict[str, str]) -> Command | 
     return next((c for c in reversed(ours) if statuses.get(c["CommandId"]) == "Success"), None)
 
 
-def _decide_on_record(facts: LaunchFacts, asked: Asked, budget: float, mount_attempts: int) -> Action:
+def _decide_on_record(facts: LaunchFacts, budget: float, mount_attempts: int) -> Action:
     """Decide on SSM's record of the host: this launch's mount confirmed, a wait spent, a failure final, or the
     mount (again)."""
     parameters = facts.parameters
