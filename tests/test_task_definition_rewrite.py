@@ -18,6 +18,7 @@ from chalicelib.task_definitions.rewrite import (
     is_rewrite_of,
     mounts_file_system,
     rewrite_task_definition,
+    same_path,
     source_standing,
     task_mount_from_tags,
     unknown_fields,
@@ -311,3 +312,102 @@ def test_unknown_fields_names_every_key_the_parse_dropped_and_nothing_else():
         "taskDefinition.containerDefinitions[1].newThing",
         "taskDefinition.futureField",
     ]
+
+
+# --- the tags read whole, the rewrite's edges ---------------------------------------------------------------------
+
+
+def test_given_only_the_file_system_tag_when_read_then_the_mount_takes_the_contracts_defaults():
+    assert task_mount_from_tags({"efs-automount:file-system-id": FS}, {}) == TaskMount(
+        FS, "/mnt/efs", None, False, "host", f"/mnt/efs/{FS}", None
+    )
+
+
+def test_given_every_task_definition_tag_when_read_then_the_mount_carries_each():
+    tags = {
+        "efs-automount:file-system-id": FS,
+        "efs-automount:container-path": "/data",
+        "efs-automount:containers": " web, worker ,",
+        "efs-automount:read-only": "true",
+        "efs-automount:mode": "native",
+        "efs-automount:host-path": "/srv/shared",
+        "efs-automount:access-point-id": "fsap-0123456789abcdef0",
+    }
+    assert task_mount_from_tags(tags, {}) == TaskMount(
+        FS, "/data", ("web", "worker"), True, "native", "/srv/shared", "fsap-0123456789abcdef0"
+    )
+
+
+@pytest.mark.parametrize(
+    ("tag", "value", "reason"),
+    [
+        ("efs-automount:container-path", "x" * 100, f"{'x' * 80!r} is not an absolute path without '..'"),
+        ("efs-automount:containers", "a b,c!,d?,e*", "['a b', 'c!', 'd?'] are not container names"),
+        ("efs-automount:containers", ", ,", "[] are not container names"),
+        ("efs-automount:read-only", "y" * 30, f"{'y' * 20!r} is neither true nor false"),
+        ("efs-automount:mode", "m" * 30, f"{'m' * 20!r} is neither host nor native"),
+    ],
+)
+def test_given_a_bad_task_definition_tag_when_read_then_the_reason_quotes_a_bounded_part_of_it(tag, value, reason):
+    with pytest.raises(MountConfigError) as raised:
+        task_mount_from_tags({"efs-automount:file-system-id": FS, tag: value}, {})
+    assert raised.value.reason == reason
+
+
+@pytest.mark.parametrize(
+    ("first", "second"), [("/data", "///data"), ("//data", "/data"), ("/data//", "/data"), ("data", "./data")]
+)
+def test_given_one_directory_written_two_ways_when_compared_then_it_is_the_same_path(first, second):
+    assert same_path(first, second) and same_path(second, first)
+
+
+@pytest.mark.parametrize(("first", "second"), [("/Xdata", "/data"), ("data", "/data"), ("/data/x", "/data")])
+def test_given_two_directories_when_compared_then_they_are_not_the_same_path(first, second):
+    assert not same_path(first, second) and not same_path(second, first)
+
+
+def test_given_a_host_mode_mount_when_rewritten_then_its_volume_is_the_host_path():
+    mount = TaskMount(FS, host_path=f"/mnt/efs/{FS}")
+    volume = rewrite_task_definition(_definition(), TAGS, mount, INPUT)["volumes"][-1]
+    assert volume == {"name": f"efs-{FS}", "host": {"sourcePath": f"/mnt/efs/{FS}"}}
+
+
+def test_given_a_named_container_after_one_not_named_when_rewritten_then_it_gets_the_mount_point():
+    request = rewrite_task_definition(_definition(), TAGS, TaskMount(FS, containers=("sidecar",)), INPUT)
+    web, sidecar = request["containerDefinitions"]
+    assert "mountPoints" not in web
+    assert sidecar["mountPoints"] == [{"sourceVolume": f"efs-{FS}", "containerPath": "/mnt/efs", "readOnly": False}]
+
+
+def test_given_a_mount_point_without_a_container_path_when_rewritten_then_it_clashes_with_nothing():
+    fields = {"containerDefinitions": [{"name": "web", "mountPoints": [{"sourceVolume": "v"}]}]}
+    request = rewrite_task_definition(_definition(**fields), TAGS, TaskMount(FS), INPUT)
+    assert request["containerDefinitions"][0]["mountPoints"][-1]["containerPath"] == "/mnt/efs"
+
+
+def test_given_a_container_already_using_the_path_when_rewritten_then_the_clash_names_it_and_its_volume():
+    fields = {"containerDefinitions": [{"name": "web", "mountPoints": [{"sourceVolume": "v", "containerPath": TAKEN}]}]}
+    with pytest.raises(TaskDefinitionClash) as raised:
+        rewrite_task_definition(_definition(**fields), TAGS, TaskMount(FS), INPUT)
+    assert str(raised.value) == "container web already mounts v at /mnt/efs"
+
+
+def test_given_room_for_exactly_the_source_tag_when_rewritten_then_it_is_added():
+    tags = TAGS + [{"key": f"k{i}", "value": "v"} for i in range(48)]  # 49, and the source tag makes ECS's 50
+    request = rewrite_task_definition(_definition(), tags, TaskMount(FS), INPUT)
+    assert len(request["tags"]) == 50
+
+
+def test_given_tags_aws_added_to_the_rewrite_when_judged_then_it_is_still_the_rewrite_of_its_source():
+    definition = _definition()
+    mount = TaskMount(FS, host_path=f"/mnt/efs/{FS}")
+    candidate, candidate_tags = registered(rewrite_task_definition(definition, TAGS, mount, INPUT), definition)
+    candidate_tags["aws:cloudformation:stack-name"] = "web"  # CloudFormation's own tag: no user can set aws:
+    assert is_rewrite_of(candidate, candidate_tags, definition, {"efs-automount:file-system-id": FS}, mount, INPUT)
+
+
+def test_given_a_source_the_app_cannot_rewrite_when_a_candidate_is_judged_then_it_is_no_rewrite_of_it():
+    source = _definition(volumes=[{"name": f"efs-{FS}", "host": {"sourcePath": "/elsewhere"}}])  # a clash
+    candidate = {**source, "taskDefinitionArn": source["taskDefinitionArn"][:-1] + "2"}
+    candidate_tags = {SOURCE_TAG: source["taskDefinitionArn"]}
+    assert not is_rewrite_of(candidate, candidate_tags, source, {}, TaskMount(FS), INPUT)
