@@ -10,7 +10,8 @@ DOCS_STAMP := $(DOCS_VENV)/.installed-$(shell cat requirements-docs.txt | cksum 
 DEPLOY_VENV ?= .venv-deploy
 DEPLOY_STAMP := $(DEPLOY_VENV)/.installed-$(shell cat requirements-deploy.txt | cksum | cut -d' ' -f1)
 MUTATION_VENV ?= .venv-mutation
-MUTATION_STAMP := $(MUTATION_VENV)/.installed-$(shell cat requirements-mutation.txt requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+MUTATION_STAMP := $(MUTATION_VENV)/.installed-$(shell cat requirements-mutation.txt requirements.txt requirements-dev.txt \
+	| cksum | cut -d' ' -f1)
 HOSTS ?= 3
 # Hosts whose mount fails in the demo: they hold someone else's data at the mount path, the script
 # refuses it (exit 3, permanent) and the app completes their launch ABANDON. `make demo FAIL=1`.
