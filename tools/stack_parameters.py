@@ -136,7 +136,9 @@ PARAMETERS = (
         "COMMAND_TIMEOUT_SECONDS",
         "CommandTimeoutSeconds",
         "600",
-        "How long SSM may take to deliver the mount command and the script may run (COMMAND_TIMEOUT_SECONDS).",
+        "How long SSM may try to deliver the mount command to a host's agent before the command times out "
+        "undelivered (SendCommand's TimeoutSeconds, COMMAND_TIMEOUT_SECONDS). The script's own run is limited "
+        "by the mount document (600 s).",
         minimum=30,
         maximum=2880,
     ),
