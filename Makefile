@@ -26,7 +26,7 @@ help:
 	@echo '  test            lint and docs, then the whole test suite'
 	@echo '  bench           benchmarks; the figures end in one table, written to build/bench.json'
 	@echo '  mutation        mutation testing (mutmut) of the pure decisions by their pure tests; the score per module'
-	@echo '  repair          repair a deployed cluster (CLUSTER=, GROUP=, ACCOUNT=, REGION=, DRY_RUN=1, JSON=1, STACK=)'
+	@echo '  repair          repair a deployed cluster (CLUSTER=, GROUP=, ACCOUNT=, REGION=, DRY_RUN=1, JSON=1)'
 	@echo '  deploy          package and deploy the app stack (BUCKET=, STACK=, REGION=, any setting: TRUSTED_ACCOUNTS=, ...)'
 	@echo '  deploy-members  the member template as a StackSet (OUS=, REGIONS=, ACCOUNTS=, CALL_AS=DELEGATED_ADMIN)'
 	@echo '  uninstall       members, then the app; refused while a group of its account has the hook with ABANDON (FORCE=1)'
@@ -137,8 +137,9 @@ bench: install
 
 # Repair a cluster through the deployed function, with your own AWS credentials:
 #   make repair CLUSTER=web DRY_RUN=1   (also GROUP=, ACCOUNT=, REGION=, JSON=1)
-# The function: STACK= the packaged app's stack (its resource Repair), or FUNCTION= its name; else chalice deploy's
-# efs-automount-$(STAGE)-repair (STAGE=prod).
+# The function: the app's stack's resource Repair (STACK=, else the one make deploy remembers in deploy.env, with its
+# REGION and PROFILE, else efs-automount); FUNCTION= its name; STAGE= chalice deploy's efs-automount-$(STAGE)-repair.
+# REGION= is the cluster's region (default: the app's).
 # DRY_RUN=1/true/yes is a dry run; unset or 0/false/no repairs; anything else is refused (a typo never repairs).
 # `python -m tools.repair` exits 0 nothing to do, 2 problems found or fixed, 1 errors; make reports any
 # non-zero exit as its own error 2.
@@ -147,9 +148,10 @@ DRY_RUN_OFF := 0 false no False FALSE No NO
 DRY_RUN_FLAG = $(if $(filter $(DRY_RUN_ON),$(DRY_RUN)),--dry-run,$(if $(filter-out $(DRY_RUN_OFF),$(DRY_RUN)),\
 	$(error DRY_RUN=$(DRY_RUN) is neither 1/true/yes (a dry run) nor 0/false/no (repair): nothing was run)))
 repair: install
-	$(PY) -m tools.repair --stage $${STAGE:-prod} $(if $(STACK),--stack $(STACK)) $(if $(FUNCTION),--function-name $(FUNCTION)) \
+	$(PY) -m tools.repair $(if $(STAGE),--stage $(STAGE)) $(if $(STACK),--stack $(STACK)) \
+		$(if $(FUNCTION),--function-name $(FUNCTION)) \
 		$(if $(CLUSTER),--cluster $(CLUSTER)) $(if $(GROUP),--auto-scaling-group $(GROUP)) \
-		$(if $(ACCOUNT),--account $(ACCOUNT)) $(if $(REGION),--region $(REGION)) \
+		$(if $(ACCOUNT),--account $(ACCOUNT)) $(if $(REGION),--region $(REGION)) $(if $(PROFILE),--profile $(PROFILE)) \
 		$(DRY_RUN_FLAG) $(if $(JSON),--json)
 
 # One command to deploy, one to remove (tools/deploy.py), with your own AWS credentials:

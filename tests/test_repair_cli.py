@@ -35,7 +35,7 @@ def _invoker(lambda_):
 
 def _run(argv, invoke):
     lines: list[str] = []
-    code = cli.main(argv, invoke=invoke, out=lines.append)
+    code = cli.main(argv, invoke=invoke, out=lines.append, remembered={})
     return code, "\n".join(lines)
 
 
@@ -113,11 +113,12 @@ def test_the_deployed_function_is_invoked_by_its_stage_name_once(monkeypatch, fu
     fake = FakeLambda(payload, function_error)
     made = {}
 
-    def client(service, region_name=None, config=None):
-        made.update(service=service, region=region_name, attempts=config.retries["total_max_attempts"])
+    def client(session, service, config=None):
+        made.update(service=service, region=session.region_name, attempts=config.retries["total_max_attempts"])
         return fake
 
-    monkeypatch.setattr(boto3, "client", client)
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.setattr(boto3.Session, "client", client)
 
     code, text = _run(["--auto-scaling-group", "g", "--dry-run", "--stage", "dev"], None)
 
@@ -153,8 +154,15 @@ def test_make_repair_refuses_a_dry_run_value_it_does_not_know():
 # Review of issue 18, finding 9: `make repair` against either deployment finds the function that was deployed.
 
 
-def _invoked_function(monkeypatch, argv):
-    """The function `python -m tools.repair` would invoke with `argv`, and its exit code (with a clean report)."""
+def _invoked_function(monkeypatch, argv, remembered=None):
+    """The function `python -m tools.repair` would invoke with `argv` (and deploy.env's `remembered` choices), and
+    its exit code (with a clean report)."""
+    invoked, _ = _invoked(monkeypatch, argv, remembered)
+    return (invoked[0][0] if invoked else None), *_
+
+
+def _invoked(monkeypatch, argv, remembered=None):
+    """Each (function, region, profile) `python -m tools.repair` invoked with `argv`, then its exit code and output."""
     invoked = []
     report = {
         "cluster": "web",
@@ -169,14 +177,14 @@ def _invoked_function(monkeypatch, argv):
         "summary": {"examined": 0, "with_problems": 0, "actions": 0, "errors": 0},
     }
 
-    def invoker(function_name, region):
-        invoked.append(function_name)
+    def invoker(function_name, session):
+        invoked.append((function_name, session.region_name, session.profile_name))
         return lambda payload: report
 
     monkeypatch.setattr(cli, "lambda_invoker", invoker)
     lines: list[str] = []
-    code = cli.main(argv, out=lines.append)
-    return (invoked[0] if invoked else None), code, "\n".join(lines)
+    code = cli.main(argv, out=lines.append, remembered=remembered or {})
+    return invoked, (code, "\n".join(lines))
 
 
 def test_a_packaged_deployment_is_repaired_through_its_stacks_function(monkeypatch, packaged):
@@ -210,7 +218,7 @@ def test_a_chalice_deployment_is_repaired_through_its_stages_function(monkeypatc
         Code={"ZipFile": code.getvalue()},
     )
 
-    function, code, _ = _invoked_function(monkeypatch, ["--cluster", "web"])
+    function, code, _ = _invoked_function(monkeypatch, ["--stage", "prod", "--cluster", "web"])
 
     assert code == 0
     session.client("lambda").get_function(FunctionName=function)
@@ -232,4 +240,78 @@ def test_make_repair_passes_the_stack_or_the_function_on():
 
     assert "--stack efs-automount " in printed("STACK=efs-automount")
     assert "--function-name my-repair " in printed("FUNCTION=my-repair")
-    assert "--stack" not in printed() and "--function-name" not in printed()
+    assert "--stage dev " in printed("STAGE=dev")
+    assert "--stack" not in printed() and "--function-name" not in printed() and "--stage" not in printed()
+
+
+# Day one (issue 21): `make deploy` remembers in deploy.env where the app went; `make repair` finds it there.
+
+
+@pytest.fixture
+def profiles(tmp_path, monkeypatch):
+    """An AWS CLI config with the profile `apps` (its credentials moto's)."""
+    config = tmp_path / "config"
+    config.write_text("[profile apps]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+
+
+def test_repair_finds_the_app_where_make_deploy_remembers_it(monkeypatch, packaged, profiles):
+    from simulation import deployed_stack
+
+    # Given the packaged app deployed by make deploy in eu-west-1, with a profile, while the shell's region is another
+    deployed_stack.create_stack(boto3.Session(region_name="eu-west-1"), packaged)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    remembered = {"STACK": deployed_stack.STACK_NAME, "REGION": "eu-west-1", "PROFILE": "apps"}
+
+    # When make repair is told only the cluster
+    invoked, (code, text) = _invoked(monkeypatch, ["--cluster", "web"], remembered)
+
+    # Then it invokes the stack's repair function, in the app's region, with the app account's profile
+    assert code == 0, text
+    assert invoked == [(f"{deployed_stack.STACK_NAME}-repair", "eu-west-1", "apps")]
+
+
+def test_what_make_repair_is_told_comes_before_what_deploy_env_remembers(monkeypatch, profiles):
+    remembered = {"STACK": "efs-automount", "REGION": "eu-west-1", "PROFILE": "apps"}
+
+    assert _invoked_function(monkeypatch, ["--function-name", "mine", "--cluster", "web"], remembered)[0] == "mine"
+    assert _invoked_function(monkeypatch, ["--stage", "dev", "--cluster", "web"], remembered)[0] == (
+        "efs-automount-dev-repair"
+    )
+    invoked, _ = _invoked(
+        monkeypatch, ["--function-name", "mine", "--function-region", "eu-north-1", "--cluster", "web"], remembered
+    )
+    assert invoked[0][1] == "eu-north-1"
+
+
+def test_a_deploy_env_is_read_from_the_checkout(tmp_path, monkeypatch):
+    # (the same file make deploy writes: tools/deploy_choices.py)
+    from tools import deploy_choices
+
+    choices = tmp_path / "deploy.env"
+    deploy_choices.write_remembered({"STACK": "apps-efs", "REGION": "eu-west-1", "PROFILE": "apps"}, choices)
+    monkeypatch.setattr(deploy_choices, "CHOICES_FILE", choices)
+
+    assert cli.remembered_deployment() == {"STACK": "apps-efs", "REGION": "eu-west-1", "PROFILE": "apps"}
+
+
+def test_make_repair_passes_the_profile_on():
+    done = subprocess.run(
+        ["make", "-n", "repair", "CLUSTER=web", "PROFILE=apps"], capture_output=True, text=True, check=True
+    )
+    assert "--profile apps " in done.stdout
+
+
+def test_a_profile_that_does_not_exist_fails_naming_it(profiles):
+    lines: list[str] = []
+
+    code = cli.main(["--cluster", "web", "--profile", "nope"], out=lines.append, remembered={"STACK": "efs-automount"})
+
+    assert (code, lines) == (1, ["repair failed: The config profile (nope) could not be found"])
+
+
+def test_without_deploy_env_repair_looks_for_make_deploys_default_stack(monkeypatch):
+    function, code, text = _invoked_function(monkeypatch, ["--cluster", "web"], remembered={})
+
+    assert (function, code) == (None, 1)
+    assert text.startswith("repair failed: no function Repair in stack efs-automount: "), text

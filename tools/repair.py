@@ -13,6 +13,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from botocore.exceptions import BotoCoreError
+
 NOTHING_TO_DO, ERRORS, PROBLEMS = 0, 1, 2
 # Repair may run up to its 900 s timeout; a retried invoke would run it twice, so there is one attempt.
 READ_TIMEOUT_SECONDS = 960
@@ -22,12 +24,11 @@ class RepairFailed(Exception):
     """The function raised (bad input, an untrusted account, a role that cannot be assumed), or was not found."""
 
 
-def lambda_invoker(function_name: str, region: str | None) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    import boto3
+def lambda_invoker(function_name: str, session: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
     from botocore.config import Config
 
     config = Config(read_timeout=READ_TIMEOUT_SECONDS, retries={"total_max_attempts": 1})
-    client = boto3.client("lambda", region_name=region, config=config)
+    client = session.client("lambda", config=config)
 
     def invoke(payload: dict[str, Any]) -> dict[str, Any]:
         response = client.invoke(FunctionName=function_name, Payload=json.dumps(payload).encode())
@@ -40,22 +41,30 @@ def lambda_invoker(function_name: str, region: str | None) -> Callable[[dict[str
     return invoke
 
 
+DEFAULT_STACK = "efs-automount"  # make deploy's (tools/deploy_choices.py)
 # The packaged template's repair function (`chalice package` names resources after the app's functions).
 REPAIR_LOGICAL_ID = "Repair"
 
 
-def stack_function(stack: str, region: str | None) -> str:
+def stack_function(stack: str, session: Any) -> str:
     """The repair function of a packaged deployment: the physical id of the stack's resource Repair (its name is
     `<stack>-repair`, but the stack says so itself)."""
-    import boto3
     from botocore.exceptions import ClientError
 
-    cloudformation = boto3.client("cloudformation", region_name=region)
+    cloudformation = session.client("cloudformation")
     try:
         resource = cloudformation.describe_stack_resource(StackName=stack, LogicalResourceId=REPAIR_LOGICAL_ID)
     except ClientError as exc:
         raise RepairFailed(f"no function {REPAIR_LOGICAL_ID} in stack {stack}: {exc}") from exc
     return resource["StackResourceDetail"]["PhysicalResourceId"]
+
+
+def remembered_deployment() -> dict[str, str]:
+    """Where `make deploy` put the app, as deploy.env remembers it: STACK, REGION and PROFILE (those it names)."""
+    from tools import deploy_choices
+
+    remembered = deploy_choices.read_remembered()
+    return {key: remembered[key] for key in ("STACK", "REGION", "PROFILE") if remembered.get(key)}
 
 
 def exit_code(report: dict[str, Any]) -> int:
@@ -111,7 +120,11 @@ def main(
     argv: list[str] | None = None,
     invoke: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     out: Callable[[str], None] = print,
+    remembered: dict[str, str] | None = None,
 ) -> int:
+    """What the command line does not say comes from `remembered` (default: deploy.env, `remembered_deployment`):
+    the app's stack (else make deploy's default), unless a function or a stage is named; its region; the app
+    account's profile."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cluster", help="ECS cluster name or ARN")
     parser.add_argument("--auto-scaling-group", help="limit to one Auto Scaling group")
@@ -120,28 +133,42 @@ def main(
     parser.add_argument("--dry-run", action="store_true", help="report only, change nothing")
     parser.add_argument("--json", action="store_true", help="print the report's JSON")
     deployed = parser.add_mutually_exclusive_group()
-    deployed.add_argument("--stack", help="the packaged app's stack (`aws cloudformation deploy`): its function Repair")
+    deployed.add_argument(
+        "--stack",
+        help="the app's stack (make deploy): its function Repair (default: deploy.env's STACK, else efs-automount)",
+    )
     deployed.add_argument("--function-name", help="the repair function's name")
     parser.add_argument(
         "--stage",
-        default="prod",
-        help="`chalice deploy`'s stage, without --stack or --function-name: "
-        "efs-automount-<stage>-repair (default prod)",
+        help="`chalice deploy`'s stage, without --stack or --function-name: efs-automount-<stage>-repair",
     )
-    parser.add_argument("--function-region", help="where the app is deployed (default: your AWS region)")
+    parser.add_argument(
+        "--function-region", help="where the app is deployed (default: deploy.env's REGION, else your AWS region)"
+    )
+    parser.add_argument("--profile", help="the AWS CLI profile of the app's account (default: deploy.env's PROFILE)")
     args = parser.parse_args(argv)
+    remembered = remembered_deployment() if remembered is None else remembered
+    stack = args.stack
+    if not (stack or args.function_name or args.stage):
+        stack = remembered.get("STACK") or DEFAULT_STACK
     payload: dict[str, Any] = {"dry_run": args.dry_run}
     for key in ("cluster", "auto_scaling_group", "account", "region"):
         if getattr(args, key) is not None:
             payload[key] = getattr(args, key)
     try:
         if invoke is None:
+            import boto3
+
+            session = boto3.Session(
+                profile_name=args.profile or remembered.get("PROFILE"),
+                region_name=args.function_region or remembered.get("REGION"),
+            )
             function = args.function_name or f"efs-automount-{args.stage}-repair"
-            if args.stack:
-                function = stack_function(args.stack, args.function_region)
-            invoke = lambda_invoker(function, args.function_region)
+            if stack:
+                function = stack_function(stack, session)
+            invoke = lambda_invoker(function, session)
         report = invoke(payload)
-    except RepairFailed as exc:
+    except (RepairFailed, BotoCoreError) as exc:  # BotoCoreError: no such profile, no credentials, no region
         out(f"repair failed: {exc}")
         return ERRORS
     out(json.dumps(report, indent=2) if args.json else render_table(report))
