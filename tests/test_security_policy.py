@@ -439,3 +439,22 @@ def test_the_static_policy_pins_exactly_the_statements_the_templates_give_an_acc
             (rendered,) = template_policy([statement])["Statement"]
             accounts = {_arn_fields(r)[4] for r in _listed(rendered["Resource"]) if _text(r) != "*"}
             assert _pinned(statement) == (accounts == {"${AWS::AccountId}"}), statement["Sid"]
+
+
+def test_no_deployed_send_command_statement_carries_a_global_condition_key(packaged):
+    # The Run Command guide: a policy that puts a global condition key (aws:...) on SendCommand must also allow it with
+    # aws:ViaAWSService = true (https://docs.aws.amazon.com/systems-manager/latest/userguide/run-command-setting-up.html),
+    # a second way in. What is deployed (the templates, and a chalice deploy's stage policy) pins by ARN instead;
+    # .chalice/policy.json as it is still pins with aws:ResourceAccount and is never deployed as it is.
+    deployed = {k: v for k, v in _deployed_policies(packaged).items() if k != ".chalice/policy.json"}
+    keyed = [
+        (where, statement["Sid"], key)
+        for where, statements in deployed.items()
+        for _, _, statement in statements
+        if "ssm:SendCommand" in _listed(statement["Action"])
+        for operator in statement.get("Condition", {}).values()
+        for key in operator
+        if key.lower().startswith("aws:")
+    ]
+    assert keyed == []
+    assert sum("ssm:SendCommand" in _listed(s["Action"]) for _, _, s in deployed["stage-policy --account"]) == 2
