@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
+import textwrap
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +32,7 @@ from moto.server import ThreadedMotoServer
 from chalicelib import __version__
 from simulation import deployed_stack
 from simulation.landscape import build_landscape, lifecycle_state, scale_out, session_in_account
-from tests.conftest import OWN_ACCOUNT, ROOT
+from tests.conftest import OWN_ACCOUNT, ROOT, deliver_outbox
 from tools import app_hooks, deploy, deploy_choices
 
 REGION = "us-east-1"
@@ -518,3 +520,45 @@ def test_stop_hooks_leaves_a_hook_that_already_lets_hosts_in_as_it_is(packaged):
     deploy.stop_hooks({})
     deploy.start_hooks({})
     assert (_hook(land)["DefaultResult"], _hook(land)["HeartbeatTimeout"]) == ("CONTINUE", 300)
+
+
+def test_the_uninstall_runbooks_listing_names_the_services_on_revisions_the_app_registered(local_aws, bus):
+    # docs/operations.md, Uninstall, step 1: the AWS CLI loop that finds what to move before the app goes.
+    ecs = boto3.client("ecs", region_name=REGION)
+    file_system = {"efs-automount:file-system-id": "fs-0123456789abcdef0"}
+
+    def register(family: str, tags: dict[str, str]) -> str:
+        containers = [{"name": "web", "image": "public.ecr.aws/nginx/nginx:1.27", "memory": 256}]
+        tag_list = [{"key": k, "value": v} for k, v in tags.items()]
+        response = ecs.register_task_definition(family=family, containerDefinitions=containers, tags=tag_list)
+        return response["taskDefinition"]["taskDefinitionArn"]
+
+    # Given the app's rewrites of a host-mode and a native-mode revision, and a revision of someone's own
+    host_source = register("uploads", file_system)
+    native_source = register("jobs", {**file_system, "efs-automount:mode": "native"})
+    own = register("own", {})
+    deliver_outbox(bus)
+    host_rewrite, native_rewrite = (f"{arn.rsplit(':', 1)[0]}:2" for arn in (host_source, native_source))
+    # And services on each rewrite, on a source and on that own revision, in two clusters
+    services = {
+        ("web", "uploads"): host_rewrite,
+        ("web", "uploads-old"): host_source,
+        ("web", "own"): own,
+        ("batch", "jobs"): native_rewrite,
+    }
+    for (cluster, service), revision in services.items():
+        ecs.create_cluster(clusterName=cluster)
+        ecs.create_service(cluster=cluster, serviceName=service, taskDefinition=revision, desiredCount=0)
+
+    # When the documented listing runs with the AWS CLI
+    runbook = (ROOT / "docs" / "operations.md").read_text()
+    (block,) = [b for b in re.findall(r"```bash\n(.*?)```", runbook, re.S) if "efs-automount:source" in b]
+    env = dict(os.environ, PATH=f"{AWS_CLI.parent}{os.pathsep}{os.environ['PATH']}", AWS_DEFAULT_REGION=REGION)
+    listed = subprocess.run(["bash", "-c", textwrap.dedent(block)], env=env, capture_output=True, text=True, check=True)
+
+    # Then it names exactly the services on the app's rewrites, each with its kind and its source
+    account = f"arn:aws:ecs:{REGION}:{OWN_ACCOUNT}"
+    assert sorted(line.split("\t") for line in listed.stdout.splitlines()) == [
+        [f"{account}:service/batch/jobs", native_rewrite, "native", f"rewrite of {native_source}"],
+        [f"{account}:service/web/uploads", host_rewrite, "host", f"rewrite of {host_source}"],
+    ]
