@@ -226,7 +226,7 @@ def deploy(given: Mapping[str, str], aws: str, package: Path | None = None) -> d
     remember({**choices, "APP_ROLE_ARNS": outputs.get("AppRoleArns", "")})
     say(f"deployed: stack {choices['STACK']}, version {outputs.get('Version')}")
     say("next: make deploy-members OUS=... REGIONS=... (other accounts), then check the configuration before the")
-    say(f"first scale-out: make repair STACK={choices['STACK']} REGION={choices['REGION']} GROUP=<group> DRY_RUN=1")
+    say("first scale-out: make repair GROUP=<group> DRY_RUN=1 (deploy.env names this stack, region and profile)")
     return outputs
 
 
@@ -592,7 +592,7 @@ def start(given: Mapping[str, str]) -> None:
     switch_app(session, choices["STACK"], on=True)
     start_hooks(given)
     say("started. In each member account: make start-hooks PROFILE=<member profile>. Hosts let in during the stop")
-    say(f"are mounted by repair: make repair STACK={choices['STACK']} CLUSTER=<cluster> (DRY_RUN=1 first)")
+    say("are mounted by repair: make repair CLUSTER=<cluster> (DRY_RUN=1 first)")
 
 
 COMMANDS: dict[str, Callable[..., Any]] = {
