@@ -147,12 +147,12 @@ DRY_RUN_ON := 1 true yes True TRUE Yes YES
 DRY_RUN_OFF := 0 false no False FALSE No NO
 DRY_RUN_FLAG = $(if $(filter $(DRY_RUN_ON),$(DRY_RUN)),--dry-run,$(if $(filter-out $(DRY_RUN_OFF),$(DRY_RUN)),\
 	$(error DRY_RUN=$(DRY_RUN) is neither 1/true/yes (a dry run) nor 0/false/no (repair): nothing was run)))
+REPAIR_ARGS = $(strip $(if $(CLUSTER),--cluster $(CLUSTER)) $(if $(GROUP),--auto-scaling-group $(GROUP)) \
+	$(if $(ACCOUNT),--account $(ACCOUNT)) $(if $(REGION),--region $(REGION)) $(DRY_RUN_FLAG) $(if $(JSON),--json) \
+	$(if $(STACK),--stack $(STACK)) $(if $(FUNCTION),--function-name $(FUNCTION)) $(if $(STAGE),--stage $(STAGE)) \
+	$(if $(PROFILE),--profile $(PROFILE)))
 repair: install
-	$(PY) -m tools.repair $(if $(STAGE),--stage $(STAGE)) $(if $(STACK),--stack $(STACK)) \
-		$(if $(FUNCTION),--function-name $(FUNCTION)) \
-		$(if $(CLUSTER),--cluster $(CLUSTER)) $(if $(GROUP),--auto-scaling-group $(GROUP)) \
-		$(if $(ACCOUNT),--account $(ACCOUNT)) $(if $(REGION),--region $(REGION)) $(if $(PROFILE),--profile $(PROFILE)) \
-		$(DRY_RUN_FLAG) $(if $(JSON),--json)
+	$(PY) -m tools.repair $(REPAIR_ARGS)
 
 # One command to deploy, one to remove (tools/deploy.py), with your own AWS credentials:
 #   make deploy BUCKET=my-artifacts [STACK=efs-automount] [REGION=eu-west-1] [TRUSTED_ACCOUNTS=... any setting]

@@ -236,12 +236,12 @@ def test_a_stack_without_the_repair_function_fails_naming_it(monkeypatch):
 def test_make_repair_passes_the_stack_or_the_function_on():
     def printed(*variables):
         command = ["make", "-n", "repair", "CLUSTER=web", *variables]
-        return subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        return subprocess.run(command, capture_output=True, text=True, check=True).stdout.split()
 
-    assert "--stack efs-automount " in printed("STACK=efs-automount")
-    assert "--function-name my-repair " in printed("FUNCTION=my-repair")
-    assert "--stage dev " in printed("STAGE=dev")
-    assert "--stack" not in printed() and "--function-name" not in printed() and "--stage" not in printed()
+    assert "--stack efs-automount" in " ".join(printed("STACK=efs-automount"))
+    assert "--function-name my-repair" in " ".join(printed("FUNCTION=my-repair"))
+    assert "--stage dev" in " ".join(printed("STAGE=dev"))
+    assert printed()[-3:] == ["tools.repair", "--cluster", "web"]
 
 
 # Day one (issue 21): `make deploy` remembers in deploy.env where the app went; `make repair` finds it there.
@@ -299,7 +299,7 @@ def test_make_repair_passes_the_profile_on():
     done = subprocess.run(
         ["make", "-n", "repair", "CLUSTER=web", "PROFILE=apps"], capture_output=True, text=True, check=True
     )
-    assert "--profile apps " in done.stdout
+    assert done.stdout.split()[-2:] == ["--profile", "apps"]
 
 
 def test_a_profile_that_does_not_exist_fails_naming_it(profiles):
@@ -315,3 +315,19 @@ def test_without_deploy_env_repair_looks_for_make_deploys_default_stack(monkeypa
 
     assert (function, code) == (None, 1)
     assert text.startswith("repair failed: no function Repair in stack efs-automount: "), text
+
+
+def test_without_a_region_for_the_app_repair_says_where_one_comes_from(monkeypatch, tmp_path):
+    # A fresh checkout (no deploy.env), a shell with no region and a config file without one
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    lines: list[str] = []
+
+    code = cli.main(["--cluster", "web"], out=lines.append, remembered={})
+
+    assert code == 1
+    assert lines == [
+        "repair failed: no region for the app: deploy.env names none (make deploy writes it there); "
+        "set AWS_DEFAULT_REGION to the app's region"
+    ]

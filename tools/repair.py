@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from botocore.exceptions import BotoCoreError
+from botocore.exceptions import BotoCoreError, NoRegionError
 
 NOTHING_TO_DO, ERRORS, PROBLEMS = 0, 1, 2
 # Repair may run up to its 900 s timeout; a retried invoke would run it twice, so there is one attempt.
@@ -168,7 +168,13 @@ def main(
                 function = stack_function(stack, session)
             invoke = lambda_invoker(function, session)
         report = invoke(payload)
-    except (RepairFailed, BotoCoreError) as exc:  # BotoCoreError: no such profile, no credentials, no region
+    except NoRegionError:
+        out(
+            "repair failed: no region for the app: deploy.env names none (make deploy writes it there); "
+            "set AWS_DEFAULT_REGION to the app's region"
+        )
+        return ERRORS
+    except (RepairFailed, BotoCoreError) as exc:  # BotoCoreError: no such profile, no credentials
         out(f"repair failed: {exc}")
         return ERRORS
     out(json.dumps(report, indent=2) if args.json else render_table(report))
