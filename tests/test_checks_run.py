@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 
 from simulation import hosts
-from simulation.landscape import AMI_ID, build_landscape, create_member_role, scale_out, session_in_account
+from simulation.landscape import build_landscape, create_member_role, scale_out, session_in_account
 from tests.conftest import SCHEDULED_EVENT, deliver_outbox, make_lambda, metric_names
+from tests.support.groups import group_with_launch_configuration
 from tests.support.network import SSH, replace_ingress
 
 MEMBER = "210987654321"
@@ -44,29 +45,7 @@ def test_the_hourly_run_counts_each_problem_by_rule_and_logs_the_resource_to_fix
 
 
 def test_the_hourly_run_checks_a_group_with_a_launch_configuration(land, lambda_):
-    autoscaling = land.client("autoscaling")
-    autoscaling.create_launch_configuration(
-        LaunchConfigurationName="lc",
-        ImageId=AMI_ID,
-        InstanceType="t3.micro",
-        SecurityGroups=[land.host_security_group_id],
-    )
-    autoscaling.create_auto_scaling_group(
-        AutoScalingGroupName="with-lc",
-        LaunchConfigurationName="lc",
-        MinSize=0,
-        MaxSize=1,
-        VPCZoneIdentifier=",".join(land.subnet_ids),
-        Tags=[
-            {
-                "Key": "efs-automount:file-system-id",
-                "Value": land.file_system_id,
-                "PropagateAtLaunch": False,
-                "ResourceId": "with-lc",
-                "ResourceType": "auto-scaling-group",
-            }
-        ],
-    )
+    group_with_launch_configuration(land, "with-lc")
 
     report = lambda_.invoke("checks", SCHEDULED_EVENT)
 

@@ -18,7 +18,6 @@ from app import app
 from simulation import hosts, moto_gaps
 from simulation.eventbus import EventBus
 from simulation.landscape import (
-    AMI_ID,
     Landscape,
     build_landscape,
     create_member_role,
@@ -39,6 +38,7 @@ from tests.conftest import (
     make_lambda,
     recording_by_handler,
 )
+from tests.support.groups import group_with_launch_configuration
 from tests.support.launch import ACCESS_POINT, mount_commands, sweep_for, tag_group
 from tests.support.repair import (
     FS_TAG,
@@ -148,29 +148,7 @@ def hourly_checks(scene: Scene) -> None:
     """The hourly checks over a group confined to an access point and a group with a launch configuration."""
     land = scene.landscape()
     tag_group(land, "efs-automount:access-point-id", ACCESS_POINT)
-    autoscaling = land.client("autoscaling")
-    autoscaling.create_launch_configuration(
-        LaunchConfigurationName="lc",
-        ImageId=AMI_ID,
-        InstanceType="t3.micro",
-        SecurityGroups=[land.host_security_group_id],
-    )
-    autoscaling.create_auto_scaling_group(
-        AutoScalingGroupName="with-lc",
-        LaunchConfigurationName="lc",
-        MinSize=0,
-        MaxSize=1,
-        VPCZoneIdentifier=",".join(land.subnet_ids),
-        Tags=[
-            {
-                "Key": FS_TAG,
-                "Value": land.file_system_id,
-                "PropagateAtLaunch": False,
-                "ResourceId": "with-lc",
-                "ResourceType": "auto-scaling-group",
-            }
-        ],
-    )
+    group_with_launch_configuration(land, "with-lc")
     report = scene.lambda_().invoke("checks", SCHEDULED_EVENT)
     assert {group["auto_scaling_group"] for group in report["groups"]} == {land.group_name, "with-lc"}
 
