@@ -33,6 +33,7 @@ from chalicelib import __version__
 from simulation import deployed_stack
 from simulation.landscape import build_landscape, lifecycle_state, scale_out, session_in_account
 from tests.conftest import OWN_ACCOUNT, ROOT, deliver_outbox
+from tests.support.make import outside_make
 from tools import app_hooks, deploy, deploy_choices
 
 REGION = "us-east-1"
@@ -88,12 +89,6 @@ def test_the_command_line_takes_known_variables_only_and_deploy_env_round_trips(
 
 
 # --- make deploy ---------------------------------------------------------------------------------------------------
-
-
-def outside_make() -> dict[str, str]:
-    """The environment without what an enclosing make passes down (`make test` runs this suite): a sub-make would
-    print its directory and take the outer make's flags."""
-    return {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
 
 
 def test_make_deploy_passes_on_only_the_variables_given_on_its_command_line():

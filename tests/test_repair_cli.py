@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
 import zipfile
 
 import boto3
@@ -16,6 +15,7 @@ from chalicelib.repair.request import RepairInputError
 from simulation.eventbus import EventBus
 from simulation.landscape import build_landscape
 from tests.conftest import make_lambda
+from tests.support.make import make_dry_run
 from tests.support.repair import host_in_service_before_the_tag
 from tools import repair as cli
 
@@ -138,14 +138,12 @@ def test_the_deployed_function_is_invoked_by_its_stage_name_once(monkeypatch, fu
 )
 def test_make_repair_dry_run_means_what_it_says(value, dry_run):
     # `make repair DRY_RUN=0` once ran a dry run: make only checked that the variable was set.
-    printed = subprocess.run(
-        ["make", "-n", "repair", "CLUSTER=web", f"DRY_RUN={value}"], capture_output=True, text=True, check=True
-    ).stdout
+    printed = make_dry_run("repair", "CLUSTER=web", f"DRY_RUN={value}").stdout
     assert ("--dry-run" in printed) is dry_run
 
 
 def test_make_repair_refuses_a_dry_run_value_it_does_not_know():
-    done = subprocess.run(["make", "-n", "repair", "CLUSTER=web", "DRY_RUN=ture"], capture_output=True, text=True)
+    done = make_dry_run("repair", "CLUSTER=web", "DRY_RUN=ture", check=False)
     assert done.returncode != 0
     assert "DRY_RUN=ture is neither" in done.stderr
     assert "tools.repair" not in done.stdout
@@ -235,8 +233,7 @@ def test_a_stack_without_the_repair_function_fails_naming_it(monkeypatch):
 
 def test_make_repair_passes_the_stack_or_the_function_on():
     def printed(*variables):
-        command = ["make", "-n", "repair", "CLUSTER=web", *variables]
-        return subprocess.run(command, capture_output=True, text=True, check=True).stdout.split()
+        return make_dry_run("repair", "CLUSTER=web", *variables).stdout.split()
 
     assert "--stack efs-automount" in " ".join(printed("STACK=efs-automount"))
     assert "--function-name my-repair" in " ".join(printed("FUNCTION=my-repair"))
@@ -296,10 +293,7 @@ def test_a_deploy_env_is_read_from_the_checkout(tmp_path, monkeypatch):
 
 
 def test_make_repair_passes_the_profile_on():
-    done = subprocess.run(
-        ["make", "-n", "repair", "CLUSTER=web", "PROFILE=apps"], capture_output=True, text=True, check=True
-    )
-    assert done.stdout.split()[-2:] == ["--profile", "apps"]
+    assert make_dry_run("repair", "CLUSTER=web", "PROFILE=apps").stdout.split()[-2:] == ["--profile", "apps"]
 
 
 def test_a_profile_that_does_not_exist_fails_naming_it(profiles):
