@@ -155,8 +155,8 @@ def test_make_repair_refuses_a_dry_run_value_it_does_not_know():
 def _invoked_function(monkeypatch, argv, remembered=None):
     """The function `python -m tools.repair` would invoke with `argv` (and deploy.env's `remembered` choices), and
     its exit code (with a clean report)."""
-    invoked, _ = _invoked(monkeypatch, argv, remembered)
-    return (invoked[0][0] if invoked else None), *_
+    invoked, (code, text) = _invoked(monkeypatch, argv, remembered)
+    return (invoked[0][0] if invoked else None), code, text
 
 
 def _invoked(monkeypatch, argv, remembered=None):
