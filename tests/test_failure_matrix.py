@@ -32,6 +32,7 @@ from simulation.landscape import (
 from simulation.queues import sqs_event, take_messages
 from tests.conftest import OWN_ACCOUNT, SCHEDULED_EVENT, deliver_outbox, load_event, make_lambda, metric_names
 from tests.support.launch import (
+    launched_in_service,
     mount_commands,
     relaunch_from_warm_pool,
     retry_message,
@@ -762,12 +763,7 @@ def test_lost_warm_pool_entry_event_is_made_up_for_by_the_sweeper(land, bus, lam
 
 
 def test_relaunch_from_warm_pool_mounts_what_the_group_asks_for_now(land, bus, lambda_, clock):
-    (instance_id,) = scale_out(land, 1)
-    hosts.boot_agents(land, [instance_id])
-    deliver_outbox(bus)
-    hosts.answer(land, "Success")
-    deliver_outbox(bus)
-    assert lifecycle_state(land, instance_id) == "InService"
+    instance_id = launched_in_service(land, bus)
 
     # Days later the group is pointed at a new file system (anyone with autoscaling tag rights, or the owner)
     efs = land.client("efs")

@@ -18,7 +18,7 @@ from chalicelib.mount.commands import launch_comment
 from simulation import hosts, moto_gaps
 from simulation.landscape import lifecycle_state, mount_attribute, register_container_instance, scale_out
 from tests.conftest import SCHEDULED_EVENT, deliver_outbox
-from tests.support.launch import mount_commands, relaunch_from_warm_pool, sweep_for, tag_group
+from tests.support.launch import launched_in_service, mount_commands, relaunch_from_warm_pool, sweep_for, tag_group
 from tests.support.permissions import deny, deny_scaling_activities
 
 ROGUE_NFS_SERVER = "10.0.200.9"  # an address in the VPC that is no mount target of the file system
@@ -224,12 +224,7 @@ def test_a_late_status_event_of_a_previous_launch_does_not_let_a_relaunched_host
 def test_an_unmeasured_wait_never_starts_at_a_previous_launchs_command(land, bus, lambda_, clock, monkeypatch):
     # A member role without autoscaling:DescribeScalingActivities: the app cannot read when this launch began.
     refused = deny_scaling_activities(monkeypatch)
-    (instance_id,) = scale_out(land, 1)
-    hosts.boot_agents(land, [instance_id])
-    deliver_outbox(bus)
-    hosts.answer(land, "Success")
-    deliver_outbox(bus)
-    assert lifecycle_state(land, instance_id) == "InService"
+    instance_id = launched_in_service(land, bus)
     before = len(mount_commands(land, instance_id))
 
     # The group's mount path changes; 40 minutes later the host goes back to the warm pool and out again.

@@ -17,7 +17,7 @@ from simulation.landscape import (
     scale_out,
 )
 from tests.conftest import OWN_ACCOUNT, deliver_outbox, make_lambda
-from tests.support.launch import mount_commands, relaunch_from_warm_pool, tag_group
+from tests.support.launch import launched_in_service, mount_commands, relaunch_from_warm_pool, tag_group
 from tests.support.repair import (
     FS_TAG,
     by_instance,
@@ -397,12 +397,7 @@ def test_repair_does_not_let_a_waiting_host_in_on_a_mount_other_than_the_groups(
 
 
 def test_repair_does_not_let_a_relaunched_warm_pool_host_in_on_a_previous_launchs_mount(land, bus, lambda_, clock):
-    (instance_id,) = scale_out(land, 1)
-    hosts.boot_agents(land, [instance_id])
-    deliver_outbox(bus)
-    hosts.answer(land, "Success")
-    deliver_outbox(bus)
-    assert lifecycle_state(land, instance_id) == "InService"
+    instance_id = launched_in_service(land, bus)
     assert len(mount_commands(land, instance_id)) == 1
 
     clock.advance(2 * 86400)  # two days in service, then back to the (stopped) warm pool, then launched again

@@ -97,14 +97,20 @@ def relaunch_from_warm_pool(land: Landscape, instance_id: str) -> None:
     )
 
 
-def in_service_then_confined_to_an_access_point(land: Landscape, bus: Any) -> str:
-    """A host mounted through the app (the whole file system: the group had no access point) and in service;
-    then the group is tagged with an access point (ACCESS_POINT). Returns the host."""
+def launched_in_service(land: Landscape, bus: Any) -> str:
+    """One host launched through the app: its agent online, its mount sent and succeeded, in service. Returns it."""
     (instance_id,) = scale_out(land, 1)
     hosts.boot_agents(land, [instance_id])
     deliver_outbox(bus)
     hosts.answer(land, "Success")
     deliver_outbox(bus)
     assert lifecycle_state(land, instance_id) == "InService"
+    return instance_id
+
+
+def in_service_then_confined_to_an_access_point(land: Landscape, bus: Any) -> str:
+    """A host mounted through the app (the whole file system: the group had no access point) and in service;
+    then the group is tagged with an access point (ACCESS_POINT). Returns the host."""
+    instance_id = launched_in_service(land, bus)
     tag_group(land, "efs-automount:access-point-id", ACCESS_POINT)
     return instance_id

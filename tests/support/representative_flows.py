@@ -39,7 +39,7 @@ from tests.conftest import (
     recording_by_handler,
 )
 from tests.support.groups import group_with_launch_configuration
-from tests.support.launch import ACCESS_POINT, mount_commands, sweep_for, tag_group
+from tests.support.launch import ACCESS_POINT, launched_in_service, mount_commands, sweep_for, tag_group
 from tests.support.repair import (
     FS_TAG,
     RepairContext,
@@ -125,12 +125,7 @@ def host_of_a_trusted_account(scene: Scene) -> None:
     create_member_role(session, OWN_ACCOUNT, external_id="shared-secret")
     land = scene.landscape(session)
     bus = EventBus(app, scene.lambda_(TRUSTED_ACCOUNTS=MEMBER, EXTERNAL_ID="shared-secret").invoke)
-    (instance_id,) = scale_out(land, 1)
-    hosts.boot_agents(land, [instance_id])
-    deliver_outbox(bus)
-    hosts.answer(land, "Success")
-    deliver_outbox(bus)
-    assert lifecycle_state(land, instance_id) == "InService"
+    launched_in_service(land, bus)
 
 
 def lost_warm_pool_entry_made_up_by_the_sweeper(scene: Scene) -> None:
