@@ -46,37 +46,29 @@ help:
 
 install: $(STAMP)
 
+# A virtualenv ($(1)) with the requirements file $(2) installed; its stamp (the target) names the requirements'
+# checksum, so a changed requirements file installs again.
+define virtualenv
+test -x $(1)/bin/python || $(PYTHON) -m venv $(1)
+$(1)/bin/python -m pip install --quiet --disable-pip-version-check -r $(2)
+rm -f $(1)/.installed-*
+touch $@
+endef
+
 $(STAMP): requirements.txt requirements-dev.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	rm -f $(VENV)/.installed-*
-	touch $@
+	$(call virtualenv,$(VENV),requirements-dev.txt)
 
 $(LINT_STAMP): requirements-lint.txt
-	test -x $(LINT_VENV)/bin/python || $(PYTHON) -m venv $(LINT_VENV)
-	$(LINT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-lint.txt
-	rm -f $(LINT_VENV)/.installed-*
-	touch $@
+	$(call virtualenv,$(LINT_VENV),requirements-lint.txt)
 
 $(MUTATION_STAMP): requirements-mutation.txt requirements.txt requirements-dev.txt
-	test -x $(MUTATION_VENV)/bin/python || $(PYTHON) -m venv $(MUTATION_VENV)
-	$(MUTATION_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-mutation.txt
-	rm -f $(MUTATION_VENV)/.installed-*
-	touch $@
-
+	$(call virtualenv,$(MUTATION_VENV),requirements-mutation.txt)
 
 $(DOCS_STAMP): requirements-docs.txt
-	test -x $(DOCS_VENV)/bin/python || $(PYTHON) -m venv $(DOCS_VENV)
-	$(DOCS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-docs.txt
-	rm -f $(DOCS_VENV)/.installed-*
-	touch $@
-
+	$(call virtualenv,$(DOCS_VENV),requirements-docs.txt)
 
 $(DEPLOY_STAMP): requirements-deploy.txt
-	test -x $(DEPLOY_VENV)/bin/python || $(PYTHON) -m venv $(DEPLOY_VENV)
-	$(DEPLOY_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-deploy.txt
-	rm -f $(DEPLOY_VENV)/.installed-*
-	touch $@
+	$(call virtualenv,$(DEPLOY_VENV),requirements-deploy.txt)
 
 # The deploy commands' tests run the AWS CLI of make deploy against a local AWS.
 test: install lint docs $(DEPLOY_STAMP)
